@@ -1,0 +1,1 @@
+"""The ``ballotledger`` command line: one entry point for operators, observers and voters."""

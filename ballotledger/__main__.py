@@ -1,0 +1,3 @@
+from ballotledger.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""Rendering a verification report for people (rich) and for machines (JSON)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from verifier.verify import Report
+
+
+def print_report(console: Console, report: Report) -> None:
+    if report.failure is not None:
+        f = report.failure
+        title = "INVALID" if report.exit_code == 1 else "UNUSABLE INPUT"
+        console.print(f"[bold red]{title}[/]: check [bold]{f['check']}[/] failed")
+        if f.get("where"):
+            console.print(f"  where: {f['where']}")
+        console.print(f"  why:   {f['message']}")
+        return
+    summary = Table(title="Chain verified from genesis", show_header=False)
+    summary.add_row("chain id", str(report.chain_id))
+    summary.add_row("genesis hash (pin this)", str(report.genesis_hash))
+    summary.add_row("blocks", str(report.blocks))
+    summary.add_row("ballots recorded", str(report.ballots))
+    summary.add_row("log size / root", f"{report.log_size} / {report.log_root}")
+    summary.add_row("time", f"{report.seconds:.2f} s")
+    console.print(summary)
+    for election_id, res in report.results.items():
+        table = Table(title=f"Tally of {election_id} ({res['ballots_counted']} counted, "
+                      f"{res['ballots_recorded']} recorded)")
+        table.add_column("choice")
+        table.add_column("votes", justify="right")
+        for choice, votes in res["tally"].items():
+            table.add_row(choice, str(votes))
+        console.print(table)
+    console.print("[bold green]VALID[/]: every header link, certificate, ballot, proof and rule checked")

@@ -1,0 +1,1 @@
+"""ballot-ledger's pure core: encodings, hashing, the Merkle log, chain rules and the store."""

@@ -1,0 +1,48 @@
+"""A chain on disk: the rules in front of the store.
+
+The one place a block enters a store, used by the validator, by block sync and by the
+single-validator demo: check the block with the ledger rules, check its certificate,
+then commit block and effects atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Container
+
+from ledger.block import Block, CommitCertificate
+from ledger.genesis import Genesis
+from ledger.rules import BlockEffects, apply_block
+from ledger.store import LedgerStore
+
+
+class Chain:
+    def __init__(self, path: str | os.PathLike[str], genesis: Genesis) -> None:
+        self.genesis = genesis
+        self.store = LedgerStore(path, genesis)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self, block: Block, *, verified: Container[bytes] = ()) -> BlockEffects:
+        return apply_block(self.genesis, self.store.tip, self.store, block, verified=verified)
+
+    def commit(
+        self, block: Block, certificate: CommitCertificate, *, verified: Container[bytes] = ()
+    ) -> BlockEffects:
+        """Check and durably append ``block`` finalized by ``certificate``; raise if refused."""
+        effects = self.check(block, verified=verified)
+        certificate.check(
+            self.genesis.validators,
+            chain_id=self.genesis.chain_id,
+            height=block.header.height,
+            block_hash=block.hash(),
+        )
+        self.store.commit(block, certificate, effects)
+        return effects

@@ -1,0 +1,163 @@
+"""Every refusal the ledger makes, as a specific exception type with a stable code.
+
+The code is machine-readable and never changes once published: the gateway maps it to
+an HTTP problem type, the verifier reports it as the name of the failing check.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every refusal. ``code`` is stable; ``where`` locates the fault if known."""
+
+    code = "ledger_error"
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def at(self, where: str) -> LedgerError:
+        """Attach (or prefix) a location such as ``block 12 ballot 3``."""
+        self.where = where if self.where is None else f"{where}: {self.where}"
+        return self
+
+    def __str__(self) -> str:
+        loc = f" at {self.where}" if self.where else ""
+        return f"{self.code}{loc}: {self.message}"
+
+
+# --- encodings -------------------------------------------------------------------------
+class BadEncoding(LedgerError):
+    code = "bad_encoding"
+
+
+class Oversized(BadEncoding):
+    code = "oversized"
+
+
+# --- cryptography ----------------------------------------------------------------------
+class BadSignature(LedgerError):
+    code = "bad_signature"
+
+
+class BadPublicKey(LedgerError):
+    code = "bad_public_key"
+
+
+# --- Merkle proofs ---------------------------------------------------------------------
+class BadProof(LedgerError):
+    code = "bad_proof"
+
+
+class BadInclusionProof(BadProof):
+    code = "bad_inclusion_proof"
+
+
+class BadConsistencyProof(BadProof):
+    code = "bad_consistency_proof"
+
+
+class BadTreeRange(LedgerError):
+    """An index or size outside the tree (for example a proof for leaf 7 of a 5-leaf log)."""
+
+    code = "bad_tree_range"
+
+
+# --- ballots ---------------------------------------------------------------------------
+class WrongChain(LedgerError):
+    code = "wrong_chain"
+
+
+class UnknownElection(LedgerError):
+    code = "unknown_election"
+
+
+class ElectionNotOpen(LedgerError):
+    code = "election_not_open"
+
+
+class NotInCredentialSet(LedgerError):
+    code = "not_in_credential_set"
+
+
+class DuplicateCredential(LedgerError):
+    code = "duplicate_credential"
+
+
+class DuplicateBallot(LedgerError):
+    code = "duplicate_ballot"
+
+
+# --- blocks ----------------------------------------------------------------------------
+class BadHeight(LedgerError):
+    code = "bad_height"
+
+
+class BadParent(LedgerError):
+    code = "bad_parent"
+
+
+class BadTime(LedgerError):
+    code = "bad_time"
+
+
+class BadProposer(LedgerError):
+    code = "bad_proposer"
+
+
+class BadValidatorSet(LedgerError):
+    code = "bad_validator_set"
+
+
+class BadCertificate(LedgerError):
+    code = "bad_certificate"
+
+
+class InsufficientQuorum(BadCertificate):
+    code = "insufficient_quorum"
+
+
+class BadLastCommit(LedgerError):
+    code = "bad_last_commit"
+
+
+class BadLogRoot(LedgerError):
+    code = "bad_log_root"
+
+
+class BadStateRoot(LedgerError):
+    code = "bad_state_root"
+
+
+class BadBodyHash(LedgerError):
+    code = "bad_body_hash"
+
+
+class BadTransaction(LedgerError):
+    code = "bad_transaction"
+
+
+class BlockTooLarge(LedgerError):
+    code = "block_too_large"
+
+
+# --- genesis and store -----------------------------------------------------------------
+class BadGenesis(LedgerError):
+    code = "bad_genesis"
+
+
+class StoreError(LedgerError):
+    code = "store_error"
+
+
+class NotAStore(StoreError):
+    code = "not_a_store"
+
+
+class StoreChainMismatch(StoreError):
+    code = "store_chain_mismatch"
+
+
+class StoreCorrupt(StoreError):
+    code = "store_corrupt"

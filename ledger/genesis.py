@@ -1,0 +1,321 @@
+"""Genesis: the chain id, validator set, election authority, parameters and elections.
+
+The genesis file is JSON for people; its hash, over the canonical RLP encoding, is what
+observers pin. Every field of the JSON is in that encoding, so none can change unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import codec
+from ledger.codec import Item
+from ledger.crypto import check_public_key
+from ledger.errors import BadEncoding, BadGenesis, BadPublicKey, LedgerError
+from ledger.hashing import HASH_SIZE, tag, tagged_hash
+
+GENESIS_TAG = tag("genesis/v1")
+VALIDATOR_SET_TAG = tag("validator-set/v1")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+REVOTING_POLICIES = ("first-counts", "last-counts")
+PAYLOAD_SCHEMES = ("plaintext-choice/v1", "opaque/v1")
+
+
+def check_identifier(value: str, what: str) -> None:
+    if not _ID_RE.match(value):
+        raise BadGenesis(f"{what} {value!r} must match {_ID_RE.pattern}")
+
+
+@dataclass(frozen=True)
+class ValidatorInfo:
+    name: str
+    public_key: bytes
+    power: int
+
+    def item(self) -> Item:
+        return [self.name.encode(), self.public_key, codec.int_bytes(self.power)]
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    validators: tuple[ValidatorInfo, ...]
+    _index: dict[bytes, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.validators:
+            raise BadGenesis("the validator set is empty")
+        index: dict[bytes, int] = {}
+        for i, v in enumerate(self.validators):
+            if v.power <= 0:
+                raise BadGenesis(f"validator {v.name}: power must be positive")
+            if v.public_key in index:
+                raise BadGenesis(f"validator {v.name}: duplicate public key")
+            index[v.public_key] = i
+        object.__setattr__(self, "_index", index)
+
+    def __len__(self) -> int:
+        return len(self.validators)
+
+    @property
+    def total_power(self) -> int:
+        return sum(v.power for v in self.validators)
+
+    def has_quorum(self, power: int) -> bool:
+        """More than two thirds of the total voting power (Tendermint's 2f+1)."""
+        return 3 * power > 2 * self.total_power
+
+    def index_of(self, public_key: bytes) -> int | None:
+        return self._index.get(public_key)
+
+    def proposer(self, height: int, round_: int) -> int:
+        """Round-robin proposer index for (height, round)."""
+        return (height + round_) % len(self.validators)
+
+    def hash(self) -> bytes:
+        return tagged_hash(VALIDATOR_SET_TAG, codec.encode([v.item() for v in self.validators]))
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    max_block_ballots: int = 4000
+    max_ballot_bytes: int = 4096
+    max_payload_bytes: int = 2048
+    max_proof_depth: int = 40
+
+    def item(self) -> Item:
+        return [
+            codec.int_bytes(self.max_block_ballots),
+            codec.int_bytes(self.max_ballot_bytes),
+            codec.int_bytes(self.max_payload_bytes),
+            codec.int_bytes(self.max_proof_depth),
+        ]
+
+
+@dataclass(frozen=True)
+class ElectionDef:
+    election_id: str
+    question: str
+    choices: tuple[str, ...]
+    credential_root: bytes
+    credential_count: int
+    opens_at_ms: int
+    closes_at_ms: int
+    revoting: str = "first-counts"
+    payload_scheme: str = "plaintext-choice/v1"
+
+    def __post_init__(self) -> None:
+        check_identifier(self.election_id, "election id")
+        if len(self.credential_root) != HASH_SIZE:
+            raise BadGenesis(f"election {self.election_id}: credential root must be 32 bytes")
+        if self.closes_at_ms <= self.opens_at_ms:
+            raise BadGenesis(f"election {self.election_id}: closes before it opens")
+        if self.revoting not in REVOTING_POLICIES:
+            raise BadGenesis(f"election {self.election_id}: revoting must be one of {REVOTING_POLICIES}")
+        if self.payload_scheme not in PAYLOAD_SCHEMES:
+            raise BadGenesis(f"election {self.election_id}: payload scheme must be one of {PAYLOAD_SCHEMES}")
+        if self.payload_scheme == "plaintext-choice/v1" and not 1 <= len(self.choices) <= 255:
+            raise BadGenesis(f"election {self.election_id}: needs 1 to 255 choices")
+
+    def is_open_at(self, time_ms: int) -> bool:
+        return self.opens_at_ms <= time_ms < self.closes_at_ms
+
+    def item(self) -> Item:
+        return [
+            self.election_id.encode(),
+            self.question.encode(),
+            [c.encode() for c in self.choices],
+            self.credential_root,
+            codec.int_bytes(self.credential_count),
+            codec.int_bytes(self.opens_at_ms),
+            codec.int_bytes(self.closes_at_ms),
+            self.revoting.encode(),
+            self.payload_scheme.encode(),
+        ]
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    genesis_time_ms: int
+    authority: bytes
+    validators: ValidatorSet
+    params: ChainParams
+    elections: tuple[ElectionDef, ...]
+    _elections: dict[str, ElectionDef] = field(init=False, repr=False, compare=False)
+    _hash: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_identifier(self.chain_id, "chain id")
+        try:
+            check_public_key(self.authority)
+            for v in self.validators.validators:
+                check_public_key(v.public_key)
+        except BadPublicKey as exc:
+            raise BadGenesis(f"bad public key in genesis: {exc.message}") from exc
+        by_id: dict[str, ElectionDef] = {}
+        for e in self.elections:
+            if e.election_id in by_id:
+                raise BadGenesis(f"duplicate election id {e.election_id}")
+            by_id[e.election_id] = e
+        object.__setattr__(self, "_elections", by_id)
+        object.__setattr__(self, "_hash", tagged_hash(GENESIS_TAG, self.encode()))
+
+    def election(self, election_id: str) -> ElectionDef | None:
+        return self._elections.get(election_id)
+
+    def hash(self) -> bytes:
+        return self._hash
+
+    def encode(self) -> bytes:
+        return codec.encode(
+            [
+                self.chain_id.encode(),
+                codec.int_bytes(self.genesis_time_ms),
+                self.authority,
+                [v.item() for v in self.validators.validators],
+                self.params.item(),
+                [e.item() for e in self.elections],
+            ]
+        )
+
+    # --- JSON (the file people read and publish) -------------------------------------
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "format": "ballot-ledger/genesis/v1",
+            "chain_id": self.chain_id,
+            "genesis_time_ms": self.genesis_time_ms,
+            "authority": self.authority.hex(),
+            "validators": [
+                {"name": v.name, "public_key": v.public_key.hex(), "power": v.power}
+                for v in self.validators.validators
+            ],
+            "params": {
+                "max_block_ballots": self.params.max_block_ballots,
+                "max_ballot_bytes": self.params.max_ballot_bytes,
+                "max_payload_bytes": self.params.max_payload_bytes,
+                "max_proof_depth": self.params.max_proof_depth,
+            },
+            "elections": [
+                {
+                    "id": e.election_id,
+                    "question": e.question,
+                    "choices": list(e.choices),
+                    "credential_root": e.credential_root.hex(),
+                    "credential_count": e.credential_count,
+                    "opens_at_ms": e.opens_at_ms,
+                    "closes_at_ms": e.closes_at_ms,
+                    "revoting": e.revoting,
+                    "payload_scheme": e.payload_scheme,
+                }
+                for e in self.elections
+            ],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_obj(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Genesis:
+        try:
+            obj = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadGenesis(f"genesis is not valid JSON: {exc}") from exc
+        return cls.from_json_obj(obj)
+
+    @classmethod
+    def from_json_obj(cls, obj: Any) -> Genesis:
+        try:
+            return _genesis_from_obj(obj)
+        except LedgerError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadGenesis(f"genesis JSON is malformed: {exc!r}") from exc
+
+
+def _exact_keys(obj: Mapping[str, Any], keys: set[str], what: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise BadGenesis(f"{what} must be an object")
+    extra, missing = set(obj) - keys, keys - set(obj)
+    if extra or missing:
+        raise BadGenesis(f"{what}: unexpected keys {sorted(extra)}, missing keys {sorted(missing)}")
+
+
+def _int(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadGenesis(f"{what} must be a non-negative integer")
+    return value
+
+
+def _hex(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadGenesis(f"{what} must be a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise BadGenesis(f"{what} is not hex") from exc
+    if raw.hex() != value:
+        raise BadGenesis(f"{what} must be lower-case hex without prefix")
+    return raw
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadGenesis(f"{what} must be a string")
+    return value
+
+
+def _genesis_from_obj(obj: Any) -> Genesis:
+    _exact_keys(
+        obj,
+        {"format", "chain_id", "genesis_time_ms", "authority", "validators", "params", "elections"},
+        "genesis",
+    )
+    if obj["format"] != "ballot-ledger/genesis/v1":
+        raise BadGenesis(f"unknown genesis format {obj['format']!r}")
+    validators = []
+    for i, v in enumerate(obj["validators"]):
+        _exact_keys(v, {"name", "public_key", "power"}, f"validators[{i}]")
+        validators.append(
+            ValidatorInfo(_str(v["name"], "name"), _hex(v["public_key"], "public_key"), _int(v["power"], "power"))
+        )
+    p = obj["params"]
+    _exact_keys(p, {"max_block_ballots", "max_ballot_bytes", "max_payload_bytes", "max_proof_depth"}, "params")
+    params = ChainParams(**{k: _int(val, k) for k, val in p.items()})
+    elections = []
+    for i, e in enumerate(obj["elections"]):
+        keys = {"id", "question", "choices", "credential_root", "credential_count", "opens_at_ms",
+                "closes_at_ms", "revoting", "payload_scheme"}
+        _exact_keys(e, keys, f"elections[{i}]")
+        elections.append(
+            ElectionDef(
+                election_id=_str(e["id"], "id"),
+                question=_str(e["question"], "question"),
+                choices=tuple(_str(c, "choice") for c in e["choices"]),
+                credential_root=_hex(e["credential_root"], "credential_root"),
+                credential_count=_int(e["credential_count"], "credential_count"),
+                opens_at_ms=_int(e["opens_at_ms"], "opens_at_ms"),
+                closes_at_ms=_int(e["closes_at_ms"], "closes_at_ms"),
+                revoting=_str(e["revoting"], "revoting"),
+                payload_scheme=_str(e["payload_scheme"], "payload_scheme"),
+            )
+        )
+    return Genesis(
+        chain_id=_str(obj["chain_id"], "chain_id"),
+        genesis_time_ms=_int(obj["genesis_time_ms"], "genesis_time_ms"),
+        authority=_hex(obj["authority"], "authority"),
+        validators=ValidatorSet(tuple(validators)),
+        params=params,
+        elections=tuple(elections),
+    )
+
+
+def decode_hex_field(value: str, what: str) -> bytes:
+    """Shared by the JSON wire forms: strict lower-case hex."""
+    try:
+        return _hex(value, what)
+    except BadGenesis as exc:
+        raise BadEncoding(exc.message) from exc

@@ -1,0 +1,85 @@
+"""Voter receipts: a tracking code with an inclusion proof against a signed checkpoint.
+
+A receipt alone convinces anyone holding the genesis (for the validator set) that the
+ballot is in the log that a quorum of validators signed; nothing else need be trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import merkle
+from ledger.block import Checkpoint
+from ledger.errors import BadEncoding, BadInclusionProof, LedgerError, WrongChain
+from ledger.genesis import Genesis, decode_hex_field
+
+RECEIPT_FORMAT = "ballot-ledger/receipt/v1"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    chain_id: str
+    election_id: str
+    tracking_code: bytes
+    log_index: int
+    height: int
+    checkpoint: Checkpoint
+    inclusion_proof: tuple[bytes, ...]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "format": RECEIPT_FORMAT,
+            "chain_id": self.chain_id,
+            "election_id": self.election_id,
+            "tracking_code": self.tracking_code.hex(),
+            "log_index": self.log_index,
+            "height": self.height,
+            "checkpoint": self.checkpoint.encode().hex(),
+            "inclusion_proof": [h.hex() for h in self.inclusion_proof],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_obj(), indent=2) + "\n"
+
+    @classmethod
+    def from_json_obj(cls, obj: Any) -> Receipt:
+        try:
+            if obj.get("format") != RECEIPT_FORMAT:
+                raise BadEncoding(f"not a {RECEIPT_FORMAT} receipt")
+            return cls(
+                chain_id=str(obj["chain_id"]),
+                election_id=str(obj["election_id"]),
+                tracking_code=decode_hex_field(obj["tracking_code"], "tracking_code"),
+                log_index=_nonneg(obj["log_index"], "log_index"),
+                height=_nonneg(obj["height"], "height"),
+                checkpoint=Checkpoint.decode(decode_hex_field(obj["checkpoint"], "checkpoint")),
+                inclusion_proof=tuple(
+                    decode_hex_field(h, "inclusion_proof") for h in obj["inclusion_proof"]
+                ),
+            )
+        except LedgerError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise BadEncoding(f"receipt is malformed: {exc!r}") from exc
+
+    def verify(self, genesis: Genesis) -> None:
+        """Raise unless the ballot is in the log under a quorum-signed checkpoint."""
+        header = self.checkpoint.header
+        if self.chain_id != genesis.chain_id or header.chain_id != genesis.chain_id:
+            raise WrongChain(f"receipt is for chain {self.chain_id!r}, not {genesis.chain_id!r}")
+        self.checkpoint.check(genesis.validators)
+        if self.height > header.height:
+            raise BadInclusionProof(
+                f"receipt claims height {self.height}, after its checkpoint at {header.height}"
+            )
+        merkle.verify_inclusion(
+            self.tracking_code, self.log_index, header.log_size, self.inclusion_proof, header.log_root
+        )
+
+
+def _nonneg(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadEncoding(f"{what} must be a non-negative integer")
+    return value

@@ -1,0 +1,230 @@
+"""The chain's rules: one implementation, used by validators, sync and the verifier.
+
+``check_ballot`` holds what can be checked of a ballot alone (cacheable by tracking
+code: the expensive signature and credential proof run once per validator);
+``apply_block`` checks a whole block against the tip and returns everything committing it
+changes, without changing anything itself, so a refused block leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+
+from ledger import merkle
+from ledger.ballot import BallotEnvelope
+from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash
+from ledger.crypto import is_valid_signature
+from ledger.errors import (
+    BadEncoding,
+    BadHeight,
+    BadInclusionProof,
+    BadLastCommit,
+    BadLogRoot,
+    BadParent,
+    BadProposer,
+    BadSignature,
+    BadStateRoot,
+    BadTime,
+    BadTransaction,
+    BadValidatorSet,
+    BlockTooLarge,
+    DuplicateBallot,
+    DuplicateCredential,
+    ElectionNotOpen,
+    LedgerError,
+    NotInCredentialSet,
+    Oversized,
+    UnknownElection,
+    WrongChain,
+)
+from ledger.genesis import ElectionDef, Genesis
+from ledger.state import ChainTip, LedgerView
+
+
+@dataclass(frozen=True)
+class CheckedBallot:
+    envelope: BallotEnvelope
+    tracking_code: bytes
+    election: ElectionDef
+
+
+def check_ballot(genesis: Genesis, raw: bytes, *, verified: Container[bytes] = ()) -> CheckedBallot:
+    """Everything about a ballot that does not depend on time or on other ballots.
+
+    ``verified`` holds tracking codes whose signature and credential proof were already
+    checked by this process (at mempool admission), so they are not checked twice.
+    """
+    params = genesis.params
+    if len(raw) > params.max_ballot_bytes:
+        raise Oversized(f"ballot of {len(raw)} bytes exceeds the limit of {params.max_ballot_bytes}")
+    envelope = BallotEnvelope.decode(raw, max_size=params.max_ballot_bytes)
+    if envelope.chain_id != genesis.chain_id:
+        raise WrongChain(f"ballot is for chain {envelope.chain_id!r}, not {genesis.chain_id!r}")
+    election = genesis.election(envelope.election_id)
+    if election is None:
+        raise UnknownElection(f"no election {envelope.election_id!r} on this chain")
+    _check_payload(election, envelope.payload, params.max_payload_bytes)
+    code = envelope.tracking_code
+    if code in verified:
+        return CheckedBallot(envelope, code, election)
+    if len(envelope.proof.path) > params.max_proof_depth:
+        raise NotInCredentialSet("credential proof is deeper than the chain allows")
+    try:
+        merkle.verify_inclusion(
+            envelope.credential,
+            envelope.proof.index,
+            election.credential_count,
+            envelope.proof.path,
+            election.credential_root,
+        )
+    except BadInclusionProof as exc:
+        raise NotInCredentialSet(
+            f"credential is not in election {election.election_id}'s credential set: {exc.message}"
+        ) from exc
+    if not is_valid_signature(envelope.credential, envelope.digest(), envelope.signature):
+        raise BadSignature("ballot signature does not verify under its credential")
+    return CheckedBallot(envelope, code, election)
+
+
+def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> None:
+    if election.payload_scheme == "plaintext-choice/v1":
+        if len(payload) != 1 or payload[0] >= len(election.choices):
+            raise BadEncoding(
+                f"payload must be one byte naming a choice below {len(election.choices)}"
+            )
+    elif not 1 <= len(payload) <= max_payload:
+        raise Oversized(f"payload must be 1 to {max_payload} bytes")
+
+
+def check_ballot_window(checked: CheckedBallot, time_ms: int) -> None:
+    election = checked.election
+    if not election.is_open_at(time_ms):
+        state = "not yet open" if time_ms < election.opens_at_ms else "closed"
+        raise ElectionNotOpen(f"election {election.election_id} is {state} at time {time_ms}")
+
+
+def check_credential_use(
+    checked: CheckedBallot, view: LedgerView, pending: dict[tuple[str, bytes], bytes]
+) -> None:
+    """The one-counted-ballot-per-credential rule, against the chain and this block."""
+    key = (checked.election.election_id, checked.envelope.credential)
+    if checked.election.revoting == "last-counts":
+        return
+    if key in pending or view.counted_ballot(*key) is not None:
+        raise DuplicateCredential(
+            f"credential already cast a ballot in election {checked.election.election_id}"
+        )
+
+
+@dataclass(frozen=True)
+class BlockEffects:
+    """Everything committing a block changes, for the store to write in one batch."""
+
+    tip: ChainTip
+    ballots: tuple[CheckedBallot, ...]
+    first_log_index: int
+    merkle_nodes: tuple[tuple[int, int, bytes], ...]
+    counted: tuple[tuple[str, bytes, bytes], ...]  # (election, credential, tracking code)
+
+
+def apply_block(
+    genesis: Genesis,
+    tip: ChainTip,
+    view: LedgerView,
+    block: Block,
+    *,
+    verified: Container[bytes] = (),
+) -> BlockEffects:
+    """Check ``block`` as the successor of ``tip``; return its effects or raise.
+
+    Errors carry their location (``block H`` or ``block H ballot I``).
+    """
+    where = f"block {block.header.height}"
+    try:
+        _check_header(genesis, tip, block)
+    except LedgerError as exc:
+        raise exc.at(where) from None
+    header = block.header
+    frontier = tip.frontier()
+    first_index = frontier.size
+    checked_list: list[CheckedBallot] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    pending: dict[tuple[str, bytes], bytes] = {}
+    seen: set[bytes] = set()
+    for i, raw in enumerate(block.ballots):
+        try:
+            checked = check_ballot(genesis, raw, verified=verified)
+            check_ballot_window(checked, header.time_ms)
+            code = checked.tracking_code
+            if code in seen or view.has_ballot(code):
+                raise DuplicateBallot("ballot is already in the log")
+            check_credential_use(checked, view, pending)
+        except LedgerError as exc:
+            raise exc.at(f"{where} ballot {i}") from None
+        seen.add(code)
+        pending[(checked.election.election_id, checked.envelope.credential)] = code
+        checked_list.append(checked)
+        nodes.extend(frontier.append(merkle.leaf_hash(code)))
+    try:
+        if header.log_size != frontier.size:
+            raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
+        if header.log_root != frontier.root():
+            raise BadLogRoot("header's log root is not the root after appending this block's ballots")
+    except LedgerError as exc:
+        raise exc.at(where) from None
+    new_tip = ChainTip(
+        chain_id=tip.chain_id,
+        height=header.height,
+        block_hash=header.hash(),
+        time_ms=header.time_ms,
+        state_root=header.state_root,
+        log_frontier=frontier.to_bytes(),
+    )
+    counted = tuple((e, c, code) for (e, c), code in pending.items())
+    return BlockEffects(new_tip, tuple(checked_list), first_index, tuple(nodes), counted)
+
+
+def validate_block(
+    genesis: Genesis, tip: ChainTip, view: LedgerView, block: Block, *, verified: Container[bytes] = ()
+) -> None:
+    """Raise unless ``block`` is a valid successor of ``tip``."""
+    apply_block(genesis, tip, view, block, verified=verified)
+
+
+def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
+    header = block.header
+    if header.chain_id != genesis.chain_id:
+        raise WrongChain(f"block is for chain {header.chain_id!r}, not {genesis.chain_id!r}")
+    if header.height != tip.height + 1:
+        raise BadHeight(f"expected height {tip.height + 1}, got {header.height}")
+    if header.parent_hash != tip.block_hash:
+        raise BadParent(f"parent hash {header.parent_hash.hex()[:16]} is not the tip {tip.block_hash.hex()[:16]}")
+    if header.time_ms <= tip.time_ms:
+        raise BadTime(f"block time {header.time_ms} is not after its parent's {tip.time_ms}")
+    validators = genesis.validators
+    if validators.index_of(header.proposer) is None:
+        raise BadProposer("proposer is not in the validator set")
+    if header.validator_set_hash != validators.hash():
+        raise BadValidatorSet("header's validator set hash does not match the set in force")
+    if len(block.ballots) > genesis.params.max_block_ballots:
+        raise BlockTooLarge(
+            f"{len(block.ballots)} ballots exceeds the limit of {genesis.params.max_block_ballots}"
+        )
+    # v1 carries no transactions and so no EVM state; both land with the contracts.
+    if block.transactions or header.txs_hash != EMPTY_TXS_HASH:
+        raise BadTransaction("transactions are not enabled on this chain version")
+    if header.state_root != tip.state_root:
+        raise BadStateRoot("state root changed without transactions")
+    if header.height == 1:
+        if block.last_commit is not None or header.last_commit_hash != last_commit_hash(None):
+            raise BadLastCommit("the first block carries no last commit")
+        return
+    if block.last_commit is None:
+        raise BadLastCommit(f"block must carry the certificate of block {tip.height}")
+    if header.last_commit_hash != block.last_commit.hash():
+        raise BadLastCommit("header's last commit hash does not match the carried certificate")
+    try:
+        block.last_commit.check(validators, chain_id=genesis.chain_id, height=tip.height, block_hash=tip.block_hash)
+    except LedgerError as exc:
+        raise exc.at(f"last commit (certificate of block {tip.height})") from None

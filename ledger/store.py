@@ -1,0 +1,234 @@
+"""The LevelDB store: blocks, certificates, the log's nodes and the indexes.
+
+Each block is committed with one synced WriteBatch, so after a crash at any instant the
+store holds exactly the blocks up to the last completed commit. It knows nothing of the
+rules: :mod:`ledger.chain` checks a block before handing its effects here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import plyvel
+
+from ledger import merkle
+from ledger.block import Block, BlockHeader, Checkpoint, CommitCertificate
+from ledger.errors import BadTreeRange, LedgerError, NotAStore, StoreChainMismatch, StoreCorrupt, StoreError
+from ledger.genesis import Genesis
+from ledger.rules import BlockEffects
+from ledger.state import ChainTip
+
+MAGIC = b"ballot-ledger/store/v1"
+_K_MAGIC = b"\x00meta/magic"
+_K_GENESIS = b"\x00meta/genesis"
+_K_TIP = b"\x00meta/tip"
+_P_BLOCK = b"b"
+_P_CERT = b"c"
+_P_HASH = b"h"
+_P_NODE = b"m"
+_P_TRACK = b"t"
+_P_USE = b"u"
+_U64 = struct.Struct(">Q")
+_TRACK = struct.Struct(">QQ")
+# Upper tree levels are few and read by every proof: keep them in memory.
+_CACHED_LEVEL = 8
+
+
+def _node_key(level: int, index: int) -> bytes:
+    return _P_NODE + bytes([level]) + _U64.pack(index)
+
+
+def _use_key(election_id: str, credential: bytes) -> bytes:
+    eid = election_id.encode()
+    return _P_USE + bytes([len(eid)]) + eid + credential
+
+
+class LedgerStore:
+    """One chain's data in one LevelDB directory."""
+
+    def __init__(self, path: str | os.PathLike[str], genesis: Genesis) -> None:
+        self.path = Path(path)
+        self.genesis = genesis
+        fresh = not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
+        if self.path.exists() and not self.path.is_dir():
+            raise NotAStore(f"{self.path} is a file, not a ballot-ledger store directory")
+        if not fresh and not (self.path / "CURRENT").exists():
+            raise NotAStore(f"{self.path} is not empty and is not a LevelDB database")
+        if fresh:
+            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(self.path), create_if_missing=fresh)
+        except plyvel.Error as exc:
+            raise NotAStore(f"{self.path} could not be opened as a LevelDB database: {exc}") from exc
+        try:
+            if fresh:
+                self._initialise()
+            self._check_identity()
+            self._tip = ChainTip.decode(self._get(_K_TIP, "chain tip"))
+        except BaseException:
+            self._db.close()
+            raise
+        self._node_cache: dict[tuple[int, int], bytes] = {}
+
+    # --- opening ----------------------------------------------------------------------
+    def _initialise(self) -> None:
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            wb.put(_K_MAGIC, MAGIC)
+            wb.put(_K_GENESIS, self.genesis.encode())
+            wb.put(_K_TIP, ChainTip.at_genesis(self.genesis).encode())
+
+    def _check_identity(self) -> None:
+        magic = self._db.get(_K_MAGIC)
+        if magic != MAGIC:
+            raise NotAStore(f"{self.path} is a LevelDB database but not a ballot-ledger store")
+        stored = self._get(_K_GENESIS, "genesis")
+        if stored != self.genesis.encode():
+            try:
+                chain = _chain_id_of(stored)
+            except LedgerError:
+                chain = "?"
+            raise StoreChainMismatch(
+                f"{self.path} holds chain {chain!r} with another genesis; this node is configured "
+                f"for chain {self.genesis.chain_id!r} (genesis {self.genesis.hash().hex()})"
+            )
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- raw helpers ------------------------------------------------------------------
+    def _get(self, key: bytes, what: str) -> bytes:
+        value: bytes | None = self._db.get(key)
+        if value is None:
+            raise StoreCorrupt(f"store is missing its {what}")
+        return value
+
+    # --- chain ------------------------------------------------------------------------
+    @property
+    def tip(self) -> ChainTip:
+        return self._tip
+
+    @property
+    def height(self) -> int:
+        return self._tip.height
+
+    def commit(self, block: Block, certificate: CommitCertificate, effects: BlockEffects) -> None:
+        """Write a checked block, its certificate and its effects in one synced batch."""
+        height = block.header.height
+        if height != self._tip.height + 1 or effects.tip.height != height:
+            raise StoreError(f"commit of block {height} on a store at height {self._tip.height}")
+        hb = _U64.pack(height)
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            wb.put(_P_BLOCK + hb, block.encode())
+            wb.put(_P_CERT + hb, certificate.encode())
+            wb.put(_P_HASH + block.hash(), hb)
+            if block.last_commit is not None:
+                # The certificate the chain embeds becomes the canonical one for h-1.
+                wb.put(_P_CERT + _U64.pack(height - 1), block.last_commit.encode())
+            for level, index, node in effects.merkle_nodes:
+                wb.put(_node_key(level, index), node)
+            for offset, checked in enumerate(effects.ballots):
+                wb.put(_P_TRACK + checked.tracking_code, _TRACK.pack(effects.first_log_index + offset, height))
+            for election_id, credential, code in effects.counted:
+                wb.put(_use_key(election_id, credential), code)
+            wb.put(_K_TIP, effects.tip.encode())
+        self._tip = effects.tip
+
+    def block(self, height: int) -> Block:
+        return Block.decode(self._get(_P_BLOCK + _U64.pack(height), f"block {height}"))
+
+    def raw_block(self, height: int) -> bytes:
+        return self._get(_P_BLOCK + _U64.pack(height), f"block {height}")
+
+    def header(self, height: int) -> BlockHeader:
+        return self.block(height).header
+
+    def certificate(self, height: int) -> CommitCertificate:
+        return CommitCertificate.decode(self._get(_P_CERT + _U64.pack(height), f"certificate {height}"))
+
+    def raw_certificate(self, height: int) -> bytes:
+        return self._get(_P_CERT + _U64.pack(height), f"certificate {height}")
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._db.get(_P_HASH + block_hash)
+        return None if raw is None else int(_U64.unpack(raw)[0])
+
+    def checkpoint(self, height: int | None = None) -> Checkpoint:
+        h = self._tip.height if height is None else height
+        if h < 1 or h > self._tip.height:
+            raise BadTreeRange(f"no committed block at height {h}")
+        return Checkpoint(self.header(h), self.certificate(h))
+
+    def iter_blocks(self, start: int = 1) -> Iterator[tuple[bytes, bytes]]:
+        """(block, certificate) encodings from ``start`` to the tip."""
+        for h in range(start, self._tip.height + 1):
+            yield self.raw_block(h), self.raw_certificate(h)
+
+    # --- LedgerView -------------------------------------------------------------------
+    def counted_ballot(self, election_id: str, credential: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(_use_key(election_id, credential))
+        return value
+
+    def has_ballot(self, tracking_code: bytes) -> bool:
+        return self._db.get(_P_TRACK + tracking_code) is not None
+
+    def ballot_position(self, tracking_code: bytes) -> tuple[int, int] | None:
+        """(log index, block height) of a recorded ballot."""
+        raw = self._db.get(_P_TRACK + tracking_code)
+        if raw is None:
+            return None
+        index, height = _TRACK.unpack(raw)
+        return int(index), int(height)
+
+    # --- the log's proofs (merkle.HashReader) --------------------------------------------
+    @property
+    def log_size(self) -> int:
+        return self._tip.frontier().size
+
+    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        out: list[bytes] = []
+        cache = self._node_cache
+        get = self._db.get
+        for level, index in ids:
+            key = (level, index)
+            node = cache.get(key)
+            if node is None:
+                node = get(_node_key(level, index))
+                if node is None:
+                    raise StoreCorrupt(f"store is missing log node at level {level} index {index}")
+                if level >= _CACHED_LEVEL:
+                    cache[key] = node
+            out.append(node)
+        return out
+
+    def _check_size(self, size: int) -> None:
+        if size > self.log_size:
+            raise BadTreeRange(f"log size {size} is beyond the committed log of {self.log_size}")
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        return merkle.inclusion_proof_from(self, index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        self._check_size(new_size)
+        return merkle.consistency_proof_from(self, old_size, new_size)
+
+    def log_root(self, size: int) -> bytes:
+        self._check_size(size)
+        return merkle.root_from(self, size)
+
+
+def _chain_id_of(genesis_encoding: bytes) -> str:
+    from ledger import codec
+
+    fields = codec.as_list(codec.decode(genesis_encoding), None, "stored genesis")
+    return codec.as_text(fields[0], "stored chain id", max_size=64)

@@ -1,0 +1,102 @@
+"""``ballotledger verify``: check a bundle and report, for people and for machines."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import BadGenesis, LedgerError
+from verifier.bundle import UnusableBundle, iter_block_lines, read_genesis
+from verifier.replay import ReplayResult, replay
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNUSABLE = 2
+
+
+@dataclass
+class Report:
+    valid: bool
+    exit_code: int
+    genesis_hash: str | None = None
+    chain_id: str | None = None
+    blocks: int = 0
+    ballots: int = 0
+    tip_height: int = 0
+    log_size: int = 0
+    log_root: str | None = None
+    seconds: float = 0.0
+    failure: dict[str, Any] | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "genesis_hash": self.genesis_hash,
+            "chain_id": self.chain_id,
+            "blocks": self.blocks,
+            "ballots": self.ballots,
+            "tip_height": self.tip_height,
+            "log_size": self.log_size,
+            "log_root": self.log_root,
+            "seconds": round(self.seconds, 3),
+            "failure": self.failure,
+            "results": self.results,
+        }
+
+
+def verify_bundle(
+    directory: Path,
+    *,
+    pin_genesis: str | None = None,
+    on_block: Any = None,
+) -> Report:
+    started = time.perf_counter()
+    try:
+        genesis = read_genesis(directory)
+    except (UnusableBundle, BadGenesis) as exc:
+        return Report(False, EXIT_UNUSABLE, failure=_failure(exc))
+    report = Report(False, EXIT_INVALID, genesis_hash=genesis.hash().hex(), chain_id=genesis.chain_id)
+    if pin_genesis is not None and pin_genesis.lower().removeprefix("0x") != genesis.hash().hex():
+        report.failure = {
+            "check": "genesis_pin",
+            "where": "genesis.json",
+            "message": f"genesis hash {genesis.hash().hex()} is not the pinned {pin_genesis}",
+        }
+        return report
+    try:
+        result = replay(genesis, iter_block_lines(directory), on_block=on_block)
+    except UnusableBundle as exc:
+        report.exit_code = EXIT_UNUSABLE
+        report.failure = _failure(exc)
+        return report
+    except LedgerError as exc:
+        report.failure = _failure(exc)
+        report.seconds = time.perf_counter() - started
+        return report
+    _fill(report, result)
+    report.valid = True
+    report.exit_code = EXIT_VALID
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _failure(exc: LedgerError) -> dict[str, Any]:
+    return {"check": exc.code, "where": exc.where, "message": exc.message}
+
+
+def _fill(report: Report, result: ReplayResult) -> None:
+    frontier = result.tip.frontier()
+    report.blocks = result.blocks
+    report.ballots = result.ballots
+    report.tip_height = result.tip.height
+    report.log_size = frontier.size
+    report.log_root = frontier.root().hex()
+    for election_id, tally in result.tallies.items():
+        report.results[election_id] = {
+            "ballots_recorded": tally.ballots_recorded,
+            "ballots_counted": len(tally.counted_payload),
+            "tally": tally.result(),
+        }
