@@ -18,17 +18,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine, peak_rss_mib  # noqa: E402
+from _common import emit, machine, peak_rss_mib
 
-from ballotledger.election_kit import make_election  # noqa: E402
-from ledger import merkle  # noqa: E402
-from ledger.assemble import assemble_block  # noqa: E402
-from ledger.block import CommitCertificate  # noqa: E402
-from ledger.chain import Chain  # noqa: E402
-from ledger.genesis import ChainParams  # noqa: E402
-from ledger.hashing import keccak256  # noqa: E402
-from ledger.rules import BlockEffects  # noqa: E402
-from ledger.state import ChainTip  # noqa: E402
+from ballotledger.election_kit import make_election
+from ledger import merkle
+from ledger.assemble import assemble_block
+from ledger.block import CommitCertificate
+from ledger.chain import Chain
+from ledger.genesis import ChainParams
+from ledger.hashing import keccak256
+from ledger.rules import BlockEffects
+from ledger.state import ChainTip
 
 
 def bench_append(n: int) -> float:
@@ -92,13 +92,11 @@ def build_log(workdir: Path, size: int) -> Chain:
     chain = Chain(workdir / f"log-{size}", kit.genesis)
     frontier = merkle.MerkleFrontier()
     batch = 200_000
-    height = 0
     tip = chain.store.tip
-    for start in range(0, size, batch):
+    for height, start in enumerate(range(0, size, batch), start=1):
         nodes = []
         for i in range(start, min(size, start + batch)):
             nodes.extend(frontier.append(merkle.leaf_hash(i.to_bytes(32, "big"))))
-        height += 1
         block = assemble_block(kit.genesis, tip, [], time_ms=tip.time_ms + 1, proposer=kit.validator_keys[0].public_key,
                                last_commit=None)
         tip = ChainTip(tip.chain_id, height, block.hash(), tip.time_ms + 1, tip.state_root, frontier.to_bytes())
