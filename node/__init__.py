@@ -1,0 +1,1 @@
+"""A validator process: consensus driver, peer transport, mempool, execution and RPC."""
