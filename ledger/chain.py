@@ -8,11 +8,11 @@ then commit block and effects atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Container
+from collections.abc import Mapping
 
 from ledger.block import Block, CommitCertificate
 from ledger.genesis import Genesis
-from ledger.rules import BlockEffects, apply_block
+from ledger.rules import BlockEffects, CheckedBallot, apply_block
 from ledger.store import LedgerStore
 
 
@@ -30,14 +30,18 @@ class Chain:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def check(self, block: Block, *, verified: Container[bytes] = ()) -> BlockEffects:
-        return apply_block(self.genesis, self.store.tip, self.store, block, verified=verified)
+    def check(self, block: Block, *, admitted: Mapping[bytes, CheckedBallot] | None = None) -> BlockEffects:
+        return apply_block(self.genesis, self.store.tip, self.store, block, admitted=admitted)
 
     def commit(
-        self, block: Block, certificate: CommitCertificate, *, verified: Container[bytes] = ()
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        *,
+        admitted: Mapping[bytes, CheckedBallot] | None = None,
     ) -> BlockEffects:
         """Check and durably append ``block`` finalized by ``certificate``; raise if refused."""
-        effects = self.check(block, verified=verified)
+        effects = self.check(block, admitted=admitted)
         certificate.check(
             self.genesis.validators,
             chain_id=self.genesis.chain_id,

@@ -8,7 +8,7 @@ changes, without changing anything itself, so a refused block leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ledger import merkle
@@ -39,6 +39,7 @@ from ledger.errors import (
     WrongChain,
 )
 from ledger.genesis import ElectionDef, Genesis
+from ledger.hashing import keccak256
 from ledger.state import ChainTip, LedgerView
 
 
@@ -49,11 +50,11 @@ class CheckedBallot:
     election: ElectionDef
 
 
-def check_ballot(genesis: Genesis, raw: bytes, *, verified: Container[bytes] = ()) -> CheckedBallot:
+def check_ballot(genesis: Genesis, raw: bytes) -> CheckedBallot:
     """Everything about a ballot that does not depend on time or on other ballots.
 
-    ``verified`` holds tracking codes whose signature and credential proof were already
-    checked by this process (at mempool admission), so they are not checked twice.
+    The result holds forever, so a validator checks each ballot once (at mempool
+    admission) and hands the result to :func:`apply_block` as ``admitted``.
     """
     params = genesis.params
     if len(raw) > params.max_ballot_bytes:
@@ -66,8 +67,6 @@ def check_ballot(genesis: Genesis, raw: bytes, *, verified: Container[bytes] = (
         raise UnknownElection(f"no election {envelope.election_id!r} on this chain")
     _check_payload(election, envelope.payload, params.max_payload_bytes)
     code = envelope.tracking_code
-    if code in verified:
-        return CheckedBallot(envelope, code, election)
     if len(envelope.proof.path) > params.max_proof_depth:
         raise NotInCredentialSet("credential proof is deeper than the chain allows")
     try:
@@ -134,11 +133,14 @@ def apply_block(
     view: LedgerView,
     block: Block,
     *,
-    verified: Container[bytes] = (),
+    admitted: Mapping[bytes, CheckedBallot] | None = None,
 ) -> BlockEffects:
     """Check ``block`` as the successor of ``tip``; return its effects or raise.
 
-    Errors carry their location (``block H`` or ``block H ballot I``).
+    ``admitted`` maps tracking codes to this process's earlier :func:`check_ballot`
+    results, so signatures and proofs are not checked twice; everything that depends on
+    the chain or the block's time is checked again here. Errors carry their location
+    (``block H`` or ``block H ballot I``).
     """
     where = f"block {block.header.height}"
     try:
@@ -154,9 +156,10 @@ def apply_block(
     seen: set[bytes] = set()
     for i, raw in enumerate(block.ballots):
         try:
-            checked = check_ballot(genesis, raw, verified=verified)
+            code = keccak256(raw)
+            cached = admitted.get(code) if admitted is not None else None
+            checked = cached if cached is not None else check_ballot(genesis, raw)
             check_ballot_window(checked, header.time_ms)
-            code = checked.tracking_code
             if code in seen or view.has_ballot(code):
                 raise DuplicateBallot("ballot is already in the log")
             check_credential_use(checked, view, pending)
@@ -186,10 +189,15 @@ def apply_block(
 
 
 def validate_block(
-    genesis: Genesis, tip: ChainTip, view: LedgerView, block: Block, *, verified: Container[bytes] = ()
+    genesis: Genesis,
+    tip: ChainTip,
+    view: LedgerView,
+    block: Block,
+    *,
+    admitted: Mapping[bytes, CheckedBallot] | None = None,
 ) -> None:
     """Raise unless ``block`` is a valid successor of ``tip``."""
-    apply_block(genesis, tip, view, block, verified=verified)
+    apply_block(genesis, tip, view, block, admitted=admitted)
 
 
 def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
