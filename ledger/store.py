@@ -62,13 +62,16 @@ class LedgerStore:
         if fresh:
             self.path.mkdir(parents=True, exist_ok=True)
         try:
-            # A block cache and bloom filters: proofs at 10M leaves read ~24 random
-            # nodes, and the rules look up tracking codes that are mostly absent.
+            # Proofs at 10M leaves read ~24 random nodes and the rules look up tracking
+            # codes that are mostly absent: a block cache, small blocks and bloom filters
+            # serve both; hashes and signatures do not compress, so snappy only costs.
             self._db = plyvel.DB(
                 str(self.path),
                 create_if_missing=fresh,
                 lru_cache_size=cache_mib << 20,
                 bloom_filter_bits=10,
+                block_size=1024,
+                compression=None,
             )
         except plyvel.Error as exc:
             raise NotAStore(f"{self.path} could not be opened as a LevelDB database: {exc}") from exc
