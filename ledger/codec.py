@@ -76,10 +76,18 @@ def _long_length(data: bytes, pos: int, end: int, size_len: int) -> tuple[int, i
     return n, start
 
 
+_HASH_PREFIXES = b"\xa0" * 2048
+
+
 def _decode_at(data: bytes, pos: int, end: int) -> tuple[Item, int]:
     is_list, start, stop = _read_header(data, pos, end)
     if not is_list:
         return data[start:stop], stop
+    span = stop - start
+    if span and span % 33 == 0 and data[start:stop:33] == _HASH_PREFIXES[: span // 33]:
+        # Fast path for lists of 32-byte strings (proof paths): 0xa0 is the only
+        # canonical prefix of a 32-byte string, so this is exactly the generic result.
+        return [data[p + 1 : p + 33] for p in range(start, stop, 33)], stop
     items: list[Item] = []
     p = start
     while p < stop:
@@ -142,7 +150,12 @@ def as_bytes_list(
     items = as_list(item, None, what)
     if max_items is not None and len(items) > max_items:
         raise Oversized(f"{what}: {len(items)} items exceeds the limit of {max_items}")
-    return tuple(as_bytes(x, f"{what}[{i}]", size=size) for i, x in enumerate(items))
+    for i, x in enumerate(items):
+        # Checked inline (no per-item call or message formatting): this runs for every
+        # hash of every credential proof.
+        if not isinstance(x, bytes) or (size is not None and len(x) != size):
+            as_bytes(x, f"{what}[{i}]", size=size)
+    return tuple(items)  # type: ignore[arg-type]
 
 
 def int_bytes(value: int) -> bytes:

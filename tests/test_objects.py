@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,9 @@ def test_round_trip_and_refusals(name: str, strategy: Any, decode: Callable[[byt
         back = decode(encoded)
         assert back == obj
         assert back.encode() == encoded
+        # a fresh object built from the decoded fields re-encodes to the same bytes
+        # (a decoded ballot keeps its input bytes, so this is the real canonicality check)
+        assert dataclasses.replace(back).encode() == encoded
         for cut in range(len(encoded)):
             with pytest.raises(BadEncoding):
                 decode(encoded[:cut])
