@@ -13,6 +13,8 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
 app.add_typer(receipt_app, name="receipt")
+node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
+app.add_typer(node_app, name="node")
 console = Console()
 
 
@@ -26,6 +28,54 @@ def demo(
     from ballotledger.demo import run_demo
 
     raise typer.Exit(run_demo(out, voters, block_size, console))
+
+
+@app.command()
+def init(
+    directory: Path = typer.Option(..., "--dir", help="Where genesis.json and nodeI/ go."),
+    validators: int = typer.Option(4, min=1, max=100, help="Number of validators."),
+    voters: int = typer.Option(1000, min=1, help="Demo voter credentials (derived from --seed)."),
+    seed: str = typer.Option("localnet", help="Seed of the demo voter credentials."),
+    chain_id: str = typer.Option("localnet", help="The chain id."),
+) -> None:
+    """Keys, a genesis and a node.toml per validator, on loopback ports."""
+    from ballotledger.netsetup import init_network
+
+    if (directory / "genesis.json").exists():
+        console.print(f"[red]{directory / 'genesis.json'} exists; refusing to overwrite a network[/]")
+        raise typer.Exit(2)
+    layout = init_network(directory, validators=validators, voters=voters, seed=seed, chain_id=chain_id)
+    console.print(f"genesis {layout.genesis.hash().hex()} with {validators} validators")
+    for path in layout.configs:
+        console.print(f"  ballotledger node run --config {path}")
+
+
+@node_app.command("run")
+def node_run(
+    config: Path = typer.Option(..., help="The node's node.toml."),
+    log_level: str = typer.Option("INFO", help="Logging level."),
+) -> None:
+    """Run one validator until SIGINT or SIGTERM."""
+    import asyncio
+    import logging
+
+    from node.config import NodeConfig
+    from node.validator import run_node
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_node(NodeConfig.load(config)))
+
+
+@app.command()
+def localnet(
+    validators: int = typer.Option(4, min=1, max=16, help="Number of validators."),
+    directory: Path = typer.Option(Path("localnet"), "--dir", help="Network directory (reused if present)."),
+    voters: int = typer.Option(1000, min=1, help="Demo voter credentials."),
+) -> None:
+    """Start N validators on loopback, write DIR/localnet.json, run until SIGINT/SIGTERM."""
+    from ballotledger.localnet import run_localnet
+
+    raise typer.Exit(run_localnet(directory, validators, voters))
 
 
 @app.command()

@@ -1,0 +1,119 @@
+"""``ballotledger init``: keys, a genesis and node configs for an N-validator network."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from ballotledger.election_kit import DAY_MS
+from ledger.credentials import CredentialSet
+from ledger.crypto import SigningKey
+from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
+from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, write_key
+
+VOTERS_FILE = "voters.json"
+
+
+def free_ports(n: int) -> list[int]:
+    """Ports the OS says are free now (bound all at once so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def voter_key(seed: str, index: int) -> SigningKey:
+    return SigningKey.from_seed(f"{seed}/voter/{index}".encode())
+
+
+@dataclass(frozen=True)
+class NetworkLayout:
+    directory: Path
+    genesis: Genesis
+    configs: list[Path]
+
+
+def init_network(
+    directory: Path,
+    *,
+    validators: int,
+    voters: int,
+    seed: str = "localnet",
+    chain_id: str = "localnet",
+    election_id: str = "board-2026",
+    choices: tuple[str, ...] = ("yes", "no", "abstain"),
+    deterministic_keys: bool = False,
+    timeouts: ConsensusTimeouts | None = None,
+    max_block_ballots: int = 4000,
+) -> NetworkLayout:
+    """Write DIR/genesis.json, DIR/voters.json and DIR/nodeI/{validator.key,node.toml}.
+
+    Voter credentials are derived from ``seed`` so a load generator can cast ballots:
+    that is for demos and tests only; a real election loads registered public keys.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = [
+        SigningKey.from_seed(f"{seed}/validator/{i}".encode()) if deterministic_keys else SigningKey.generate()
+        for i in range(validators)
+    ]
+    authority = SigningKey.from_seed(f"{seed}/authority".encode()) if deterministic_keys else SigningKey.generate()
+    credentials = CredentialSet([voter_key(seed, i).public_key for i in range(voters)])
+    now = int(time.time() * 1000)
+    election = ElectionDef(
+        election_id=election_id,
+        question="Do you approve the board's proposal?",
+        choices=choices,
+        credential_root=credentials.root,
+        credential_count=len(credentials),
+        opens_at_ms=now - 60_000,
+        closes_at_ms=now + 30 * DAY_MS,
+    )
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time_ms=now - 60_000,
+        authority=authority.public_key,
+        validators=ValidatorSet(
+            tuple(ValidatorInfo(f"validator-{i}", k.public_key, 1) for i, k in enumerate(keys))
+        ),
+        params=ChainParams(max_block_ballots=max_block_ballots),
+        elections=(election,),
+    )
+    (directory / "genesis.json").write_text(genesis.to_json())
+    (directory / VOTERS_FILE).write_text(
+        json.dumps({"seed": seed, "count": voters, "election_id": election_id, "demo_only": True}) + "\n"
+    )
+    write_key(directory / "authority.key", authority)
+    ports = free_ports(2 * validators)
+    configs: list[Path] = []
+    for i, key in enumerate(keys):
+        node_dir = directory / f"node{i}"
+        node_dir.mkdir(exist_ok=True)
+        write_key(node_dir / "validator.key", key)
+        peers = tuple(
+            PeerConfig(other.public_key, f"127.0.0.1:{ports[2 * j]}") for j, other in enumerate(keys) if j != i
+        )
+        config = NodeConfig(
+            name=f"validator-{i}",
+            data_dir=node_dir / "data",
+            genesis_file=directory / "genesis.json",
+            key_file=node_dir / "validator.key",
+            p2p_listen=f"127.0.0.1:{ports[2 * i]}",
+            rpc_listen=f"127.0.0.1:{ports[2 * i + 1]}",
+            peers=peers,
+            timeouts=timeouts or ConsensusTimeouts(),
+        )
+        path = node_dir / "node.toml"
+        path.write_text(tomli_w.dumps(config.to_obj()))
+        configs.append(path)
+    return NetworkLayout(directory, genesis, configs)

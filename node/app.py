@@ -1,0 +1,120 @@
+"""The ledger as the consensus core's application: propose, validate and commit blocks.
+
+Validation results are kept by block hash, so the block a validator prevoted for is not
+checked a second time when it commits, and ballots admitted by the mempool are not
+checked a second time inside any block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ledger.assemble import assemble_block
+from ledger.block import Block, CommitCertificate
+from ledger.chain import Chain
+from ledger.errors import BadTime, LedgerError
+from ledger.rules import BlockEffects
+from node.mempool import Mempool
+
+log = logging.getLogger(__name__)
+MAX_CLOCK_DRIFT_MS = 5_000
+
+
+@dataclass(frozen=True)
+class _Validated:
+    parent: bytes
+    block: Block
+    effects: BlockEffects
+
+
+class LedgerApplication:
+    def __init__(
+        self,
+        chain: Chain,
+        mempool: Mempool,
+        proposer_key: bytes,
+        clock_ms: Callable[[], int],
+        *,
+        max_block_ballots: int | None = None,
+    ) -> None:
+        self.chain = chain
+        self.mempool = mempool
+        self.proposer_key = proposer_key
+        self.clock_ms = clock_ms
+        self.max_block_ballots = min(
+            max_block_ballots or chain.genesis.params.max_block_ballots, chain.genesis.params.max_block_ballots
+        )
+        self._validated: dict[bytes, _Validated] = {}
+        self._decoded: dict[bytes, Block] = {}
+        self.refused_blocks = 0
+
+    # --- consensus Application protocol ------------------------------------------------
+    def build_block(self, height: int, round_: int) -> bytes:
+        store = self.chain.store
+        tip = store.tip
+        if height != tip.height + 1:
+            raise LedgerError(f"asked to propose height {height} on a chain at {tip.height}")
+        now = max(self.clock_ms(), tip.time_ms + 1)
+        ballots = self.mempool.take(self.max_block_ballots, now)
+        last = store.certificate(tip.height) if tip.height >= 1 else None
+        block = assemble_block(
+            self.chain.genesis, tip, ballots, time_ms=now, proposer=self.proposer_key, last_commit=last
+        )
+        raw = block.encode()
+        self._decoded[raw] = block
+        return raw
+
+    def validate_block(self, height: int, raw: bytes) -> bool:
+        try:
+            block = self._decode(raw)
+            if block.header.height != height:
+                return False
+            cached = self._validated.get(block.hash())
+            if cached is not None and cached.parent == self.chain.store.tip.block_hash:
+                return True
+            # Timeliness is a proposal rule, not a chain rule: replay cannot know "now".
+            if block.header.time_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:
+                raise BadTime(f"block time {block.header.time_ms} is too far in the future")
+            effects = self.chain.check(block, admitted=self.mempool.admitted)
+        except LedgerError as exc:
+            self.refused_blocks += 1
+            log.warning("refusing proposed block at height %d: %s", height, exc)
+            return False
+        self._validated[block.hash()] = _Validated(self.chain.store.tip.block_hash, block, effects)
+        return True
+
+    def block_hash(self, raw: bytes) -> bytes:
+        return self._decode(raw).hash()
+
+    # --- commit -------------------------------------------------------------------------
+    def commit(self, raw: bytes, certificate: CommitCertificate) -> BlockEffects:
+        """Durably append a decided block (or a synced one); raise if the rules refuse it."""
+        block = self._decode(raw)
+        cached = self._validated.get(block.hash())
+        store = self.chain.store
+        if cached is not None and cached.parent == store.tip.block_hash:
+            certificate.check(
+                self.chain.genesis.validators,
+                chain_id=self.chain.genesis.chain_id,
+                height=block.height,
+                block_hash=block.hash(),
+            )
+            store.commit(block, certificate, cached.effects)
+            effects = cached.effects
+        else:
+            effects = self.chain.commit(block, certificate, admitted=self.mempool.admitted)
+        self.mempool.remove_committed(effects)
+        self._validated.clear()
+        self._decoded.clear()
+        return effects
+
+    def _decode(self, raw: bytes) -> Block:
+        block = self._decoded.get(raw)
+        if block is None:
+            block = Block.decode(raw)
+            if len(self._decoded) > 64:
+                self._decoded.clear()
+            self._decoded[raw] = block
+        return block

@@ -1,0 +1,127 @@
+"""A validator's configuration (TOML) and its key file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.crypto import SigningKey
+from ledger.errors import LedgerError
+
+
+class ConfigError(LedgerError):
+    code = "bad_config"
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    public_key: bytes
+    address: str  # host:port
+
+
+@dataclass(frozen=True)
+class ConsensusTimeouts:
+    propose_ms: int = 1500
+    prevote_ms: int = 500
+    precommit_ms: int = 500
+    delta_ms: int = 500  # added per round: timeouts grow until the network catches up
+    block_interval_ms: int = 250  # pause after a commit so blocks can fill
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    data_dir: Path
+    genesis_file: Path
+    key_file: Path
+    p2p_listen: str
+    rpc_listen: str
+    peers: tuple[PeerConfig, ...] = ()
+    timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
+    mempool_max: int = 200_000
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {p}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+        try:
+            return cls._from_obj(raw, p.parent)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{p}: {exc!r}") from exc
+
+    @classmethod
+    def _from_obj(cls, raw: dict[str, Any], base: Path) -> NodeConfig:
+        def path(value: str) -> Path:
+            q = Path(value)
+            return q if q.is_absolute() else base / q
+
+        peers = tuple(
+            PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
+        )
+        t = raw.get("consensus", {})
+        timeouts = ConsensusTimeouts(**{k: int(v) for k, v in t.items()})
+        return cls(
+            name=str(raw["name"]),
+            data_dir=path(raw["data_dir"]),
+            genesis_file=path(raw["genesis"]),
+            key_file=path(raw["key_file"]),
+            p2p_listen=str(raw["p2p"]["listen"]),
+            rpc_listen=str(raw["rpc"]["listen"]),
+            peers=peers,
+            timeouts=timeouts,
+            mempool_max=int(raw.get("mempool_max", 200_000)),
+        )
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "data_dir": str(self.data_dir),
+            "genesis": str(self.genesis_file),
+            "key_file": str(self.key_file),
+            "mempool_max": self.mempool_max,
+            "p2p": {
+                "listen": self.p2p_listen,
+                "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
+            },
+            "rpc": {"listen": self.rpc_listen},
+            "consensus": {
+                "propose_ms": self.timeouts.propose_ms,
+                "prevote_ms": self.timeouts.prevote_ms,
+                "precommit_ms": self.timeouts.precommit_ms,
+                "delta_ms": self.timeouts.delta_ms,
+                "block_interval_ms": self.timeouts.block_interval_ms,
+            },
+        }
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"address {address!r} must be host:port")
+    return host, int(port)
+
+
+def write_key(path: Path, key: SigningKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.secret.hex() + "\n")
+
+
+def read_key(path: Path) -> SigningKey:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read key file {path}: {exc}") from exc
+    try:
+        return SigningKey(bytes.fromhex(text))
+    except (ValueError, LedgerError) as exc:
+        raise ConfigError(f"{path} does not hold a secp256k1 secret key in hex") from exc

@@ -1,0 +1,1 @@
+"""Tendermint BFT consensus: wire messages and the sans-IO state machine."""

@@ -1,0 +1,812 @@
+"""Tendermint BFT as a sans-IO state machine.
+
+This is Algorithm 1 of Buchman, Kwon and Milosevic, "The latest gossip on BFT consensus"
+(2018); comments cite its line numbers as ``L22`` and so on. The core does no I/O, reads
+no clock, draws no randomness and starts no thread: the driver feeds it inputs
+(:meth:`ConsensusCore.start`, :meth:`~ConsensusCore.on_proposal`,
+:meth:`~ConsensusCore.on_vote`, :meth:`~ConsensusCore.on_timeout`,
+:meth:`~ConsensusCore.on_commit`) and performs the outputs each returns, in order.
+
+How a driver must perform the outputs of one call, in list order:
+
+* :class:`Persist` -- durably write the message (fsync) before performing any later output
+  of the same list. Everything this validator signs is persisted before it is broadcast.
+  The proposal a validator locks on (precommits for) is persisted too, even though another
+  validator signed it, so that the lock's block survives a restart.
+* :class:`Broadcast` -- send to every peer (best effort; the core re-gossips on stalls).
+* :class:`ScheduleTimeout` -- call ``on_timeout(output.timeout)`` after ``delay_s``. Timers
+  are never cancelled; a stale one is ignored by the core.
+* :class:`Decide` -- durably commit the block with its certificate *before* delivering the
+  next input: the core has already moved to ``height + 1`` and the next input may ask the
+  :class:`Application` about the block after it.
+
+Restart: rebuild the core at ``store height + 1`` and pass every message persisted at that
+height (passing more is fine: other heights are ignored) as ``signed_log``. The core then
+re-broadcasts what it signed, resumes at the highest round it signed in, restores its lock
+from its own highest non-nil precommit, and never signs a different message for a
+(height, round, kind) it already signed.
+
+Two things beyond Algorithm 1, both from the paper's system model rather than its rules:
+
+* Gossip (section II: a message received by a correct process reaches every correct one
+  within Delta after GST). Networks drop messages, so on a ``GOSSIP`` timer that finds no
+  progress since the last one the core re-broadcasts its own messages of the current and
+  previous round and relays the proposal and votes it holds for them.
+* Catch-up. A validator more than one height behind cannot decide through the votes of a
+  height its peers left; the driver's block sync passes it certified blocks through
+  :meth:`~ConsensusCore.on_commit`.
+
+Between deciding and starting the next height the core sits in ``Step.NEW_HEIGHT`` until the
+``NEW_HEIGHT`` timer (``timeout_commit`` in CometBFT) fires; messages for the new height
+are stored meanwhile, and the Application is not asked about the new height before then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from ledger.block import CommitCertificate, CommitSignature, VoteKind
+from ledger.crypto import SigningKey
+from ledger.errors import BadSignature, LedgerError
+from ledger.genesis import ValidatorSet
+from node.consensus.messages import Message, Proposal, Vote
+
+
+class Step(IntEnum):
+    NEW_HEIGHT = 0  # decided the previous height, waiting for the NEW_HEIGHT timer
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+
+
+class TimerKind(IntEnum):
+    PROPOSE = 1  # L21 / L57
+    PREVOTE = 2  # L35 / L61
+    PRECOMMIT = 3  # L48 / L65
+    NEW_HEIGHT = 4  # start round 0 of the next height
+    GOSSIP = 5  # re-gossip when stalled
+
+
+@dataclass(frozen=True)
+class Timeout:
+    height: int
+    round: int
+    step: TimerKind
+
+
+@dataclass(frozen=True)
+class TimeoutParams:
+    """Timeouts in seconds; the three of Algorithm 1 grow linearly with the round."""
+
+    propose: float = 3.0
+    propose_delta: float = 0.5
+    prevote: float = 1.0
+    prevote_delta: float = 0.5
+    precommit: float = 1.0
+    precommit_delta: float = 0.5
+    commit: float = 0.0
+    gossip: float = 2.0
+
+    def delay(self, step: TimerKind, round_: int) -> float:
+        if step == TimerKind.PROPOSE:
+            return self.propose + round_ * self.propose_delta
+        if step == TimerKind.PREVOTE:
+            return self.prevote + round_ * self.prevote_delta
+        if step == TimerKind.PRECOMMIT:
+            return self.precommit + round_ * self.precommit_delta
+        if step == TimerKind.NEW_HEIGHT:
+            return self.commit
+        return self.gossip
+
+
+# --- outputs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Persist:
+    message: Message
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    message: Message
+
+
+@dataclass(frozen=True)
+class ScheduleTimeout:
+    height: int
+    round: int
+    step: TimerKind
+    delay_s: float
+
+    @property
+    def timeout(self) -> Timeout:
+        return Timeout(self.height, self.round, self.step)
+
+
+@dataclass(frozen=True)
+class Decide:
+    height: int
+    round: int
+    block: bytes
+    certificate: CommitCertificate
+
+
+Output = Persist | Broadcast | ScheduleTimeout | Decide
+SignedLog = Sequence[Message]
+
+
+class Application(Protocol):
+    """The ledger as seen by consensus. Must be deterministic and side-effect free."""
+
+    def build_block(self, height: int, round: int) -> bytes:
+        """An encoded block to propose at ``height`` (on the committed chain at height-1)."""
+        ...
+
+    def validate_block(self, height: int, block: bytes) -> bool:
+        """Whether ``block`` is a valid block at ``height`` under the ledger rules."""
+        ...
+
+    def block_hash(self, block: bytes) -> bytes:
+        """id(v); only asked about blocks validate_block accepted."""
+        ...
+
+
+# Keys of the per-(round, kind) maps: 0 for a proposal, else the VoteKind.
+_PROPOSAL = 0
+MAX_EVIDENCE = 64
+
+
+def _kind_key(message: Message) -> int:
+    return _PROPOSAL if isinstance(message, Proposal) else int(message.kind)
+
+
+def _sender(message: Message) -> int:
+    return message.proposer_index if isinstance(message, Proposal) else message.validator_index
+
+
+class _Slot:
+    """A proposal received for one round, with its lazily computed valid(v) and id(v)."""
+
+    __slots__ = ("block_hash", "checked", "message", "valid")
+
+    def __init__(self, message: Proposal) -> None:
+        self.message = message
+        self.checked = False
+        self.valid = False
+        self.block_hash = b""
+
+
+class ConsensusCore:
+    """One validator's (or a non-voting follower's) Tendermint instance, height by height."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        validators: ValidatorSet,
+        index: int | None,
+        key: SigningKey | None,
+        height: int,
+        app: Application,
+        timeouts: TimeoutParams | None = None,
+        signed_log: SignedLog = (),
+        max_buffer_rounds: int = 4,
+        max_future_rounds: int = 4,
+    ) -> None:
+        if (index is None) != (key is None):
+            raise ValueError("a validator needs both an index and a key; a follower neither")
+        if index is not None and key is not None:
+            if not 0 <= index < len(validators):
+                raise ValueError(f"validator index {index} is not in the set")
+            if validators.validators[index].public_key != key.public_key:
+                raise ValueError("the key does not belong to the validator at this index")
+        if height < 1:
+            raise ValueError("consensus heights start at 1")
+        self.chain_id = chain_id
+        self.validators = validators
+        self.index = index
+        self._key = key
+        self.app = app
+        self.timeouts = timeouts or TimeoutParams()
+        self.max_buffer_rounds = max_buffer_rounds
+        self.max_future_rounds = max_future_rounds
+        self._power = [v.power for v in validators.validators]
+        self._total_power = validators.total_power
+        self._signed_log = list(signed_log)
+        self.stats: dict[str, int] = {}
+        self.evidence: list[tuple[Message, Message]] = []
+        self._out: list[Output] = []
+        self._buffer: dict[tuple[int, int, int], Message] = {}  # height+1: (sender, round, kind)
+        self._started = False
+        self._reset_height(height)
+
+    # --- state of one height -------------------------------------------------------------
+    def _reset_height(self, height: int) -> None:
+        # L53: a new height carries nothing over: no lock, no valid value, no messages.
+        self.height = height
+        self.round = 0
+        self.step = Step.NEW_HEIGHT
+        self.locked_round = -1
+        self.locked_hash: bytes | None = None
+        self.valid_round = -1
+        self.valid_value: bytes | None = None
+        self.valid_hash: bytes | None = None
+        self._proposals: dict[int, _Slot] = {}
+        self._extra: dict[int, _Slot] = {}  # a second (equivocating) proposal's block, for L49
+        self._votes: dict[tuple[int, int], dict[int, Vote]] = {}
+        self._tally: dict[tuple[int, int], dict[bytes, int]] = {}
+        self._vote_power: dict[tuple[int, int], int] = {}
+        self._members: dict[int, dict[int, int]] = {}  # round -> sender -> message count (L55)
+        self._member_power: dict[int, int] = {}
+        self._precommit_quorums: set[tuple[int, bytes]] = set()
+        self._fired: set[tuple[int, int]] = set()  # (line, round): "for the first time"
+        self._signed: dict[tuple[int, int], Message] = {}
+        self._max_signed_round = -1
+        self._persisted: set[bytes] = set()
+        self._future: dict[int, set[int]] = {}  # sender -> rounds above self.round it sent in
+        self._progress = 0
+        self._gossiped_at = -1
+
+    # --- public inputs -------------------------------------------------------------------
+    def start(self) -> list[Output]:
+        """First input after construction: restore from the signed log, start the round."""
+        if self._started:
+            raise RuntimeError("start() called twice")
+        self._started = True
+        self._out = []
+        self._restore()
+        self._schedule(TimerKind.GOSSIP, self.round)
+        self._run_rules()
+        return self._take()
+
+    def on_proposal(self, proposal: Proposal) -> list[Output]:
+        return self._on_message(proposal)
+
+    def on_vote(self, vote: Vote) -> list[Output]:
+        return self._on_message(vote)
+
+    def on_message(self, message: Message) -> list[Output]:
+        return self._on_message(message)
+
+    def on_timeout(self, timeout: Timeout) -> list[Output]:
+        self._out = []
+        self._require_started()
+        if timeout.height != self.height:
+            self._count("stale_timeout")
+            return []
+        step, r = timeout.step, timeout.round
+        if step == TimerKind.NEW_HEIGHT:
+            if self.step == Step.NEW_HEIGHT:
+                self._start_round(0)
+                self._schedule(TimerKind.GOSSIP, 0)
+        elif step == TimerKind.PROPOSE:
+            if r == self.round and self.step == Step.PROPOSE:  # L57-60
+                self._vote(VoteKind.PREVOTE, b"")
+                self._set_step(Step.PREVOTE)
+        elif step == TimerKind.PREVOTE:
+            if r == self.round and self.step == Step.PREVOTE:  # L61-64
+                self._vote(VoteKind.PRECOMMIT, b"")
+                self._set_step(Step.PRECOMMIT)
+        elif step == TimerKind.PRECOMMIT:
+            if r == self.round and self.step != Step.NEW_HEIGHT:  # L65-67
+                self._start_round(self.round + 1)
+        elif step == TimerKind.GOSSIP:
+            if self.step != Step.NEW_HEIGHT and self._progress == self._gossiped_at:
+                self._gossip()
+            self._gossiped_at = self._progress
+            self._schedule(TimerKind.GOSSIP, self.round)
+        self._run_rules()
+        return self._take()
+
+    def on_commit(self, block: bytes, certificate: CommitCertificate) -> list[Output]:
+        """A certified block from block sync: decide it if it is for the current height."""
+        self._out = []
+        self._require_started()
+        if certificate.height != self.height or certificate.chain_id != self.chain_id:
+            self._count("stale_commit")
+            return []
+        try:
+            if not self.app.validate_block(self.height, block):
+                raise LedgerError("block refused by the ledger rules")
+            certificate.check(
+                self.validators,
+                chain_id=self.chain_id,
+                height=self.height,
+                block_hash=self.app.block_hash(block),
+            )
+        except LedgerError:
+            self._count("bad_commit")
+            return []
+        self._decide(certificate.round, block, certificate)
+        return self._take()
+
+    # --- receiving -----------------------------------------------------------------------
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("call start() first")
+
+    def _on_message(self, message: Message) -> list[Output]:
+        self._out = []
+        self._require_started()
+        self._receive(message, verified=False)
+        self._run_rules()
+        return self._take()
+
+    def _receive(self, m: Message, *, verified: bool) -> None:
+        if m.chain_id != self.chain_id:
+            self._count("wrong_chain")
+            return
+        if m.height < self.height:
+            self._count("old_height")
+            return
+        if m.height > self.height + 1:
+            self._count("far_future")
+            return
+        sender = _sender(m)
+        if not 0 <= sender < len(self._power):
+            self._count("unknown_validator")
+            return
+        if isinstance(m, Proposal):
+            if sender != self.validators.proposer(m.height, m.round):
+                self._count("wrong_proposer")  # L22/L28/L36/L49: "from proposer(h, r)"
+                return
+            if not -1 <= m.valid_round < m.round:
+                self._count("bad_valid_round")
+                return
+        if m.height == self.height + 1:
+            self._buffer_next(m, verified)
+            return
+        existing = self._stored(m)
+        if existing is not None and existing == m:
+            self._count("duplicate")  # identical to one already verified: no signature check
+            return
+        if not verified and not self._verify(m):
+            return
+        if existing is not None:
+            self._equivocation(existing, m)
+            return
+        if sender == self.index:
+            # Validly signed with our key, yet not by this process at this height: another
+            # process holds the key. Never count it, or we could end up signing against it.
+            self._count("own_key_elsewhere")
+            return
+        if not self._admit_round(sender, m.round):
+            return
+        self._store(m)
+
+    def _verify(self, m: Message) -> bool:
+        try:
+            m.verify(self.validators)
+        except BadSignature:
+            self._count("bad_signature")
+            return False
+        return True
+
+    def _stored(self, m: Message) -> Message | None:
+        if isinstance(m, Proposal):
+            slot = self._proposals.get(m.round)
+            return None if slot is None else slot.message
+        return self._votes.get((m.round, int(m.kind)), {}).get(m.validator_index)
+
+    def _equivocation(self, first: Message, second: Message) -> None:
+        self._count("equivocation")  # keep the first; the pair is evidence
+        if len(self.evidence) < MAX_EVIDENCE:
+            self.evidence.append((first, second))
+        if isinstance(second, Proposal) and second.round not in self._extra:
+            # Keep the other block's bytes too: if it gathers 2f+1 precommits we can decide it.
+            self._extra[second.round] = _Slot(second)
+
+    def _buffer_next(self, m: Message, verified: bool) -> None:
+        """Messages for height+1: one per (sender, round, kind), a few rounds only."""
+        if m.round >= self.max_buffer_rounds:
+            self._count("buffer_window")
+            return
+        key = (_sender(m), m.round, _kind_key(m))
+        existing = self._buffer.get(key)
+        if existing is not None and existing == m:
+            self._count("duplicate")
+            return
+        if not verified and not self._verify(m):
+            return  # verified before buffering, so a forgery cannot take a validator's slot
+        if existing is not None:
+            self._equivocation(existing, m)
+            return
+        self._buffer[key] = m
+        self._count("buffered")
+
+    def _admit_round(self, sender: int, round_: int) -> bool:
+        """Bound what one sender can make us store above our round (L55 only needs recent)."""
+        if round_ <= self.round:
+            return True
+        rounds = self._future.setdefault(sender, set())
+        if round_ in rounds:
+            return True
+        if len(rounds) >= self.max_future_rounds:
+            lowest = min(rounds)
+            if round_ < lowest:
+                self._count("round_window")
+                return False
+            self._evict(sender, lowest)  # honest senders only move up: keep their newest
+            rounds.discard(lowest)
+            self._count("evicted")
+        rounds.add(round_)
+        return True
+
+    def _store(self, m: Message) -> None:
+        if m.round <= self.round:
+            self._progress += 1
+        sender = _sender(m)
+        members = self._members.setdefault(m.round, {})
+        if sender not in members:
+            self._member_power[m.round] = self._member_power.get(m.round, 0) + self._power[sender]
+        members[sender] = members.get(sender, 0) + 1
+        if isinstance(m, Proposal):
+            self._proposals[m.round] = _Slot(m)
+            return
+        key = (m.round, int(m.kind))
+        self._votes.setdefault(key, {})[m.validator_index] = m
+        tally = self._tally.setdefault(key, {})
+        power = self._power[m.validator_index]
+        tally[m.block_hash] = tally.get(m.block_hash, 0) + power
+        self._vote_power[key] = self._vote_power.get(key, 0) + power
+        if m.kind == VoteKind.PRECOMMIT and m.block_hash and self._quorum(tally[m.block_hash]):
+            self._precommit_quorums.add((m.round, m.block_hash))
+
+    def _evict(self, sender: int, round_: int) -> None:
+        members = self._members.get(round_, {})
+        if sender not in members:
+            return
+        del members[sender]
+        self._member_power[round_] -= self._power[sender]
+        slot = self._proposals.get(round_)
+        if slot is not None and slot.message.proposer_index == sender:
+            del self._proposals[round_]
+            self._extra.pop(round_, None)
+        for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
+            key = (round_, int(kind))
+            vote = self._votes.get(key, {}).pop(sender, None)
+            if vote is None:
+                continue
+            power = self._power[sender]
+            self._tally[key][vote.block_hash] -= power
+            self._vote_power[key] -= power
+            lost = not self._quorum(self._tally[key][vote.block_hash])
+            if kind == VoteKind.PRECOMMIT and vote.block_hash and lost:
+                self._precommit_quorums.discard((round_, vote.block_hash))
+
+    # --- helpers -------------------------------------------------------------------------
+    def _quorum(self, power: int) -> bool:
+        return self.validators.has_quorum(power)  # 2f+1
+
+    def _one_third(self, power: int) -> bool:
+        return 3 * power > self._total_power  # f+1: at least one correct process
+
+    def _count(self, reason: str) -> None:
+        self.stats[reason] = self.stats.get(reason, 0) + 1
+
+    def _take(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    def _schedule(self, step: TimerKind, round_: int) -> None:
+        delay = self.timeouts.delay(step, round_)
+        self._out.append(ScheduleTimeout(self.height, round_, step, delay))
+
+    def _set_step(self, step: Step) -> None:
+        self.step = step
+        self._progress += 1
+
+    def _check(self, slot: _Slot) -> _Slot:
+        """valid(v) and id(v), asked of the Application once per proposal."""
+        if not slot.checked:
+            slot.checked = True
+            block = slot.message.block
+            try:
+                slot.valid = self.app.validate_block(self.height, block)
+                if slot.valid:
+                    slot.block_hash = self.app.block_hash(block)
+            except LedgerError:
+                slot.valid = False
+            if not slot.valid:
+                self._count("invalid_block")
+        return slot
+
+    def _sign(self, m: Message) -> None:
+        """Persist then broadcast a newly signed message; re-send if this slot is signed."""
+        key = (m.round, _kind_key(m))
+        existing = self._signed.get(key)
+        if existing is not None:
+            # Write-ahead rule: one message per (height, round, kind), ever. After a restart
+            # the algorithm may want something else here; the signed one stands.
+            self._out.append(Broadcast(existing))
+            return
+        if m.round < self._max_signed_round:  # pragma: no cover - rounds only grow
+            self._count("refused_lower_round")
+            return
+        self._signed[key] = m
+        self._max_signed_round = m.round
+        self._out.append(Persist(m))
+        self._out.append(Broadcast(m))
+        self._store(m)
+
+    def _vote(self, kind: VoteKind, block_hash: bytes) -> None:
+        if self.index is None or self._key is None:
+            return  # a follower walks the steps without voting
+        if (self.round, int(kind)) in self._signed:
+            self._sign(self._signed[(self.round, int(kind))])
+            return
+        self._sign(
+            Vote.sign(
+                self._key,
+                chain_id=self.chain_id,
+                kind=kind,
+                height=self.height,
+                round_=self.round,
+                block_hash=block_hash,
+                validator_index=self.index,
+            )
+        )
+
+    def _persist_lock(self, slot: _Slot) -> None:
+        """WAL the proposal we lock on, so the locked block survives a restart."""
+        m = slot.message
+        if m.proposer_index == self.index:
+            return  # our own proposal is already persisted
+        digest = m.digest()
+        if digest not in self._persisted:
+            self._persisted.add(digest)
+            self._out.append(Persist(m))
+
+    # --- Algorithm 1 ---------------------------------------------------------------------
+    def _start_round(self, round_: int) -> None:
+        """StartRound (L11-21)."""
+        self.round = round_  # L12
+        self._set_step(Step.PROPOSE)  # L13
+        for rounds in self._future.values():
+            rounds.difference_update([r for r in rounds if r <= round_])
+        proposer = self.validators.proposer(self.height, round_)
+        if self.index is not None and proposer == self.index:  # L14
+            existing = self._signed.get((round_, _PROPOSAL))
+            if existing is not None:
+                self._sign(existing)
+                return
+            assert self._key is not None
+            if self.valid_value is not None:  # L15-16
+                block, valid_round = self.valid_value, self.valid_round
+            else:  # L18
+                block, valid_round = self.app.build_block(self.height, round_), -1
+            self._sign(  # L19
+                Proposal.sign(
+                    self._key,
+                    chain_id=self.chain_id,
+                    height=self.height,
+                    round_=round_,
+                    block=block,
+                    valid_round=valid_round,
+                    proposer_index=self.index,
+                )
+            )
+        else:
+            self._schedule(TimerKind.PROPOSE, round_)  # L21
+
+    def _run_rules(self) -> None:
+        """Fire every enabled upon-rule until none is; the order matches Algorithm 1's."""
+        while self.step != Step.NEW_HEIGHT:
+            if self._rule_decide() or self._rule_round_skip():
+                continue
+            if self.step == Step.PROPOSE and self._rule_proposal():
+                continue
+            self._rule_prevote_timeout()
+            if self._rule_polka_value():
+                continue
+            if self.step == Step.PREVOTE and self._rule_polka_nil():
+                continue
+            self._rule_precommit_timeout()
+            break
+
+    def _rule_proposal(self) -> bool:
+        """L22-33: prevote on the proposal of the current round."""
+        slot = self._proposals.get(self.round)
+        if slot is None:
+            return False
+        vr = slot.message.valid_round
+        self._check(slot)
+        if vr == -1:  # L22
+            unlocked = self.locked_round == -1 or self.locked_hash == slot.block_hash
+            if slot.valid and unlocked:  # L23
+                self._vote(VoteKind.PREVOTE, slot.block_hash)  # L24
+            else:
+                self._vote(VoteKind.PREVOTE, b"")  # L26
+            self._set_step(Step.PREVOTE)  # L27
+            return True
+        # L28: needs 2f+1 prevotes for id(v) in round vr. An invalid v has no id we could
+        # match; the proposal timeout (L57) prevotes nil for it.
+        polka = self._tally.get((vr, VoteKind.PREVOTE), {}).get(slot.block_hash, 0)
+        if not slot.valid or not self._quorum(polka):
+            return False
+        if self.locked_round <= vr or self.locked_hash == slot.block_hash:  # L29
+            self._vote(VoteKind.PREVOTE, slot.block_hash)  # L30
+        else:
+            self._vote(VoteKind.PREVOTE, b"")  # L32
+        self._set_step(Step.PREVOTE)  # L33
+        return True
+
+    def _rule_prevote_timeout(self) -> None:
+        """L34-35: 2f+1 prevotes of any kind, first time in this round."""
+        key = (34, self.round)
+        if (
+            self.step == Step.PREVOTE
+            and key not in self._fired
+            and self._quorum(self._vote_power.get((self.round, VoteKind.PREVOTE), 0))
+        ):
+            self._fired.add(key)
+            self._schedule(TimerKind.PREVOTE, self.round)
+
+    def _rule_polka_value(self) -> bool:
+        """L36-43: proposal plus 2f+1 prevotes for it: lock and precommit, or update valid."""
+        key = (36, self.round)
+        if self.step < Step.PREVOTE or key in self._fired:
+            return False
+        slot = self._proposals.get(self.round)
+        if slot is None:
+            return False
+        tally = self._tally.get((self.round, VoteKind.PREVOTE), {})
+        if not any(h and self._quorum(p) for h, p in tally.items()):
+            return False  # no polka at all: spare the validity check
+        self._check(slot)
+        if not slot.valid or not self._quorum(tally.get(slot.block_hash, 0)):
+            return False
+        self._fired.add(key)
+        if self.step == Step.PREVOTE:  # L37
+            self.locked_hash, self.locked_round = slot.block_hash, self.round  # L38-39
+            self._persist_lock(slot)
+            self._vote(VoteKind.PRECOMMIT, slot.block_hash)  # L40
+            self._set_step(Step.PRECOMMIT)  # L41
+        self.valid_value, self.valid_hash = slot.message.block, slot.block_hash  # L42
+        self.valid_round = self.round  # L43
+        return True
+
+    def _rule_polka_nil(self) -> bool:
+        """L44-46: 2f+1 prevotes for nil: precommit nil."""
+        if not self._quorum(self._tally.get((self.round, VoteKind.PREVOTE), {}).get(b"", 0)):
+            return False
+        self._vote(VoteKind.PRECOMMIT, b"")  # L45
+        self._set_step(Step.PRECOMMIT)  # L46
+        return True
+
+    def _rule_precommit_timeout(self) -> None:
+        """L47-48: 2f+1 precommits of any kind, first time in this round."""
+        key = (47, self.round)
+        power = self._vote_power.get((self.round, VoteKind.PRECOMMIT), 0)
+        if key not in self._fired and self._quorum(power):
+            self._fired.add(key)
+            self._schedule(TimerKind.PRECOMMIT, self.round)
+
+    def _rule_decide(self) -> bool:
+        """L49-54: 2f+1 precommits for id(v) in any round r, with v in hand and valid.
+
+        v may come from any proposal of this height with that id, not only round r's: the id
+        binds the bytes, and a validator that missed round r's proposal can still decide.
+        """
+        for round_, block_hash in sorted(self._precommit_quorums):
+            slot = self._find_block(block_hash)
+            if slot is None:
+                continue
+            votes = self._votes[(round_, VoteKind.PRECOMMIT)]
+            signatures = tuple(
+                CommitSignature(i, v.signature)
+                for i, v in sorted(votes.items())
+                if v.block_hash == block_hash
+            )
+            cert = CommitCertificate(self.chain_id, self.height, round_, block_hash, signatures)
+            self._decide(round_, slot.message.block, cert)
+            return True
+        return False
+
+    def _find_block(self, block_hash: bytes) -> _Slot | None:
+        for slots in (self._proposals, self._extra):
+            for slot in slots.values():
+                if self._check(slot).valid and slot.block_hash == block_hash:
+                    return slot
+        return None
+
+    def _decide(self, round_: int, block: bytes, cert: CommitCertificate) -> None:
+        self._out.append(Decide(self.height, round_, block, cert))  # L51
+        self._reset_height(self.height + 1)  # L52-53
+        # L54 waits for the NEW_HEIGHT timer, so the driver commits the block before the
+        # Application is asked anything about the next height.
+        self._schedule(TimerKind.NEW_HEIGHT, 0)
+        buffered = [self._buffer[k] for k in sorted(self._buffer)]
+        self._buffer = {}
+        for m in buffered:
+            self._receive(m, verified=True)
+
+    def _rule_round_skip(self) -> bool:
+        """L55-56: f+1 senders of messages for a higher round: go to that round."""
+        best = -1
+        for round_, power in self._member_power.items():
+            if round_ > self.round and round_ > best and self._one_third(power):
+                best = round_
+        if best < 0:
+            return False
+        self._start_round(best)
+        return True
+
+    # --- gossip and restart ----------------------------------------------------------------
+    def _gossip(self) -> None:
+        """Stalled: re-send our messages and relay what we hold for the recent rounds."""
+        self._count("gossip")
+        r = self.round
+        out: dict[tuple[int, int, int, int], Message] = {}
+        for (round_, kind), m in self._signed.items():
+            if round_ >= r - 1:
+                out[(round_, kind, _sender(m), 0)] = m
+        for round_ in {r, self.valid_round}:
+            slot = self._proposals.get(round_)
+            if slot is not None:
+                out[(round_, _PROPOSAL, slot.message.proposer_index, 0)] = slot.message
+        wanted = {(r, VoteKind.PREVOTE), (r, VoteKind.PRECOMMIT), (r - 1, VoteKind.PREVOTE),
+                  (r - 1, VoteKind.PRECOMMIT), (self.valid_round, VoteKind.PREVOTE),
+                  (self.locked_round, VoteKind.PREVOTE)}
+        for round_, kind in sorted(wanted):
+            for i, v in self._votes.get((round_, int(kind)), {}).items():
+                out[(round_, int(kind), i, 0)] = v
+        for m in out.values():
+            self._out.append(Broadcast(m))
+
+    def _restore(self) -> None:
+        """Rebuild from the write-ahead log, or start round 0 afresh (L10)."""
+        own: list[Message] = []
+        for m in self._signed_log:
+            if m.height != self.height or m.chain_id != self.chain_id:
+                continue
+            try:
+                m.verify(self.validators)
+            except BadSignature:
+                self._count("bad_log_entry")
+                continue
+            if _sender(m) == self.index:
+                own.append(m)
+            elif isinstance(m, Proposal):
+                self._receive(m, verified=True)  # the proposal we locked on
+                self._persisted.add(m.digest())
+        if not own:
+            self._start_round(0)
+            return
+        for m in own:
+            key = (m.round, _kind_key(m))
+            if key in self._signed:
+                continue
+            self._signed[key] = m
+            self._max_signed_round = max(self._max_signed_round, m.round)
+        for key in sorted(self._signed):
+            m = self._signed[key]
+            self._store(m)
+            self._out.append(Broadcast(m))
+        top = self._max_signed_round
+        self.round = top  # never sign again below the highest round we signed in
+        if (top, VoteKind.PRECOMMIT) in self._signed:
+            self.step = Step.PRECOMMIT
+        elif (top, VoteKind.PREVOTE) in self._signed:
+            self.step = Step.PREVOTE
+        # The lock is our highest non-nil precommit (L38-39 set both at once); the block is
+        # in the proposal persisted with it, which also restores the valid value (L42-43).
+        for (round_, kind), m in sorted(self._signed.items(), reverse=True):
+            if kind == VoteKind.PRECOMMIT and isinstance(m, Vote) and m.block_hash:
+                self.locked_round, self.locked_hash = round_, m.block_hash
+                slot = self._find_block(m.block_hash)
+                if slot is not None:
+                    self.valid_round, self.valid_hash = round_, m.block_hash
+                    self.valid_value = slot.message.block
+                    self._fired.add((36, round_))
+                break
+        if self.step == Step.NEW_HEIGHT:
+            self._start_round(top)  # only a proposal signed at the top round: re-send it
+        else:
+            self._progress += 1
+
+    # --- introspection (tests, metrics) ----------------------------------------------------
+    def signed_messages(self) -> Iterable[Message]:
+        return list(self._signed.values())

@@ -1,0 +1,337 @@
+"""The peer transport's pure core: wire frames, the handshake, and the misbehaviour policy.
+
+No I/O and no clock here: time is passed in, so everything is testable without sockets
+and ``node/transport.py`` stays a thin asyncio driver.
+
+Wire format of one frame::
+
+    length (4 bytes, big-endian) | type (1 byte) | payload (length - 1 bytes)
+
+``length`` counts the type byte and the payload, so it is never 0. Payloads are opaque to
+the transport (consensus messages, ballot batches and sync messages are encoded elsewhere);
+only HELLO, HELLO_ACK, PING and PONG are interpreted here.
+
+Security scope: no encryption and no per-frame MAC. Validators talk over loopback or a
+private network between data centres; TLS can wrap the stream later without changing
+this module. The handshake authenticates the peer's validator key; every later frame on
+the connection is attributed to that key, which an on-path attacker could forge until the
+stream is wrapped (TLS) or frames carry MACs. Both are out of scope for v1.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ledger import codec
+from ledger.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, is_valid_signature
+from ledger.errors import BadEncoding, LedgerError
+from ledger.hashing import HASH_SIZE, tag, tagged_hash
+
+HEADER_SIZE = 5
+DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+# Before the handshake only HELLO / HELLO_ACK may arrive (about 100 bytes each), so an
+# unauthenticated socket can never make us buffer more than this.
+HANDSHAKE_MAX_FRAME_SIZE = 1024
+NONCE_SIZE = 32
+MAX_PING_PAYLOAD = 8
+MAX_CHAIN_ID_SIZE = 64
+HANDSHAKE_TAG = tag("peer-handshake/v1")
+
+
+class FrameType(IntEnum):
+    """Frame type byte. Extend by adding members here; values are never reused."""
+
+    HELLO = 1
+    HELLO_ACK = 2
+    CONSENSUS = 3  # opaque consensus message
+    TXS = 4  # a batch of opaque ballot encodings (see encode_batch)
+    SYNC_REQUEST = 5
+    SYNC_RESPONSE = 6
+    PING = 7
+    PONG = 8
+
+
+# Handled by the transport itself; everything else goes to the application callback.
+CONTROL_TYPES = frozenset({FrameType.HELLO, FrameType.HELLO_ACK, FrameType.PING, FrameType.PONG})
+
+
+# --- errors ----------------------------------------------------------------------------
+class TransportError(LedgerError):
+    code = "transport_error"
+
+
+class BadFrame(TransportError):
+    code = "bad_frame"
+
+
+class OversizedFrame(BadFrame):
+    code = "oversized_frame"
+
+
+class UnknownFrameType(BadFrame):
+    code = "unknown_frame_type"
+
+
+class HandshakeFailed(TransportError):
+    code = "handshake_failed"
+
+
+class ConnectedToSelf(HandshakeFailed):
+    """We dialled our own listening address: not an error to retry."""
+
+    code = "connected_to_self"
+
+
+# --- frames ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frame:
+    type: FrameType
+    payload: bytes
+
+    def encode(self) -> bytes:
+        return encode_frame(self.type, self.payload)
+
+
+def encode_frame(
+    frame_type: int, payload: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> bytes:
+    body_len = 1 + len(payload)
+    if body_len > max_frame_size:
+        raise OversizedFrame(f"frame of {body_len} bytes exceeds the limit of {max_frame_size}")
+    if frame_type not in FrameType._value2member_map_:
+        raise UnknownFrameType(f"unknown frame type {frame_type}")
+    return body_len.to_bytes(4, "big") + bytes([frame_type]) + payload
+
+
+def parse_header(header: bytes, max_frame_size: int) -> tuple[FrameType, int]:
+    """Check a 5-byte header; return the frame type and the payload length.
+
+    Everything a header can get wrong is refused here, before any of the body is awaited.
+    """
+    if len(header) != HEADER_SIZE:
+        raise BadFrame(f"frame header must be {HEADER_SIZE} bytes")
+    body_len = int.from_bytes(header[:4], "big")
+    if body_len == 0:
+        raise BadFrame("frame length 0 (a frame has at least its type byte)")
+    if body_len > max_frame_size:
+        raise OversizedFrame(f"frame of {body_len} bytes exceeds the limit of {max_frame_size}")
+    try:
+        frame_type = FrameType(header[4])
+    except ValueError:
+        raise UnknownFrameType(f"unknown frame type {header[4]}") from None
+    return frame_type, body_len - 1
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed`` bytes as they arrive, get the frames they complete.
+
+    A bad header raises as soon as its 5 bytes are in, however much of the body is still
+    to come. After an error the stream cannot be resynchronised: every later ``feed``
+    raises the same error (and frames earlier in the failing chunk are not returned: the
+    caller drops the connection anyway).
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size < 1:
+            raise ValueError("max_frame_size must be at least 1")
+        self.max_frame_size = max_frame_size
+        self._buf = bytearray()
+        self._pending: tuple[FrameType, int] | None = None  # header parsed, body awaited
+        self._error: BadFrame | None = None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self._error is not None:
+            raise self._error
+        self._buf += data
+        frames: list[Frame] = []
+        pos = 0
+        buf = self._buf
+        try:
+            while True:
+                if self._pending is None:
+                    if len(buf) - pos < HEADER_SIZE:
+                        break
+                    header = bytes(buf[pos : pos + HEADER_SIZE])
+                    self._pending = parse_header(header, self.max_frame_size)
+                    pos += HEADER_SIZE
+                frame_type, size = self._pending
+                if len(buf) - pos < size:
+                    break
+                frames.append(Frame(frame_type, bytes(buf[pos : pos + size])))
+                pos += size
+                self._pending = None
+        except BadFrame as exc:
+            self._error = exc
+            self._buf = bytearray()
+            raise
+        del buf[:pos]  # one compaction per feed keeps feeding linear in the bytes fed
+        return frames
+
+
+# --- payload helpers -------------------------------------------------------------------
+def encode_batch(items: Sequence[bytes]) -> bytes:
+    """TXS payload: an RLP list of opaque ballot encodings."""
+    return codec.encode(list(items))
+
+
+def decode_batch(payload: bytes, *, max_items: int) -> tuple[bytes, ...]:
+    try:
+        return codec.as_bytes_list(codec.decode(payload), "txs batch", max_items=max_items)
+    except BadEncoding as exc:
+        raise BadFrame(f"bad TXS payload: {exc.message}") from exc
+
+
+# --- handshake -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hello:
+    chain_id: str
+    genesis_hash: bytes
+    public_key: bytes
+    nonce: bytes
+
+    def encode(self) -> bytes:
+        return codec.encode(
+            [self.chain_id.encode(), self.genesis_hash, self.public_key, self.nonce]
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Hello:
+        try:
+            f = codec.as_list(codec.decode(payload), 4, "hello")
+            return cls(
+                chain_id=codec.as_text(f[0], "hello chain id", max_size=MAX_CHAIN_ID_SIZE),
+                genesis_hash=codec.as_bytes(f[1], "hello genesis hash", size=HASH_SIZE),
+                public_key=codec.as_bytes(f[2], "hello public key", size=PUBLIC_KEY_SIZE),
+                nonce=codec.as_bytes(f[3], "hello nonce", size=NONCE_SIZE),
+            )
+        except BadEncoding as exc:
+            raise HandshakeFailed(f"malformed HELLO: {exc.message}") from exc
+
+
+def handshake_digest(
+    chain_id: str, genesis_hash: bytes, other_nonce: bytes, signer_key: bytes, other_key: bytes
+) -> bytes:
+    """What a HELLO_ACK signs: the other side's fresh nonce binds it to this connection,
+    and both keys in signer-first order stop an ACK being reflected back to its sender.
+
+    The fields are RLP-listed rather than concatenated because the chain id has no fixed
+    length.
+    """
+    fields = [chain_id.encode(), genesis_hash, other_nonce, signer_key, other_key]
+    return tagged_hash(HANDSHAKE_TAG, codec.encode(fields))
+
+
+def sign_ack(key: SigningKey, ours: Hello, theirs: Hello) -> bytes:
+    """HELLO_ACK payload: our signature over their nonce (sent only after check_hello)."""
+    digest = handshake_digest(
+        ours.chain_id, ours.genesis_hash, theirs.nonce, ours.public_key, theirs.public_key
+    )
+    return key.sign(digest)
+
+
+def check_hello(theirs: Hello, ours: Hello, allowed: Mapping[bytes, str]) -> str:
+    """Refuse a peer on another chain or with a key outside the validator set; return its name."""
+    if theirs.public_key == ours.public_key:
+        raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
+    if theirs.chain_id != ours.chain_id:
+        raise HandshakeFailed(f"peer is on chain {theirs.chain_id!r}, not {ours.chain_id!r}")
+    if theirs.genesis_hash != ours.genesis_hash:
+        raise HandshakeFailed(f"peer has genesis {theirs.genesis_hash.hex()[:16]}.., not ours")
+    name = allowed.get(theirs.public_key)
+    if name is None:
+        raise HandshakeFailed(f"key {theirs.public_key.hex()} is not a validator")
+    return name
+
+
+def check_ack(signature: bytes, ours: Hello, theirs: Hello) -> None:
+    """Their ACK must sign OUR nonce with THEIR key: proof they hold it, on this connection."""
+    if len(signature) != SIGNATURE_SIZE:
+        raise HandshakeFailed(f"HELLO_ACK must be a {SIGNATURE_SIZE}-byte signature")
+    digest = handshake_digest(
+        ours.chain_id, ours.genesis_hash, ours.nonce, theirs.public_key, ours.public_key
+    )
+    if not is_valid_signature(theirs.public_key, digest, signature):
+        raise HandshakeFailed("HELLO_ACK signature does not verify")
+
+
+# --- policy: backoff, rate limit, misbehaviour score -----------------------------------
+class Backoff:
+    """Exponential backoff with "equal jitter": delay in [d/2, d], d doubling up to ``cap``.
+
+    Jitter keeps validators that lost a peer at the same moment from redialling in lockstep.
+    """
+
+    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
+        self.base: float = base
+        self.cap: float = cap
+        self._rng = rng
+        self._attempt = 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2.0 ** min(self._attempt, 32))
+        self._attempt += 1
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; one token per frame."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._updated = burst, now
+
+    def allow(self, now: float) -> bool:
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        self._updated = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class _Score:
+    points: float = 0.0
+    updated: float = 0.0
+    banned_until: float = field(default=float("-inf"))
+
+
+class Misbehaviour:
+    """Points per peer key that decay over time; crossing ``threshold`` bans for ``ban_seconds``.
+
+    Kept per key rather than per connection so that reconnecting does not wipe the slate.
+    """
+
+    def __init__(self, threshold: float, decay_per_second: float, ban_seconds: float) -> None:
+        self.threshold, self.decay, self.ban_seconds = threshold, decay_per_second, ban_seconds
+        self._scores: dict[bytes, _Score] = {}
+
+    def offend(self, key: bytes, points: float, now: float) -> bool:
+        """Add points; True if this pushes the peer over the threshold (it is now banned)."""
+        s = self._scores.setdefault(key, _Score(updated=now))
+        s.points = max(0.0, s.points - (now - s.updated) * self.decay) + points
+        s.updated = now
+        if s.points >= self.threshold and now >= s.banned_until:
+            s.banned_until = now + self.ban_seconds
+            s.points = 0.0  # a fresh start once the ban is served
+            return True
+        return False
+
+    def points(self, key: bytes, now: float) -> float:
+        s = self._scores.get(key)
+        return 0.0 if s is None else max(0.0, s.points - (now - s.updated) * self.decay)
+
+    def ban_remaining(self, key: bytes, now: float) -> float:
+        s = self._scores.get(key)
+        return 0.0 if s is None else max(0.0, s.banned_until - now)

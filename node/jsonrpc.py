@@ -1,0 +1,121 @@
+"""JSON-RPC 2.0: parsing, dispatch and error mapping, with no transport of its own.
+
+The node's HTTP server hands request bodies to :func:`handle_body`; methods are plain
+async callables taking positional params. Ledger refusals become error -32000 with the
+stable ledger code in ``data.code``; nothing a client sends can crash the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ledger.errors import LedgerError
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+LEDGER_REFUSAL = -32000
+MAX_BATCH = 1000
+
+Method = Callable[..., Awaitable[Any]]
+
+
+class InvalidParams(LedgerError):
+    code = "invalid_params"
+
+
+def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
+    """Answer a request body: a response object, a list (batch), or None (notifications)."""
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(None, PARSE_ERROR, f"parse error: {exc}")
+    if isinstance(request, list):
+        if not request:
+            return _error(None, INVALID_REQUEST, "empty batch")
+        if len(request) > MAX_BATCH:
+            return _error(None, INVALID_REQUEST, f"batch of {len(request)} exceeds {MAX_BATCH}")
+        answers = [await handle_one(methods, r) for r in request]
+        kept = [a for a in answers if a is not None]
+        return kept or None
+    return await handle_one(methods, request)
+
+
+async def handle_one(methods: Mapping[str, Method], request: Any) -> dict[str, Any] | None:
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or "method" not in request:
+        return _error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+    id_ = request.get("id")
+    notification = "id" not in request
+    if id_ is not None and not isinstance(id_, (str, int)):
+        return _error(None, INVALID_REQUEST, "id must be a string, a number or null")
+    method = request["method"]
+    params = request.get("params", [])
+    if not isinstance(method, str):
+        return _error(id_, INVALID_REQUEST, "method must be a string")
+    handler = methods.get(method)
+    if handler is None:
+        return None if notification else _error(id_, METHOD_NOT_FOUND, f"method {method!r} not found")
+    if isinstance(params, dict):
+        args: list[Any] = []
+        kwargs: dict[str, Any] = params
+    elif isinstance(params, list):
+        args, kwargs = params, {}
+    else:
+        return _error(id_, INVALID_PARAMS, "params must be an array or an object")
+    try:
+        _signature(handler).bind(*args, **kwargs)
+    except TypeError as exc:  # wrong number or names of params: the client's error
+        return _error(id_, INVALID_PARAMS, f"invalid params for {method}: {exc}")
+    try:
+        result = await handler(*args, **kwargs)
+    except InvalidParams as exc:
+        return _error(id_, INVALID_PARAMS, exc.message, {"code": exc.code})
+    except LedgerError as exc:
+        return _error(id_, LEDGER_REFUSAL, exc.message, {"code": exc.code, "where": exc.where})
+    except Exception:  # the last line of defence: log it, answer, stay up
+        log.exception("internal error in %s", method)
+        return _error(id_, INTERNAL_ERROR, "internal error")
+    return None if notification else {"jsonrpc": "2.0", "id": id_, "result": result}
+
+
+@functools.cache
+def _signature(handler: Method) -> inspect.Signature:
+    return inspect.signature(handler)
+
+
+# --- param readers shared by the node's methods ----------------------------------------
+def hex_param(value: Any, what: str, *, size: int | None = None, max_size: int = 1 << 20) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidParams(f"{what} must be a hex string")
+    text = value[2:] if value.startswith("0x") else value
+    if len(text) > 2 * max_size:
+        raise InvalidParams(f"{what} is larger than {max_size} bytes")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise InvalidParams(f"{what} is not hex") from exc
+    if size is not None and len(raw) != size:
+        raise InvalidParams(f"{what} must be {size} bytes")
+    return raw
+
+
+def int_param(value: Any, what: str, *, minimum: int = 0, maximum: int = 2**63) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidParams(f"{what} must be an integer in [{minimum}, {maximum}]")
+    return value

@@ -1,0 +1,127 @@
+"""The mempool: ballots admitted (fully checked once) and waiting for a block.
+
+Pure: the chain-so-far is read through ``LedgerView``; no I/O of its own. Admission runs
+the same ledger rules a block will (``check_ballot`` and the credential rule), so a
+ballot refused here is refused with the code the chain would use, and a ballot admitted
+here needs only its chain-dependent checks again when its block is validated.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ledger.errors import DuplicateCredential, LedgerError
+from ledger.genesis import Genesis
+from ledger.hashing import keccak256
+from ledger.rules import BlockEffects, CheckedBallot, check_ballot, check_ballot_window
+from ledger.state import LedgerView
+
+
+class MempoolFull(LedgerError):
+    code = "mempool_full"
+
+
+@dataclass(frozen=True)
+class Admission:
+    tracking_code: bytes
+    status: str  # "pending" (newly admitted or already waiting) or "final" (already in the log)
+
+
+class Mempool:
+    def __init__(self, genesis: Genesis, view: LedgerView, *, max_size: int = 200_000) -> None:
+        self.genesis = genesis
+        self.view = view
+        self.max_size = max_size
+        self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
+        self._raw: dict[bytes, bytes] = {}
+        self._by_credential: dict[tuple[str, bytes], bytes] = {}
+        # Checked ballots stay known until their block commits, even once taken for a
+        # proposal, so validating any block carrying them skips the signature check.
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def admitted(self) -> Mapping[bytes, CheckedBallot]:
+        return self._pending
+
+    def admit(self, raw: bytes, now_ms: int) -> Admission:
+        """Check ``raw`` and queue it; idempotent for a ballot already pending or final."""
+        code = keccak256(raw)
+        if code in self._pending:
+            return Admission(code, "pending")
+        if self.view.has_ballot(code):
+            return Admission(code, "final")
+        try:
+            if len(self._pending) >= self.max_size:
+                raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
+            checked = check_ballot(self.genesis, raw)
+            check_ballot_window(checked, now_ms)
+            key = (checked.election.election_id, checked.envelope.credential)
+            if checked.election.revoting == "first-counts" and (
+                key in self._by_credential or self.view.counted_ballot(*key) is not None
+            ):
+                raise DuplicateCredential(
+                    f"credential already cast a ballot in election {checked.election.election_id}"
+                )
+        except LedgerError:
+            self.refused += 1
+            raise
+        self._pending[code] = checked
+        self._raw[code] = raw
+        self._by_credential[key] = code
+        return Admission(code, "pending")
+
+    def admit_many(self, raws: Iterable[bytes], now_ms: int) -> list[Admission | LedgerError]:
+        out: list[Admission | LedgerError] = []
+        for raw in raws:
+            try:
+                out.append(self.admit(raw, now_ms))
+            except LedgerError as exc:
+                out.append(exc)
+        return out
+
+    def is_pending(self, code: bytes) -> bool:
+        return code in self._pending
+
+    def take(self, max_ballots: int, time_ms: int) -> list[bytes]:
+        """The oldest ballots, in admission order, that a block at ``time_ms`` may carry.
+
+        Under last-counts a credential's ballots all go, in order; under first-counts
+        only one per credential was ever admitted.
+        """
+        out: list[bytes] = []
+        for code, checked in self._pending.items():
+            if len(out) >= max_ballots:
+                break
+            if checked.election.is_open_at(time_ms):
+                out.append(self._raw[code])
+        return out
+
+    def remove_committed(self, effects: BlockEffects) -> None:
+        """Drop what a committed block carried, and what it made invalid."""
+        for checked in effects.ballots:
+            self._drop(checked.tracking_code)
+        for election_id, credential, _code in effects.counted:
+            other = self._by_credential.get((election_id, credential))
+            election = self.genesis.election(election_id)
+            if other is not None and election is not None and election.revoting == "first-counts":
+                self._drop(other)
+
+    def _drop(self, code: bytes) -> None:
+        checked = self._pending.pop(code, None)
+        self._raw.pop(code, None)
+        if checked is not None:
+            key = (checked.election.election_id, checked.envelope.credential)
+            if self._by_credential.get(key) == code:
+                del self._by_credential[key]
+
+    def expire(self, now_ms: int) -> int:
+        """Drop ballots whose election has closed; they can never be included."""
+        stale = [c for c, b in self._pending.items() if now_ms >= b.election.closes_at_ms]
+        for code in stale:
+            self._drop(code)
+        return len(stale)

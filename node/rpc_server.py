@@ -1,0 +1,73 @@
+"""The node's JSON-RPC over HTTP: a Starlette app served by uvicorn in the node's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Generator, Mapping
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from node.jsonrpc import INVALID_REQUEST, Method, handle_body
+
+MAX_BODY = 32 * 1024 * 1024
+
+
+def make_app(methods: Mapping[str, Method]) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            return _json({"jsonrpc": "2.0", "id": None,
+                          "error": {"code": INVALID_REQUEST, "message": f"body exceeds {MAX_BODY} bytes"}}, 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_BODY:
+                return _json({"jsonrpc": "2.0", "id": None,
+                              "error": {"code": INVALID_REQUEST, "message": f"body exceeds {MAX_BODY} bytes"}}, 413)
+        answer = await handle_body(methods, bytes(body))
+        if answer is None:
+            return Response(status_code=204)
+        return _json(answer, 200)
+
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+
+
+def _json(obj: object, status: int) -> Response:
+    return Response(json.dumps(obj, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the node owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class RpcServer:
+
+    def __init__(self, methods: Mapping[str, Method], host: str, port: int) -> None:
+        config = uvicorn.Config(
+            make_app(methods), host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # re-raise a bind failure
+                raise RuntimeError("RPC server stopped during start")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

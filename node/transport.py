@@ -1,0 +1,555 @@
+"""asyncio TCP transport between validators: a thin driver around ``node.frames``.
+
+Topology: every transport dials every address it is given and accepts every inbound
+connection; after the handshake, duplicates for one peer are resolved by a rule both ends
+evaluate identically (see ``_replaces``), so exactly one live connection per peer pair
+remains. Dial loops redial a lost peer with capped exponential backoff plus jitter.
+
+Plain TCP, no encryption and no per-frame MAC: validators are on loopback or a private
+network between data centres; TLS can wrap the streams later (``asyncio.open_connection``
+and ``start_server`` both take an ``ssl`` context) without touching the framing.
+
+Callbacks (all optional):
+
+* ``on_frame(peer_key, frame_type, payload)``: every non-control frame (CONSENSUS, TXS,
+  SYNC_*, and any type added to ``FrameType``) from an authenticated peer, in arrival order
+  per peer. It may be a plain function or a coroutine function; a coroutine is awaited in
+  that peer's reader task, so a slow handler slows reading from that peer only (TCP then
+  pushes back on it). Exceptions are logged and do not drop the connection.
+* ``on_peer_up(peer_key)`` / ``on_peer_down(peer_key)``: plain functions, called when a
+  peer becomes connected / is no longer connected (not when a duplicate is swapped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ledger.crypto import SigningKey
+from node.frames import (
+    CONTROL_TYPES,
+    DEFAULT_MAX_FRAME_SIZE,
+    HANDSHAKE_MAX_FRAME_SIZE,
+    HEADER_SIZE,
+    MAX_PING_PAYLOAD,
+    NONCE_SIZE,
+    Backoff,
+    BadFrame,
+    ConnectedToSelf,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    HandshakeFailed,
+    Hello,
+    Misbehaviour,
+    TokenBucket,
+    TransportError,
+    check_ack,
+    check_hello,
+    encode_frame,
+    parse_header,
+    sign_ack,
+)
+
+log = logging.getLogger("node.transport")
+
+FrameHandler = Callable[[bytes, FrameType, bytes], "Awaitable[None] | None"]
+PeerHandler = Callable[[bytes], None]
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    queue_size: int = 1024  # outgoing frames per peer; beyond that, send() drops and counts
+    read_chunk: int = 64 * 1024
+    handshake_timeout: float = 5.0
+    ping_interval: float = 5.0
+    dead_timeout: float = 15.0  # no bytes at all from a peer for this long: it is dead
+    write_timeout: float = 10.0  # a peer that takes longer to drain our writes is dropped
+    max_frames_per_second: float = 1000.0
+    frame_burst: float = 2000.0
+    bad_frame_penalty: float = 50.0  # malformed frame or protocol violation
+    rate_penalty: float = 1.0  # per frame over the rate limit (the frame is also dropped)
+    ban_threshold: float = 100.0
+    score_decay_per_second: float = 1.0
+    ban_seconds: float = 60.0
+    backoff_base: float = 0.1
+    backoff_cap: float = 5.0
+    # A duplicate arriving this long after the existing connection was established means
+    # the peer thinks that one is dead (e.g. it restarted): the newcomer wins.
+    duplicate_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ping_interval < self.dead_timeout:
+            raise ValueError("need 0 < ping_interval < dead_timeout")
+        if self.max_frame_size < HANDSHAKE_MAX_FRAME_SIZE:
+            raise ValueError(f"max_frame_size must be at least {HANDSHAKE_MAX_FRAME_SIZE}")
+
+
+@dataclass
+class PeerStats:
+    """Per peer key, kept across reconnections."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bad_frames: int = 0
+    drops: int = 0  # outgoing frames dropped because the peer's queue was full
+    rate_limited: int = 0  # incoming frames dropped for exceeding the frame rate
+    connects: int = 0
+    disconnects: int = 0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    peer_key: bytes | None = None
+    established: bool = False
+    self_dial: bool = False
+
+
+class _Connection:
+    """One TCP stream. Authenticated once ``peer_key`` is set."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, outbound: bool,
+        queue_size: int,
+    ) -> None:
+        self.reader, self.writer, self.outbound = reader, writer, outbound
+        self.peer_key = b""
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.closed = asyncio.Event()
+        self.reason = ""
+        self.tasks: list[asyncio.Task[None]] = []
+        self.established_at = 0.0
+        self.last_rx = 0.0
+        peer = writer.get_extra_info("peername")
+        self.label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    def close(self, reason: str, *, abort: bool = False) -> None:
+        """Idempotent. Closing the transport also wakes the reader with EOF."""
+        if self.closed.is_set():
+            return
+        self.reason = reason
+        self.closed.set()
+        if abort:
+            self.writer.transport.abort()  # discard unsent data: the peer is not owed it
+        else:
+            self.writer.close()
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+
+    async def wait_shut(self) -> None:
+        current = asyncio.current_task()
+        others = [t for t in self.tasks if t is not current]
+        await asyncio.gather(*others, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except TimeoutError:
+            self.writer.transport.abort()  # peer not reading what is left: stop trying
+        except (OSError, ConnectionError):
+            pass
+
+
+class PeerTransport:
+    """Authenticated, length-framed TCP links to the other validators.
+
+    ``validators`` maps each allowed public key (33-byte compressed) to a display name;
+    normally the genesis validator set (our own key may be in it). ``port=0`` lets the OS
+    choose; read ``port`` after ``start()``.
+    """
+
+    def __init__(
+        self,
+        signing_key: SigningKey,
+        *,
+        chain_id: str,
+        genesis_hash: bytes,
+        validators: Mapping[bytes, str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_frame: FrameHandler | None = None,
+        on_peer_up: PeerHandler | None = None,
+        on_peer_down: PeerHandler | None = None,
+        config: TransportConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._key = signing_key
+        self.public_key = signing_key.public_key
+        self.chain_id, self.genesis_hash = chain_id, genesis_hash
+        self.validators = dict(validators)
+        self.host, self._port = host, port
+        self.on_frame, self.on_peer_up, self.on_peer_down = on_frame, on_peer_up, on_peer_down
+        self.config = config or TransportConfig()
+        self._rng = rng or random.Random()
+        c = self.config
+        self._policy = Misbehaviour(c.ban_threshold, c.score_decay_per_second, c.ban_seconds)
+        self._stats: dict[bytes, PeerStats] = {}
+        self._buckets: dict[bytes, TokenBucket] = {}
+        self._peers: dict[bytes, _Connection] = {}  # the one live connection per peer
+        self._open: set[_Connection] = set()  # every socket, authenticated or not
+        self._addr_keys: dict[Address, bytes] = {}  # learnt at each successful handshake
+        self._dialing: dict[Address, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self._stopping = False
+        self.handshake_failures = 0  # refused or broken handshakes (no key to blame)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> Address:
+        return (self.host, self._port)
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._server = await asyncio.start_server(self._on_inbound, self.host, self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("listening on %s:%d", self.host, self._port)
+
+    async def stop(self) -> None:
+        """Close the listener, every connection and every task; returns when all are done."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task in self._dialing.values():
+            task.cancel()
+        for conn in list(self._open):
+            conn.close("transport stopping")
+        tasks = [*self._dialing.values(), *self._tasks]
+        for conn in list(self._open):
+            tasks.extend(conn.tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        self._dialing.clear()
+        self._addr_keys.clear()
+
+    def connect_to(self, addresses: Iterable[Address]) -> None:
+        """Keep a connection to each address, redialling as needed, until ``stop()``."""
+        for address in addresses:
+            address = (address[0], int(address[1]))
+            if address not in self._dialing and not self._stopping:
+                self._dialing[address] = asyncio.create_task(self._dial_loop(address))
+
+    # --- sending -----------------------------------------------------------------------
+    def send(self, peer_key: bytes, frame_type: FrameType, payload: bytes) -> bool:
+        """Queue a frame for one peer; never blocks. False if not connected or dropped."""
+        data = self._encode(frame_type, payload)
+        conn = self._peers.get(peer_key)
+        return conn is not None and self._enqueue(conn, data)
+
+    def broadcast(self, frame_type: FrameType, payload: bytes) -> int:
+        """Queue a frame for every connected peer; never blocks. Returns how many took it."""
+        data = self._encode(frame_type, payload)
+        return sum(self._enqueue(conn, data) for conn in list(self._peers.values()))
+
+    def _encode(self, frame_type: FrameType, payload: bytes) -> bytes:
+        if frame_type in CONTROL_TYPES:
+            raise ValueError(f"{frame_type.name} frames belong to the transport")
+        return encode_frame(frame_type, payload, self.config.max_frame_size)
+
+    def _enqueue(self, conn: _Connection, data: bytes) -> bool:
+        try:
+            conn.queue.put_nowait(data)
+            return True
+        except asyncio.QueueFull:
+            self._stats_for(conn.peer_key).drops += 1
+            return False
+
+    # --- introspection and policy ------------------------------------------------------
+    def peers(self) -> list[bytes]:
+        """Public keys of the authenticated, connected peers, sorted."""
+        return sorted(self._peers)
+
+    def peer_name(self, peer_key: bytes) -> str:
+        return self.validators.get(peer_key, peer_key.hex()[:16])
+
+    def stats(self, peer_key: bytes) -> PeerStats:
+        """A snapshot of the peer's counters."""
+        return replace(self._stats_for(peer_key))
+
+    def open_connections(self) -> int:
+        """Every open socket, including ones still in handshake or being deduplicated."""
+        return len(self._open)
+
+    def ban_remaining(self, peer_key: bytes) -> float:
+        return self._policy.ban_remaining(peer_key, self._now())
+
+    def report_misbehaviour(self, peer_key: bytes, points: float, reason: str) -> None:
+        """For upper layers: e.g. a CONSENSUS payload that does not decode."""
+        conn = self._peers.get(peer_key)
+        if conn is not None:
+            self._offend(conn, points, reason)
+        elif self._policy.offend(peer_key, points, self._now()):
+            log.warning("banned %s: %s", self.peer_name(peer_key), reason)
+
+    def _stats_for(self, peer_key: bytes) -> PeerStats:
+        return self._stats.setdefault(peer_key, PeerStats())
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _offend(self, conn: _Connection, points: float, reason: str) -> None:
+        if self._policy.offend(conn.peer_key, points, self._now()):
+            secs = self.config.ban_seconds
+            log.warning("banning %s for %.0fs: %s", self.peer_name(conn.peer_key), secs, reason)
+            conn.close(f"banned: {reason}", abort=True)
+
+    # --- connections -------------------------------------------------------------------
+    async def _dial_loop(self, address: Address) -> None:
+        backoff = Backoff(self.config.backoff_base, self.config.backoff_cap, self._rng)
+        while not self._stopping:
+            key = self._addr_keys.get(address)
+            if key is not None:
+                live = self._peers.get(key)
+                if live is not None:  # connected (maybe inbound): wait for it to end
+                    await live.closed.wait()
+                    await asyncio.sleep(backoff.next())
+                    continue
+                banned_for = self._policy.ban_remaining(key, self._now())
+                if banned_for > 0:
+                    await asyncio.sleep(banned_for)
+                    continue
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*address), self.config.handshake_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                log.debug("dial %s:%d failed: %s", *address, exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            outcome = await self._run_connection(reader, writer, outbound=True, address=address)
+            if outcome.self_dial:
+                log.info("%s:%d is our own address; not dialling it", *address)
+                return
+            if outcome.established:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # tracked so stop() can wait for it
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._stopping:
+            writer.close()
+            return
+        await self._run_connection(reader, writer, outbound=False, address=None)
+
+    async def _run_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, outbound: bool,
+        address: Address | None,
+    ) -> _Outcome:
+        conn = _Connection(reader, writer, outbound, self.config.queue_size)
+        self._open.add(conn)
+        try:
+            try:
+                key = await asyncio.wait_for(self._handshake(conn), self.config.handshake_timeout)
+            except ConnectedToSelf:
+                conn.close("connected to ourselves")
+                return _Outcome(self_dial=True)
+            except (TransportError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
+                self.handshake_failures += 1
+                if isinstance(exc, TimeoutError):
+                    reason = "timed out"
+                elif isinstance(exc, asyncio.IncompleteReadError):
+                    reason = "peer closed the connection (it may have refused us)"
+                else:
+                    reason = str(exc)
+                if not self._stopping:
+                    log.warning("refused %s: handshake failed: %s", conn.label, reason)
+                conn.close(f"handshake failed: {reason}")
+                return _Outcome()
+            if address is not None:
+                self._addr_keys[address] = key
+            if not self._register(conn, key):
+                return _Outcome(peer_key=key)
+            try:
+                await self._read_loop(conn)
+            except (OSError, ConnectionError) as exc:
+                conn.close(f"read failed: {exc}")
+            finally:
+                self._unregister(conn)
+            return _Outcome(peer_key=key, established=True)
+        finally:
+            conn.close(conn.reason or "connection finished")
+            await conn.wait_shut()
+            self._open.discard(conn)
+
+    async def _handshake(self, conn: _Connection) -> bytes:
+        """Both sides send HELLO at once, check the other's, then exchange signed ACKs."""
+        nonce = secrets.token_bytes(NONCE_SIZE)  # fresh per connection: ACKs cannot be replayed
+        ours = Hello(self.chain_id, self.genesis_hash, self.public_key, nonce)
+        await self._write_now(conn, FrameType.HELLO, ours.encode())
+        frame = await self._read_handshake_frame(conn, FrameType.HELLO)
+        theirs = Hello.decode(frame.payload)
+        check_hello(theirs, ours, self.validators)
+        banned_for = self._policy.ban_remaining(theirs.public_key, self._now())
+        if banned_for > 0:
+            name = self.peer_name(theirs.public_key)
+            raise HandshakeFailed(f"{name} is banned for another {banned_for:.0f}s")
+        # Only now, with the key known to be a validator's, do we sign anything for it.
+        await self._write_now(conn, FrameType.HELLO_ACK, sign_ack(self._key, ours, theirs))
+        frame = await self._read_handshake_frame(conn, FrameType.HELLO_ACK)
+        check_ack(frame.payload, ours, theirs)
+        return theirs.public_key
+
+    async def _write_now(self, conn: _Connection, frame_type: FrameType, payload: bytes) -> None:
+        conn.writer.write(encode_frame(frame_type, payload))
+        await conn.writer.drain()
+
+    async def _read_handshake_frame(self, conn: _Connection, expected: FrameType) -> Frame:
+        # Exact reads, so whatever the peer sends after its ACK stays buffered for the
+        # main loop, which reads it with the full frame-size limit.
+        frame_type, size = parse_header(
+            await conn.reader.readexactly(HEADER_SIZE), HANDSHAKE_MAX_FRAME_SIZE
+        )
+        if frame_type != expected:
+            raise HandshakeFailed(f"expected {expected.name}, got {frame_type.name}")
+        return Frame(frame_type, await conn.reader.readexactly(size))
+
+    def _replaces(self, existing: _Connection, new: _Connection, key: bytes) -> bool:
+        """Does ``new`` replace ``existing`` for the same peer? Both ends agree, because
+        each connection has one dialler and both ends see the same two connections."""
+        def dialler(c: _Connection) -> bytes:
+            return self.public_key if c.outbound else key
+
+        if dialler(existing) == dialler(new):  # it redialled: it thinks the old one died
+            return True
+        if self._now() - existing.established_at > self.config.duplicate_grace:
+            return True
+        # A simultaneous dial: keep the connection dialled by the lower key.
+        return dialler(new) == min(self.public_key, key)
+
+    def _register(self, conn: _Connection, key: bytes) -> bool:
+        if self._stopping:
+            conn.close("transport stopping")
+            return False
+        existing = self._peers.get(key)
+        if existing is not None and not self._replaces(existing, conn, key):
+            conn.close("duplicate connection; keeping the existing one")
+            return False
+        now = self._now()
+        conn.peer_key, conn.established_at, conn.last_rx = key, now, now
+        stats = self._stats_for(key)
+        if existing is not None:
+            while not existing.queue.empty():  # hand over what was not yet written
+                conn.queue.put_nowait(existing.queue.get_nowait())
+            del self._peers[key]
+            existing.close("replaced by another connection to the same peer")
+        else:
+            stats.connects += 1
+        self._peers[key] = conn
+        self._buckets.setdefault(
+            key, TokenBucket(self.config.max_frames_per_second, self.config.frame_burst, now)
+        )
+        conn.tasks.append(asyncio.create_task(self._write_loop(conn)))
+        conn.tasks.append(asyncio.create_task(self._keepalive(conn)))
+        log.info("connected to %s (%s)", self.peer_name(key), "out" if conn.outbound else "in")
+        if existing is None and self.on_peer_up is not None:
+            self.on_peer_up(key)
+        return True
+
+    def _unregister(self, conn: _Connection) -> None:
+        key = conn.peer_key
+        if self._peers.get(key) is not conn:  # already replaced by a duplicate
+            return
+        del self._peers[key]
+        self._stats_for(key).disconnects += 1
+        log.info("disconnected from %s: %s", self.peer_name(key), conn.reason or "closed")
+        if self.on_peer_down is not None:
+            self.on_peer_down(key)
+
+    # --- per-connection tasks ----------------------------------------------------------
+    async def _read_loop(self, conn: _Connection) -> None:
+        decoder = FrameDecoder(self.config.max_frame_size)
+        stats = self._stats_for(conn.peer_key)
+        while not conn.closed.is_set():
+            data = await conn.reader.read(self.config.read_chunk)
+            if not data:
+                conn.close(conn.reason or "peer closed the connection")
+                return
+            conn.last_rx = self._now()
+            stats.bytes_in += len(data)
+            try:
+                frames = decoder.feed(data)
+            except BadFrame as exc:
+                stats.bad_frames += 1
+                self._offend(conn, self.config.bad_frame_penalty, str(exc))
+                conn.close(str(exc), abort=True)  # the stream cannot be resynchronised
+                return
+            for frame in frames:
+                if conn.closed.is_set():
+                    return
+                await self._dispatch(conn, frame, stats)
+
+    async def _dispatch(self, conn: _Connection, frame: Frame, stats: PeerStats) -> None:
+        stats.frames_in += 1
+        if not self._buckets[conn.peer_key].allow(self._now()):
+            stats.rate_limited += 1
+            self._offend(conn, self.config.rate_penalty, "too many frames per second")
+            return
+        if frame.type is FrameType.PING:
+            if len(frame.payload) > MAX_PING_PAYLOAD:
+                stats.bad_frames += 1
+                self._offend(conn, self.config.bad_frame_penalty, "oversized PING")
+            else:
+                self._enqueue(conn, encode_frame(FrameType.PONG, frame.payload))
+        elif frame.type is FrameType.PONG:
+            pass  # liveness is any inbound byte; last_rx is already updated
+        elif frame.type in CONTROL_TYPES:
+            stats.bad_frames += 1
+            reason = f"{frame.type.name} after the handshake"
+            self._offend(conn, self.config.bad_frame_penalty, reason)
+        elif self.on_frame is not None:
+            try:
+                result = self.on_frame(conn.peer_key, frame.type, frame.payload)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                name = self.peer_name(conn.peer_key)
+                log.exception("on_frame failed on a frame from %s", name)
+
+    async def _write_loop(self, conn: _Connection) -> None:
+        stats = self._stats_for(conn.peer_key)
+        while True:
+            data = await conn.queue.get()
+            try:
+                conn.writer.write(data)
+                await asyncio.wait_for(conn.writer.drain(), self.config.write_timeout)
+            except TimeoutError:
+                secs = self.config.write_timeout
+                conn.close(f"slow peer: writes not drained within {secs}s", abort=True)
+                return
+            except (OSError, ConnectionError) as exc:
+                conn.close(f"write failed: {exc}")
+                return
+            stats.frames_out += 1
+            stats.bytes_out += len(data)
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        counter = 0
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            idle = self._now() - conn.last_rx
+            if idle > self.config.dead_timeout:
+                conn.close(f"dead peer: nothing received for {idle:.1f}s", abort=True)
+                return
+            counter += 1
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.queue.put_nowait(encode_frame(FrameType.PING, counter.to_bytes(8, "big")))

@@ -1,0 +1,54 @@
+"""The signing write-ahead log: every message this validator signs, durable before sent.
+
+On restart the consensus core is rebuilt from these records, so it re-sends what it
+signed instead of ever signing something conflicting. One synced LevelDB put a record.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import plyvel
+
+from ledger.errors import StoreCorrupt
+
+_KEY = struct.Struct(">QQ")  # height, sequence
+
+
+class SigningLog:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._db = plyvel.DB(str(path), create_if_missing=True)
+        last = None
+        with self._db.iterator(reverse=True, include_value=False) as it:
+            for key in it:
+                last = key
+                break
+        self._seq = 0 if last is None else _KEY.unpack(last)[1] + 1
+
+    def append(self, height: int, record: bytes) -> None:
+        """Durably record ``record``; returns only once it is on disk."""
+        self._db.put(_KEY.pack(height, self._seq), record, sync=True)
+        self._seq += 1
+
+    def records(self, height: int) -> list[bytes]:
+        start = _KEY.pack(height, 0)
+        stop = _KEY.pack(height + 1, 0)
+        out: list[bytes] = []
+        for key, value in self._db.iterator(start=start, stop=stop):
+            if len(key) != _KEY.size:
+                raise StoreCorrupt("signing log holds a malformed key")
+            out.append(value)
+        return out
+
+    def prune_below(self, height: int) -> None:
+        """Forget records of heights already committed (they can never be signed again)."""
+        with self._db.write_batch() as wb:
+            for key in self._db.iterator(stop=_KEY.pack(height, 0), include_value=False):
+                wb.delete(key)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
