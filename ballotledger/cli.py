@@ -15,19 +15,21 @@ receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
 app.add_typer(receipt_app, name="receipt")
 node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
 app.add_typer(node_app, name="node")
+checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
+app.add_typer(checkpoint_app, name="checkpoint")
 console = Console()
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Where the chain, bundle and receipt go."),
-    voters: int = typer.Option(300, min=1, help="Registered voters (each casts one ballot)."),
-    block_size: int = typer.Option(100, min=1, help="Ballots per block."),
+    voters: int = typer.Option(400, min=2, help="Registered voters (each casts one ballot)."),
+    validators: int = typer.Option(4, min=1, max=16, help="Validators in the local network."),
 ) -> None:
-    """Run a demo election end to end and verify it."""
+    """Run a demo election on a local network end to end, export it and verify it."""
     from ballotledger.demo import run_demo
 
-    raise typer.Exit(run_demo(out, voters, block_size, console))
+    raise typer.Exit(run_demo(out, voters, validators, console))
 
 
 @app.command()
@@ -79,21 +81,124 @@ def localnet(
 
 
 @app.command()
+def export(
+    rpc: str = typer.Option(..., help="A node's JSON-RPC address."),
+    out: Path = typer.Option(..., help="The bundle directory (resumed if present)."),
+) -> None:
+    """Write an election bundle (genesis, blocks with certificates, results) from a node."""
+    from rich.progress import Progress
+
+    from ledger.errors import LedgerError
+    from verifier.export import export_bundle
+
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("exporting blocks", total=None)
+            height = export_bundle(rpc, out, on_progress=lambda h, tip: progress.update(task, completed=h, total=tip))
+    except LedgerError as exc:
+        console.print(f"[red]export failed[/]: {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"bundle at {out}: blocks 1..{height}")
+
+
+@app.command()
 def verify(
-    bundle: Path = typer.Argument(..., help="An election bundle directory."),
+    bundle: Path | None = typer.Argument(None, help="An election bundle directory."),
+    rpc: str | None = typer.Option(None, help="Verify a node's chain instead (exported to a temporary bundle)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
     pin_genesis: str | None = typer.Option(None, help="Refuse unless genesis has this hash."),
 ) -> None:
     """Replay a chain from genesis and check every rule. Exit 0 valid, 1 invalid, 2 unusable."""
+    import tempfile
+
+    from rich.progress import BarColumn, Progress, TextColumn
+
     from ballotledger.report import print_report
+    from ledger.errors import LedgerError
+    from verifier.export import export_bundle
     from verifier.verify import verify_bundle
 
-    report = verify_bundle(bundle, pin_genesis=pin_genesis)
+    if (bundle is None) == (rpc is None):
+        console.print("[red]give a bundle directory or --rpc URL (one of them)[/]")
+        raise typer.Exit(2)
+    with tempfile.TemporaryDirectory(prefix="ballotledger-verify-") as tmp:
+        if rpc is not None:
+            bundle = Path(tmp)
+            try:
+                export_bundle(rpc, bundle)
+            except LedgerError as exc:
+                console.print(f"[red]unusable input[/]: {exc}")
+                raise typer.Exit(2) from exc
+        assert bundle is not None
+        if as_json:
+            report = verify_bundle(bundle, pin_genesis=pin_genesis)
+        else:
+            with Progress(TextColumn("replaying"), BarColumn(), TextColumn("block {task.completed}"),
+                          console=console, transient=True) as progress:
+                task = progress.add_task("replay", total=None)
+                report = verify_bundle(bundle, pin_genesis=pin_genesis,
+                                       on_block=lambda h, n: progress.update(task, completed=h))
     if as_json:
         print(json.dumps(report.to_json_obj()))
     else:
         print_report(console, report)
     raise typer.Exit(report.exit_code)
+
+
+@checkpoint_app.command("save")
+def checkpoint_save(
+    rpc: str = typer.Option(..., help="A node's JSON-RPC address."),
+    out: Path = typer.Option(..., help="Where to write the checkpoint (JSON)."),
+) -> None:
+    """Save the node's latest quorum-signed checkpoint, after checking its signatures."""
+    from ledger.block import Checkpoint
+    from ledger.errors import LedgerError
+    from ledger.genesis import Genesis
+    from verifier.checkpoints import SavedCheckpoint
+    from verifier.rpc_client import RpcClient
+
+    try:
+        with RpcClient(rpc) as client:
+            genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
+            cp = Checkpoint.decode(bytes.fromhex(client.call("ballot_getCheckpoint")["checkpoint"]))
+        saved = SavedCheckpoint(genesis.chain_id, genesis.hash(), cp)
+        saved.check(genesis)
+    except (LedgerError, ValueError) as exc:
+        console.print(f"[red]could not save a checkpoint[/]: {exc}")
+        raise typer.Exit(2) from exc
+    out.write_text(saved.to_json())
+    console.print(f"checkpoint at height {cp.header.height} (log size {cp.header.log_size}) -> {out}")
+
+
+@checkpoint_app.command("compare")
+def checkpoint_compare(
+    old: Path = typer.Argument(..., help="The older saved checkpoint."),
+    new: Path = typer.Argument(..., help="The newer saved checkpoint."),
+    genesis_file: Path = typer.Option(..., "--genesis", help="The chain's genesis.json (pin its hash)."),
+    rpc: str = typer.Option(..., help="A node to fetch the consistency proof from (it need not be trusted)."),
+) -> None:
+    """Prove the newer log extends the older one. Exit 0 consistent, 1 rewritten or forked, 2 unusable."""
+    from ledger.errors import LedgerError
+    from ledger.genesis import Genesis
+    from verifier.checkpoints import SavedCheckpoint, compare
+    from verifier.rpc_client import RpcClient
+
+    try:
+        genesis = Genesis.from_json(genesis_file.read_bytes())
+        a, b = SavedCheckpoint.load(old), SavedCheckpoint.load(new)
+        with RpcClient(rpc) as client:
+            proof = [bytes.fromhex(h) for h in client.call(
+                "ballot_getConsistencyProof", a.checkpoint.header.log_size, b.checkpoint.header.log_size)]
+    except (LedgerError, OSError, ValueError) as exc:
+        console.print(f"[red]unusable input[/]: {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        compare(genesis, a, b, proof)
+    except LedgerError as exc:
+        console.print(f"[bold red]INCONSISTENT[/]: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"[bold green]CONSISTENT[/]: the log at height {b.checkpoint.header.height} "
+                  f"extends the log at height {a.checkpoint.header.height}")
 
 
 @receipt_app.command("verify")

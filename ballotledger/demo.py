@@ -1,7 +1,9 @@
-"""The demo: a chain, an election, ballots (good and bad), a bundle, and its verification."""
+"""The demo: four validators, an election, ballots good and bad, a crash, and the
+verifier's report on the exported bundle."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -11,115 +13,120 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ballotledger.election_kit import ElectionKit, make_election
+from ballotledger.loadgen import make_ballots
+from ballotledger.localnet import Localnet
 from ballotledger.report import print_report
-from ledger.assemble import assemble_block
 from ledger.ballot import BallotEnvelope
-from ledger.block import CommitCertificate
-from ledger.chain import Chain
+from ledger.block import Checkpoint
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
-from ledger.hashing import keccak256
+from ledger.genesis import Genesis
 from ledger.receipt import Receipt
-from ledger.rules import check_ballot
-from verifier.bundle import BLOCKS_FILE, GENESIS_FILE, block_line
+from node.config import ConsensusTimeouts
+from verifier.checkpoints import SavedCheckpoint
+from verifier.export import export_bundle
+from verifier.rpc_client import RpcClient
 from verifier.verify import verify_bundle
 
+DEMO_TIMEOUTS = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300,
+                                  block_interval_ms=200)
 
-def run_demo(out: Path, voters: int, block_size: int, console: Console) -> int:
+
+def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    kit = make_election(validators=1, voters=voters, genesis_time_ms=int(time.time() * 1000) - 60_000)
-    genesis = kit.genesis
-    console.print(f"[bold]Election[/] {kit.election_id}: {voters} registered voters, "
-                  f"choices {', '.join(genesis.elections[0].choices)}")
+    net = Localnet.create(out / "net", validators=validators, voters=voters, timeouts=DEMO_TIMEOUTS)
+    genesis = net.genesis
+    election = genesis.elections[0]
+    console.print(f"[bold]Election[/] {election.election_id}: {voters} registered voters, "
+                  f"choices {', '.join(election.choices)}")
     console.print(f"Genesis hash (observers pin this): {genesis.hash().hex()}")
-    (out / "genesis.json").write_text(genesis.to_json())
-
     rng = random.Random(2026)
-    raw_ballots = [kit.ballot(i, rng.randrange(3)).encode() for i in range(voters)]
-    refusals = _bad_ballots(kit, raw_ballots[0])
-
-    chain = Chain(out / "node0" / "db", genesis)
-    key = kit.validator_keys[0]
-    last: CommitCertificate | None = None
-    started = time.perf_counter()
-    for start in range(0, len(raw_ballots), block_size):
-        tip = chain.store.tip
-        block = assemble_block(genesis, tip, raw_ballots[start : start + block_size],
-                               time_ms=int(time.time() * 1000), proposer=key.public_key, last_commit=last)
-        cert = CommitCertificate.create([(0, key)], chain_id=genesis.chain_id, height=block.height,
-                                        round_=0, block_hash=block.hash())
-        chain.commit(block, cert)
-        last = cert
-    elapsed = time.perf_counter() - started
-    store = chain.store
-    console.print(f"Finalized {store.tip.height} blocks holding {store.log_size} ballots "
-                  f"in {elapsed:.2f} s (single validator)")
-
-    table = Table(title="Bad input is refused with a precise code")
-    table.add_column("attempt")
-    table.add_column("code")
-    table.add_column("message")
-    for attempt, (refusal, message) in refusals.items():
-        table.add_row(attempt, refusal, message)
-    tip = store.tip
-    replay_block = assemble_block(genesis, tip, [raw_ballots[0]], time_ms=int(time.time() * 1000),
-                                  proposer=key.public_key, last_commit=last)
-    try:
-        chain.check(replay_block)
-    except LedgerError as exc:
-        table.add_row("the same ballot again, in a new block", exc.code, exc.message)
-    console.print(table)
-
-    code = keccak256(raw_ballots[0])
-    position = store.ballot_position(code)
-    assert position is not None
-    index, height = position
-    receipt = Receipt(genesis.chain_id, kit.election_id, code, index, height, store.checkpoint(),
-                      tuple(store.inclusion_proof(index, store.log_size)))
-    (out / "receipt.json").write_text(receipt.to_json())
-    console.print(f"Voter 0's tracking code {code.hex()} -> receipt.json")
-
-    bundle = out / "bundle"
-    bundle.mkdir()
-    shutil.copy(out / "genesis.json", bundle / GENESIS_FILE)
-    with (bundle / BLOCKS_FILE).open("w") as fh:
-        for raw_block, raw_cert in store.iter_blocks():
-            fh.write(block_line(raw_block, raw_cert))
-    chain.close()
-
-    console.rule("verifier: ballotledger verify " + str(bundle))
-    report = verify_bundle(bundle, pin_genesis=genesis.hash().hex())
+    ballots = make_ballots(out / "net", voters, choice=lambda i: rng.randrange(len(election.choices)))
+    with net:
+        net.start()
+        net.wait_ready()
+        net.write_description()
+        console.print(f"{validators} validators serving on loopback: {', '.join(net.rpc_urls)}")
+        half = len(ballots) // 2
+        codes = _submit(net, ballots[:half])
+        console.print(_refusals(net, ballots[0]))
+        console.print(f"Killing validator {validators - 1} (SIGKILL) and voting on without it ...")
+        net.kill(validators - 1)
+        codes += _submit(net, ballots[half:])
+        _wait_final(net, 0, codes)
+        with net.client(0) as c:
+            before = c.call("ballot_status")["height"]
+        net.start(validators - 1)
+        net.wait_ready(indexes=[validators - 1])
+        with net.client(validators - 1) as c:
+            deadline = time.monotonic() + 60
+            while c.call("ballot_status")["height"] < before and time.monotonic() < deadline:
+                time.sleep(0.2)
+            caught_up = c.call("ballot_status")["height"]
+        console.print(f"Validator {validators - 1} restarted and caught up to height {caught_up} by block sync")
+        with net.client(1) as c:
+            receipt_obj = c.call("ballot_getReceipt", codes[0])["receipt"]
+            genesis_obj = c.call("ballot_getGenesis")
+            cp = c.call("ballot_getCheckpoint")
+        (out / "receipt.json").write_text(json.dumps(receipt_obj, indent=2) + "\n")
+        console.print(f"Voter 0's tracking code {codes[0]} -> {out / 'receipt.json'}")
+        saved = SavedCheckpoint(genesis.chain_id, Genesis.from_json_obj(genesis_obj).hash(),
+                                Checkpoint.decode(bytes.fromhex(cp["checkpoint"])))
+        (out / "checkpoint.json").write_text(saved.to_json())
+        height = export_bundle(net.rpc_urls[2], out / "bundle")
+        console.print(f"Exported blocks 1..{height} with certificates to {out / 'bundle'}")
+    console.rule(f"verifier: ballotledger verify {out / 'bundle'}")
+    report = verify_bundle(out / "bundle", pin_genesis=genesis.hash().hex())
     print_report(console, report)
-    receipt_back = Receipt.from_json_obj(json.loads((out / "receipt.json").read_text()))
-    receipt_back.verify(genesis)
+    receipt = Receipt.from_json_obj(json.loads((out / "receipt.json").read_text()))
+    receipt.verify(genesis)
     console.print("[bold green]Receipt verified[/]: voter 0's ballot is in the quorum-signed log")
     return report.exit_code
 
 
-def _bad_ballots(kit: ElectionKit, good: bytes) -> dict[str, tuple[str, str]]:
-    genesis = kit.genesis
+def _submit(net: Localnet, ballots: list[bytes]) -> list[str]:
+    codes: list[str] = []
+    for i in range(0, len(ballots), 100):
+        with net.client((i // 100) % 2) as c:
+            answers = c.call("ballot_submitBatch", [b.hex() for b in ballots[i : i + 100]])
+        codes.extend(a["tracking_code"] for a in answers)
+    return codes
+
+
+def _wait_final(net: Localnet, node: int, codes: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with net.client(node) as c:
+        for code in codes[-1:] + codes[:1]:
+            while c.call("ballot_getReceipt", code)["status"] != "final":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("ballots did not become final")
+                time.sleep(0.1)
+
+
+def _refusals(net: Localnet, good: bytes) -> Table:
     env = BallotEnvelope.decode(good)
     outsider = SigningKey.from_seed(b"not-registered")
-    forged = BallotEnvelope(env.chain_id, env.election_id, env.credential, env.proof, bytes([1]), env.signature)
     attempts = {
-        "signature over a different choice": forged.encode(),
+        "the same ballot again": good,
+        "signature over a different choice": dataclasses.replace(
+            env, payload=bytes([(env.payload[0] + 1) % 3])).encode(),
         "credential not on the voter roll": BallotEnvelope.create(
-            outsider, chain_id=genesis.chain_id, election_id=kit.election_id, proof=env.proof,
-            payload=b"\x00").encode(),
-        "ballot for another chain": BallotEnvelope.create(
-            kit.voters[1], chain_id="other-chain", election_id=kit.election_id,
-            proof=kit.credentials.proof(kit.voters[1].public_key), payload=b"\x00").encode(),
-        "a choice that does not exist": kit.ballot(2, 7).encode(),
+            outsider, chain_id=env.chain_id, election_id=env.election_id, proof=env.proof, payload=b"\x00").encode(),
+        "ballot for another chain": dataclasses.replace(env, chain_id="other-chain").encode(),
+        "a choice that does not exist": dataclasses.replace(env, payload=b"\x07").encode(),
         "truncated bytes": good[:-3],
     }
-    out: dict[str, tuple[str, str]] = {}
-    for name, raw in attempts.items():
-        try:
-            check_ballot(genesis, raw)
-            out[name] = ("ACCEPTED", "this should not happen")
-        except LedgerError as exc:
-            out[name] = (exc.code, exc.message)
-    return out
+    table = Table(title="Bad input is refused with a precise code (validator RPC)")
+    table.add_column("attempt")
+    table.add_column("answer")
+    table.add_column("message")
+    with RpcClient(net.rpc_urls[0]) as c:
+        for name, raw in attempts.items():
+            try:
+                answer = c.call("ballot_submit", raw.hex())
+                table.add_row(name, f"accepted as {answer['status']}", "same tracking code, never a second ballot")
+            except LedgerError as exc:
+                table.add_row(name, exc.code, exc.message)
+    return table

@@ -14,7 +14,7 @@ import itertools
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,11 @@ from ledger.hashing import keccak256
 POLL_S = 0.05
 
 
-def make_ballots(directory: Path, count: int, *, offset: int = 0) -> list[bytes]:
-    """``count`` ballots from the demo voters of a network made by ``init_network``."""
+def make_ballots(
+    directory: Path, count: int, *, offset: int = 0, choice: Callable[[int], int] | None = None
+) -> list[bytes]:
+    """``count`` ballots from the demo voters of a network made by ``init_network``;
+    voter ``i`` picks ``choice(i)`` (default ``i % 3``)."""
     genesis = Genesis.from_json((directory / "genesis.json").read_bytes())
     voters = json.loads((directory / VOTERS_FILE).read_text())
     if offset + count > voters["count"]:
@@ -43,7 +46,7 @@ def make_ballots(directory: Path, count: int, *, offset: int = 0) -> list[bytes]
     return [
         BallotEnvelope.create(
             keys[i], chain_id=genesis.chain_id, election_id=election,
-            proof=credentials.proof(keys[i].public_key), payload=bytes([i % 3]),
+            proof=credentials.proof(keys[i].public_key), payload=bytes([choice(i) if choice else i % 3]),
         ).encode()
         for i in range(offset, offset + count)
     ]

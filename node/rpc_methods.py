@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
 from ledger.errors import BadTreeRange, LedgerError
-from ledger.hashing import HASH_SIZE
+from ledger.hashing import HASH_SIZE, keccak256
 from ledger.receipt import Receipt
+from ledger.tally import Tally
 from node.jsonrpc import InvalidParams, Method, hex_param, int_param
 from node.mempool import Mempool
 
@@ -33,6 +35,7 @@ class BallotMethods:
     def __init__(self, node: NodeState, clock_ms: Callable[[], int] | None = None) -> None:
         self.node = node
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._results: dict[int, dict[str, Any]] = {}
 
     def table(self) -> dict[str, Method]:
         return {
@@ -45,6 +48,7 @@ class BallotMethods:
             "ballot_getCheckpoint": self.get_checkpoint,
             "ballot_getInclusionProof": self.get_inclusion_proof,
             "ballot_getConsistencyProof": self.get_consistency_proof,
+            "ballot_getResults": self.get_results,
         }
 
     async def submit(self, ballot: str) -> dict[str, Any]:
@@ -143,10 +147,24 @@ class BallotMethods:
         return [h.hex() for h in self.node.chain.store.consistency_proof(old_size, new_size)]
 
 
-def _election_of(ballots: tuple[bytes, ...], code: bytes) -> str:
-    from ledger.ballot import BallotEnvelope
-    from ledger.hashing import keccak256
+    async def get_results(self, height: int | None = None) -> dict[str, Any]:
+        """The count at ``height`` (default: the tip), from the committed ballots."""
+        store = self.node.chain.store
+        h = store.height if height is None else int_param(height, "height", maximum=store.height)
+        cached = self._results.get(h)
+        if cached is not None:
+            return cached
+        tally = Tally(store.genesis)
+        for block_height in range(1, h + 1):
+            for raw in store.block(block_height).ballots:
+                tally.record(BallotEnvelope.decode(raw))
+        tally.height = h
+        result = tally.to_json_obj()
+        self._results = {h: result}
+        return result
 
+
+def _election_of(ballots: tuple[bytes, ...], code: bytes) -> str:
     for raw in ballots:
         if keccak256(raw) == code:
             return BallotEnvelope.decode(raw).election_id

@@ -24,7 +24,7 @@ def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
-    proc = _cli("demo", "--voters", "60", "--block-size", "16", "--out", out)
+    proc = _cli("demo", "--voters", "60", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "VALID" in proc.stdout and "Receipt verified" in proc.stdout
     return out
@@ -35,7 +35,7 @@ def test_demo_bundle_verifies_with_json_report(demo_out: Path) -> None:
     proc = _cli("verify", demo_out / "bundle", "--json", "--pin-genesis", genesis_hash)
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["valid"] is True
-    assert report["ballots"] == 60 and report["blocks"] == 4
+    assert report["ballots"] == 60 and report["blocks"] >= 2
     assert sum(report["results"]["board-2026"]["tally"].values()) == 60
 
 
@@ -47,22 +47,32 @@ def test_wrong_pin_and_tampering_fail_with_the_check_named(demo_out: Path, tmp_p
     bundle.mkdir()
     (bundle / "genesis.json").write_text((demo_out / "bundle" / "genesis.json").read_text())
     lines = (demo_out / "bundle" / "blocks.jsonl").read_text().splitlines()
-    obj = json.loads(lines[1])
+    blocks = [Block.decode(bytes.fromhex(json.loads(text)["block"])) for text in lines]
+    line = next(i for i, b in enumerate(blocks) if len(b.ballots) > 1)
+    obj = json.loads(lines[line])
     raw = bytearray.fromhex(obj["block"])
-    ballot = Block.decode(bytes(raw)).ballots[15]
-    raw[raw.find(ballot) + len(ballot) - 10] ^= 0x01  # inside ballot 15's signature
+    last = len(Block.decode(bytes(raw)).ballots) - 1
+    ballot = Block.decode(bytes(raw)).ballots[last]
+    raw[raw.find(ballot) + len(ballot) - 10] ^= 0x01  # inside the last ballot's signature
     obj["block"] = raw.hex()
-    lines[1] = json.dumps(obj)
-    (bundle / "blocks.jsonl").write_text("\n".join(lines) + "\n")
+    tampered = [*lines[:line], json.dumps(obj), *lines[line + 1 :]]
+    (bundle / "blocks.jsonl").write_text("\n".join(tampered) + "\n")
     proc = _cli("verify", bundle, "--json")
     failure = json.loads(proc.stdout)["failure"]
     assert proc.returncode == 1, proc.stdout
-    assert failure["where"].startswith("block 2 ballot 15"), failure
+    assert failure["where"].startswith(f"block {line + 1} ballot {last}"), failure
     assert failure["check"] in {"bad_signature", "bad_encoding", "not_in_credential_set"}
 
-    (bundle / "blocks.jsonl").write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    assert len(lines) >= 2
+    (bundle / "blocks.jsonl").write_text("\n".join(lines[1:]) + "\n")
     failure = json.loads(_cli("verify", bundle, "--json").stdout)["failure"]
-    assert failure["check"] == "bad_height" and failure["where"] == "block 3"
+    assert failure["check"] == "bad_height" and failure["where"] == "block 2"
+
+    # a truncated bundle is a valid prefix, but not the one the published result counts
+    (bundle / "blocks.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    (bundle / "results.json").write_text((demo_out / "bundle" / "results.json").read_text())
+    failure = json.loads(_cli("verify", bundle, "--json").stdout)["failure"]
+    assert failure["check"] == "published_result" and "height" in failure["message"]
 
 
 def test_unusable_input_exits_2(tmp_path: Path) -> None:
@@ -71,7 +81,7 @@ def test_unusable_input_exits_2(tmp_path: Path) -> None:
 
 
 def test_receipt_verify(demo_out: Path, tmp_path: Path) -> None:
-    genesis = demo_out / "genesis.json"
+    genesis = demo_out / "bundle" / "genesis.json"
     assert _cli("receipt", "verify", demo_out / "receipt.json", "--genesis", genesis).returncode == 0
     receipt = json.loads((demo_out / "receipt.json").read_text())
     receipt["log_index"] += 1

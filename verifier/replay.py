@@ -6,15 +6,15 @@ the chain-so-far lives (an index built as the replay goes).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import BlockEffects, apply_block
 from ledger.state import ChainTip
+from ledger.tally import Tally
 from verifier.bundle import BundleLine
 
 
@@ -39,28 +39,12 @@ class MemoryView:
 
 
 @dataclass
-class ElectionTally:
-    election_id: str
-    choices: tuple[str, ...]
-    ballots_recorded: int = 0
-    counted_payload: dict[bytes, bytes] = field(default_factory=dict)  # credential -> payload
-
-    def result(self) -> dict[str, int]:
-        counts: Counter[int] = Counter(p[0] for p in self.counted_payload.values() if len(p) == 1)
-        return {choice: counts.get(i, 0) for i, choice in enumerate(self.choices)}
-
-
-@dataclass
 class ReplayResult:
     genesis_hash: bytes
     tip: ChainTip
+    tally: Tally
     blocks: int = 0
     ballots: int = 0
-    tallies: dict[str, ElectionTally] = field(default_factory=dict)
-
-
-class VerificationFailed(LedgerError):
-    code = "verification_failed"
 
 
 def replay(
@@ -72,9 +56,7 @@ def replay(
     """Replay every line; raise the first refusal (a LedgerError with its location)."""
     tip = ChainTip.at_genesis(genesis)
     view = MemoryView()
-    result = ReplayResult(genesis.hash(), tip)
-    for e in genesis.elections:
-        result.tallies[e.election_id] = ElectionTally(e.election_id, e.choices)
+    result = ReplayResult(genesis.hash(), tip, Tally(genesis))
     for line in lines:
         where = f"block line {line.line_number}"
         try:
@@ -90,12 +72,7 @@ def replay(
         except LedgerError as exc:
             raise exc.at(f"block {block.height} certificate") from None
         view.apply(effects)
-        for checked in effects.ballots:
-            tally = result.tallies[checked.election.election_id]
-            tally.ballots_recorded += 1
-            tally.counted_payload[checked.envelope.credential] = _counted(
-                tally, checked.envelope.credential, checked.envelope.payload, checked.election.revoting
-            )
+        result.tally.record_block(effects)
         tip = effects.tip
         result.blocks += 1
         result.ballots += len(effects.ballots)
@@ -103,11 +80,3 @@ def replay(
             on_block(block.height, len(effects.ballots))
     result.tip = tip
     return result
-
-
-def _counted(tally: ElectionTally, credential: bytes, payload: bytes, policy: str) -> bytes:
-    # The rules have already refused a second ballot under first-counts; under
-    # last-counts the later ballot replaces the earlier one.
-    if policy == "first-counts":
-        return tally.counted_payload.get(credential, payload)
-    return payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,51 @@ def verify_bundle(
         report.seconds = time.perf_counter() - started
         return report
     _fill(report, result)
+    try:
+        claim = _published_results(directory)
+    except UnusableBundle as exc:
+        report.exit_code = EXIT_UNUSABLE
+        report.failure = _failure(exc)
+        return report
+    if claim is not None:
+        mismatch = _compare_results(claim, result.tally.to_json_obj())
+        if mismatch is not None:
+            report.failure = {"check": "published_result", "where": "results.json", "message": mismatch}
+            report.seconds = time.perf_counter() - started
+            return report
     report.valid = True
     report.exit_code = EXIT_VALID
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _published_results(directory: Path) -> Any:
+    path = directory / "results.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UnusableBundle(f"results.json is not JSON: {exc}") from exc
+
+
+def _compare_results(claim: Any, computed: dict[str, Any]) -> str | None:
+    """None if the published result is exactly the recomputed one, else the first difference."""
+    if not isinstance(claim, dict) or claim.get("format") != computed["format"]:
+        return "results.json is not a ballot-ledger/results/v1 document"
+    if claim.get("height") != computed["height"]:
+        return f"results.json is for height {claim.get('height')}, the bundle ends at {computed['height']}"
+    elections = claim.get("elections")
+    if not isinstance(elections, dict) or set(elections) != set(computed["elections"]):
+        return "results.json names other elections than the genesis"
+    for eid, mine in computed["elections"].items():
+        theirs = elections[eid]
+        for key, value in mine.items():
+            if theirs.get(key) != value:
+                return f"election {eid}: published {key} {theirs.get(key)!r}, recomputed {value!r}"
+        if set(theirs) != set(mine):
+            return f"election {eid}: unexpected fields {sorted(set(theirs) - set(mine))}"
+    return None
 
 
 def _failure(exc: LedgerError) -> dict[str, Any]:
@@ -94,9 +136,4 @@ def _fill(report: Report, result: ReplayResult) -> None:
     report.tip_height = result.tip.height
     report.log_size = frontier.size
     report.log_root = frontier.root().hex()
-    for election_id, tally in result.tallies.items():
-        report.results[election_id] = {
-            "ballots_recorded": tally.ballots_recorded,
-            "ballots_counted": len(tally.counted_payload),
-            "tally": tally.result(),
-        }
+    report.results = result.tally.to_json_obj()["elections"]
