@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ledger.block import Block, CommitCertificate
 from ledger.genesis import Genesis
-from ledger.rules import BlockEffects, CheckedBallot, apply_block
+from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block
 from ledger.store import LedgerStore
 
 
@@ -20,6 +20,7 @@ class Chain:
     def __init__(self, path: str | os.PathLike[str], genesis: Genesis) -> None:
         self.genesis = genesis
         self.store = LedgerStore(path, genesis)
+        self.proofs = ProofCache()
 
     def close(self) -> None:
         self.store.close()
@@ -31,7 +32,7 @@ class Chain:
         self.close()
 
     def check(self, block: Block, *, admitted: Mapping[bytes, CheckedBallot] | None = None) -> BlockEffects:
-        return apply_block(self.genesis, self.store.tip, self.store, block, admitted=admitted)
+        return apply_block(self.genesis, self.store.tip, self.store, block, admitted=admitted, proofs=self.proofs)
 
     def commit(
         self,

@@ -8,7 +8,7 @@ changes, without changing anything itself, so a refused block leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import merkle
@@ -50,7 +50,24 @@ class CheckedBallot:
     election: ElectionDef
 
 
-def check_ballot(genesis: Genesis, raw: bytes) -> CheckedBallot:
+class ProofCache:
+    """Credential proofs already verified, per election (see merkle.VerifiedPaths).
+
+    Optional everywhere; it changes how fast a proof is checked, never the answer.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[str, merkle.VerifiedPaths] = {}
+
+    def verify(self, election: ElectionDef, credential: bytes, index: int, path: Sequence[bytes]) -> None:
+        paths = self._paths.get(election.election_id)
+        if paths is None or paths.root != election.credential_root:
+            paths = merkle.VerifiedPaths(election.credential_count, election.credential_root)
+            self._paths[election.election_id] = paths
+        paths.verify(credential, index, path)
+
+
+def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None) -> CheckedBallot:
     """Everything about a ballot that does not depend on time or on other ballots.
 
     The result holds forever, so a validator checks each ballot once (at mempool
@@ -70,13 +87,16 @@ def check_ballot(genesis: Genesis, raw: bytes) -> CheckedBallot:
     if len(envelope.proof.path) > params.max_proof_depth:
         raise NotInCredentialSet("credential proof is deeper than the chain allows")
     try:
-        merkle.verify_inclusion(
-            envelope.credential,
-            envelope.proof.index,
-            election.credential_count,
-            envelope.proof.path,
-            election.credential_root,
-        )
+        if proofs is not None:
+            proofs.verify(election, envelope.credential, envelope.proof.index, envelope.proof.path)
+        else:
+            merkle.verify_inclusion(
+                envelope.credential,
+                envelope.proof.index,
+                election.credential_count,
+                envelope.proof.path,
+                election.credential_root,
+            )
     except BadInclusionProof as exc:
         raise NotInCredentialSet(
             f"credential is not in election {election.election_id}'s credential set: {exc.message}"
@@ -134,6 +154,7 @@ def apply_block(
     block: Block,
     *,
     admitted: Mapping[bytes, CheckedBallot] | None = None,
+    proofs: ProofCache | None = None,
 ) -> BlockEffects:
     """Check ``block`` as the successor of ``tip``; return its effects or raise.
 
@@ -158,7 +179,7 @@ def apply_block(
         try:
             code = keccak256(raw)
             cached = admitted.get(code) if admitted is not None else None
-            checked = cached if cached is not None else check_ballot(genesis, raw)
+            checked = cached if cached is not None else check_ballot(genesis, raw, proofs=proofs)
             check_ballot_window(checked, header.time_ms)
             if code in seen or view.has_ballot(code):
                 raise DuplicateBallot("ballot is already in the log")

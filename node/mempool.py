@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ledger.errors import DuplicateCredential, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
-from ledger.rules import BlockEffects, CheckedBallot, check_ballot, check_ballot_window
+from ledger.rules import BlockEffects, CheckedBallot, ProofCache, check_ballot, check_ballot_window
 from ledger.state import LedgerView
 
 
@@ -40,6 +40,7 @@ class Mempool:
         # Checked ballots stay known until their block commits, even once taken for a
         # proposal, so validating any block carrying them skips the signature check.
         self.refused = 0
+        self.proofs = ProofCache()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -58,7 +59,7 @@ class Mempool:
         try:
             if len(self._pending) >= self.max_size:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
-            checked = check_ballot(self.genesis, raw)
+            checked = check_ballot(self.genesis, raw, proofs=self.proofs)
             check_ballot_window(checked, now_ms)
             key = (checked.election.election_id, checked.envelope.credential)
             if checked.election.revoting == "first-counts" and (

@@ -504,3 +504,42 @@ def test_frontier_root_cache_and_equality() -> None:
     assert f != object() and f != merkle.MerkleFrontier()
     with pytest.raises(TypeError):
         hash(f)
+
+
+# --- VerifiedPaths: the cached verifier accepts and refuses exactly what the plain one does
+@given(st.integers(1, 300), st.integers(0, 8), st.data())
+def test_verified_paths_agree_with_plain_verification(size: int, cut: int, data: st.DataObject) -> None:
+    leaves = [i.to_bytes(4, "big") for i in range(size)]
+    tree_root = merkle.root(leaves)
+    cache = merkle.VerifiedPaths(size, tree_root, cut=cut)
+    for _ in range(30):
+        index = data.draw(st.integers(0, size - 1))
+        proof = merkle.inclusion_proof(leaves, index)
+        leaf = leaves[index]
+        if proof and data.draw(st.booleans()):
+            pos = data.draw(st.integers(0, len(proof) - 1))
+            proof[pos] = bytes(b ^ 1 for b in proof[pos])
+        if data.draw(st.booleans()):
+            leaf = data.draw(st.sampled_from(leaves))
+        plain_ok = cache_ok = True
+        try:
+            merkle.verify_inclusion(leaf, index, size, proof, tree_root)
+        except BadInclusionProof:
+            plain_ok = False
+        try:
+            cache.verify(leaf, index, proof)
+        except BadInclusionProof:
+            cache_ok = False
+        assert plain_ok == cache_ok
+
+
+def test_verified_paths_skip_proven_upper_levels() -> None:
+    leaves = [i.to_bytes(4, "big") for i in range(1024)]
+    cache = merkle.VerifiedPaths(1024, merkle.root(leaves), cut=4)
+    for index in range(1024):
+        cache.verify(leaves[index], index, merkle.inclusion_proof(leaves, index))
+    assert cache.hits == 1024 - 1024 // 16  # one full check per 16-leaf subtree
+    bad = merkle.inclusion_proof(leaves, 5)
+    bad[-1] = bytes(32)  # a wrong upper sibling after a known lower path is still refused
+    with pytest.raises(BadInclusionProof):
+        cache.verify(leaves[5], 5, bad)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.rules import BlockEffects, apply_block
+from ledger.rules import BlockEffects, ProofCache, apply_block
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine
@@ -56,6 +56,7 @@ def replay(
     """Replay every line; raise the first refusal (a LedgerError with its location)."""
     tip = ChainTip.at_genesis(genesis)
     view = MemoryView()
+    proofs = ProofCache()
     result = ReplayResult(genesis.hash(), tip, Tally(genesis))
     for line in lines:
         where = f"block line {line.line_number}"
@@ -64,7 +65,7 @@ def replay(
             certificate = CommitCertificate.decode(line.certificate)
         except LedgerError as exc:
             raise exc.at(where) from None
-        effects = apply_block(genesis, tip, view, block)
+        effects = apply_block(genesis, tip, view, block, proofs=proofs)
         try:
             certificate.check(
                 genesis.validators, chain_id=genesis.chain_id, height=block.height, block_hash=block.hash()
