@@ -107,6 +107,7 @@ def verify(
     rpc: str | None = typer.Option(None, help="Verify a node's chain instead (exported to a temporary bundle)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
     pin_genesis: str | None = typer.Option(None, help="Refuse unless genesis has this hash."),
+    jobs: int = typer.Option(1, min=1, max=256, help="Processes checking signatures and proofs."),
 ) -> None:
     """Replay a chain from genesis and check every rule. Exit 0 valid, 1 invalid, 2 unusable."""
     import tempfile
@@ -131,12 +132,12 @@ def verify(
                 raise typer.Exit(2) from exc
         assert bundle is not None
         if as_json:
-            report = verify_bundle(bundle, pin_genesis=pin_genesis)
+            report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs)
         else:
             with Progress(TextColumn("replaying"), BarColumn(), TextColumn("block {task.completed}"),
                           console=console, transient=True) as progress:
                 task = progress.add_task("replay", total=None)
-                report = verify_bundle(bundle, pin_genesis=pin_genesis,
+                report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs,
                                        on_block=lambda h, n: progress.update(task, completed=h))
     if as_json:
         print(json.dumps(report.to_json_obj()))

@@ -24,6 +24,11 @@ def _length_prefix(length: int, short_base: int) -> bytes:
     return bytes([short_base + 55 + len(raw)]) + raw
 
 
+def list_header(payload_length: int) -> bytes:
+    """The prefix of a list whose items' encodings total ``payload_length`` bytes."""
+    return _length_prefix(payload_length, 0xC0)
+
+
 def encode(item: Item | Sequence[Item]) -> bytes:
     """Encode bytes or (nested) lists of bytes."""
     if isinstance(item, bytes):
@@ -34,7 +39,7 @@ def encode(item: Item | Sequence[Item]) -> bytes:
     return _length_prefix(len(body), 0xC0) + body
 
 
-def _read_header(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
+def read_header(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
     """Return (is_list, payload_start, payload_end) of the item at ``pos``."""
     if pos >= end:
         raise BadEncoding("unexpected end of data")
@@ -79,15 +84,24 @@ def _long_length(data: bytes, pos: int, end: int, size_len: int) -> tuple[int, i
 _HASH_PREFIXES = b"\xa0" * 2048
 
 
+def read_hash_list(data: bytes, start: int, stop: int) -> list[bytes] | None:
+    """The payload [start, stop) as a list of 32-byte strings, or None if it is not one."""
+    span = stop - start
+    if span % 33 == 0 and data[start:stop:33] == _HASH_PREFIXES[: span // 33]:
+        # 0xa0 is the only canonical prefix of a 32-byte string, so this is exactly the
+        # generic decoder's result.
+        return [data[p + 1 : p + 33] for p in range(start, stop, 33)]
+    return None
+
+
 def _decode_at(data: bytes, pos: int, end: int) -> tuple[Item, int]:
-    is_list, start, stop = _read_header(data, pos, end)
+    is_list, start, stop = read_header(data, pos, end)
     if not is_list:
         return data[start:stop], stop
-    span = stop - start
-    if span and span % 33 == 0 and data[start:stop:33] == _HASH_PREFIXES[: span // 33]:
-        # Fast path for lists of 32-byte strings (proof paths): 0xa0 is the only
-        # canonical prefix of a 32-byte string, so this is exactly the generic result.
-        return [data[p + 1 : p + 33] for p in range(start, stop, 33)], stop
+    if stop > start:
+        hashes = read_hash_list(data, start, stop)  # fast path: proof paths
+        if hashes is not None:
+            return list(hashes), stop
     items: list[Item] = []
     p = start
     while p < stop:

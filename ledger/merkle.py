@@ -29,7 +29,7 @@ from ledger.errors import (
     BadTreeRange,
     StoreCorrupt,
 )
-from ledger.hashing import HASH_SIZE, keccak256
+from ledger.hashing import HASH_SIZE, keccak256, keccak_new
 
 __all__ = [
     "EMPTY_ROOT",
@@ -359,11 +359,11 @@ def _check_inclusion_shape(index: int, size: int, proof: Sequence[bytes]) -> Non
 
 def _climb(fn: int, sn: int, r: bytes, proof: Sequence[bytes], start: int, stop: int) -> tuple[int, int, bytes]:
     """RFC 9162 2.1.3.2 step 4 over proof[start:stop]; returns the new (fn, sn, r)."""
-    h = keccak256
+    h = keccak_new
     for i in range(start, stop):
         p = proof[i]
         if fn & 1 or fn == sn:
-            r = h(_NODE + p + r)
+            r = h(_NODE + p + r).digest()
             if not fn & 1:
                 # 4.b.ii: r is on the right border with no sibling on the levels up to
                 # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
@@ -372,7 +372,7 @@ def _climb(fn: int, sn: int, r: bytes, proof: Sequence[bytes], start: int, stop:
                 fn >>= shift
                 sn >>= shift
         else:
-            r = h(_NODE + r + p)
+            r = h(_NODE + r + p).digest()
         fn >>= 1
         sn >>= 1
     return fn, sn, r
@@ -409,10 +409,12 @@ class VerifiedPaths:
     that leaves about ``cut`` hashes a proof instead of log2(size).
     """
 
-    def __init__(self, size: int, root: bytes, *, cut: int = 8, max_entries: int = 1 << 20) -> None:
+    def __init__(self, size: int, root: bytes, *, cut: int | None = None, max_entries: int = 1 << 20) -> None:
         self.size = size
         self.root = root
-        self.cut = cut
+        # Default: remember at most ~2**18 upper paths (tens of MB), climbing as few
+        # levels as that allows: 2 for small trees, 6 at 10M leaves, 8 at 44M.
+        self.cut = max(2, (size - 1).bit_length() - 18) if cut is None else cut
         self.max_entries = max_entries
         self._known: dict[tuple[int, int, int], tuple[bytes, tuple[bytes, ...]]] = {}
         self.hits = 0

@@ -73,18 +73,9 @@ def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = No
     The result holds forever, so a validator checks each ballot once (at mempool
     admission) and hands the result to :func:`apply_block` as ``admitted``.
     """
-    params = genesis.params
-    if len(raw) > params.max_ballot_bytes:
-        raise Oversized(f"ballot of {len(raw)} bytes exceeds the limit of {params.max_ballot_bytes}")
-    envelope = BallotEnvelope.decode(raw, max_size=params.max_ballot_bytes)
-    if envelope.chain_id != genesis.chain_id:
-        raise WrongChain(f"ballot is for chain {envelope.chain_id!r}, not {genesis.chain_id!r}")
-    election = genesis.election(envelope.election_id)
-    if election is None:
-        raise UnknownElection(f"no election {envelope.election_id!r} on this chain")
-    _check_payload(election, envelope.payload, params.max_payload_bytes)
-    code = envelope.tracking_code
-    if len(envelope.proof.path) > params.max_proof_depth:
+    checked = check_ballot_form(genesis, raw)
+    envelope, election = checked.envelope, checked.election
+    if len(envelope.proof.path) > genesis.params.max_proof_depth:
         raise NotInCredentialSet("credential proof is deeper than the chain allows")
     try:
         if proofs is not None:
@@ -103,7 +94,26 @@ def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = No
         ) from exc
     if not is_valid_signature(envelope.credential, envelope.digest(), envelope.signature):
         raise BadSignature("ballot signature does not verify under its credential")
-    return CheckedBallot(envelope, code, election)
+    return checked
+
+
+def check_ballot_form(genesis: Genesis, raw: bytes) -> CheckedBallot:
+    """The first part of :func:`check_ballot`: size, encoding, chain, election, payload.
+
+    Its result may be used as checked only where the rest of ``check_ballot`` (credential
+    proof and signature) has passed for the same bytes, e.g. in a worker process.
+    """
+    params = genesis.params
+    if len(raw) > params.max_ballot_bytes:
+        raise Oversized(f"ballot of {len(raw)} bytes exceeds the limit of {params.max_ballot_bytes}")
+    envelope = BallotEnvelope.decode(raw, max_size=params.max_ballot_bytes)
+    if envelope.chain_id != genesis.chain_id:
+        raise WrongChain(f"ballot is for chain {envelope.chain_id!r}, not {genesis.chain_id!r}")
+    election = genesis.election(envelope.election_id)
+    if election is None:
+        raise UnknownElection(f"no election {envelope.election_id!r} on this chain")
+    _check_payload(election, envelope.payload, params.max_payload_bytes)
+    return CheckedBallot(envelope, envelope.tracking_code, election)
 
 
 def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> None:

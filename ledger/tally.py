@@ -2,46 +2,54 @@
 
 Shared by the node (which publishes results) and the verifier (which recomputes them),
 so both count by the same rule: one ballot per credential, the first under
-``first-counts`` and the last under ``last-counts``.
+``first-counts`` and the last under ``last-counts``. Counts are kept incrementally; the
+payload that currently counts for each credential lives in a mapping the caller
+chooses (a dict, or the verifier's on-disk index for flat memory at any size).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.ballot import BallotEnvelope
 from ledger.genesis import ElectionDef, Genesis
 from ledger.rules import BlockEffects
+
+CountedKey = tuple[str, bytes]  # (election id, credential)
+
+
+class CountedStore(Protocol):
+    """Where the payload counting for each credential is kept (a dict will do)."""
+
+    def get(self, key: CountedKey) -> bytes | None: ...
+
+    def __setitem__(self, key: CountedKey, value: bytes) -> None: ...
 
 
 @dataclass
 class ElectionTally:
     election: ElectionDef
     ballots_recorded: int = 0
-    counted: dict[bytes, bytes] = field(default_factory=dict)  # credential -> payload
-
-    def record(self, credential: bytes, payload: bytes) -> None:
-        self.ballots_recorded += 1
-        if self.election.revoting == "last-counts" or credential not in self.counted:
-            self.counted[credential] = payload
+    ballots_counted: int = 0
+    counts: Counter[bytes] = field(default_factory=Counter)  # payload -> ballots counted
 
     def to_json_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "ballots_recorded": self.ballots_recorded,
-            "ballots_counted": len(self.counted),
+            "ballots_counted": self.ballots_counted,
         }
         if self.election.payload_scheme == "plaintext-choice/v1":
-            counts: Counter[int] = Counter(p[0] for p in self.counted.values())
-            obj["tally"] = {c: counts.get(i, 0) for i, c in enumerate(self.election.choices)}
+            obj["tally"] = {c: self.counts.get(bytes([i]), 0) for i, c in enumerate(self.election.choices)}
         return obj
 
 
 class Tally:
-    def __init__(self, genesis: Genesis) -> None:
+    def __init__(self, genesis: Genesis, counted: CountedStore | None = None) -> None:
         self.height = 0
         self.elections = {e.election_id: ElectionTally(e) for e in genesis.elections}
+        self.counted: CountedStore = {} if counted is None else counted
 
     def record_block(self, effects: BlockEffects) -> None:
         for checked in effects.ballots:
@@ -50,7 +58,23 @@ class Tally:
 
     def record(self, envelope: BallotEnvelope) -> None:
         """Count a ballot already accepted by the chain rules, in log order."""
-        self.elections[envelope.election_id].record(envelope.credential, envelope.payload)
+        tally = self.elections[envelope.election_id]
+        key = (envelope.election_id, envelope.credential)
+        previous = self.counted.get(key)
+        tally.ballots_recorded += 1
+        # Per-payload counts only where payloads are choices; opaque ones are decrypted
+        # and counted elsewhere, so only how many count is kept here.
+        plaintext = tally.election.payload_scheme == "plaintext-choice/v1"
+        if previous is None:
+            tally.ballots_counted += 1
+        elif tally.election.revoting == "last-counts":
+            if plaintext:
+                tally.counts[previous] -= 1
+        else:
+            return  # first-counts: the rules refuse a second ballot; nothing to change
+        if plaintext:
+            tally.counts[envelope.payload] += 1
+        self.counted[key] = envelope.payload
 
     def to_json_obj(self) -> dict[str, Any]:
         return {

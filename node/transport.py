@@ -1,5 +1,8 @@
 """asyncio TCP transport between validators: a thin driver around ``node.frames``.
 
+(``asyncio.timeout`` rather than ``asyncio.wait_for`` throughout: on Python 3.11 wait_for
+can swallow a cancellation that races its inner future, which left stop() waiting forever.)
+
 Topology: every transport dials every address it is given and accepts every inbound
 connection; after the handshake, duplicates for one peer are resolved by a rule both ends
 evaluate identically (see ``_replaces``), so exactly one live connection per peer pair
@@ -154,7 +157,8 @@ class _Connection:
         others = [t for t in self.tasks if t is not current]
         await asyncio.gather(*others, return_exceptions=True)
         try:
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.writer.wait_closed()
         except TimeoutError:
             self.writer.transport.abort()  # peer not reading what is left: stop trying
         except (OSError, ConnectionError):
@@ -326,9 +330,8 @@ class PeerTransport:
                     await asyncio.sleep(banned_for)
                     continue
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*address), self.config.handshake_timeout
-                )
+                async with asyncio.timeout(self.config.handshake_timeout):
+                    reader, writer = await asyncio.open_connection(*address)
             except (OSError, TimeoutError) as exc:
                 log.debug("dial %s:%d failed: %s", *address, exc)
                 await asyncio.sleep(backoff.next())
@@ -359,7 +362,8 @@ class PeerTransport:
         self._open.add(conn)
         try:
             try:
-                key = await asyncio.wait_for(self._handshake(conn), self.config.handshake_timeout)
+                async with asyncio.timeout(self.config.handshake_timeout):
+                    key = await self._handshake(conn)
             except ConnectedToSelf:
                 conn.close("connected to ourselves")
                 return _Outcome(self_dial=True)
@@ -388,8 +392,10 @@ class PeerTransport:
             return _Outcome(peer_key=key, established=True)
         finally:
             conn.close(conn.reason or "connection finished")
-            await conn.wait_shut()
-            self._open.discard(conn)
+            try:
+                await conn.wait_shut()
+            finally:  # even when stop() cancels us mid-shutdown
+                self._open.discard(conn)
 
     async def _handshake(self, conn: _Connection) -> bytes:
         """Both sides send HELLO at once, check the other's, then exchange signed ACKs."""
@@ -531,7 +537,8 @@ class PeerTransport:
             data = await conn.queue.get()
             try:
                 conn.writer.write(data)
-                await asyncio.wait_for(conn.writer.drain(), self.config.write_timeout)
+                async with asyncio.timeout(self.config.write_timeout):
+                    await conn.writer.drain()
             except TimeoutError:
                 secs = self.config.write_timeout
                 conn.close(f"slow peer: writes not drained within {secs}s", abort=True)

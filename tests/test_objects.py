@@ -155,3 +155,43 @@ def test_bad_genesis_is_refused_with_reason(mutate: Callable[[dict[str, Any]], A
 def test_genesis_not_json() -> None:
     with pytest.raises(BadGenesis, match="not valid JSON"):
         Genesis.from_json(b"{nope")
+
+
+def _reference_ballot_decode(data: bytes) -> BallotEnvelope:
+    """The generic path: strict codec plus the typed field readers."""
+    from ledger import codec
+
+    f = codec.as_list(codec.decode(data), 6, "ballot")
+    proof = codec.as_list(f[3], 2, "proof")
+    return BallotEnvelope(
+        chain_id=codec.as_text(f[0], "chain", max_size=64),
+        election_id=codec.as_text(f[1], "election", max_size=64),
+        credential=codec.as_bytes(f[2], "credential", size=33),
+        proof=CredentialProof(codec.as_int(proof[0], "index"),
+                              codec.as_bytes_list(proof[1], "path", size=32, max_items=64)),
+        payload=codec.as_bytes(f[4], "payload"),
+        signature=codec.as_bytes(f[5], "signature", size=64),
+    )
+
+
+@given(envelopes, st.data())
+def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, data: st.DataObject) -> None:
+    encoded = bytearray(env.encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        pos = data.draw(st.integers(0, max(0, len(encoded) - 1)))
+        if op == "flip" and encoded:
+            encoded[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "insert":
+            encoded[pos:pos] = data.draw(st.binary(min_size=1, max_size=3))
+        elif encoded:
+            del encoded[pos]
+    blob = bytes(encoded)
+    try:
+        expected = _reference_ballot_decode(blob)
+    except LedgerError:
+        with pytest.raises(LedgerError):
+            BallotEnvelope.decode(blob)
+        return
+    got = BallotEnvelope.decode(blob)
+    assert got == expected and got.encode() == blob and dataclasses.replace(got).encode() == blob

@@ -1,41 +1,32 @@
 """Replay: every block from genesis through the ledger rules, and the tally.
 
-The same ``ledger.rules.apply_block`` the validators run; the only difference is where
-the chain-so-far lives (an index built as the replay goes).
+The same ``ledger.rules.apply_block`` the validators run; only the chain-so-far lives
+elsewhere (an on-disk index, so memory stays flat). With ``jobs > 1`` worker processes
+run the full ``check_ballot`` (credential proof and signature, the costly part) a few
+blocks ahead; the main process then applies each block in order with those results, and
+any ballot a worker refused is checked again in order, so the first failure reported is
+the same as with one process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.rules import BlockEffects, ProofCache, apply_block
+from ledger.hashing import keccak256
+from ledger.rules import CheckedBallot, ProofCache, apply_block, check_ballot, check_ballot_form
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine
-
-
-class MemoryView:
-    """The chain-so-far as in-memory indexes (tracking codes and counted credentials)."""
-
-    def __init__(self) -> None:
-        self.codes: set[bytes] = set()
-        self.counted: dict[tuple[str, bytes], bytes] = {}
-
-    def counted_ballot(self, election_id: str, credential: bytes) -> bytes | None:
-        return self.counted.get((election_id, credential))
-
-    def has_ballot(self, tracking_code: bytes) -> bool:
-        return tracking_code in self.codes
-
-    def apply(self, effects: BlockEffects) -> None:
-        for checked in effects.ballots:
-            self.codes.add(checked.tracking_code)
-        for election_id, credential, code in effects.counted:
-            self.counted[(election_id, credential)] = code
+from verifier.index import DiskIndex
 
 
 @dataclass
@@ -51,33 +42,115 @@ def replay(
     genesis: Genesis,
     lines: Iterable[BundleLine],
     *,
+    jobs: int = 1,
     on_block: Callable[[int, int], None] | None = None,
+    workdir: Path | None = None,
 ) -> ReplayResult:
     """Replay every line; raise the first refusal (a LedgerError with its location)."""
-    tip = ChainTip.at_genesis(genesis)
-    view = MemoryView()
-    proofs = ProofCache()
-    result = ReplayResult(genesis.hash(), tip, Tally(genesis))
-    for line in lines:
+    with DiskIndex(workdir) as index:
+        tally = Tally(genesis, index.payloads)
+        result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis), tally)
+        proofs = ProofCache()
+        if jobs <= 1:
+            stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
+                (line, None) for line in lines
+            )
+            _apply_all(genesis, stream, index, proofs, result, on_block)
+        else:
+            with ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_init, initargs=(genesis.encode(), genesis.to_json()),
+            ) as pool:
+                _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, result, on_block)
+    return result
+
+
+def _apply_all(
+    genesis: Genesis,
+    stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]],
+    index: DiskIndex,
+    proofs: ProofCache,
+    result: ReplayResult,
+    on_block: Callable[[int, int], None] | None,
+) -> None:
+    tip = result.tip
+    for line, admitted in stream:
         where = f"block line {line.line_number}"
         try:
             block = Block.decode(line.block)
             certificate = CommitCertificate.decode(line.certificate)
         except LedgerError as exc:
             raise exc.at(where) from None
-        effects = apply_block(genesis, tip, view, block, proofs=proofs)
+        effects = apply_block(genesis, tip, index, block, admitted=admitted, proofs=proofs)
         try:
             certificate.check(
                 genesis.validators, chain_id=genesis.chain_id, height=block.height, block_hash=block.hash()
             )
         except LedgerError as exc:
             raise exc.at(f"block {block.height} certificate") from None
-        view.apply(effects)
-        result.tally.record_block(effects)
+        result.tally.record_block(effects)  # reads the counted payloads before index.apply
+        index.apply(effects)
         tip = effects.tip
         result.blocks += 1
         result.ballots += len(effects.ballots)
         if on_block is not None:
             on_block(block.height, len(effects.ballots))
     result.tip = tip
-    return result
+
+
+# --- parallel pre-checking ----------------------------------------------------------------
+_GENESIS: Genesis | None = None
+_PROOFS = ProofCache()
+
+
+def _worker_init(genesis_encoding: bytes, genesis_json: str) -> None:
+    global _GENESIS
+    _GENESIS = Genesis.from_json(genesis_json)
+    if _GENESIS.encode() != genesis_encoding:  # pragma: no cover - same process image
+        raise LedgerError("worker genesis differs")
+
+
+def _check_ballots(raw_block: bytes) -> bytes:
+    """One byte per ballot: 1 if the full check_ballot passed, 0 otherwise (or on a
+    block that does not decode: the main process reports that itself)."""
+    assert _GENESIS is not None
+    try:
+        ballots = Block.decode(raw_block).ballots
+    except LedgerError:
+        return b""
+    out = bytearray(len(ballots))
+    for i, raw in enumerate(ballots):
+        try:
+            check_ballot(_GENESIS, raw, proofs=_PROOFS)
+            out[i] = 1
+        except LedgerError:
+            pass
+    return bytes(out)
+
+
+def _prechecked(
+    genesis: Genesis, lines: Iterable[BundleLine], pool: ProcessPoolExecutor, window: int
+) -> Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]]:
+    pending: deque[tuple[BundleLine, Future[bytes]]] = deque()
+
+    def take() -> tuple[BundleLine, dict[bytes, CheckedBallot] | None]:
+        line, future = pending.popleft()
+        flags = future.result()
+        try:
+            ballots = Block.decode(line.block).ballots
+        except LedgerError:
+            return line, None  # _apply_all reports the decoding error with its location
+        admitted: dict[bytes, CheckedBallot] = {}
+        for raw, ok in zip(ballots, flags, strict=False):
+            if ok:
+                # A full pass implies the form passes; if not, apply_block will say why.
+                with contextlib.suppress(LedgerError):
+                    admitted[keccak256(raw)] = check_ballot_form(genesis, raw)
+        return line, admitted
+
+    for line in lines:
+        pending.append((line, pool.submit(_check_ballots, line.block)))
+        if len(pending) >= window:
+            yield take()
+    while pending:
+        yield take()

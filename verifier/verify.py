@@ -53,6 +53,7 @@ def verify_bundle(
     *,
     pin_genesis: str | None = None,
     on_block: Any = None,
+    jobs: int = 1,
 ) -> Report:
     started = time.perf_counter()
     try:
@@ -68,7 +69,7 @@ def verify_bundle(
         }
         return report
     try:
-        result = replay(genesis, iter_block_lines(directory), on_block=on_block)
+        result = replay(genesis, iter_block_lines(directory), on_block=on_block, jobs=jobs)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
         report.failure = _failure(exc)

@@ -21,6 +21,8 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
 from _common import emit, machine
 
 from ballotledger.loadgen import make_ballots, run_load
@@ -38,10 +40,8 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop_flag.wait(0.5):
             for i, p in enumerate(self.procs):
-                try:
+                with contextlib.suppress(psutil.Error):
                     self.peak[i] = max(self.peak[i], p.memory_info().rss)
-                except psutil.Error:
-                    pass
 
 
 def main() -> None:

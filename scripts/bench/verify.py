@@ -1,0 +1,108 @@
+"""Verifier benchmark: replay rate per core and on all cores, peak memory, and in the same
+run the raw secp256k1 verify rate of the signature library on one core (the physical
+limit of a replay that checks every signature).
+
+    python scripts/bench/verify.py [--quick] [--ballots N] [--bundle DIR]
+
+--quick: a 100,000-ballot bundle. Full: 10,000,000 ballots (generation takes a while;
+pass --bundle DIR to keep and reuse it). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import coincurve
+from _common import ROOT, emit, machine
+from coincurve.ecdsa import cdata_to_der, deserialize_compact
+
+from ballotledger.bundlegen import generate_bundle
+from ledger.ballot import BallotEnvelope
+from ledger.block import Block
+from verifier.bundle import iter_block_lines
+
+
+def raw_verify_rate(bundle: Path, sample: int = 20_000) -> float:
+    """coincurve's own verify call (DER signature, compressed key) on real ballots."""
+    items = []
+    for line in iter_block_lines(bundle):
+        for raw in Block.decode(line.block).ballots:
+            env = BallotEnvelope.decode(raw)
+            items.append((env.credential, cdata_to_der(deserialize_compact(env.signature)), env.digest()))
+            if len(items) >= sample:
+                break
+        if len(items) >= sample:
+            break
+    started = time.perf_counter()
+    for pub, der, digest in items:
+        if not coincurve.PublicKey(pub).verify(der, digest, hasher=None):
+            raise SystemExit("a bundle signature failed the raw check")
+    return len(items) / (time.perf_counter() - started)
+
+
+def timed_verify(bundle: Path, jobs: int) -> tuple[float, dict[str, object]]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ballotledger", "verify", str(bundle), "--json", "--jobs", str(jobs)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    elapsed = time.perf_counter() - started
+    report = json.loads(proc.stdout)
+    if proc.returncode != 0 or not report["valid"]:
+        raise SystemExit(f"verification failed: {report.get('failure')}")
+    return elapsed, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ballots", type=int, default=None)
+    parser.add_argument("--bundle", type=Path, default=None, help="generate here, or reuse if present")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    ballots = args.ballots or (100_000 if args.quick else 10_000_000)
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+        bundle = args.bundle or Path(tmp) / "bundle"
+        if not (bundle / "blocks.jsonl").exists():
+            print(f"generating a {ballots}-ballot bundle in {bundle} ...", file=sys.stderr)
+            t = time.perf_counter()
+            generate_bundle(bundle, ballots)
+            print(f"  {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        print("raw signature verify rate ...", file=sys.stderr)
+        raw = raw_verify_rate(bundle)
+        print("replay, one process ...", file=sys.stderr)
+        one_s, report = timed_verify(bundle, 1)
+        peak_one = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"replay, {args.jobs} processes ...", file=sys.stderr)
+        all_s, _ = timed_verify(bundle, args.jobs)
+        peak_all = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        n = int(report["ballots"])  # type: ignore[call-overload]
+        per_core = n / one_s
+        emit({
+            "benchmark": "verify",
+            "quick": args.quick,
+            "machine": machine(),
+            "ballots": n,
+            "blocks": report["blocks"],
+            "bundle_bytes": (bundle / "blocks.jsonl").stat().st_size,
+            "ballots_per_s_per_core": round(per_core),
+            "ballots_per_s_all_cores": round(n / all_s),
+            "jobs": args.jobs,
+            "sig_verifies_per_s_per_core": round(raw),
+            "replay_to_raw_verify_ratio": round(per_core / raw, 3),
+            "peak_rss_mib": round(max(peak_one, peak_all), 1),
+            "peak_rss_mib_one_process": round(peak_one, 1),
+        })
+
+
+if __name__ == "__main__":
+    main()
