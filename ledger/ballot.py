@@ -86,7 +86,9 @@ def _proof(data: bytes, span: tuple[bool, int, int]) -> CredentialProof:
         path = list(codec.as_bytes_list(generic, "credential proof path", size=HASH_SIZE))
     if len(path) > MAX_PATH:
         raise Oversized(f"credential proof path: {len(path)} items exceeds the limit of {MAX_PATH}")
-    return CredentialProof(index, tuple(path))
+    proof = object.__new__(CredentialProof)  # fields checked above; see BallotEnvelope.decode
+    proof.__dict__.update(index=index, path=tuple(path))
+    return proof
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,11 @@ class BallotEnvelope:
 
     @property
     def tracking_code(self) -> bytes:
-        return keccak256(self.encode())
+        cached = self.__dict__.get("_tracking_code")
+        if cached is None:
+            cached = keccak256(self.encode())
+            object.__setattr__(self, "_tracking_code", cached)
+        return cached
 
     def digest(self) -> bytes:
         return ballot_digest(self.chain_id, self.election_id, self.credential, self.payload)
@@ -172,9 +178,14 @@ class BallotEnvelope:
         if e - s != SIGNATURE_SIZE:
             raise BadEncoding(f"ballot signature: expected {SIGNATURE_SIZE} bytes, got {e - s}")
         _, ps, pe = spans[4]
-        envelope = cls(chain_id, election_id, credential, proof, data[ps:pe], data[s:e])
+        # Built without the dataclass __init__ (every field was just checked above):
+        # the frozen-dataclass setattr path costs more than the rest of this decoder.
         # The codec is canonical, so the input bytes are the envelope's encoding.
-        object.__setattr__(envelope, "_encoded", data)
+        envelope = object.__new__(cls)
+        envelope.__dict__.update(
+            chain_id=chain_id, election_id=election_id, credential=credential, proof=proof,
+            payload=data[ps:pe], signature=data[s:e], _encoded=data,
+        )
         return envelope
 
     @classmethod

@@ -8,6 +8,7 @@ object's bytes (and so its hash, the voter's tracking code) cannot be malleated.
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 
 import coincurve
@@ -20,6 +21,7 @@ PUBLIC_KEY_SIZE = 33
 SIGNATURE_SIZE = 64
 DIGEST_SIZE = 32
 _CTX = coincurve.GLOBAL_CONTEXT.ctx
+_SCRATCH = threading.local()
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,15 @@ def is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bo
     """True iff ``signature`` is a canonical signature of ``digest`` by ``public_key``."""
     if len(signature) != SIGNATURE_SIZE or len(public_key) != PUBLIC_KEY_SIZE:
         return False
-    sig = ffi.new("secp256k1_ecdsa_signature *")
+    # Scratch structs reused across calls (no allocation per signature), one pair per
+    # thread; every call overwrites them fully before use.
+    try:
+        sig, point = _SCRATCH.sig, _SCRATCH.point
+    except AttributeError:
+        sig = _SCRATCH.sig = ffi.new("secp256k1_ecdsa_signature *")
+        point = _SCRATCH.point = ffi.new("secp256k1_pubkey *")
     if not lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature):
         return False
-    point = ffi.new("secp256k1_pubkey *")
     if not lib.secp256k1_ec_pubkey_parse(_CTX, point, public_key, PUBLIC_KEY_SIZE):
         return False
     # secp256k1_ecdsa_verify refuses high-S signatures, which keeps signatures canonical.

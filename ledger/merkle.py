@@ -419,9 +419,15 @@ class VerifiedPaths:
         self._known: dict[tuple[int, int, int], tuple[bytes, tuple[bytes, ...]]] = {}
         self.hits = 0
 
-    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes]) -> None:
+    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes], *, hashes_checked: bool = False) -> None:
+        """``hashes_checked``: the caller guarantees every proof element is 32 bytes (a
+        strict decoder did), so that loop is skipped; everything else is checked."""
         size = self.size
-        _check_inclusion_shape(index, size, proof)
+        if hashes_checked:
+            if not 0 <= index < size or len(proof) != _inclusion_proof_len(index, size):
+                _check_inclusion_shape(index, size, proof)  # raises with the precise reason
+        else:
+            _check_inclusion_shape(index, size, proof)
         c = min(self.cut, len(proof))
         fn, sn, r = _climb(index, size - 1, leaf_hash(leaf), proof, 0, c)
         key = (c, fn, sn)

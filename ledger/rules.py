@@ -8,7 +8,7 @@ changes, without changing anything itself, so a refused block leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import merkle
@@ -64,7 +64,8 @@ class ProofCache:
         if paths is None or paths.root != election.credential_root:
             paths = merkle.VerifiedPaths(election.credential_count, election.credential_root)
             self._paths[election.election_id] = paths
-        paths.verify(credential, index, path)
+        # Ballot decoding guarantees 32-byte path elements.
+        paths.verify(credential, index, path, hashes_checked=True)
 
 
 def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None) -> CheckedBallot:
@@ -133,14 +134,30 @@ def check_ballot_window(checked: CheckedBallot, time_ms: int) -> None:
         raise ElectionNotOpen(f"election {election.election_id} is {state} at time {time_ms}")
 
 
-def check_credential_use(
-    checked: CheckedBallot, view: LedgerView, pending: dict[tuple[str, bytes], bytes]
+def check_unique(
+    checked: CheckedBallot,
+    view: LedgerView,
+    pending: Mapping[tuple[str, bytes], bytes],
+    seen: Container[bytes],
 ) -> None:
-    """The one-counted-ballot-per-credential rule, against the chain and this block."""
+    """No ballot twice in the log, and one counted ballot per credential.
+
+    Every recorded ballot's credential is in the counted index, so a credential with
+    no history cannot have its ballot recorded: the tracking-code lookup is needed only
+    for credentials already used, which keeps the common case to one index read.
+    """
+    code = checked.tracking_code
+    if code in seen:
+        raise DuplicateBallot("ballot is already in this block")
     key = (checked.election.election_id, checked.envelope.credential)
-    if checked.election.revoting == "last-counts":
+    previous = pending.get(key)
+    if previous is None:
+        previous = view.counted_ballot(*key)
+    if previous is None:
         return
-    if key in pending or view.counted_ballot(*key) is not None:
+    if previous == code or view.has_ballot(code):
+        raise DuplicateBallot("ballot is already in the log")
+    if checked.election.revoting == "first-counts":
         raise DuplicateCredential(
             f"credential already cast a ballot in election {checked.election.election_id}"
         )
@@ -187,13 +204,11 @@ def apply_block(
     seen: set[bytes] = set()
     for i, raw in enumerate(block.ballots):
         try:
-            code = keccak256(raw)
-            cached = admitted.get(code) if admitted is not None else None
+            cached = admitted.get(keccak256(raw)) if admitted is not None else None
             checked = cached if cached is not None else check_ballot(genesis, raw, proofs=proofs)
+            code = checked.tracking_code
             check_ballot_window(checked, header.time_ms)
-            if code in seen or view.has_ballot(code):
-                raise DuplicateBallot("ballot is already in the log")
-            check_credential_use(checked, view, pending)
+            check_unique(checked, view, pending, seen)
         except LedgerError as exc:
             raise exc.at(f"{where} ballot {i}") from None
         seen.add(code)

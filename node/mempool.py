@@ -12,10 +12,17 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ledger.errors import DuplicateCredential, LedgerError
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
-from ledger.rules import BlockEffects, CheckedBallot, ProofCache, check_ballot, check_ballot_window
+from ledger.rules import (
+    BlockEffects,
+    CheckedBallot,
+    ProofCache,
+    check_ballot,
+    check_ballot_window,
+    check_unique,
+)
 from ledger.state import LedgerView
 
 
@@ -61,13 +68,9 @@ class Mempool:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_ballot(self.genesis, raw, proofs=self.proofs)
             check_ballot_window(checked, now_ms)
+            # The chain's own rule, with the mempool's pending ballots as "this block".
+            check_unique(checked, self.view, self._by_credential, self._pending.keys())
             key = (checked.election.election_id, checked.envelope.credential)
-            if checked.election.revoting == "first-counts" and (
-                key in self._by_credential or self.view.counted_ballot(*key) is not None
-            ):
-                raise DuplicateCredential(
-                    f"credential already cast a ballot in election {checked.election.election_id}"
-                )
         except LedgerError:
             self.refused += 1
             raise

@@ -1,8 +1,9 @@
 """The verifier's index of the chain so far, on disk so memory stays flat at any size.
 
 A temporary LevelDB holds every tracking code seen and, per (election, credential), the
-tracking code and payload that currently count. Writes of a block go in one batch at
-the block's end; reads within the block see them through a small overlay.
+tracking code and payload that currently count (one value, so the rules and the tally
+share one read). A block's writes go in one batch at its end; reads within the block
+go through a small cache that also holds the block's own pending writes.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from ledger.tally import CountedKey
 
 _CODE = b"t"
 _COUNTED = b"u"
-_PAYLOAD = b"p"
 
 
 def _counted_key(election_id: str, credential: bytes) -> bytes:
     eid = election_id.encode()
-    return bytes([len(eid)]) + eid + credential
+    return _COUNTED + bytes([len(eid)]) + eid + credential
 
 
 class DiskIndex:
-    """LedgerView for ``apply_block`` plus the tally's counted-payload mapping."""
+    """LedgerView for ``apply_block`` plus the tally's counted-payload store."""
 
     def __init__(self, directory: Path | None = None, *, cache_mib: int = 64) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="ballotledger-index-", dir=directory))
@@ -35,7 +35,8 @@ class DiskIndex:
             str(self._dir), create_if_missing=True, bloom_filter_bits=10,
             lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=32 << 20,
         )
-        self._overlay: dict[bytes, bytes] = {}
+        self._cache: dict[bytes, bytes | None] = {}  # this block's reads
+        self._payloads: dict[CountedKey, bytes] = {}  # this block's tally writes
         self.payloads = _Payloads(self)
 
     def close(self) -> None:
@@ -49,30 +50,32 @@ class DiskIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _get(self, key: bytes) -> bytes | None:
-        value = self._overlay.get(key)
-        if value is None:
-            value = self._db.get(key)
+    def _counted(self, election_id: str, credential: bytes) -> bytes | None:
+        key = _counted_key(election_id, credential)
+        if key in self._cache:
+            return self._cache[key]
+        value: bytes | None = self._db.get(key)
+        self._cache[key] = value
         return value
 
     # --- LedgerView -------------------------------------------------------------------
     def counted_ballot(self, election_id: str, credential: bytes) -> bytes | None:
-        return self._get(_COUNTED + _counted_key(election_id, credential))
+        value = self._counted(election_id, credential)
+        return None if value is None else value[:32]
 
     def has_ballot(self, tracking_code: bytes) -> bool:
-        return self._get(_CODE + tracking_code) is not None
+        return self._db.get(_CODE + tracking_code) is not None
 
     def apply(self, effects: BlockEffects) -> None:
-        """Record a block's ballots; call after the tally has read what it needs."""
-        overlay = self._overlay
-        for checked in effects.ballots:
-            overlay[_CODE + checked.tracking_code] = b"\x01"
-        for election_id, credential, code in effects.counted:
-            overlay[_COUNTED + _counted_key(election_id, credential)] = code
+        """Record a block's ballots (after the tally has read what it needs)."""
+        payload_of = {c.tracking_code: c.envelope.payload for c in effects.ballots}
         with self._db.write_batch() as wb:
-            for key, value in overlay.items():
-                wb.put(key, value)
-        overlay.clear()
+            for checked in effects.ballots:
+                wb.put(_CODE + checked.tracking_code, b"")
+            for election_id, credential, code in effects.counted:
+                wb.put(_counted_key(election_id, credential), code + payload_of[code])
+        self._cache.clear()
+        self._payloads.clear()
 
 
 class _Payloads:
@@ -82,7 +85,11 @@ class _Payloads:
         self._index = index
 
     def get(self, key: CountedKey) -> bytes | None:
-        return self._index._get(_PAYLOAD + _counted_key(*key))
+        pending = self._index._payloads.get(key)
+        if pending is not None:
+            return pending
+        value = self._index._counted(*key)
+        return None if value is None else value[32:]
 
     def __setitem__(self, key: CountedKey, value: bytes) -> None:
-        self._index._overlay[_PAYLOAD + _counted_key(*key)] = value
+        self._index._payloads[key] = value
