@@ -7,7 +7,6 @@ array per level (32 bytes a node), so 10 million voters fit in about 640 MB.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -21,7 +20,8 @@ from ledger.crypto import SigningKey
 from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
 from ledger.state import ChainTip
 from ledger.tally import Tally
-from verifier.bundle import BLOCKS_FILE, GENESIS_FILE, block_line
+from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line
+from verifier.verify import results_text
 
 GENESIS_TIME_MS = 1_700_000_000_000
 
@@ -74,7 +74,8 @@ def _sign(args: tuple[str, int, int]) -> list[bytes]:
 
 
 def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ballots: int = 4000,
-                    validators: int = 4, processes: int | None = None) -> Genesis:
+                    validators: int = 4, processes: int | None = None,
+                    max_block_ballots: int | None = None) -> Genesis:
     """Write genesis.json, blocks.jsonl and results.json for ``ballots`` voters voting once."""
     global _TREE, _GEN
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
         chain_id="bench-chain", genesis_time_ms=GENESIS_TIME_MS,
         authority=SigningKey.from_seed(f"{seed}/authority".encode()).public_key,
         validators=ValidatorSet(tuple(ValidatorInfo(f"v{i}", k.public_key, 1) for i, k in enumerate(vkeys))),
-        params=ChainParams(max_block_ballots=block_ballots), elections=(election,),
+        params=ChainParams(max_block_ballots=max_block_ballots or block_ballots), elections=(election,),
     )
     (out / GENESIS_FILE).write_text(genesis.to_json())
     _TREE, _GEN = tree, genesis
@@ -122,6 +123,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
                            frontier.to_bytes())
             last = cert
     tally.height = tip.height
-    (out / "results.json").write_text(json.dumps(tally.to_json_obj(), indent=2, sort_keys=True) + "\n")
+    (out / "results.json").write_text(results_text(tally.to_json_obj()))
+    (out / "README").write_text(BUNDLE_README)
     _TREE = _GEN = None
     return genesis

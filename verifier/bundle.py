@@ -14,6 +14,22 @@ from pathlib import Path
 from ledger.errors import BadEncoding, LedgerError
 from ledger.genesis import Genesis, decode_hex_field
 
+BUNDLE_README = """\
+ballot-ledger election bundle (format v1)
+
+genesis.json   the chain's genesis: chain id, validators, election authority, parameters
+               and election definitions. Its keccak256 over the canonical encoding is
+               the genesis hash observers pin (ballotledger verify --pin-genesis HASH).
+blocks.jsonl   one committed block per line, from height 1, as
+               {"block": HEX, "certificate": HEX}: the block's canonical RLP encoding
+               and the commit certificate (precommits of more than 2/3 of the voting
+               power) that finalized it. Nothing else: every byte is hashed or signed.
+results.json   the result as published by the node; the verifier recomputes the tally
+               from the ballots and fails if this claim differs.
+README         this text (checked too: every file in a bundle is covered).
+
+Check it with:  ballotledger verify THIS_DIRECTORY [--pin-genesis HASH] [--json]
+"""
 GENESIS_FILE = "genesis.json"
 BLOCKS_FILE = "blocks.jsonl"
 
@@ -22,6 +38,12 @@ class UnusableBundle(LedgerError):
     """The input cannot be read at all (missing files, not a bundle): exit code 2."""
 
     code = "unusable_input"
+
+
+class NonCanonical(BadEncoding):
+    """A bundle file that parses but is not byte-for-byte the form ballotledger writes."""
+
+    code = "non_canonical"
 
 
 @dataclass(frozen=True)
@@ -35,7 +57,12 @@ def read_genesis(directory: Path) -> Genesis:
     path = directory / GENESIS_FILE
     if not path.is_file():
         raise UnusableBundle(f"{path} not found: not an election bundle")
-    return Genesis.from_json(path.read_bytes())
+    raw = path.read_bytes()
+    genesis = Genesis.from_json(raw)
+    # One canonical text per genesis, so no byte of the file can change unnoticed.
+    if raw != genesis.to_json().encode():
+        raise NonCanonical("genesis.json is not in canonical form (as written by ballotledger)", where=GENESIS_FILE)
+    return genesis
 
 
 def iter_block_lines(directory: Path) -> Iterator[BundleLine]:
@@ -49,11 +76,14 @@ def iter_block_lines(directory: Path) -> Iterator[BundleLine]:
                 obj = json.loads(raw)
                 if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
                     raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')
-                yield BundleLine(
+                line = BundleLine(
                     number,
                     decode_hex_field(obj["block"], "block"),
                     decode_hex_field(obj["certificate"], "certificate"),
                 )
+                if raw != block_line(line.block, line.certificate).encode():
+                    raise NonCanonical("line is not in canonical form (as written by ballotledger)")
+                yield line
             except (ValueError, UnicodeDecodeError) as exc:
                 raise BadEncoding(f"not JSON: {exc}", where=f"{BLOCKS_FILE} line {number}") from exc
             except LedgerError as exc:

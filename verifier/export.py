@@ -7,7 +7,6 @@ claim the verifier recomputes) and a README describing the format.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,25 +14,11 @@ from pathlib import Path
 from ledger.block import Block
 from ledger.errors import BadEncoding
 from ledger.genesis import Genesis
-from verifier.bundle import BLOCKS_FILE, GENESIS_FILE, UnusableBundle, block_line
+from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, UnusableBundle, block_line
 from verifier.rpc_client import RpcClient
+from verifier.verify import results_text
 
 PAGE = 200
-BUNDLE_README = """\
-ballot-ledger election bundle (format v1)
-
-genesis.json   the chain's genesis: chain id, validators, election authority, parameters
-               and election definitions. Its keccak256 over the canonical encoding is
-               the genesis hash observers pin (ballotledger verify --pin-genesis HASH).
-blocks.jsonl   one committed block per line, from height 1, as
-               {"block": HEX, "certificate": HEX}: the block's canonical RLP encoding
-               and the commit certificate (precommits of more than 2/3 of the voting
-               power) that finalized it. Nothing else: every byte is hashed or signed.
-results.json   the result as published by the node; the verifier recomputes the tally
-               from the ballots and fails if this claim differs.
-
-Check it with:  ballotledger verify THIS_DIRECTORY [--pin-genesis HASH] [--json]
-"""
 
 
 def _complete_lines(path: Path) -> int:
@@ -83,6 +68,6 @@ def export_bundle(
                     break
         results = rpc.call("ballot_getResults", height)
         tmp = out / "results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(results_text(results))
         tmp.replace(out / "results.json")
     return height

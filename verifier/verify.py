@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import BadGenesis, LedgerError
-from verifier.bundle import UnusableBundle, iter_block_lines, read_genesis
+from verifier.bundle import BUNDLE_README, NonCanonical, UnusableBundle, iter_block_lines, read_genesis
 from verifier.replay import ReplayResult, replay
 
 EXIT_VALID = 0
@@ -58,8 +58,14 @@ def verify_bundle(
     started = time.perf_counter()
     try:
         genesis = read_genesis(directory)
+    except NonCanonical as exc:
+        return Report(False, EXIT_INVALID, failure=_failure(exc))
     except (UnusableBundle, BadGenesis) as exc:
         return Report(False, EXIT_UNUSABLE, failure=_failure(exc))
+    readme = directory / "README"
+    if readme.exists() and readme.read_bytes() != BUNDLE_README.encode():
+        return Report(False, EXIT_INVALID, failure={
+            "check": "non_canonical", "where": "README", "message": "README differs from the format description"})
     report = Report(False, EXIT_INVALID, genesis_hash=genesis.hash().hex(), chain_id=genesis.chain_id)
     if pin_genesis is not None and pin_genesis.lower().removeprefix("0x") != genesis.hash().hex():
         report.failure = {
@@ -102,15 +108,24 @@ def _published_results(directory: Path) -> Any:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
+        text = path.read_bytes().decode("utf-8")
+        obj = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise UnusableBundle(f"results.json is not JSON: {exc}") from exc
+    if text != results_text(obj):
+        return {"format": "non-canonical"}  # reported as a published_result failure
+    return obj
+
+
+def results_text(obj: Any) -> str:
+    """The one text form of results.json (export writes it, verify insists on it)."""
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
 def _compare_results(claim: Any, computed: dict[str, Any]) -> str | None:
     """None if the published result is exactly the recomputed one, else the first difference."""
     if not isinstance(claim, dict) or claim.get("format") != computed["format"]:
-        return "results.json is not a ballot-ledger/results/v1 document"
+        return "results.json is not a canonical ballot-ledger/results/v1 document"
     if claim.get("height") != computed["height"]:
         return f"results.json is for height {claim.get('height')}, the bundle ends at {computed['height']}"
     elections = claim.get("elections")
