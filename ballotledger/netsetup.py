@@ -114,6 +114,6 @@ def init_network(
             timeouts=timeouts or ConsensusTimeouts(),
         )
         path = node_dir / "node.toml"
-        path.write_text(tomli_w.dumps(config.to_obj()))
+        path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))
         configs.append(path)
     return NetworkLayout(directory, genesis, configs)

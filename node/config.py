@@ -80,12 +80,20 @@ class NodeConfig:
             mempool_max=int(raw.get("mempool_max", 200_000)),
         )
 
-    def to_obj(self) -> dict[str, Any]:
+    def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """The TOML form; paths relative to ``relative_to`` (the config's folder) where
+        given, so a node's directory can be moved or copied whole."""
+
+        def rel(p: Path) -> str:
+            if relative_to is None:
+                return str(p)
+            return os.path.relpath(p, relative_to)
+
         return {
             "name": self.name,
-            "data_dir": str(self.data_dir),
-            "genesis": str(self.genesis_file),
-            "key_file": str(self.key_file),
+            "data_dir": rel(self.data_dir),
+            "genesis": rel(self.genesis_file),
+            "key_file": rel(self.key_file),
             "mempool_max": self.mempool_max,
             "p2p": {
                 "listen": self.p2p_listen,
