@@ -28,6 +28,7 @@ from _common import emit, machine
 from ballotledger.loadgen import make_ballots, run_load
 from ballotledger.localnet import Localnet
 from node.config import ConsensusTimeouts
+from verifier.rpc_client import RpcClient
 
 
 class RssSampler(threading.Thread):
@@ -44,6 +45,51 @@ class RssSampler(threading.Thread):
                     self.peak[i] = max(self.peak[i], p.memory_info().rss)
 
 
+def _height(url: str) -> int:
+    with RpcClient(url, timeout=5) as c:
+        return int(c.call("ballot_status")["height"])
+
+
+def _log_size(url: str) -> int:
+    with RpcClient(url, timeout=5) as c:
+        return int(c.call("ballot_status")["log_size"])
+
+
+async def catch_up(net: Localnet, ballots: list[bytes], rate: float, down_s: float) -> dict[str, float]:
+    """Kill the last validator, keep offering load, restart it after ``down_s`` and time
+    how fast it closes the gap while the chain keeps growing."""
+    lagger = len(net) - 1
+    urls = net.rpc_urls[:lagger]
+    load = asyncio.create_task(run_load(urls, ballots, rate=rate, drain_timeout=60))
+    net.kill(lagger)
+    await asyncio.sleep(down_s)
+    behind_height, behind_log = _height(net.rpc_urls[0]), _log_size(net.rpc_urls[0])
+    started = time.perf_counter()
+    net.start(lagger)
+    await asyncio.to_thread(net.wait_ready, 60, [lagger])
+    own_height, own_log = _height(net.rpc_urls[lagger]), _log_size(net.rpc_urls[lagger])
+    while True:
+        lead, own = _height(net.rpc_urls[0]), _height(net.rpc_urls[lagger])
+        if own >= lead:
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    lead_log = _log_size(net.rpc_urls[0])
+    await load
+    sync_rate = (lead_log - own_log) / elapsed  # ballots it validated and stored per second
+    growth = max(1e-9, (lead_log - behind_log) / elapsed)  # how fast the chain grew meanwhile
+    return {
+        "down_s": down_s,
+        "catch_up_s": round(elapsed, 2),
+        "blocks_synced": lead - own_height,
+        "blocks_grown_meanwhile": lead - behind_height,
+        "ballots_synced": lead_log - own_log,
+        "ballots_synced_per_s": round(sync_rate, 1),
+        "chain_growth_ballots_per_s": round(growth, 1),
+        "catch_up_speed_ratio": round(sync_rate / growth, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -51,21 +97,26 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="phase 1 offered ballots/s")
     parser.add_argument("--seconds", type=float, default=None, help="phase 1 duration")
     parser.add_argument("--max-ballots", type=int, default=None, help="phase 2 ballots")
+    parser.add_argument("--catchup-rate", type=float, default=700.0, help="phase 3 offered ballots/s")
+    parser.add_argument("--down-seconds", type=float, default=None, help="phase 3: how long a validator is down")
     args = parser.parse_args()
     seconds = args.seconds or (20.0 if args.quick else 300.0)
     fixed_n = int(args.rate * seconds)
     max_n = args.max_ballots or (20_000 if args.quick else 60_000)
+    down_s = args.down_seconds or (15.0 if args.quick else 60.0)
+    catch_n = int(args.catchup_rate * down_s * 2.5)
     figures: dict[str, object] = {"benchmark": "network", "quick": args.quick, "machine": machine(),
                                   "validators": args.validators, "offered_rate": args.rate,
                                   "fixed_phase_s": seconds}
     with tempfile.TemporaryDirectory(prefix="bench-net-") as tmp:
         directory = Path(tmp)
-        print(f"init: {args.validators} validators, {fixed_n + max_n} voters ...", file=sys.stderr)
+        total = fixed_n + max_n + catch_n
+        print(f"init: {args.validators} validators, {total} voters ...", file=sys.stderr)
         timeouts = ConsensusTimeouts(propose_ms=2000, prevote_ms=1000, precommit_ms=1000, delta_ms=500,
                                      block_interval_ms=200)
-        net = Localnet.create(directory, validators=args.validators, voters=fixed_n + max_n, timeouts=timeouts)
+        net = Localnet.create(directory, validators=args.validators, voters=total, timeouts=timeouts)
         print("signing ballots ...", file=sys.stderr)
-        ballots = make_ballots(directory, fixed_n + max_n)
+        ballots = make_ballots(directory, total)
         with net:
             net.start()
             net.wait_ready(timeout=120)
@@ -76,9 +127,15 @@ def main() -> None:
             f1 = fixed.figures()
             print(f"  {f1}", file=sys.stderr)
             print(f"phase 2: {max_n} ballots as fast as taken ...", file=sys.stderr)
-            fastest = asyncio.run(run_load(net.rpc_urls, ballots[fixed_n:], rate=None))
+            fastest = asyncio.run(run_load(net.rpc_urls, ballots[fixed_n : fixed_n + max_n], rate=None))
             f2 = fastest.figures()
             print(f"  {f2}", file=sys.stderr)
+            print(f"phase 3: a validator down {down_s:.0f} s under {args.catchup_rate}/s, then catching up ...",
+                  file=sys.stderr)
+            catch = asyncio.run(catch_up(net, ballots[fixed_n + max_n :], args.catchup_rate, down_s))
+            print(f"  {catch}", file=sys.stderr)
+            figures["catch_up"] = catch
+            figures["catch_up_speed_ratio"] = catch["catch_up_speed_ratio"]
             sampler.stop_flag.set()
             time.sleep(0.6)
             figures["fixed_rate"] = f1
