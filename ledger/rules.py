@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger import merkle
 from ledger.ballot import BallotEnvelope
@@ -43,8 +44,9 @@ from ledger.hashing import keccak256
 from ledger.state import ChainTip, LedgerView
 
 
-@dataclass(frozen=True)
-class CheckedBallot:
+class CheckedBallot(NamedTuple):
+    """A ballot that passed check_ballot (immutable; a tuple because millions are made)."""
+
     envelope: BallotEnvelope
     tracking_code: bytes
     election: ElectionDef
@@ -207,7 +209,9 @@ def apply_block(
             cached = admitted.get(keccak256(raw)) if admitted is not None else None
             checked = cached if cached is not None else check_ballot(genesis, raw, proofs=proofs)
             code = checked.tracking_code
-            check_ballot_window(checked, header.time_ms)
+            election = checked.election
+            if not election.opens_at_ms <= header.time_ms < election.closes_at_ms:
+                check_ballot_window(checked, header.time_ms)  # raises, saying which way
             check_unique(checked, view, pending, seen)
         except LedgerError as exc:
             raise exc.at(f"{where} ballot {i}") from None
