@@ -10,10 +10,10 @@ from pathlib import Path
 
 import tomli_w
 
-from ballotledger.election_kit import DAY_MS
+from ballotledger.election_kit import DAY_MS, demo_genesis
 from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
-from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
+from ledger.genesis import ChainParams, Genesis
 from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, write_key
 
 VOTERS_FILE = "voters.json"
@@ -70,24 +70,11 @@ def init_network(
     authority = SigningKey.from_seed(f"{seed}/authority".encode()) if deterministic_keys else SigningKey.generate()
     credentials = CredentialSet([voter_key(seed, i).public_key for i in range(voters)])
     now = int(time.time() * 1000)
-    election = ElectionDef(
-        election_id=election_id,
-        question="Do you approve the board's proposal?",
-        choices=choices,
-        credential_root=credentials.root,
-        credential_count=len(credentials),
-        opens_at_ms=now - 60_000,
-        closes_at_ms=now + 30 * DAY_MS,
-    )
-    genesis = Genesis(
-        chain_id=chain_id,
-        genesis_time_ms=now - 60_000,
-        authority=authority.public_key,
-        validators=ValidatorSet(
-            tuple(ValidatorInfo(f"validator-{i}", k.public_key, 1) for i, k in enumerate(keys))
-        ),
+    genesis = demo_genesis(
+        chain_id=chain_id, validator_keys=keys, authority=authority, credentials=credentials,
+        election_id=election_id, choices=choices, genesis_time_ms=now - 60_000,
+        opens_at_ms=now - 60_000, closes_at_ms=now + 30 * DAY_MS,
         params=ChainParams(max_block_ballots=max_block_ballots),
-        elections=(election,),
     )
     (directory / "genesis.json").write_text(genesis.to_json())
     (directory / VOTERS_FILE).write_text(
