@@ -19,13 +19,12 @@ from ballotledger.report import print_report
 from ledger.ballot import BallotEnvelope
 from ledger.block import Checkpoint
 from ledger.crypto import SigningKey
-from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.receipt import Receipt
 from node.config import ConsensusTimeouts
+from node.gateway.client import GatewayClient, GatewayProblem, verified_receipt
 from verifier.checkpoints import SavedCheckpoint
 from verifier.export import export_bundle
-from verifier.rpc_client import RpcClient
 from verifier.verify import verify_bundle
 
 DEMO_TIMEOUTS = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300,
@@ -36,7 +35,7 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    net = Localnet.create(out / "net", validators=validators, voters=voters, timeouts=DEMO_TIMEOUTS)
+    net = Localnet.create(out / "net", validators=validators, voters=voters, timeouts=DEMO_TIMEOUTS, gateway=True)
     genesis = net.genesis
     election = genesis.elections[0]
     console.print(f"[bold]Election[/] {election.election_id}: {voters} registered voters, "
@@ -47,11 +46,18 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
     with net:
         net.start()
         net.wait_ready()
+        net.start_gateway()
+        net.wait_gateway()
         net.write_description()
         console.print(f"{validators} validators serving on loopback: {', '.join(net.rpc_urls)}")
+        console.print(f"Gateway for front ends: {net.gateway_url}")
+        assert net.gateway_url is not None
+        with GatewayClient(net.gateway_url, net.gateway_key) as gateway:
+            first = gateway.submit(election.election_id, ballots[0])
+            console.print(f"Voter 0 voted through the gateway: 202, tracking code {first['tracking_code']}")
+            console.print(_refusals(gateway, election.election_id, ballots[0]))
         half = len(ballots) // 2
-        codes = _submit(net, ballots[:half])
-        console.print(_refusals(net, ballots[0]))
+        codes = [first["tracking_code"], *_submit(net, ballots[1:half])]
         console.print(f"Killing validator {validators - 1} (SIGKILL) and voting on without it ...")
         net.kill(validators - 1)
         codes += _submit(net, ballots[half:])
@@ -66,12 +72,14 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
                 time.sleep(0.2)
             caught_up = c.call("ballot_status")["height"]
         console.print(f"Validator {validators - 1} restarted and caught up to height {caught_up} by block sync")
+        with GatewayClient(net.gateway_url, net.gateway_key) as gateway:
+            receipt = verified_receipt(gateway.wait_final(codes[0]), genesis, codes[0])
+        (out / "receipt.json").write_text(receipt.to_json())
+        console.print(f"Voter 0's receipt from the gateway (final at height {receipt.height}) -> "
+                      f"{out / 'receipt.json'}")
         with net.client(1) as c:
-            receipt_obj = c.call("ballot_getReceipt", codes[0])["receipt"]
             genesis_obj = c.call("ballot_getGenesis")
             cp = c.call("ballot_getCheckpoint")
-        (out / "receipt.json").write_text(json.dumps(receipt_obj, indent=2) + "\n")
-        console.print(f"Voter 0's tracking code {codes[0]} -> {out / 'receipt.json'}")
         saved = SavedCheckpoint(genesis.chain_id, Genesis.from_json_obj(genesis_obj).hash(),
                                 Checkpoint.decode(bytes.fromhex(cp["checkpoint"])))
         (out / "checkpoint.json").write_text(saved.to_json())
@@ -105,7 +113,7 @@ def _wait_final(net: Localnet, node: int, codes: list[str], timeout: float = 120
                 time.sleep(0.1)
 
 
-def _refusals(net: Localnet, good: bytes) -> Table:
+def _refusals(gateway: GatewayClient, election_id: str, good: bytes) -> Table:
     env = BallotEnvelope.decode(good)
     outsider = SigningKey.from_seed(b"not-registered")
     attempts = {
@@ -118,15 +126,15 @@ def _refusals(net: Localnet, good: bytes) -> Table:
         "a choice that does not exist": dataclasses.replace(env, payload=b"\x07").encode(),
         "truncated bytes": good[:-3],
     }
-    table = Table(title="Bad input is refused with a precise code (validator RPC)")
+    table = Table(title="Bad input is refused with a precise code (gateway, RFC 9457 problems)")
     table.add_column("attempt")
     table.add_column("answer")
-    table.add_column("message")
-    with RpcClient(net.rpc_urls[0]) as c:
-        for name, raw in attempts.items():
-            try:
-                answer = c.call("ballot_submit", raw.hex())
-                table.add_row(name, f"accepted as {answer['status']}", "same tracking code, never a second ballot")
-            except LedgerError as exc:
-                table.add_row(name, exc.code, exc.message)
+    table.add_column("detail")
+    for name, raw in attempts.items():
+        try:
+            answer = gateway.submit(election_id, raw)
+            code = answer["tracking_code"][:16]
+            table.add_row(name, "202 again", f"same tracking code {code}…, never a second ballot")
+        except GatewayProblem as exc:
+            table.add_row(name, f"{exc.status} {exc.code}", exc.detail)
     return table

@@ -16,12 +16,38 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ballotledger.netsetup import init_network
+from ballotledger.netsetup import free_ports, init_network
 from ledger.genesis import Genesis
 from node.config import ConsensusTimeouts
 from verifier.rpc_client import RpcClient, RpcUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+GATEWAY_KEY_FILE = "frontend.key"
+
+
+def init_gateway(directory: Path) -> Path:
+    """DIR/gateway/gateway.toml on a free loopback port, and a demo front end's API key
+    in DIR/gateway/frontend.key (only the key's hash is in the gateway's key file)."""
+    import tomli_w
+
+    from node.config import write_secret
+    from node.gateway.config import GatewayConfig, add_key
+
+    gw = directory / "gateway"
+    gw.mkdir(parents=True, exist_ok=True)
+    urls = tuple(
+        f"http://{tomllib.loads(p.read_text())['rpc']['listen']}" for p in sorted(directory.glob("node*/node.toml"))
+    )
+    config = GatewayConfig(
+        listen=f"127.0.0.1:{free_ports(1)[0]}", genesis_file=(directory / "genesis.json").resolve(),
+        validators=urls, outbox_dir=(gw / "outbox").resolve(), api_keys_file=(gw / "api_keys.json").resolve(),
+    )
+    path = gw / "gateway.toml"
+    path.write_text(tomli_w.dumps(config.to_obj()))
+    write_secret(gw / GATEWAY_KEY_FILE, add_key(config.api_keys_file, "demo-frontend"))
+    return path
 
 
 class Localnet:
@@ -36,6 +62,12 @@ class Localnet:
         for path in self.configs:
             rpc = tomllib.loads(path.read_text())["rpc"]["listen"]
             self.rpc_urls.append(f"http://{rpc}")
+        gateway_config = directory / "gateway" / "gateway.toml"
+        self.gateway_config = gateway_config if gateway_config.exists() else None
+        self.gateway_url = (
+            f"http://{tomllib.loads(gateway_config.read_text())['gateway']['listen']}" if self.gateway_config else None
+        )
+        self.gateway_proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def create(
@@ -46,11 +78,57 @@ class Localnet:
         voters: int = 1000,
         timeouts: ConsensusTimeouts | None = None,
         max_block_ballots: int = 4000,
+        gateway: bool = False,
     ) -> Localnet:
         if not (directory / "genesis.json").exists():
             init_network(directory, validators=validators, voters=voters, timeouts=timeouts,
                          max_block_ballots=max_block_ballots)
+        if gateway and not (directory / "gateway" / "gateway.toml").exists():
+            init_gateway(directory)
         return cls(directory)
+
+    @property
+    def gateway_key(self) -> str:
+        return (self.directory / "gateway" / GATEWAY_KEY_FILE).read_text().strip()
+
+    def start_gateway(self) -> None:
+        if self.gateway_config is None or (self.gateway_proc is not None and self.gateway_proc.poll() is None):
+            return
+        log = (self.directory / "gateway" / "gateway.log").open("ab")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.gateway_proc = subprocess.Popen(
+            [sys.executable, "-m", "ballotledger", "gateway", "run", "--config", str(self.gateway_config)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+        )
+        log.close()
+
+    def wait_gateway(self, timeout: float = 60.0) -> None:
+        if self.gateway_url is None:
+            return
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.gateway_proc is not None and self.gateway_proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.gateway_proc.returncode}; see gateway/gateway.log")
+            try:
+                if httpx.get(f"{self.gateway_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("gateway not ready")
+            time.sleep(0.1)
+
+    def stop_gateway(self) -> None:
+        proc, self.gateway_proc = self.gateway_proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -94,6 +172,8 @@ class Localnet:
             proc.wait()
 
     def stop(self, index: int | None = None, timeout: float = 15.0) -> None:
+        if index is None:
+            self.stop_gateway()
         targets = list(self.procs) if index is None else [index]
         for i in targets:
             proc = self.procs.get(i)
@@ -119,7 +199,7 @@ class Localnet:
             "nodes": [
                 {"name": f"validator-{i}", "rpc": url} for i, url in enumerate(self.rpc_urls)
             ],
-            "gateway": None,
+            "gateway": self.gateway_url,
         }
 
     def write_description(self) -> Path:
@@ -138,7 +218,7 @@ class Localnet:
 
 def run_localnet(directory: Path, validators: int, voters: int) -> int:
     """Start everything, write localnet.json, run until SIGINT/SIGTERM, stop cleanly."""
-    net = Localnet.create(directory, validators=validators, voters=voters)
+    net = Localnet.create(directory, validators=validators, voters=voters, gateway=True)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -150,8 +230,12 @@ def run_localnet(directory: Path, validators: int, voters: int) -> int:
     try:
         net.start()
         net.wait_ready()
+        net.start_gateway()
+        net.wait_gateway()
         path = net.write_description()
-        print(f"localnet: {len(net)} validators serving; described in {path}", flush=True)
+        print(f"localnet: {len(net)} validators and the gateway ({net.gateway_url}) serving; "
+              f"described in {path}", flush=True)
+        print(f"localnet: the demo front end's API key is in {directory / 'gateway' / GATEWAY_KEY_FILE}", flush=True)
         while not stopping:
             for i, proc in list(net.procs.items()):
                 if proc.poll() is not None:

@@ -117,11 +117,16 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def write_key(path: Path, key: SigningKey) -> None:
+def write_secret(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only (mode 0600 from the start)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(key.secret.hex() + "\n")
+        fh.write(text + "\n")
+
+
+def write_key(path: Path, key: SigningKey) -> None:
+    write_secret(path, key.secret.hex())
 
 
 def read_key(path: Path) -> SigningKey:

@@ -1,0 +1,150 @@
+"""The gateway's configuration (TOML) and its API keys file (JSON, keys stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+
+
+class GatewayConfigError(LedgerError):
+    code = "bad_gateway_config"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listen: str  # host:port
+    genesis_file: Path
+    validators: tuple[str, ...]  # JSON-RPC URLs, in priority order
+    outbox_dir: Path
+    api_keys_file: Path
+    max_request_bytes: int = 65536
+    # group commit: one synced WriteBatch per at most this many ballots / this long a wait
+    commit_max_items: int = 1024
+    commit_linger_ms: float = 0.0
+    forward_batch: int = 1000
+    forward_interval_ms: int = 20
+    resubmit_after_s: float = 10.0
+    rpc_timeout_s: float = 5.0
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GatewayConfig:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise GatewayConfigError(f"cannot read {p}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise GatewayConfigError(f"{p} is not valid TOML: {exc}") from exc
+        try:
+            return cls.from_obj(raw.get("gateway", raw), p.parent)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GatewayConfigError(f"{p}: {exc!r}") from exc
+
+    @classmethod
+    def from_obj(cls, raw: dict[str, Any], base: Path) -> GatewayConfig:
+        def path(value: str) -> Path:
+            q = Path(value)
+            return q if q.is_absolute() else base / q
+
+        validators = tuple(str(u) for u in raw["validators"])
+        if not validators:
+            raise GatewayConfigError("validators: at least one RPC URL is needed")
+        optional = {
+            "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
+            "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
+        }
+        extra = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
+        return cls(
+            listen=str(raw["listen"]),
+            genesis_file=path(raw["genesis_file"]),
+            validators=validators,
+            outbox_dir=path(raw["outbox_dir"]),
+            api_keys_file=path(raw["api_keys_file"]),
+            **extra,
+        )
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "gateway": {
+                "listen": self.listen,
+                "genesis_file": str(self.genesis_file),
+                "validators": list(self.validators),
+                "outbox_dir": str(self.outbox_dir),
+                "api_keys_file": str(self.api_keys_file),
+                "max_request_bytes": self.max_request_bytes,
+                "commit_max_items": self.commit_max_items,
+                "commit_linger_ms": self.commit_linger_ms,
+                "forward_batch": self.forward_batch,
+                "forward_interval_ms": self.forward_interval_ms,
+                "resubmit_after_s": self.resubmit_after_s,
+                "rpc_timeout_s": self.rpc_timeout_s,
+            }
+        }
+
+
+# --- API keys ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiKey:
+    name: str  # the front end's name, used in metrics and logs (never the key)
+    key_hash: bytes  # sha256 of the key: keys are 256-bit random, so a slow hash adds nothing
+    rate_per_s: float
+    burst: float
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def new_key() -> str:
+    return "blg_" + secrets.token_urlsafe(32)
+
+
+def load_keys(path: Path) -> dict[bytes, ApiKey]:
+    """The keys file: ``{"keys": [{"name", "sha256", "rate_per_s", "burst"}]}``."""
+    try:
+        obj = json.loads(path.read_text())
+        keys = {}
+        for entry in obj["keys"]:
+            k = ApiKey(
+                name=str(entry["name"]),
+                key_hash=bytes.fromhex(entry["sha256"]),
+                rate_per_s=float(entry.get("rate_per_s", 1000.0)),
+                burst=float(entry.get("burst", 2000.0)),
+            )
+            if len(k.key_hash) != 32 or k.rate_per_s <= 0 or k.burst < 1:
+                raise ValueError(f"key {k.name}: bad hash, rate or burst")
+            keys[k.key_hash] = k
+        return keys
+    except OSError as exc:
+        raise GatewayConfigError(f"cannot read {path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GatewayConfigError(f"{path}: malformed keys file: {exc!r}") from exc
+
+
+def add_key(path: Path, name: str, *, rate_per_s: float = 1000.0, burst: float = 2000.0) -> str:
+    """Create a key for front end ``name``, store only its hash, return the key (shown once)."""
+    obj: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"keys": []}
+    if any(e["name"] == name for e in obj["keys"]):
+        raise GatewayConfigError(f"{path}: a key named {name!r} exists")
+    key = new_key()
+    obj["keys"].append({"name": name, "sha256": hash_key(key).hex(), "rate_per_s": rate_per_s, "burst": burst})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+    return key

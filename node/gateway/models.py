@@ -1,0 +1,102 @@
+"""The wire models: what the OpenAPI schema promises and the handlers send."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.ballot import MAX_ENVELOPE_BYTES
+from node.gateway.admission import HEX_PATTERN
+
+
+class SubmitBallot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ballot: str = Field(
+        pattern=HEX_PATTERN,
+        min_length=2,
+        max_length=2 * MAX_ENVELOPE_BYTES,
+        description="Lower-case hex of the ballot envelope's canonical RLP encoding.",
+    )
+
+
+class Accepted(BaseModel):
+    tracking_code: str = Field(description="keccak256 of the envelope, hex: the voter keeps it.")
+    receipt_url: str
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details; ``code`` is the stable machine-readable reason."""
+
+    model_config = ConfigDict(title="Problem")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+
+
+class ReceiptBody(BaseModel):
+    """A voter receipt (ballot-ledger/receipt/v1), as the validators issue it."""
+
+    format: str
+    chain_id: str
+    election_id: str
+    tracking_code: str
+    log_index: int
+    height: int
+    checkpoint: str
+    inclusion_proof: list[str]
+
+
+class ChainRefusal(BaseModel):
+    code: str
+    detail: str
+
+
+class ReceiptStatus(BaseModel):
+    status: Literal["pending", "final", "rejected"]
+    tracking_code: str
+    receipt: ReceiptBody | None = None
+    error: ChainRefusal | None = None
+
+
+class Counts(BaseModel):
+    height: int
+    ballots_recorded: int
+    ballots_counted: int
+    tally: dict[str, int] | None = None
+
+
+class ElectionView(BaseModel):
+    election_id: str
+    chain_id: str
+    question: str
+    choices: list[str]
+    credential_root: str
+    credential_count: int
+    opens_at_ms: int
+    closes_at_ms: int
+    revoting: str
+    payload_scheme: str
+    phase: Literal["setup", "open", "closed"]
+    counts: Counts | None = Field(description="Counts so far from a validator; null if none answered.")
+    result: Counts | None = Field(description="The final count, once the election has closed.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ValidatorHealth(BaseModel):
+    url: str
+    up: bool
+    height: int
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    outbox_open: bool
+    outbox_depth: int
+    validators: list[ValidatorHealth]

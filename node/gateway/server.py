@@ -1,0 +1,26 @@
+"""Run the gateway under uvicorn (one process, one event loop)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from node.gateway.app import EdgeMiddleware, create_app
+from node.gateway.config import GatewayConfig
+
+
+def run_gateway(config: GatewayConfig, *, log_level: str = "info", access_log: bool = False) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC call otherwise
+    app = EdgeMiddleware(create_app(config))
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level.lower(),
+        access_log=access_log,  # per-request log lines cost more than the request at load
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,162 @@
+"""Real processes for the gateway tests: a localnet with extra elections, and gateways."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tomli_w
+
+from ballotledger.localnet import Localnet
+from ballotledger.netsetup import free_ports, init_network
+from ledger.genesis import Genesis
+from node.config import ConsensusTimeouts
+from node.gateway.config import GatewayConfig, add_key
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300, block_interval_ms=100)
+VOTERS = 400
+MAIN = "board-2026"  # first-counts, open (made by init_network)
+REVOTE = "revote-2026"  # last-counts, open
+CLOSED = "closed-2025"  # closed an hour ago
+FUTURE = "future-2027"  # opens in a day
+
+
+def make_network(directory: Path, *, voters: int = VOTERS) -> Localnet:
+    """A 4-validator localnet whose genesis also holds a last-counts, a closed and a future
+    election over the same demo credentials (genesis rewritten before any node starts)."""
+    init_network(directory, validators=4, voters=voters, timeouts=FAST)
+    obj = json.loads((directory / "genesis.json").read_text())
+    base = obj["elections"][0]
+    now = int(time.time() * 1000)
+    obj["elections"] += [
+        {**base, "id": REVOTE, "revoting": "last-counts"},
+        {**base, "id": CLOSED, "opens_at_ms": now - 7_200_000, "closes_at_ms": now - 3_600_000},
+        {**base, "id": FUTURE, "opens_at_ms": now + 86_400_000, "closes_at_ms": now + 2 * 86_400_000},
+    ]
+    (directory / "genesis.json").write_text(Genesis.from_json_obj(obj).to_json())
+    return Localnet(directory)
+
+
+@dataclass
+class GatewayProc:
+    """One ``ballotledger gateway run`` process and its files."""
+
+    directory: Path
+    validators: list[str]
+    port: int = field(default_factory=lambda: free_ports(1)[0])
+    options: dict[str, Any] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        keys_file = self.directory / "api_keys.json"
+        if not keys_file.exists():
+            self.keys["main"] = add_key(keys_file, "main", rate_per_s=100_000, burst=100_000)
+            self.keys["slow"] = add_key(keys_file, "slow", rate_per_s=0.5, burst=2)
+            (self.directory / "keys.json").write_text(json.dumps(self.keys))
+        else:
+            self.keys = json.loads((self.directory / "keys.json").read_text())
+        self.write_config()
+
+    def write_config(self) -> None:
+        genesis = self.directory.parent / "genesis.json"
+        config = GatewayConfig(
+            listen=f"127.0.0.1:{self.port}", genesis_file=genesis, validators=tuple(self.validators),
+            outbox_dir=self.directory / "outbox", api_keys_file=self.directory / "api_keys.json",
+        )
+        obj = config.to_obj()
+        obj["gateway"].update(self.options)
+        (self.directory / "gateway.toml").write_text(tomli_w.dumps(obj))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys['main']}"}
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = (self.directory / "gateway.log").open("ab")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from ballotledger.gateway_cli import app; app()", "run",
+             "--config", str(self.directory / "gateway.toml"), "--log-level", "WARNING"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}; see {self.directory / 'gateway.log'}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("gateway did not serve /healthz")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the outbox must survive."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Voters:
+    """The demo voters of a network, able to sign any ballot a test needs."""
+
+    def __init__(self, directory: Path) -> None:
+        from ballotledger.netsetup import VOTERS_FILE, voter_key
+        from ledger.credentials import CredentialSet
+
+        self.genesis_path = directory / "genesis.json"
+        self.genesis = Genesis.from_json(self.genesis_path.read_bytes())
+        meta = json.loads((directory / VOTERS_FILE).read_text())
+        self.keys = [voter_key(meta["seed"], i) for i in range(meta["count"])]
+        self.credentials = CredentialSet([k.public_key for k in self.keys])
+
+    def envelope(self, voter: int, choice: int = 0, *, election: str = MAIN, chain_id: str | None = None) -> Any:
+        from ledger.ballot import BallotEnvelope
+
+        key = self.keys[voter]
+        return BallotEnvelope.create(
+            key, chain_id=chain_id or self.genesis.chain_id, election_id=election,
+            proof=self.credentials.proof(key.public_key), payload=bytes([choice]),
+        )
+
+    def ballot(self, voter: int, choice: int = 0, *, election: str = MAIN, chain_id: str | None = None) -> bytes:
+        raw: bytes = self.envelope(voter, choice, election=election, chain_id=chain_id).encode()
+        return raw
