@@ -1,0 +1,295 @@
+#pragma version ==0.4.3
+#pragma evm-version cancun
+#pragma optimize gas
+"""
+@title ballot-ledger election registry
+@notice The EVM half of a ballot-ledger chain: every election's definition and phase,
+        the per-block checkpoint of the ballot log, and the published results.
+        Ballots themselves never enter the EVM; the chain's rules read `is_open` here.
+@dev    Deployed at a fixed address in the genesis state. Phase changes and results
+        come from the election authority (the address of the genesis authority key);
+        `checkpoint` comes once per block from the system sender
+        0xff..fe, with no signature, derived by every validator from the block.
+        Every refusal reverts with a short machine-readable reason (the ledger error
+        code the node maps it to): not_authority, not_system, wrong_phase,
+        unknown_election, election_exists, bad_definition, bad_result, bad_checkpoint.
+"""
+
+# Phases of an election. NONE is "no such election".
+PHASE_NONE: constant(uint8) = 0
+PHASE_SETUP: constant(uint8) = 1
+PHASE_OPEN: constant(uint8) = 2
+PHASE_CLOSED: constant(uint8) = 3
+PHASE_TALLIED: constant(uint8) = 4
+
+# Re-voting policies (the genesis names "first-counts" and "last-counts").
+REVOTING_FIRST_COUNTS: constant(uint8) = 0
+REVOTING_LAST_COUNTS: constant(uint8) = 1
+
+MAX_CHOICES: constant(uint256) = 255
+MAX_GATEWAYS: constant(uint256) = 32
+MAX_ELECTIONS: constant(uint256) = 256
+
+SYSTEM: public(constant(address)) = 0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE
+AUTHORITY: public(immutable(address))
+
+
+struct Election:
+    question_hash: bytes32  # keccak256 of the canonical RLP of [question, [choices...], payload scheme]
+    choice_count: uint8
+    opens_at_ms: uint64
+    closes_at_ms: uint64
+    credential_root: bytes32
+    credential_count: uint64
+    trustees_key_hash: bytes32  # zero until trustees are set (v1 ballots are not encrypted)
+    revoting: uint8
+    phase: uint8
+    ballots: uint64  # ballots in the log for this election, as of the last checkpoint
+
+
+event ElectionDefined:
+    election_id: indexed(bytes32)
+    question_hash: bytes32
+    choice_count: uint8
+    opens_at_ms: uint64
+    closes_at_ms: uint64
+    credential_root: bytes32
+    credential_count: uint64
+    trustees_key_hash: bytes32
+    revoting: uint8
+
+event PhaseChanged:
+    election_id: indexed(bytes32)
+    old_phase: uint8
+    new_phase: uint8
+
+event TrusteesKeySet:
+    election_id: indexed(bytes32)
+    trustees_key_hash: bytes32
+
+event GatewaySet:
+    election_id: indexed(bytes32)
+    key_hash: indexed(bytes32)
+    authorised: bool
+
+event Checkpoint:
+    height: indexed(uint64)
+    log_size: uint64
+    log_root: bytes32
+
+event ResultPublished:
+    election_id: indexed(bytes32)
+    counts: DynArray[uint256, MAX_CHOICES]
+
+
+elections: HashMap[bytes32, Election]
+results: HashMap[bytes32, DynArray[uint256, MAX_CHOICES]]
+gateways: HashMap[bytes32, HashMap[bytes32, bool]]
+election_ids: public(DynArray[bytes32, MAX_ELECTIONS])
+
+last_height: public(uint64)
+log_size: public(uint64)
+log_root: public(bytes32)
+
+
+@deploy
+def __init__(authority: address):
+    AUTHORITY = authority
+
+
+@internal
+@view
+def _only_authority():
+    assert msg.sender == AUTHORITY, "not_authority"
+
+
+@internal
+@view
+def _phase(election_id: bytes32) -> uint8:
+    p: uint8 = self.elections[election_id].phase
+    assert p != PHASE_NONE, "unknown_election"
+    return p
+
+
+@internal
+def _move(election_id: bytes32, expected: uint8, new_phase: uint8):
+    assert self._phase(election_id) == expected, "wrong_phase"
+    self.elections[election_id].phase = new_phase
+    log PhaseChanged(election_id=election_id, old_phase=expected, new_phase=new_phase)
+
+
+# --- the authority's transactions ---------------------------------------------------
+
+@external
+def define_election(
+    election_id: bytes32,
+    question_hash: bytes32,
+    choice_count: uint8,
+    opens_at_ms: uint64,
+    closes_at_ms: uint64,
+    credential_root: bytes32,
+    credential_count: uint64,
+    trustees_key_hash: bytes32,
+    gateways: DynArray[bytes32, MAX_GATEWAYS],
+    revoting: uint8,
+):
+    """
+    @notice Define a new election; it starts in phase SETUP.
+    """
+    self._only_authority()
+    assert self.elections[election_id].phase == PHASE_NONE, "election_exists"
+    assert opens_at_ms < closes_at_ms, "bad_definition"
+    assert revoting <= REVOTING_LAST_COUNTS, "bad_definition"
+    self.elections[election_id] = Election(
+        question_hash=question_hash,
+        choice_count=choice_count,
+        opens_at_ms=opens_at_ms,
+        closes_at_ms=closes_at_ms,
+        credential_root=credential_root,
+        credential_count=credential_count,
+        trustees_key_hash=trustees_key_hash,
+        revoting=revoting,
+        phase=PHASE_SETUP,
+        ballots=0,
+    )
+    self.election_ids.append(election_id)
+    log ElectionDefined(
+        election_id=election_id,
+        question_hash=question_hash,
+        choice_count=choice_count,
+        opens_at_ms=opens_at_ms,
+        closes_at_ms=closes_at_ms,
+        credential_root=credential_root,
+        credential_count=credential_count,
+        trustees_key_hash=trustees_key_hash,
+        revoting=revoting,
+    )
+    log PhaseChanged(election_id=election_id, old_phase=PHASE_NONE, new_phase=PHASE_SETUP)
+    for key_hash: bytes32 in gateways:
+        self.gateways[election_id][key_hash] = True
+        log GatewaySet(election_id=election_id, key_hash=key_hash, authorised=True)
+
+
+@external
+def set_trustees_key(election_id: bytes32, trustees_key_hash: bytes32):
+    """
+    @notice Record the hash of the trustees' joint public key (only during SETUP).
+    """
+    self._only_authority()
+    assert self._phase(election_id) == PHASE_SETUP, "wrong_phase"
+    self.elections[election_id].trustees_key_hash = trustees_key_hash
+    log TrusteesKeySet(election_id=election_id, trustees_key_hash=trustees_key_hash)
+
+
+@external
+def set_gateway(election_id: bytes32, key_hash: bytes32, authorised: bool):
+    """
+    @notice Authorise or revoke a gateway key (by hash) while the election is in SETUP or OPEN.
+    """
+    self._only_authority()
+    p: uint8 = self._phase(election_id)
+    assert p == PHASE_SETUP or p == PHASE_OPEN, "wrong_phase"
+    self.gateways[election_id][key_hash] = authorised
+    log GatewaySet(election_id=election_id, key_hash=key_hash, authorised=authorised)
+
+
+@external
+def open_election(election_id: bytes32):
+    self._only_authority()
+    self._move(election_id, PHASE_SETUP, PHASE_OPEN)
+
+
+@external
+def close_election(election_id: bytes32):
+    self._only_authority()
+    self._move(election_id, PHASE_OPEN, PHASE_CLOSED)
+
+
+@external
+def publish_result(election_id: bytes32, counts: DynArray[uint256, MAX_CHOICES]):
+    """
+    @notice Publish the per-choice counts of a closed election; it becomes TALLIED.
+    """
+    self._only_authority()
+    assert self._phase(election_id) == PHASE_CLOSED, "wrong_phase"
+    assert len(counts) == convert(self.elections[election_id].choice_count, uint256), "bad_result"
+    self.results[election_id] = counts
+    self._move(election_id, PHASE_CLOSED, PHASE_TALLIED)
+    log ResultPublished(election_id=election_id, counts=counts)
+
+
+# --- the per-block system call --------------------------------------------------------
+
+@external
+def checkpoint(
+    height: uint64,
+    log_size: uint64,
+    log_root: bytes32,
+    election_ids: DynArray[bytes32, MAX_ELECTIONS],
+    ballots: DynArray[uint64, MAX_ELECTIONS],
+):
+    """
+    @notice Record the ballot log after block `height`, and the ballots each election
+            gained in that block. Called once per block by the system sender only.
+    """
+    assert msg.sender == SYSTEM, "not_system"
+    assert height == self.last_height + 1, "bad_checkpoint"
+    assert log_size >= self.log_size, "bad_checkpoint"
+    assert len(election_ids) == len(ballots), "bad_checkpoint"
+    for i: uint256 in range(len(election_ids), bound=MAX_ELECTIONS):
+        e: bytes32 = election_ids[i]
+        assert self.elections[e].phase != PHASE_NONE, "unknown_election"
+        self.elections[e].ballots += ballots[i]
+    self.last_height = height
+    self.log_size = log_size
+    self.log_root = log_root
+    log Checkpoint(height=height, log_size=log_size, log_root=log_root)
+
+
+# --- views ------------------------------------------------------------------------------
+
+@external
+@view
+def phase(election_id: bytes32) -> uint8:
+    """
+    @notice The election's phase; 0 if there is no such election.
+    """
+    return self.elections[election_id].phase
+
+
+@external
+@view
+def is_open(election_id: bytes32, time_ms: uint64) -> bool:
+    """
+    @notice Whether a ballot for this election is valid at `time_ms`: phase OPEN and
+            the time inside the voting window [opens_at_ms, closes_at_ms).
+    """
+    e: Election = self.elections[election_id]
+    return e.phase == PHASE_OPEN and e.opens_at_ms <= time_ms and time_ms < e.closes_at_ms
+
+
+@external
+@view
+def election(election_id: bytes32) -> Election:
+    return self.elections[election_id]
+
+
+@external
+@view
+def result(election_id: bytes32) -> DynArray[uint256, MAX_CHOICES]:
+    """
+    @notice The published per-choice counts (empty until TALLIED).
+    """
+    return self.results[election_id]
+
+
+@external
+@view
+def is_gateway(election_id: bytes32, key_hash: bytes32) -> bool:
+    return self.gateways[election_id][key_hash]
+
+
+@external
+@view
+def election_count() -> uint256:
+    return len(self.election_ids)

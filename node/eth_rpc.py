@@ -1,0 +1,622 @@
+"""The Ethereum JSON-RPC methods web3.py needs, over the ledger's blocks and EVM state.
+
+Same shape as :mod:`node.rpc_methods`: ``EthMethods(chain, executor).table()`` maps
+method names to async callables for :func:`node.jsonrpc.handle_body`.
+
+How ledger blocks look to an Ethereum client:
+
+- block ``n`` is ledger block ``n`` (block 0 is the genesis: its hash is the genesis hash);
+  ``hash``/``parentHash`` are the ledger's header hashes, ``stateRoot`` the EVM state
+  root in the header, ``transactionsRoot`` the header's ``txs_hash`` (the ledger's tagged
+  hash, not an Ethereum trie), ``receiptsRoot`` zero, ``miner`` the proposer's address,
+  ``timestamp`` seconds (``timestampMs``, ``logSize`` and ``logRoot`` are extra fields);
+- a block's transactions are its authority transactions, then one pseudo transaction for
+  the checkpoint system call (from 0xff..fe, no signature, hash
+  ``contracts.engine.system_call_hash``), so the ``Checkpoint`` events have a
+  transaction like every other log;
+- every block is final (BFT), so ``latest``, ``safe``, ``finalized`` and ``pending`` all
+  mean the tip.
+
+Receipts and logs are not stored: they come from re-executing the block on its parent's
+state (deterministic, and cached), except for blocks without transactions, whose only log
+(the checkpoint's) is built from the header.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth.constants import BLANK_ROOT_HASH
+from eth_bloom.bloom import BloomFilter
+
+from contracts import ContractRevert
+from contracts.engine import (
+    BLOCK_GAS_LIMIT,
+    SYSTEM_CALL_GAS,
+    BlockExecution,
+    CheckpointInput,
+    EvmExecutor,
+    EvmLog,
+    TxOutcome,
+    checkpoint_log,
+    decode_transaction,
+    system_call_hash,
+)
+from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader
+from ledger.crypto import address_of
+from ledger.errors import LedgerError
+from ledger.hashing import ZERO_HASH, keccak256
+from node.jsonrpc import InvalidParams, Method, hex_param
+
+CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
+MAX_LOG_BLOCKS = 10_000
+MAX_LOGS = 10_000
+MAX_FILTERS = 1_000
+EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
+FINAL_TAGS = ("latest", "safe", "finalized", "pending")
+
+
+class BlockSource(Protocol):
+    """What the Ethereum RPC needs from the node's block store (``LedgerStore`` fits)."""
+
+    @property
+    def height(self) -> int:
+        """The height of the last committed block (0 before the first)."""
+        ...
+
+    def header(self, height: int) -> BlockHeader:
+        """The header of committed block ``height`` (1 to ``height``)."""
+        ...
+
+    def block(self, height: int) -> Block:
+        """Committed block ``height`` (1 to ``height``)."""
+        ...
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        """The height of the committed block with this header hash, if any."""
+        ...
+
+
+class EthRpcError(LedgerError):
+    code = "eth_rpc_error"
+
+
+@dataclass(frozen=True)
+class _BlockInfo:
+    height: int
+    hash: bytes
+    parent_hash: bytes
+    time_ms: int
+    state_root: bytes
+    txs_hash: bytes
+    miner: bytes
+    log_size: int
+    log_root: bytes
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _q(n: int) -> str:
+    return hex(n)
+
+
+class EthMethods:
+    def __init__(self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256) -> None:
+        self.chain = chain
+        self.executor = executor
+        self.genesis = executor.genesis
+        self.chain_id = executor.chain_id
+        self._cache_size = cache_blocks
+        self._executions: OrderedDict[int, BlockExecution] = OrderedDict()
+        self._tx_index: dict[bytes, tuple[int, int]] = {}
+        self._indexed_to = 0
+        self._filters: dict[str, dict[str, Any]] = {}
+        self._filter_ids = itertools.count(1)
+
+    def table(self) -> dict[str, Method]:
+        return {
+            "eth_chainId": self.chain_id_,
+            "net_version": self.net_version,
+            "net_listening": self.net_listening,
+            "web3_clientVersion": self.client_version,
+            "eth_syncing": self.syncing,
+            "eth_blockNumber": self.block_number,
+            "eth_getBlockByNumber": self.get_block_by_number,
+            "eth_getBlockByHash": self.get_block_by_hash,
+            "eth_getBlockTransactionCountByNumber": self.get_block_transaction_count_by_number,
+            "eth_getTransactionByHash": self.get_transaction_by_hash,
+            "eth_getTransactionByBlockNumberAndIndex": self.get_transaction_by_block_number_and_index,
+            "eth_getTransactionReceipt": self.get_transaction_receipt,
+            "eth_getBlockReceipts": self.get_block_receipts,
+            "eth_call": self.call,
+            "eth_estimateGas": self.estimate_gas,
+            "eth_getLogs": self.get_logs,
+            "eth_getCode": self.get_code,
+            "eth_getBalance": self.get_balance,
+            "eth_getTransactionCount": self.get_transaction_count,
+            "eth_getStorageAt": self.get_storage_at,
+            "eth_gasPrice": self.gas_price,
+            "eth_maxPriorityFeePerGas": self.gas_price,
+            "eth_accounts": self.accounts,
+            "eth_newFilter": self.new_filter,
+            "eth_newBlockFilter": self.new_block_filter,
+            "eth_getFilterLogs": self.get_filter_logs,
+            "eth_getFilterChanges": self.get_filter_changes,
+            "eth_uninstallFilter": self.uninstall_filter,
+        }
+
+    # --- chain ------------------------------------------------------------------------
+    async def chain_id_(self) -> str:
+        return _q(self.chain_id)
+
+    async def net_version(self) -> str:
+        return str(self.chain_id)
+
+    async def net_listening(self) -> bool:
+        return True
+
+    async def client_version(self) -> str:
+        return CLIENT_VERSION
+
+    async def syncing(self) -> bool:
+        return False
+
+    async def block_number(self) -> str:
+        return _q(self.chain.height)
+
+    async def gas_price(self) -> str:
+        return "0x0"
+
+    async def accounts(self) -> list[str]:
+        return []
+
+    # --- blocks -----------------------------------------------------------------------
+    def _height(self, tag: Any, what: str = "block") -> int:
+        """A block number or tag (or an EIP-1898 object) as a committed height."""
+        head = self.chain.height
+        if isinstance(tag, dict):
+            if "blockHash" in tag:
+                h = self.chain_height_of(hex_param(tag["blockHash"], "blockHash", size=32))
+                if h is None:
+                    raise EthRpcError(f"block {tag['blockHash']} not found")
+                return h
+            tag = tag.get("blockNumber", "latest")
+        if tag is None or tag in FINAL_TAGS:
+            return head
+        if tag == "earliest":
+            return 0
+        n = _quantity(tag, what)
+        if n > head:
+            raise EthRpcError(f"block {n} not found: the chain is at {head}")
+        return n
+
+    def chain_height_of(self, block_hash: bytes) -> int | None:
+        if block_hash == self.genesis.hash():
+            return 0
+        return self.chain.height_of(block_hash)
+
+    def _info(self, height: int) -> _BlockInfo:
+        if height == 0:
+            g = self.genesis
+            return _BlockInfo(0, g.hash(), ZERO_HASH, g.genesis_time_ms, self.executor.genesis_state_root(),
+                              EMPTY_TXS_HASH, b"\x00" * 20, 0, ZERO_HASH)
+        h = self.chain.header(height)
+        return _BlockInfo(height, h.hash(), h.parent_hash, h.time_ms, h.state_root, h.txs_hash,
+                          address_of(h.proposer), h.log_size, h.log_root)
+
+    def state_root_at(self, height: int) -> bytes:
+        return self._info(height).state_root
+
+    def _execution(self, height: int) -> BlockExecution:
+        """The block's full execution on its parent state (cached)."""
+        cached = self._executions.get(height)
+        if cached is not None:
+            self._executions.move_to_end(height)
+            return cached
+        block = self.chain.block(height)
+        parent_root = self.state_root_at(height - 1)
+        result = self.executor.execute_block(
+            parent_root, height, block.header.time_ms, block.transactions,
+            CheckpointInput.of_ledger_block(self.genesis, block),
+        )
+        if result.state_root != block.header.state_root:
+            raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")
+        self._executions[height] = result
+        if len(self._executions) > self._cache_size:
+            self._executions.popitem(last=False)
+        return result
+
+    def _logs_of(self, info: _BlockInfo) -> list[tuple[int, bytes, EvmLog]]:
+        """(transaction index, transaction hash, log) for every log of a block, in order."""
+        if info.height == 0:
+            return []
+        if info.txs_hash == EMPTY_TXS_HASH:
+            return [(0, system_call_hash(self.genesis.chain_id, info.height),
+                     checkpoint_log(info.height, info.log_size, info.log_root))]
+        return [(i, o.tx_hash, log) for i, o in enumerate(self._execution(info.height).outcomes) for log in o.logs]
+
+    def _block_obj(self, info: _BlockInfo, full: bool) -> dict[str, Any]:
+        logs = self._logs_of(info)
+        bloom = BloomFilter()
+        for _, _, log in logs:
+            bloom.add(log.address)
+            for t in log.topics:
+                bloom.add(t)
+        if info.height == 0:
+            txs: list[Any] = []
+            gas_used = 0
+            size = len(self.genesis.encode())
+        elif info.txs_hash == EMPTY_TXS_HASH:
+            system = system_call_hash(self.genesis.chain_id, info.height)
+            txs = [self._tx_obj(info, 0, self._execution(info.height).outcomes[0]) if full else _hex(system)]
+            gas_used = 0
+            size = len(self.chain.block(info.height).encode())
+        else:
+            result = self._execution(info.height)
+            txs = [self._tx_obj(info, i, o) if full else _hex(o.tx_hash) for i, o in enumerate(result.outcomes)]
+            gas_used = result.gas_used
+            size = len(self.chain.block(info.height).encode())
+        return {
+            "number": _q(info.height),
+            "hash": _hex(info.hash),
+            "parentHash": _hex(info.parent_hash),
+            "nonce": "0x0000000000000000",
+            "sha3Uncles": _hex(EMPTY_UNCLES_HASH),
+            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
+            "transactionsRoot": _hex(info.txs_hash),
+            "stateRoot": _hex(info.state_root),
+            "receiptsRoot": _hex(ZERO_HASH if info.height else BLANK_ROOT_HASH),
+            "miner": _hex(info.miner),
+            "difficulty": "0x0",
+            "totalDifficulty": "0x0",
+            "extraData": "0x",
+            "size": _q(size),
+            "gasLimit": _q(BLOCK_GAS_LIMIT),
+            "gasUsed": _q(gas_used),
+            "timestamp": _q(info.time_ms // 1000),
+            "transactions": txs,
+            "uncles": [],
+            "baseFeePerGas": "0x0",
+            "mixHash": _hex(ZERO_HASH),
+            "withdrawals": [],
+            "withdrawalsRoot": _hex(BLANK_ROOT_HASH),
+            "blobGasUsed": "0x0",
+            "excessBlobGas": "0x0",
+            "parentBeaconBlockRoot": _hex(ZERO_HASH),
+            "timestampMs": _q(info.time_ms),
+            "logSize": _q(info.log_size),
+            "logRoot": _hex(info.log_root),
+        }
+
+    async def get_block_by_number(self, block: Any, full_transactions: bool = False) -> dict[str, Any] | None:
+        try:
+            height = self._height(block)
+        except EthRpcError:
+            return None
+        return self._block_obj(self._info(height), bool(full_transactions))
+
+    async def get_block_by_hash(self, block_hash: str, full_transactions: bool = False) -> dict[str, Any] | None:
+        height = self.chain_height_of(hex_param(block_hash, "block hash", size=32))
+        if height is None:
+            return None
+        return self._block_obj(self._info(height), bool(full_transactions))
+
+    async def get_block_transaction_count_by_number(self, block: Any) -> str | None:
+        try:
+            info = self._info(self._height(block))
+        except EthRpcError:
+            return None
+        if info.height == 0:
+            return "0x0"
+        return _q(len(self.chain.block(info.height).transactions) + 1)
+
+    # --- transactions and receipts ------------------------------------------------------
+    def _index(self) -> None:
+        """Extend the tx hash index to the tip (transactions are rare: most blocks have none)."""
+        head = self.chain.height
+        chain_id = self.genesis.chain_id
+        for h in range(self._indexed_to + 1, head + 1):
+            header = self.chain.header(h)
+            n = 0
+            if header.txs_hash != EMPTY_TXS_HASH:
+                for i, raw in enumerate(self.chain.block(h).transactions):
+                    self._tx_index[keccak256(raw)] = (h, i)
+                    n = i + 1
+            self._tx_index[system_call_hash(chain_id, h)] = (h, n)
+        self._indexed_to = max(self._indexed_to, head)
+
+    def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
+        code = hex_param(tx_hash, "transaction hash", size=32)
+        self._index()
+        where = self._tx_index.get(code)
+        if where is None:
+            return None
+        height, index = where
+        return self._info(height), index, self._execution(height).outcomes[index]
+
+    def _tx_obj(self, info: _BlockInfo, index: int, o: TxOutcome) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "hash": _hex(o.tx_hash),
+            "blockHash": _hex(info.hash),
+            "blockNumber": _q(info.height),
+            "transactionIndex": _q(index),
+            "from": _hex(o.sender),
+            "to": None if o.to is None else _hex(o.to),
+            "nonce": _q(o.nonce),
+            "gas": _q(o.gas_limit),
+            "gasPrice": "0x0",
+            "value": "0x0",
+        }
+        if o.system:
+            return base | {"input": _hex(o.raw), "type": "0x0", "v": "0x0", "r": "0x0", "s": "0x0",
+                           "chainId": _q(self.chain_id)}
+        tx = decode_transaction(o.raw, self.chain_id)
+        base |= {
+            "input": _hex(tx.data),
+            "value": _q(tx.value),
+            "type": _q(tx.type_id or 0),
+            "chainId": _q(self.chain_id),
+            "v": _q(int(getattr(tx, "v", 0)) if tx.type_id is None else tx.y_parity),
+            "r": _q(tx.r),
+            "s": _q(tx.s),
+        }
+        if tx.type_id is None:
+            base["gasPrice"] = _q(tx.gas_price)
+        else:
+            base["yParity"] = _q(tx.y_parity)
+            base["accessList"] = [
+                {"address": _hex(addr), "storageKeys": [_hex(k.to_bytes(32, "big")) for k in keys]}
+                for addr, keys in tx.access_list
+            ]
+            if tx.type_id == 1:
+                base["gasPrice"] = _q(tx.gas_price)
+            else:
+                base["maxFeePerGas"] = _q(tx.max_fee_per_gas)
+                base["maxPriorityFeePerGas"] = _q(tx.max_priority_fee_per_gas)
+        return base
+
+    def _log_obj(self, info: _BlockInfo, tx_index: int, tx_hash: bytes, log_index: int, log: EvmLog) -> dict[str, Any]:
+        return {
+            "address": _hex(log.address),
+            "topics": [_hex(t) for t in log.topics],
+            "data": _hex(log.data),
+            "blockNumber": _q(info.height),
+            "blockHash": _hex(info.hash),
+            "transactionHash": _hex(tx_hash),
+            "transactionIndex": _q(tx_index),
+            "logIndex": _q(log_index),
+            "removed": False,
+        }
+
+    def _receipt_obj(self, info: _BlockInfo, index: int, result: BlockExecution) -> dict[str, Any]:
+        o = result.outcomes[index]
+        first_log = sum(len(x.logs) for x in result.outcomes[:index])
+        bloom = BloomFilter()
+        for log in o.logs:
+            bloom.add(log.address)
+            for t in log.topics:
+                bloom.add(t)
+        tx_type = "0x0" if o.system or o.raw[0] >= 0x80 else _q(o.raw[0])
+        return {
+            "transactionHash": _hex(o.tx_hash),
+            "transactionIndex": _q(index),
+            "blockHash": _hex(info.hash),
+            "blockNumber": _q(info.height),
+            "from": _hex(o.sender),
+            "to": None if o.to is None else _hex(o.to),
+            "cumulativeGasUsed": _q(o.cumulative_gas_used),
+            "gasUsed": _q(o.gas_used),
+            "effectiveGasPrice": "0x0",
+            "contractAddress": None if o.contract_address is None else _hex(o.contract_address),
+            "logs": [self._log_obj(info, index, o.tx_hash, first_log + j, log) for j, log in enumerate(o.logs)],
+            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
+            "status": "0x1" if o.success else "0x0",
+            "type": tx_type,
+        }
+
+    async def get_transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
+        found = self._locate(tx_hash)
+        if found is None:
+            return None
+        info, index, outcome = found
+        return self._tx_obj(info, index, outcome)
+
+    async def get_transaction_by_block_number_and_index(self, block: Any, index: str) -> dict[str, Any] | None:
+        try:
+            info = self._info(self._height(block))
+        except EthRpcError:
+            return None
+        i = _quantity(index, "index")
+        if info.height == 0:
+            return None
+        outcomes = self._execution(info.height).outcomes
+        return self._tx_obj(info, i, outcomes[i]) if i < len(outcomes) else None
+
+    async def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        found = self._locate(tx_hash)
+        if found is None:
+            return None
+        info, index, _ = found
+        return self._receipt_obj(info, index, self._execution(info.height))
+
+    async def get_block_receipts(self, block: Any) -> list[dict[str, Any]] | None:
+        try:
+            info = self._info(self._height(block))
+        except EthRpcError:
+            return None
+        if info.height == 0:
+            return []
+        result = self._execution(info.height)
+        return [self._receipt_obj(info, i, result) for i in range(len(result.outcomes))]
+
+    # --- state ------------------------------------------------------------------------
+    def _call_args(self, call: Any) -> tuple[bytes, bytes, bytes, int]:
+        if not isinstance(call, dict):
+            raise InvalidParams("call must be an object")
+        if call.get("to") is None:
+            raise InvalidParams("call needs a 'to' address")
+        to = hex_param(call["to"], "to", size=20)
+        sender = hex_param(call["from"], "from", size=20) if call.get("from") else b"\x00" * 20
+        data_hex = call.get("input", call.get("data")) or "0x"
+        data = hex_param(data_hex, "data", max_size=1 << 20)
+        value = _quantity(call["value"], "value") if call.get("value") else 0
+        return to, sender, data, value
+
+    async def call(self, call: Any, block: Any = "latest", state_overrides: Any = None) -> str:
+        if state_overrides:
+            raise InvalidParams("state overrides are not supported")
+        to, sender, data, value = self._call_args(call)
+        info = self._info(self._height(block))
+        gas = _quantity(call["gas"], "gas") if call.get("gas") else SYSTEM_CALL_GAS
+        try:
+            out = self.executor.call(info.state_root, to, data, sender=sender, value=value, gas=gas,
+                                     height=info.height, time_ms=info.time_ms)
+        except ContractRevert as exc:  # web3.py shows "execution reverted: <code>"
+            raise type(exc)(exc.code) from None
+        return _hex(out)
+
+    async def estimate_gas(self, call: Any, block: Any = "latest") -> str:
+        to, sender, data, _ = self._call_args(call)
+        info = self._info(self._height(block))
+        try:
+            return _q(self.executor.estimate_gas(info.state_root, to, data, sender=sender))
+        except ContractRevert as exc:
+            raise type(exc)(exc.code) from None
+
+    async def get_code(self, address: str, block: Any = "latest") -> str:
+        addr = hex_param(address, "address", size=20)
+        return _hex(self.executor.get_code(self.state_root_at(self._height(block)), addr))
+
+    async def get_balance(self, address: str, block: Any = "latest") -> str:
+        addr = hex_param(address, "address", size=20)
+        return _q(self.executor.get_balance(self.state_root_at(self._height(block)), addr))
+
+    async def get_transaction_count(self, address: str, block: Any = "latest") -> str:
+        addr = hex_param(address, "address", size=20)
+        return _q(self.executor.get_nonce(self.state_root_at(self._height(block)), addr))
+
+    async def get_storage_at(self, address: str, slot: str, block: Any = "latest") -> str:
+        addr = hex_param(address, "address", size=20)
+        value = self.executor.get_storage(self.state_root_at(self._height(block)), addr, _quantity(slot, "slot"))
+        return _hex(value.to_bytes(32, "big"))
+
+    # --- logs and filters -------------------------------------------------------------
+    def _parse_filter(self, obj: Any) -> dict[str, Any]:
+        if obj is None:
+            obj = {}
+        if not isinstance(obj, dict):
+            raise InvalidParams("filter must be an object")
+        addresses: set[bytes] | None = None
+        raw_addr = obj.get("address")
+        if raw_addr is not None:
+            items = raw_addr if isinstance(raw_addr, list) else [raw_addr]
+            addresses = {hex_param(a, "address", size=20) for a in items}
+        topics: list[set[bytes] | None] = []
+        for i, t in enumerate(obj.get("topics") or []):
+            if t is None:
+                topics.append(None)
+            else:
+                options = t if isinstance(t, list) else [t]
+                topics.append({hex_param(x, f"topics[{i}]", size=32) for x in options})
+        block_hash = obj.get("blockHash")
+        return {
+            "from": obj.get("fromBlock", "latest"),
+            "to": obj.get("toBlock", "latest"),
+            "block_hash": None if block_hash is None else hex_param(block_hash, "blockHash", size=32),
+            "addresses": addresses,
+            "topics": topics,
+        }
+
+    def _matching_logs(self, f: dict[str, Any], start: int | None = None) -> list[dict[str, Any]]:
+        if f["block_hash"] is not None:
+            h = self.chain_height_of(f["block_hash"])
+            if h is None:
+                raise EthRpcError("block not found")
+            lo = hi = h
+        else:
+            lo, hi = self._height(f["from"]), self._height(f["to"])
+        if start is not None:
+            lo = max(lo, start)
+        if hi - lo + 1 > MAX_LOG_BLOCKS:
+            raise InvalidParams(f"a log query may span at most {MAX_LOG_BLOCKS} blocks")
+        out: list[dict[str, Any]] = []
+        addresses: set[bytes] | None = f["addresses"]
+        topics: list[set[bytes] | None] = f["topics"]
+        for height in range(max(lo, 1), hi + 1):
+            info = self._info(height)
+            for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)):
+                if addresses is not None and log.address not in addresses:
+                    continue
+                if len(topics) > len(log.topics):
+                    continue
+                if any(opt is not None and log.topics[i] not in opt for i, opt in enumerate(topics)):
+                    continue
+                out.append(self._log_obj(info, tx_index, tx_hash, log_index, log))
+                if len(out) > MAX_LOGS:
+                    raise InvalidParams(f"more than {MAX_LOGS} logs match: narrow the query")
+        return out
+
+    async def get_logs(self, filter_params: Any = None) -> list[dict[str, Any]]:
+        return self._matching_logs(self._parse_filter(filter_params))
+
+    def _add_filter(self, f: dict[str, Any]) -> str:
+        if len(self._filters) >= MAX_FILTERS:
+            self._filters.pop(next(iter(self._filters)))
+        fid = _q(next(self._filter_ids))
+        self._filters[fid] = f
+        return fid
+
+    async def new_filter(self, filter_params: Any = None) -> str:
+        f = self._parse_filter(filter_params)
+        f["kind"] = "logs"
+        f["next"] = None  # first poll answers from fromBlock
+        return self._add_filter(f)
+
+    async def new_block_filter(self) -> str:
+        return self._add_filter({"kind": "blocks", "next": self.chain.height + 1})
+
+    def _filter(self, filter_id: Any) -> dict[str, Any]:
+        f = self._filters.get(filter_id) if isinstance(filter_id, str) else None
+        if f is None:
+            raise EthRpcError("filter not found")
+        return f
+
+    async def get_filter_logs(self, filter_id: str) -> list[dict[str, Any]]:
+        f = self._filter(filter_id)
+        if f["kind"] != "logs":
+            raise InvalidParams("not a log filter")
+        return self._matching_logs(f)
+
+    async def get_filter_changes(self, filter_id: str) -> list[Any]:
+        f = self._filter(filter_id)
+        head = self.chain.height
+        if f["kind"] == "blocks":
+            start = f["next"]
+            f["next"] = head + 1
+            return [_hex(self._info(h).hash) for h in range(start, head + 1)]
+        start = f["next"]
+        to_height = head if f["to"] in FINAL_TAGS else min(head, self._height(f["to"]))
+        if start is not None and start > to_height:
+            return []
+        logs = self._matching_logs(f | {"to": _q(to_height)}, start)
+        f["next"] = to_height + 1
+        return logs
+
+    async def uninstall_filter(self, filter_id: str) -> bool:
+        return self._filters.pop(filter_id, None) is not None if isinstance(filter_id, str) else False
+
+
+def _quantity(value: Any, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3 or len(value) > 66:
+        raise InvalidParams(f"{what} must be a hex quantity")
+    try:
+        return int(value, 16)
+    except ValueError as exc:
+        raise InvalidParams(f"{what} must be a hex quantity") from exc
