@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.engine import EvmExecutor, memory_state_db
 from ledger import merkle
 from ledger.assemble import assemble_block
 from ledger.ballot import BallotEnvelope, CredentialProof
@@ -98,11 +99,12 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
         chain_id="bench-chain", genesis_time_ms=GENESIS_TIME_MS,
         authority=SigningKey.from_seed(f"{seed}/authority".encode()).public_key,
         validators=ValidatorSet(tuple(ValidatorInfo(f"v{i}", k.public_key, 1) for i, k in enumerate(vkeys))),
-        params=ChainParams(max_block_ballots=max_block_ballots or block_ballots), elections=(election,),
+        params=ChainParams(max_block_ballots=max_block_ballots or block_ballots, contracts=True), elections=(election,),
     )
     (out / GENESIS_FILE).write_text(genesis.to_json())
     _TREE, _GEN = tree, genesis
-    tip = ChainTip.at_genesis(genesis)
+    engine = EvmExecutor(genesis, memory_state_db())
+    tip = ChainTip.at_genesis(genesis, engine)
     last: CommitCertificate | None = None
     tally = Tally(genesis)
     block_spans = [(seed, s, min(ballots, s + block_ballots)) for s in range(0, ballots, block_ballots)]
@@ -110,7 +112,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
     with ctx.Pool(processes) as pool, (out / BLOCKS_FILE).open("w") as fh:
         for body in pool.imap(_sign, block_spans, chunksize=1):
             block = assemble_block(genesis, tip, body, time_ms=tip.time_ms + 1000,
-                                   proposer=vkeys[0].public_key, last_commit=last)
+                                   proposer=vkeys[0].public_key, last_commit=last, engine=engine)
             cert = CommitCertificate.create(list(enumerate(vkeys))[: 3 * validators // 4 + 1],
                                             chain_id=genesis.chain_id, height=block.height, round_=0,
                                             block_hash=block.hash())
@@ -119,7 +121,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
                 envelope = BallotEnvelope.decode(raw)
                 frontier.append(merkle.leaf_hash(envelope.tracking_code))
                 tally.record(envelope)
-            tip = ChainTip(tip.chain_id, block.height, block.hash(), block.header.time_ms, tip.state_root,
+            tip = ChainTip(tip.chain_id, block.height, block.hash(), block.header.time_ms, block.header.state_root,
                            frontier.to_bytes())
             last = cert
     tally.height = tip.height

@@ -74,7 +74,7 @@ def init_network(
         chain_id=chain_id, validator_keys=keys, authority=authority, credentials=credentials,
         election_id=election_id, choices=choices, genesis_time_ms=now - 60_000,
         opens_at_ms=now - 60_000, closes_at_ms=now + 30 * DAY_MS,
-        params=ChainParams(max_block_ballots=max_block_ballots),
+        params=ChainParams(max_block_ballots=max_block_ballots, contracts=True),
     )
     (directory / "genesis.json").write_text(genesis.to_json())
     (directory / VOTERS_FILE).write_text(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledger import merkle
-from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader, CommitCertificate, last_commit_hash
+from ledger.ballot import BallotEnvelope
+from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash, transactions_hash
+from ledger.errors import BadTransaction
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
-from ledger.state import ChainTip
+from ledger.state import ChainTip, ContractEngine, MissingContractEngine
 
 
 def assemble_block(
@@ -19,6 +21,8 @@ def assemble_block(
     time_ms: int,
     proposer: bytes,
     last_commit: CommitCertificate | None,
+    transactions: Sequence[bytes] = (),
+    engine: ContractEngine | None = None,
 ) -> Block:
     """The block that appends ``ballots`` (already admitted, in order) after ``tip``.
 
@@ -26,19 +30,33 @@ def assemble_block(
     holds on any clock.
     """
     frontier = tip.frontier()
+    elections: list[str] = []
     for raw in ballots:
         frontier.append(merkle.leaf_hash(keccak256(raw)))
+        elections.append(BallotEnvelope.decode(raw).election_id)
+    time_ms = max(time_ms, tip.time_ms + 1)
+    state_root = tip.state_root
+    if genesis.params.contracts:
+        if engine is None:
+            raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
+        counts = {eid: elections.count(eid) for eid in set(elections)}
+        checkpoint = tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
+        state_root = engine.execute_block(
+            tip.state_root, tip.height + 1, time_ms, transactions, (frontier.size, frontier.root(), checkpoint)
+        ).state_root
+    elif transactions:
+        raise BadTransaction("transactions are not enabled on this chain")
     header = BlockHeader(
         chain_id=genesis.chain_id,
         height=tip.height + 1,
-        time_ms=max(time_ms, tip.time_ms + 1),
+        time_ms=time_ms,
         parent_hash=tip.block_hash,
         proposer=proposer,
         validator_set_hash=genesis.validators.hash(),
         log_size=frontier.size,
         log_root=frontier.root(),
-        state_root=tip.state_root,
-        txs_hash=EMPTY_TXS_HASH,
+        state_root=state_root,
+        txs_hash=transactions_hash(transactions),
         last_commit_hash=last_commit_hash(last_commit),
     )
-    return Block(header, tuple(ballots), (), last_commit)
+    return Block(header, tuple(ballots), tuple(transactions), last_commit)

@@ -13,13 +13,17 @@ from collections.abc import Mapping
 from ledger.block import Block, CommitCertificate
 from ledger.genesis import Genesis
 from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block
+from ledger.state import ChainTip, ContractEngine
 from ledger.store import LedgerStore
 
 
 class Chain:
-    def __init__(self, path: str | os.PathLike[str], genesis: Genesis) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], genesis: Genesis, engine: ContractEngine | None = None
+    ) -> None:
         self.genesis = genesis
-        self.store = LedgerStore(path, genesis)
+        self.engine = engine
+        self.store = LedgerStore(path, genesis, genesis_tip=ChainTip.at_genesis(genesis, engine))
         self.proofs = ProofCache()
 
     def close(self) -> None:
@@ -32,7 +36,9 @@ class Chain:
         self.close()
 
     def check(self, block: Block, *, admitted: Mapping[bytes, CheckedBallot] | None = None) -> BlockEffects:
-        return apply_block(self.genesis, self.store.tip, self.store, block, admitted=admitted, proofs=self.proofs)
+        return apply_block(
+            self.genesis, self.store.tip, self.store, block, admitted=admitted, proofs=self.proofs, engine=self.engine
+        )
 
     def commit(
         self,

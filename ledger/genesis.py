@@ -85,6 +85,10 @@ class ChainParams:
     max_ballot_bytes: int = 4096
     max_payload_bytes: int = 2048
     max_proof_depth: int = 40
+    # The election registry on py-evm: phases, per-block checkpoints and results. Every
+    # network `ballotledger init` makes runs it; a chain without it (tests of the ballot
+    # rules alone, the consensus simulator) keeps the genesis windows and no state.
+    contracts: bool = False
 
     def item(self) -> Item:
         return [
@@ -92,6 +96,7 @@ class ChainParams:
             codec.int_bytes(self.max_ballot_bytes),
             codec.int_bytes(self.max_payload_bytes),
             codec.int_bytes(self.max_proof_depth),
+            codec.int_bytes(int(self.contracts)),
         ]
 
 
@@ -198,6 +203,7 @@ class Genesis:
                 "max_ballot_bytes": self.params.max_ballot_bytes,
                 "max_payload_bytes": self.params.max_payload_bytes,
                 "max_proof_depth": self.params.max_proof_depth,
+                "contracts": self.params.contracts,
             },
             "elections": [
                 {
@@ -283,8 +289,14 @@ def _genesis_from_obj(obj: Any) -> Genesis:
             ValidatorInfo(_str(v["name"], "name"), _hex(v["public_key"], "public_key"), _int(v["power"], "power"))
         )
     p = obj["params"]
-    _exact_keys(p, {"max_block_ballots", "max_ballot_bytes", "max_payload_bytes", "max_proof_depth"}, "params")
-    params = ChainParams(**{k: _int(val, k) for k, val in p.items()})
+    _exact_keys(
+        p, {"max_block_ballots", "max_ballot_bytes", "max_payload_bytes", "max_proof_depth", "contracts"}, "params"
+    )
+    if not isinstance(p["contracts"], bool):
+        raise BadGenesis("params.contracts must be true or false")
+    params = ChainParams(
+        **{k: _int(val, k) for k, val in p.items() if k != "contracts"}, contracts=p["contracts"]
+    )
     elections = []
     for i, e in enumerate(obj["elections"]):
         keys = {"id", "question", "choices", "credential_root", "credential_count", "opens_at_ms",

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from ledger import merkle
 from ledger.ballot import BallotEnvelope
-from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash
+from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash, transactions_hash
 from ledger.crypto import is_valid_signature
 from ledger.errors import (
     BadEncoding,
@@ -41,7 +41,7 @@ from ledger.errors import (
 )
 from ledger.genesis import ElectionDef, Genesis
 from ledger.hashing import keccak256
-from ledger.state import ChainTip, LedgerView
+from ledger.state import ChainTip, ContractEngine, LedgerView, MissingContractEngine
 
 
 class CheckedBallot(NamedTuple):
@@ -184,6 +184,7 @@ def apply_block(
     *,
     admitted: Mapping[bytes, CheckedBallot] | None = None,
     proofs: ProofCache | None = None,
+    engine: ContractEngine | None = None,
 ) -> BlockEffects:
     """Check ``block`` as the successor of ``tip``; return its effects or raise.
 
@@ -193,8 +194,14 @@ def apply_block(
     (``block H`` or ``block H ballot I``).
     """
     where = f"block {block.header.height}"
+    contracts = genesis.params.contracts
+    if contracts and engine is None:
+        raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
     try:
         _check_header(genesis, tip, block)
+        # With contracts, the registry's phase (and the window) decides what is open,
+        # as of the state after the parent block.
+        open_now = engine.open_elections(tip.state_root, block.header.time_ms) if engine and contracts else None
     except LedgerError as exc:
         raise exc.at(where) from None
     header = block.header
@@ -212,6 +219,8 @@ def apply_block(
             election = checked.election
             if not election.opens_at_ms <= header.time_ms < election.closes_at_ms:
                 check_ballot_window(checked, header.time_ms)  # raises, saying which way
+            if open_now is not None and election.election_id not in open_now:
+                raise ElectionNotOpen(f"election {election.election_id} is not in its open phase")
             check_unique(checked, view, pending, seen)
         except LedgerError as exc:
             raise exc.at(f"{where} ballot {i}") from None
@@ -224,6 +233,14 @@ def apply_block(
             raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
         if header.log_root != frontier.root():
             raise BadLogRoot("header's log root is not the root after appending this block's ballots")
+        state_root = tip.state_root
+        if engine is not None and contracts:
+            state_root = engine.execute_block(
+                tip.state_root, header.height, header.time_ms, block.transactions,
+                (frontier.size, frontier.root(), _ballots_per_election(genesis, checked_list)),
+            ).state_root
+        if header.state_root != state_root:
+            raise BadStateRoot("header's state root is not the state after this block's execution")
     except LedgerError as exc:
         raise exc.at(where) from None
     new_tip = ChainTip(
@@ -238,6 +255,15 @@ def apply_block(
     return BlockEffects(new_tip, tuple(checked_list), first_index, tuple(nodes), counted)
 
 
+def _ballots_per_election(genesis: Genesis, ballots: Sequence[CheckedBallot]) -> tuple[tuple[str, int], ...]:
+    """The checkpoint's counts: ballots per election in this block, in genesis order."""
+    counts: dict[str, int] = {}
+    for checked in ballots:
+        eid = checked.election.election_id
+        counts[eid] = counts.get(eid, 0) + 1
+    return tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
+
+
 def validate_block(
     genesis: Genesis,
     tip: ChainTip,
@@ -245,9 +271,10 @@ def validate_block(
     block: Block,
     *,
     admitted: Mapping[bytes, CheckedBallot] | None = None,
+    engine: ContractEngine | None = None,
 ) -> None:
     """Raise unless ``block`` is a valid successor of ``tip``."""
-    apply_block(genesis, tip, view, block, admitted=admitted)
+    apply_block(genesis, tip, view, block, admitted=admitted, engine=engine)
 
 
 def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
@@ -269,11 +296,14 @@ def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
         raise BlockTooLarge(
             f"{len(block.ballots)} ballots exceeds the limit of {genesis.params.max_block_ballots}"
         )
-    # v1 carries no transactions and so no EVM state; both land with the contracts.
-    if block.transactions or header.txs_hash != EMPTY_TXS_HASH:
-        raise BadTransaction("transactions are not enabled on this chain version")
-    if header.state_root != tip.state_root:
-        raise BadStateRoot("state root changed without transactions")
+    if genesis.params.contracts:
+        if header.txs_hash != transactions_hash(block.transactions):
+            raise BadTransaction("header's transactions hash does not match the block's transactions")
+    else:  # a chain without contracts has no transactions and no state to change
+        if block.transactions or header.txs_hash != EMPTY_TXS_HASH:
+            raise BadTransaction("transactions are not enabled on this chain")
+        if header.state_root != tip.state_root:
+            raise BadStateRoot("state root changed on a chain without contracts")
     if header.height == 1:
         if block.last_commit is not None or header.last_commit_hash != last_commit_hash(None):
             raise BadLastCommit("the first block carries no last commit")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ledger import codec
-from ledger.errors import BadEncoding
+from ledger.errors import BadEncoding, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_SIZE, ZERO_HASH
 from ledger.merkle import MerkleFrontier
@@ -24,13 +25,13 @@ class ChainTip:
     log_frontier: bytes  # MerkleFrontier.to_bytes(): the log's size and its peaks
 
     @classmethod
-    def at_genesis(cls, genesis: Genesis) -> ChainTip:
+    def at_genesis(cls, genesis: Genesis, engine: ContractEngine | None = None) -> ChainTip:
         return cls(
             chain_id=genesis.chain_id,
             height=0,
             block_hash=genesis.hash(),
             time_ms=genesis.genesis_time_ms,
-            state_root=ZERO_HASH,
+            state_root=genesis_state_root(genesis, engine),
             log_frontier=MerkleFrontier().to_bytes(),
         )
 
@@ -64,6 +65,43 @@ class ChainTip:
         if tip.encode() != data:
             raise BadEncoding("chain tip: non-canonical encoding")
         return tip
+
+
+class ExecutedBlock(Protocol):
+    @property
+    def state_root(self) -> bytes: ...
+
+
+class ContractEngine(Protocol):
+    """The chain's contract part (contracts.engine.EvmExecutor), as the rules use it.
+
+    ``ledger`` may not import ``contracts``; the node and the verifier pass one in.
+    """
+
+    def genesis_state_root(self) -> bytes: ...
+
+    def open_elections(self, state_root: bytes, time_ms: int) -> frozenset[str]: ...
+
+    def execute_block(
+        self,
+        state_root: bytes,
+        height: int,
+        time_ms: int,
+        transactions: Sequence[bytes],
+        checkpoint: tuple[int, bytes, Sequence[tuple[str, int]]],
+    ) -> ExecutedBlock: ...
+
+
+class MissingContractEngine(LedgerError):
+    code = "missing_contract_engine"
+
+
+def genesis_state_root(genesis: Genesis, engine: ContractEngine | None) -> bytes:
+    if not genesis.params.contracts:
+        return ZERO_HASH
+    if engine is None:
+        raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
+    return engine.genesis_state_root()
 
 
 class LedgerView(Protocol):

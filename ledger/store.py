@@ -50,10 +50,16 @@ class LedgerStore:
     """One chain's data in one LevelDB directory."""
 
     def __init__(
-        self, path: str | os.PathLike[str], genesis: Genesis, *, cache_mib: int = 128
+        self,
+        path: str | os.PathLike[str],
+        genesis: Genesis,
+        *,
+        cache_mib: int = 128,
+        genesis_tip: ChainTip | None = None,
     ) -> None:
         self.path = Path(path)
         self.genesis = genesis
+        self._genesis_tip = genesis_tip
         fresh = not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
         if self.path.exists() and not self.path.is_dir():
             raise NotAStore(f"{self.path} is a file, not a ballot-ledger store directory")
@@ -90,7 +96,7 @@ class LedgerStore:
         with self._db.write_batch(transaction=True, sync=True) as wb:
             wb.put(_K_MAGIC, MAGIC)
             wb.put(_K_GENESIS, self.genesis.encode())
-            wb.put(_K_TIP, ChainTip.at_genesis(self.genesis).encode())
+            wb.put(_K_TIP, (self._genesis_tip or ChainTip.at_genesis(self.genesis)).encode())
 
     def _check_identity(self) -> None:
         magic = self._db.get(_K_MAGIC)

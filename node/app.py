@@ -60,7 +60,8 @@ class LedgerApplication:
         ballots = self.mempool.take(self.max_block_ballots, now)
         last = store.certificate(tip.height) if tip.height >= 1 else None
         block = assemble_block(
-            self.chain.genesis, tip, ballots, time_ms=now, proposer=self.proposer_key, last_commit=last
+            self.chain.genesis, tip, ballots, time_ms=now, proposer=self.proposer_key, last_commit=last,
+            engine=self.chain.engine,
         )
         raw = block.encode()
         self._decoded[raw] = block

@@ -9,10 +9,10 @@ here needs only its chain-dependent checks again when its block is validated.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ledger.errors import LedgerError
+from ledger.errors import ElectionNotOpen, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
 from ledger.rules import (
@@ -37,10 +37,19 @@ class Admission:
 
 
 class Mempool:
-    def __init__(self, genesis: Genesis, view: LedgerView, *, max_size: int = 200_000) -> None:
+    def __init__(
+        self,
+        genesis: Genesis,
+        view: LedgerView,
+        *,
+        max_size: int = 200_000,
+        open_elections: Callable[[int], frozenset[str]] | None = None,
+    ) -> None:
         self.genesis = genesis
         self.view = view
         self.max_size = max_size
+        # With contracts: the elections open (phase and window) on the committed state.
+        self.open_elections = open_elections
         self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
         self._raw: dict[bytes, bytes] = {}
         self._by_credential: dict[tuple[str, bytes], bytes] = {}
@@ -68,6 +77,8 @@ class Mempool:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_ballot(self.genesis, raw, proofs=self.proofs)
             check_ballot_window(checked, now_ms)
+            if self.open_elections is not None and checked.election.election_id not in self.open_elections(now_ms):
+                raise ElectionNotOpen(f"election {checked.election.election_id} is not in its open phase")
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
             key = (checked.election.election_id, checked.envelope.credential)
@@ -98,10 +109,11 @@ class Mempool:
         only one per credential was ever admitted.
         """
         out: list[bytes] = []
+        open_now = self.open_elections(time_ms) if self.open_elections is not None else None
         for code, checked in self._pending.items():
             if len(out) >= max_ballots:
                 break
-            if checked.election.is_open_at(time_ms):
+            if checked.election.is_open_at(time_ms) and (open_now is None or checked.election.election_id in open_now):
                 out.append(self._raw[code])
         return out
 

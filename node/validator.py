@@ -32,6 +32,8 @@ from node.consensus.core import (
     TimeoutParams,
 )
 from node.consensus.messages import decode_message, encode_message
+from node.eth_rpc import EthMethods
+from node.evm import open_executor
 from node.frames import FrameType, decode_batch, encode_batch
 from node.mempool import Mempool
 from node.rpc_methods import BallotMethods
@@ -60,9 +62,17 @@ class ValidatorNode:
         key = read_key(config.key_file)
         self.public_key = key.public_key
         self.index = self.genesis.validators.index_of(key.public_key)
-        self.chain = Chain(config.data_dir / "db", self.genesis)
+        # The contract state has its own LevelDB (synced writes) beside the chain's.
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = (
+            open_executor(self.genesis, path=config.data_dir / "evm") if self.genesis.params.contracts else None
+        )
+        self.chain = Chain(config.data_dir / "db", self.genesis, self.engine)
         self.wal = SigningLog(config.data_dir / "wal")
-        self.mempool = Mempool(self.genesis, self.chain.store, max_size=config.mempool_max)
+        self.mempool = Mempool(
+            self.genesis, self.chain.store, max_size=config.mempool_max,
+            open_elections=self._open_elections if self.engine else None,
+        )
         self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms)
         t = config.timeouts
         self.timeouts = TimeoutParams(
@@ -97,13 +107,20 @@ class ValidatorNode:
             on_frame=self._on_frame,
         )
         rpc_host, rpc_port = split_address(config.rpc_listen)
-        self.rpc = RpcServer(BallotMethods(self).table(), rpc_host, rpc_port)
+        methods = BallotMethods(self).table()
+        if self.engine is not None:
+            methods.update(EthMethods(self.chain.store, self.engine).table())
+        self.rpc = RpcServer(methods, rpc_host, rpc_port)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._last_sync_request = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
+
+    def _open_elections(self, now_ms: int) -> frozenset[str]:
+        assert self.engine is not None
+        return self.engine.open_elections(self.chain.store.tip.state_root, now_ms)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -39,6 +39,11 @@ class DiskIndex:
         self._payloads: dict[CountedKey, bytes] = {}  # this block's tally writes
         self.payloads = _Payloads(self)
 
+    @property
+    def path(self) -> Path:
+        """The index's private temporary directory (the replay keeps its EVM state here too)."""
+        return self._dir
+
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()

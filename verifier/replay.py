@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.engine import EvmExecutor, LevelStateDB
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -48,20 +49,22 @@ def replay(
 ) -> ReplayResult:
     """Replay every line; raise the first refusal (a LedgerError with its location)."""
     with DiskIndex(workdir) as index:
+        engine = EvmExecutor(genesis, LevelStateDB.open(str(index.path / "evm"))) if genesis.params.contracts else None
         tally = Tally(genesis, index.payloads)
-        result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis), tally)
+        result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
         proofs = ProofCache()
         if jobs <= 1:
             stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
                 (line, None) for line in lines
             )
-            _apply_all(genesis, stream, index, proofs, result, on_block)
+            _apply_all(genesis, stream, index, proofs, engine, result, on_block)
         else:
             with ProcessPoolExecutor(
                 jobs, mp_context=multiprocessing.get_context("fork"),
                 initializer=_worker_init, initargs=(genesis.encode(), genesis.to_json()),
             ) as pool:
-                _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, result, on_block)
+                _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
+                           on_block)
     return result
 
 
@@ -70,6 +73,7 @@ def _apply_all(
     stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]],
     index: DiskIndex,
     proofs: ProofCache,
+    engine: EvmExecutor | None,
     result: ReplayResult,
     on_block: Callable[[int, int], None] | None,
 ) -> None:
@@ -81,7 +85,7 @@ def _apply_all(
             certificate = CommitCertificate.decode(line.certificate)
         except LedgerError as exc:
             raise exc.at(where) from None
-        effects = apply_block(genesis, tip, index, block, admitted=admitted, proofs=proofs)
+        effects = apply_block(genesis, tip, index, block, admitted=admitted, proofs=proofs, engine=engine)
         try:
             certificate.check(
                 genesis.validators, chain_id=genesis.chain_id, height=block.height, block_hash=block.hash()

@@ -156,6 +156,7 @@ class Application(Protocol):
 # Keys of the per-(round, kind) maps: 0 for a proposal, else the VoteKind.
 _PROPOSAL = 0
 MAX_EVIDENCE = 64
+MAX_VALUES_PER_SENDER = 3  # distinct values kept per (sender, round, kind) beyond wanted ones
 
 
 def _kind_key(message: Message) -> int:
@@ -235,7 +236,11 @@ class ConsensusCore:
         self.valid_hash: bytes | None = None
         self._proposals: dict[int, _Slot] = {}
         self._extra: dict[int, _Slot] = {}  # a second (equivocating) proposal's block, for L49
-        self._votes: dict[tuple[int, int], dict[int, Vote]] = {}
+        # (round, kind) -> sender -> block hash -> vote. One sender may hold several values
+        # (it equivocated): like the paper's message counts, it counts once for each value
+        # and once in the "any value" totals, so every correct process can see the polka
+        # another saw whichever of an equivocator's votes reached it first.
+        self._votes: dict[tuple[int, int], dict[int, dict[bytes, Vote]]] = {}
         self._tally: dict[tuple[int, int], dict[bytes, int]] = {}
         self._vote_power: dict[tuple[int, int], int] = {}
         self._members: dict[int, dict[int, int]] = {}  # round -> sender -> message count (L55)
@@ -358,15 +363,27 @@ class ConsensusCore:
         if m.height == self.height + 1:
             self._buffer_next(m, verified)
             return
-        existing = self._stored(m)
-        if existing is not None and existing == m:
-            self._count("duplicate")  # identical to one already verified: no signature check
-            return
-        if not verified and not self._verify(m):
-            return
-        if existing is not None:
-            self._equivocation(existing, m)
-            return
+        if isinstance(m, Proposal):
+            slot = self._proposals.get(m.round)
+            if slot is not None and slot.message == m:
+                self._count("duplicate")  # identical to one already verified: no signature check
+                return
+            if not verified and not self._verify(m):
+                return
+            if slot is not None:
+                self._equivocation(slot.message, m)
+                return
+        else:
+            versions = self._votes.get((m.round, int(m.kind)), {}).get(sender, {})
+            if m.block_hash in versions:
+                self._count("duplicate")
+                return
+            if not verified and not self._verify(m):
+                return
+            if versions:
+                self._equivocation(next(iter(versions.values())), m)
+                if len(versions) >= MAX_VALUES_PER_SENDER and not self._wanted(m.block_hash):
+                    return
         if sender == self.index:
             # Validly signed with our key, yet not by this process at this height: another
             # process holds the key. Never count it, or we could end up signing against it.
@@ -384,11 +401,15 @@ class ConsensusCore:
             return False
         return True
 
-    def _stored(self, m: Message) -> Message | None:
-        if isinstance(m, Proposal):
-            slot = self._proposals.get(m.round)
-            return None if slot is None else slot.message
-        return self._votes.get((m.round, int(m.kind)), {}).get(m.validator_index)
+    def _wanted(self, block_hash: bytes) -> bool:
+        """Nil, or the id of a valid proposal of this height: worth an equivocator's vote."""
+        if not block_hash:
+            return True
+        for slots in (self._proposals, self._extra):
+            for slot in slots.values():
+                if slot.checked and slot.valid and slot.block_hash == block_hash:
+                    return True
+        return False
 
     def _equivocation(self, first: Message, second: Message) -> None:
         self._count("equivocation")  # keep the first; the pair is evidence
@@ -446,11 +467,13 @@ class ConsensusCore:
             self._proposals[m.round] = _Slot(m)
             return
         key = (m.round, int(m.kind))
-        self._votes.setdefault(key, {})[m.validator_index] = m
-        tally = self._tally.setdefault(key, {})
+        versions = self._votes.setdefault(key, {}).setdefault(m.validator_index, {})
         power = self._power[m.validator_index]
+        if not versions:
+            self._vote_power[key] = self._vote_power.get(key, 0) + power
+        versions[m.block_hash] = m
+        tally = self._tally.setdefault(key, {})
         tally[m.block_hash] = tally.get(m.block_hash, 0) + power
-        self._vote_power[key] = self._vote_power.get(key, 0) + power
         if m.kind == VoteKind.PRECOMMIT and m.block_hash and self._quorum(tally[m.block_hash]):
             self._precommit_quorums.add((m.round, m.block_hash))
 
@@ -466,15 +489,16 @@ class ConsensusCore:
             self._extra.pop(round_, None)
         for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
             key = (round_, int(kind))
-            vote = self._votes.get(key, {}).pop(sender, None)
-            if vote is None:
+            versions = self._votes.get(key, {}).pop(sender, None)
+            if not versions:
                 continue
             power = self._power[sender]
-            self._tally[key][vote.block_hash] -= power
             self._vote_power[key] -= power
-            lost = not self._quorum(self._tally[key][vote.block_hash])
-            if kind == VoteKind.PRECOMMIT and vote.block_hash and lost:
-                self._precommit_quorums.discard((round_, vote.block_hash))
+            for block_hash in versions:
+                self._tally[key][block_hash] -= power
+                lost = not self._quorum(self._tally[key][block_hash])
+                if kind == VoteKind.PRECOMMIT and block_hash and lost:
+                    self._precommit_quorums.discard((round_, block_hash))
 
     # --- helpers -------------------------------------------------------------------------
     def _quorum(self, power: int) -> bool:
@@ -552,8 +576,8 @@ class ConsensusCore:
     def _persist_lock(self, slot: _Slot) -> None:
         """WAL the proposal we lock on, so the locked block survives a restart."""
         m = slot.message
-        if m.proposer_index == self.index:
-            return  # our own proposal is already persisted
+        if self.index is None or m.proposer_index == self.index:
+            return  # a follower signs nothing; our own proposal is already persisted
         digest = m.digest()
         if digest not in self._persisted:
             self._persisted.add(digest)
@@ -567,6 +591,11 @@ class ConsensusCore:
         for rounds in self._future.values():
             rounds.difference_update([r for r in rounds if r <= round_])
         proposer = self.validators.proposer(self.height, round_)
+        # L21 schedules this for non-proposers only. We schedule it for the proposer too (as
+        # CometBFT does): a proposer that restarted may re-send a proposal with a valid round
+        # whose polka it no longer holds, and must not wait for it forever (L57 is a no-op
+        # once it has prevoted).
+        self._schedule(TimerKind.PROPOSE, round_)
         if self.index is not None and proposer == self.index:  # L14
             existing = self._signed.get((round_, _PROPOSAL))
             if existing is not None:
@@ -588,8 +617,6 @@ class ConsensusCore:
                     proposer_index=self.index,
                 )
             )
-        else:
-            self._schedule(TimerKind.PROPOSE, round_)  # L21
 
     def _run_rules(self) -> None:
         """Fire every enabled upon-rule until none is; the order matches Algorithm 1's."""
@@ -696,9 +723,9 @@ class ConsensusCore:
                 continue
             votes = self._votes[(round_, VoteKind.PRECOMMIT)]
             signatures = tuple(
-                CommitSignature(i, v.signature)
-                for i, v in sorted(votes.items())
-                if v.block_hash == block_hash
+                CommitSignature(i, versions[block_hash].signature)
+                for i, versions in sorted(votes.items())
+                if block_hash in versions
             )
             cert = CommitCertificate(self.chain_id, self.height, round_, block_hash, signatures)
             self._decide(round_, slot.message.block, cert)
@@ -750,9 +777,13 @@ class ConsensusCore:
         wanted = {(r, VoteKind.PREVOTE), (r, VoteKind.PRECOMMIT), (r - 1, VoteKind.PREVOTE),
                   (r - 1, VoteKind.PRECOMMIT), (self.valid_round, VoteKind.PREVOTE),
                   (self.locked_round, VoteKind.PREVOTE)}
+        current = self._proposals.get(r)
+        if current is not None:  # the polka the proposal's valid round claims (L28)
+            wanted.add((current.message.valid_round, VoteKind.PREVOTE))
         for round_, kind in sorted(wanted):
-            for i, v in self._votes.get((round_, int(kind)), {}).items():
-                out[(round_, int(kind), i, 0)] = v
+            for i, versions in self._votes.get((round_, int(kind)), {}).items():
+                for n, v in enumerate(versions.values()):
+                    out[(round_, int(kind), i, n)] = v
         for m in out.values():
             self._out.append(Broadcast(m))
 

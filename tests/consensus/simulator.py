@@ -1,0 +1,654 @@
+"""A deterministic discrete-event simulator for the consensus core.
+
+N validators each run their own :class:`ConsensusCore` over a seeded, hostile network
+(delays, drops, duplicates, reordering, partitions that heal), crash and restart (a
+restarted node keeps only what it Persisted and the blocks it committed), and up to f
+Byzantine validators. Blocks are real ledger blocks: built with ``assemble_block`` and
+checked with ``apply_block`` against an in-memory view.
+
+Every run checks: agreement, validity (each decided block passes ``apply_block`` on the
+decider's chain and its certificate passes ``CommitCertificate.check``), that no honest
+validator signed two different messages for one (height, round, kind), and progress: the
+target height is reached within a bounded time after GST (global stabilisation time: the
+network is synchronous, partitions healed and every non-crashed honest validator up).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.assemble import assemble_block
+from ledger.block import Block, CommitCertificate, VoteKind
+from ledger.crypto import SigningKey
+from ledger.errors import LedgerError
+from ledger.genesis import ChainParams, Genesis, ValidatorInfo, ValidatorSet
+from ledger.hashing import keccak256
+from ledger.rules import apply_block
+from ledger.state import ChainTip
+from node.consensus.core import (
+    Broadcast,
+    ConsensusCore,
+    Decide,
+    Output,
+    Persist,
+    ScheduleTimeout,
+    Timeout,
+    TimeoutParams,
+)
+from node.consensus.messages import Message, Proposal, Vote, decode_message, encode_message
+
+CHAIN_ID = "sim-chain"
+GENESIS_TIME_MS = 1_700_000_000_000
+BEHAVIOURS = (
+    "equivocate_proposal",
+    "equivocate_vote",
+    "silent",
+    "invalid_block",
+    "future_height",
+    "garbage",
+    "amnesia",
+)
+SIM_TIMEOUTS = TimeoutParams(
+    propose=1.0,
+    propose_delta=0.5,
+    prevote=0.5,
+    prevote_delta=0.25,
+    precommit=0.5,
+    precommit_delta=0.25,
+    commit=0.05,
+    gossip=1.0,
+)
+DELTA = 0.1  # maximum message delay after GST
+
+
+class SimulationFailure(AssertionError):
+    pass
+
+
+# --- the ledger side ----------------------------------------------------------------
+_KEYS: dict[int, SigningKey] = {}
+_GENESIS: dict[int, Genesis] = {}
+
+
+def validator_key(i: int) -> SigningKey:
+    if i not in _KEYS:
+        _KEYS[i] = SigningKey.from_seed(f"sim-validator-{i}".encode())
+    return _KEYS[i]
+
+
+def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
+    if powers is None and n in _GENESIS:
+        return _GENESIS[n]
+    validators = ValidatorSet(
+        tuple(
+            ValidatorInfo(f"v{i}", validator_key(i).public_key, 1 if powers is None else powers[i])
+            for i in range(n)
+        )
+    )
+    genesis = Genesis(
+        chain_id=CHAIN_ID,
+        genesis_time_ms=GENESIS_TIME_MS,
+        authority=SigningKey.from_seed(b"sim-authority").public_key,
+        validators=validators,
+        params=ChainParams(),
+        elections=(),
+    )
+    if powers is None:
+        _GENESIS[n] = genesis
+    return genesis
+
+
+class DictView:
+    """A LedgerView over two dicts: what the chain so far counted and logged."""
+
+    def __init__(self) -> None:
+        self.counted: dict[tuple[str, bytes], bytes] = {}
+        self.ballots: set[bytes] = set()
+
+    def counted_ballot(self, election_id: str, credential: bytes) -> bytes | None:
+        return self.counted.get((election_id, credential))
+
+    def has_ballot(self, tracking_code: bytes) -> bool:
+        return tracking_code in self.ballots
+
+
+class SimApp:
+    """The consensus Application over real ledger rules, for one node's chain."""
+
+    def __init__(self, genesis: Genesis, proposer: bytes, clock_ms: Any) -> None:
+        self.genesis = genesis
+        self.proposer = proposer
+        self.clock_ms = clock_ms
+        self.tip = ChainTip.at_genesis(genesis)
+        self.view = DictView()
+        self.last_cert: CommitCertificate | None = None
+        self._valid: dict[tuple[bytes, bytes], bool] = {}
+        self._hashes: dict[bytes, bytes] = {}
+
+    def build_block(self, height: int, round: int, *, time_shift: int = 0) -> bytes:
+        assert height == self.tip.height + 1, (height, self.tip.height)
+        block = assemble_block(
+            self.genesis,
+            self.tip,
+            (),
+            time_ms=self.clock_ms() + time_shift,
+            proposer=self.proposer,
+            last_commit=self.last_cert,
+        )
+        return block.encode()
+
+    def build_invalid_block(self, height: int) -> bytes:
+        """A well-formed block the rules refuse: it names a parent that is not the tip."""
+        wrong_tip = ChainTip(
+            self.tip.chain_id,
+            self.tip.height,
+            keccak256(b"not the parent" + self.tip.block_hash),
+            self.tip.time_ms,
+            self.tip.state_root,
+            self.tip.log_frontier,
+        )
+        block = assemble_block(
+            self.genesis, wrong_tip, (), time_ms=self.clock_ms(), proposer=self.proposer,
+            last_commit=self.last_cert,
+        )
+        return block.encode()
+
+    def validate_block(self, height: int, block: bytes) -> bool:
+        key = (self.tip.block_hash, keccak256(block))
+        if key not in self._valid:
+            try:
+                decoded = Block.decode(block)
+                if decoded.height != height:
+                    raise LedgerError("wrong height")
+                apply_block(self.genesis, self.tip, self.view, decoded)
+                self._valid[key] = True
+            except LedgerError:
+                self._valid[key] = False
+        return self._valid[key]
+
+    def block_hash(self, block: bytes) -> bytes:
+        digest = keccak256(block)
+        if digest not in self._hashes:
+            self._hashes[digest] = Block.decode(block).hash()
+        return self._hashes[digest]
+
+    def commit(self, raw: bytes, cert: CommitCertificate) -> None:
+        """What the driver does on Decide; raises if the rules or the certificate refuse."""
+        block = Block.decode(raw)
+        effects = apply_block(self.genesis, self.tip, self.view, block)
+        cert.check(
+            self.genesis.validators,
+            chain_id=self.genesis.chain_id,
+            height=block.height,
+            block_hash=block.hash(),
+        )
+        for e, c, code in effects.counted:
+            self.view.counted[(e, c)] = code
+        for checked in effects.ballots:
+            self.view.ballots.add(checked.tracking_code)
+        self.tip = effects.tip
+        self.last_cert = cert
+
+
+class AmnesiaCore(ConsensusCore):
+    """A Byzantine validator that forgets its lock and valid value at every new round."""
+
+    def _start_round(self, round_: int) -> None:
+        self.locked_round, self.locked_hash = -1, None
+        self.valid_round, self.valid_value, self.valid_hash = -1, None, None
+        super()._start_round(round_)
+
+
+# --- schedules ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Partition:
+    start: float
+    end: float
+    group: frozenset[int]  # one side; the rest is the other side
+
+
+@dataclass(frozen=True)
+class Crash:
+    node: int
+    at: float
+    restart_at: float | None  # None: stays down (only while a quorum of honest stays up)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    seed: int
+    n: int = 4
+    byzantine: tuple[tuple[int, str], ...] = ()
+    drop_rate: float = 0.0
+    dup_rate: float = 0.0
+    max_delay: float = 0.1  # before GST
+    partitions: tuple[Partition, ...] = ()
+    crashes: tuple[Crash, ...] = ()
+    gst: float = 0.0
+    target_height: int = 3
+
+    @property
+    def f(self) -> int:
+        return (self.n - 1) // 3
+
+    def effective_gst(self) -> float:
+        ends = [self.gst]
+        ends += [p.end for p in self.partitions]
+        ends += [c.restart_at for c in self.crashes if c.restart_at is not None]
+        ends += [c.at for c in self.crashes]
+        return max(ends)
+
+
+def random_schedule(rng: random.Random, seed: int) -> Schedule:
+    """A schedule drawn from ``rng`` (the seeded-loop counterpart of the hypothesis one)."""
+    n = rng.randint(4, 7)
+    f = (n - 1) // 3
+    byz_nodes = rng.sample(range(n), rng.randint(0, f))
+    byzantine = tuple((i, rng.choice(BEHAVIOURS)) for i in sorted(byz_nodes))
+    honest = [i for i in range(n) if i not in byz_nodes]
+    partitions = []
+    for _ in range(rng.randint(0, 2)):
+        start = rng.uniform(0, 8)
+        group = frozenset(rng.sample(range(n), rng.randint(1, n - 1)))
+        partitions.append(Partition(start, start + rng.uniform(0.5, 8), group))
+    crashes = []
+    spare = len(honest) - (2 * n // 3 + 1)  # honest validators that may stay down for good
+    for node in rng.sample(honest, rng.randint(0, min(2, len(honest)))):
+        at = rng.uniform(0, 10)
+        if spare > 0 and rng.random() < 0.3:
+            spare -= 1
+            crashes.append(Crash(node, at, None))
+        else:
+            crashes.append(Crash(node, at, at + rng.uniform(0.1, 6)))
+    return Schedule(
+        seed=seed,
+        n=n,
+        byzantine=byzantine,
+        drop_rate=rng.choice([0.0, 0.05, 0.2, 0.4]),
+        dup_rate=rng.choice([0.0, 0.1]),
+        max_delay=rng.choice([0.05, 0.5, 2.0]),
+        partitions=tuple(partitions),
+        crashes=tuple(crashes),
+        gst=rng.uniform(0, 10),
+        target_height=rng.randint(2, 4),
+    )
+
+
+# --- the simulation ----------------------------------------------------------------
+@dataclass
+class SimNode:
+    index: int
+    behaviour: str | None  # None: honest
+    app: SimApp
+    core: ConsensusCore | None
+    up: bool = True
+    epoch: int = 0
+    persisted: list[Message] = field(default_factory=list)
+    store: list[tuple[bytes, CommitCertificate]] = field(default_factory=list)
+    sync_until: float = -1.0
+    decided_at: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def honest(self) -> bool:
+        return self.behaviour is None
+
+    @property
+    def height(self) -> int:
+        return len(self.store)
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    from_height: int
+
+
+@dataclass(frozen=True)
+class SyncReply:
+    blocks: tuple[tuple[bytes, CommitCertificate], ...]
+
+
+@dataclass
+class Result:
+    schedule: Schedule
+    time: float
+    events: int
+    heights: dict[int, int]
+    decided: dict[int, bytes]
+    stats: dict[str, int]
+    reached_at: float | None
+
+
+class Simulation:
+    def __init__(self, schedule: Schedule, *, timeouts: TimeoutParams = SIM_TIMEOUTS) -> None:
+        self.s = schedule
+        self.rng = random.Random(schedule.seed)
+        self.timeouts = timeouts
+        self.genesis = make_genesis(schedule.n)
+        self.validators = self.genesis.validators
+        self.now = 0.0
+        self.gst = schedule.effective_gst()
+        self._queue: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self.events = 0
+        self.stats: dict[str, int] = {}
+        self.decided: dict[int, bytes] = {}
+        self.signed: dict[tuple[int, int, int, int], bytes] = {}
+        self._decode_cache: dict[bytes, Message | None] = {}
+        byz = dict(schedule.byzantine)
+        self.nodes = [
+            SimNode(i, byz.get(i), self._new_app(i), None) for i in range(schedule.n)
+        ]
+        self.down_forever = {c.node for c in schedule.crashes if c.restart_at is None}
+        self.target = schedule.target_height
+
+    # --- plumbing ----------------------------------------------------------------
+    def _count(self, what: str, n: int = 1) -> None:
+        self.stats[what] = self.stats.get(what, 0) + n
+
+    def _push(self, at: float, kind: str, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at, self._seq, kind, payload))
+
+    def _clock_ms(self) -> int:
+        return GENESIS_TIME_MS + int(self.now * 1000)
+
+    def _new_app(self, i: int) -> SimApp:
+        return SimApp(make_genesis(self.s.n), validator_key(i).public_key, self._clock_ms)
+
+    def _new_core(self, node: SimNode) -> ConsensusCore:
+        height = node.height + 1
+        cls = AmnesiaCore if node.behaviour == "amnesia" else ConsensusCore
+        return cls(
+            chain_id=CHAIN_ID,
+            validators=self.validators,
+            index=node.index,
+            key=validator_key(node.index),
+            height=height,
+            app=node.app,
+            timeouts=self.timeouts,
+            signed_log=[m for m in node.persisted if m.height == height],
+        )
+
+    def _fail(self, what: str) -> None:
+        raise SimulationFailure(f"{what} (t={self.now:.3f}, schedule={self.s!r})")
+
+    # --- network ----------------------------------------------------------------
+    def _partitioned(self, a: int, b: int) -> bool:
+        for p in self.s.partitions:
+            if p.start <= self.now < p.end and ((a in p.group) != (b in p.group)):
+                return True
+        return False
+
+    def _send(self, src: int, dst: int, payload: Any) -> None:
+        if self._partitioned(src, dst):
+            self._count("net_partitioned")
+            return
+        before_gst = self.now < self.gst
+        if before_gst and self.rng.random() < self.s.drop_rate:
+            self._count("net_dropped")
+            return
+        copies = 2 if self.rng.random() < self.s.dup_rate else 1
+        for _ in range(copies):
+            if before_gst:
+                delay = self.rng.uniform(0.0, self.s.max_delay)
+            else:
+                delay = self.rng.uniform(0.001, DELTA)
+            self._push(self.now + delay, "deliver", (src, dst, payload))
+
+    def _broadcast(self, src: int, data: bytes, targets: list[int] | None = None) -> None:
+        for dst in range(self.s.n) if targets is None else targets:
+            if dst != src:
+                self._send(src, dst, data)
+
+    # --- outputs ----------------------------------------------------------------
+    def _perform(self, node: SimNode, outs: list[Output]) -> None:
+        for o in outs:
+            if isinstance(o, Persist):
+                node.persisted.append(o.message)
+                self._record_signed(node, o.message)
+            elif isinstance(o, Broadcast):
+                self._record_signed(node, o.message)
+                if node.honest:
+                    self._broadcast(node.index, encode_message(o.message))
+                else:
+                    self._byzantine_broadcast(node, o.message)
+            elif isinstance(o, ScheduleTimeout):
+                self._push(self.now + o.delay_s, "timer", (node.index, node.epoch, o.timeout))
+            elif isinstance(o, Decide):
+                self._on_decide(node, o)
+
+    def _record_signed(self, node: SimNode, m: Message) -> None:
+        if not node.honest:
+            return
+        sender = m.proposer_index if isinstance(m, Proposal) else m.validator_index
+        if sender != node.index:
+            return  # a proposal persisted for a lock was signed by its proposer
+        kind = 0 if isinstance(m, Proposal) else int(m.kind)
+        key = (node.index, m.height, m.round, kind)
+        data = encode_message(m)
+        previous = self.signed.setdefault(key, data)
+        if previous != data:
+            self._fail(f"honest validator {node.index} signed two messages for {key[1:]}")
+
+    def _on_decide(self, node: SimNode, d: Decide) -> None:
+        if d.height != node.height + 1:
+            self._fail(f"node {node.index} decided height {d.height} on a chain at {node.height}")
+        try:
+            node.app.commit(d.block, d.certificate)
+        except LedgerError as exc:
+            if node.honest:
+                self._fail(f"node {node.index} decided an invalid block at {d.height}: {exc}")
+            raise
+        node.store.append((d.block, d.certificate))
+        node.decided_at[d.height] = self.now
+        if node.honest:
+            first = self.decided.setdefault(d.height, d.block)
+            if first != d.block:
+                self._fail(f"agreement violated at height {d.height} (node {node.index})")
+
+    # --- Byzantine behaviours ----------------------------------------------------------------
+    def _byzantine_broadcast(self, node: SimNode, m: Message) -> None:
+        key = validator_key(node.index)
+        b = node.behaviour
+        others = [i for i in range(self.s.n) if i != node.index]
+        half = len(others) // 2
+        if b == "silent":
+            return
+        if b == "amnesia" and isinstance(m, Vote) and m.kind == VoteKind.PRECOMMIT:
+            # Precommit to one peer only: helps one validator decide while the others
+            # move on, which is exactly what locks must survive.
+            self._broadcast(node.index, encode_message(m), [self.rng.choice(others)])
+            return
+        if b == "equivocate_proposal" and isinstance(m, Proposal):
+            alt_block = node.app.build_block(m.height, m.round, time_shift=1 + m.round)
+            alt = Proposal.sign(
+                key, chain_id=m.chain_id, height=m.height, round_=m.round, block=alt_block,
+                valid_round=-1, proposer_index=m.proposer_index,
+            )
+            self._broadcast(node.index, encode_message(m), others[:half])
+            self._broadcast(node.index, encode_message(alt), others[half:])
+            return
+        if b == "equivocate_vote" and isinstance(m, Vote):
+            other_hash = b"" if m.block_hash else keccak256(self.rng.randbytes(8))
+            alt_vote = Vote.sign(
+                key, chain_id=m.chain_id, kind=m.kind, height=m.height, round_=m.round,
+                block_hash=other_hash, validator_index=m.validator_index,
+            )
+            split = self.rng.randint(0, len(others))
+            self._broadcast(node.index, encode_message(m), others[:split])
+            self._broadcast(node.index, encode_message(alt_vote), others[split:])
+            return
+        if b == "invalid_block" and isinstance(m, Proposal):
+            bad = Proposal.sign(
+                key, chain_id=m.chain_id, height=m.height, round_=m.round,
+                block=node.app.build_invalid_block(m.height), valid_round=-1,
+                proposer_index=m.proposer_index,
+            )
+            self._broadcast(node.index, encode_message(bad))
+            return
+        self._broadcast(node.index, encode_message(m))
+        if b == "future_height":
+            for dh in (1, 1, 2, 5):
+                v = Vote.sign(
+                    key, chain_id=m.chain_id, kind=VoteKind(self.rng.randint(1, 2)),
+                    height=m.height + dh, round_=self.rng.randint(0, 6),
+                    block_hash=keccak256(self.rng.randbytes(8)), validator_index=node.index,
+                )
+                self._broadcast(node.index, encode_message(v))
+        elif b == "garbage":
+            self._broadcast(node.index, self.rng.randbytes(self.rng.randint(0, 80)))
+            data = bytearray(encode_message(m))
+            data[-1 - self.rng.randint(0, 63)] ^= 1 << self.rng.randint(0, 7)
+            self._broadcast(node.index, bytes(data))  # a bad signature (or undecodable)
+            forged = Vote(
+                m.chain_id, VoteKind.PRECOMMIT, m.height, m.round,
+                keccak256(self.rng.randbytes(8)), self.rng.randrange(self.s.n),
+                self.rng.randbytes(64),
+            )
+            self._broadcast(node.index, encode_message(forged))
+            wrong_chain = Vote.sign(
+                key, chain_id="other-chain", kind=VoteKind.PREVOTE, height=m.height,
+                round_=m.round, block_hash=b"", validator_index=node.index,
+            )
+            self._broadcast(node.index, encode_message(wrong_chain))
+
+    # --- events ----------------------------------------------------------------
+    def _decode(self, data: bytes) -> Message | None:
+        if data not in self._decode_cache:
+            try:
+                self._decode_cache[data] = decode_message(data)
+            except LedgerError:
+                self._decode_cache[data] = None
+        return self._decode_cache[data]
+
+    def _deliver(self, src: int, dst: int, payload: Any) -> None:
+        node = self.nodes[dst]
+        if not node.up or node.core is None:
+            self._count("net_to_down_node")
+            return
+        core = node.core
+        if isinstance(payload, SyncRequest):
+            blocks = tuple(node.store[payload.from_height - 1 : payload.from_height + 9])
+            if blocks:
+                self._send(dst, src, SyncReply(blocks))
+            return
+        if isinstance(payload, SyncReply):
+            for block, cert in payload.blocks:
+                if node.core is not None and cert.height == node.core.height:
+                    self._perform(node, node.core.on_commit(block, cert))
+            return
+        m = self._decode(payload)
+        if m is None:
+            self._count("undecodable")
+            return
+        if m.height > core.height and self.now >= node.sync_until:
+            # Block sync (the driver's job): a peer is ahead of us; ask it for blocks.
+            node.sync_until = self.now + 1.0
+            self._send(dst, src, SyncRequest(core.height))
+        self._perform(node, core.on_message(m))
+
+    def _crash(self, c: Crash) -> None:
+        node = self.nodes[c.node]
+        node.up = False
+        node.core = None
+        node.epoch += 1
+        if c.restart_at is not None:
+            self._push(c.restart_at, "restart", c.node)
+
+    def _restart(self, i: int) -> None:
+        node = self.nodes[i]
+        node.up = True
+        node.app = self._new_app(i)
+        for block, cert in node.store:  # the durable chain
+            node.app.commit(block, cert)
+        node.core = self._new_core(node)
+        self._count("restarts")
+        self._perform(node, node.core.start())
+
+    def _done(self) -> bool:
+        target = self.target
+        return all(
+            n.height >= target for n in self.nodes if n.honest and n.index not in self.down_forever
+        )
+
+    def progress_bound(self) -> float:
+        """Simulated seconds after GST by which the target height must be reached.
+
+        After GST a height needs at most f+2 rounds (f faulty proposers, one round to
+        unstick locks, one with a correct proposer), each at most the three timeouts plus a
+        few message delays; a validator that missed heights needs a gossip period and a
+        sync round trip first. Rounds already run up before GST make timeouts longer: the
+        budget allows for rounds up to twice the highest round reached at GST plus f+2.
+        """
+        t = self.timeouts
+        top = max((n.core.round for n in self.nodes if n.core is not None), default=0)
+        low = min(n.height for n in self.nodes if n.honest and n.index not in self.down_forever)
+        per_round = t.propose + t.prevote + t.precommit + 6 * DELTA
+        per_delta = t.propose_delta + t.prevote_delta + t.precommit_delta
+        rounds = self.s.f + 2
+        first = sum(per_round + per_delta * r for r in range(2 * top + rounds + 1))
+        later = sum(per_round + per_delta * r for r in range(rounds))
+        catch_up = 2 * t.gossip + 4 * DELTA + t.commit
+        heights = max(self.target - low, 1)
+        return catch_up + first + (heights - 1) * (later + t.commit + 2 * DELTA)
+
+    def run(self) -> Result:
+        for c in self.s.crashes:
+            self._push(c.at, "crash", c)
+        self._push(self.gst, "gst", None)
+        for node in self.nodes:
+            node.core = self._new_core(node)
+            self._perform(node, node.core.start())
+        deadline: float | None = None
+        reached_at: float | None = None
+        while self._queue:
+            at, _, kind, payload = heapq.heappop(self._queue)
+            if deadline is not None and at > deadline:
+                break
+            self.now = at
+            self.events += 1
+            if kind == "deliver":
+                self._deliver(*payload)
+            elif kind == "timer":
+                i, epoch, timeout = payload
+                node = self.nodes[i]
+                if node.up and node.epoch == epoch and node.core is not None:
+                    assert isinstance(timeout, Timeout)
+                    self._perform(node, node.core.on_timeout(timeout))
+            elif kind == "crash":
+                self._crash(payload)
+            elif kind == "restart":
+                self._restart(payload)
+            elif kind == "gst":
+                # Progress must be shown after GST too: two heights past the best one.
+                best = max(n.height for n in self.nodes if n.honest)
+                self.target = max(self.target, best + 2)
+                deadline = self.gst + self.progress_bound()
+            if self.now >= self.gst and self._done():
+                reached_at = self.now
+                break
+            if self.events > 2_000_000:  # pragma: no cover - a runaway would be a bug
+                self._fail("runaway simulation")
+        if reached_at is None and not self._done():
+            heights = {n.index: n.height for n in self.nodes}
+            self._fail(f"no progress: heights {heights} at the deadline {deadline}")
+        for node in self.nodes:
+            if node.core is not None:
+                for k, v in node.core.stats.items():
+                    self._count("core_" + k, v)
+        return Result(
+            schedule=self.s,
+            time=self.now,
+            events=self.events,
+            heights={n.index: n.height for n in self.nodes},
+            decided=dict(self.decided),
+            stats=dict(self.stats),
+            reached_at=reached_at,
+        )
+
+
+def simulate(schedule: Schedule, **kwargs: Any) -> Result:
+    return Simulation(schedule, **kwargs).run()
