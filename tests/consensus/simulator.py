@@ -377,10 +377,7 @@ class Simulation:
 
     # --- network ----------------------------------------------------------------
     def _partitioned(self, a: int, b: int) -> bool:
-        for p in self.s.partitions:
-            if p.start <= self.now < p.end and ((a in p.group) != (b in p.group)):
-                return True
-        return False
+        return any(p.start <= self.now < p.end and (a in p.group) != (b in p.group) for p in self.s.partitions)
 
     def _send(self, src: int, dst: int, payload: Any) -> None:
         if self._partitioned(src, dst):
@@ -392,10 +389,7 @@ class Simulation:
             return
         copies = 2 if self.rng.random() < self.s.dup_rate else 1
         for _ in range(copies):
-            if before_gst:
-                delay = self.rng.uniform(0.0, self.s.max_delay)
-            else:
-                delay = self.rng.uniform(0.001, DELTA)
+            delay = self.rng.uniform(0.0, self.s.max_delay) if before_gst else self.rng.uniform(0.001, DELTA)
             self._push(self.now + delay, "deliver", (src, dst, payload))
 
     def _broadcast(self, src: int, data: bytes, targets: list[int] | None = None) -> None:
