@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -245,4 +246,14 @@ def bench(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    # Every store is closed and every durable write synced by now; skip interpreter
+    # teardown, where py-evm's objects over a closed LevelDB print a spurious
+    # "Error in sys.excepthook" on stderr after a clean run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -181,13 +181,12 @@ class LevelStateDB(BaseAtomicDB):
     def write_pending(self, pending: dict[bytes, bytes | None]) -> None:
         if not pending:
             return
-        wb = self._db.write_batch(sync=self._sync)
-        for key, value in pending.items():
-            if value is None:
-                wb.delete(key)
-            else:
-                wb.put(key, value)
-        wb.write()
+        with self._db.write_batch(sync=self._sync) as wb:
+            for key, value in pending.items():
+                if value is None:
+                    wb.delete(key)
+                else:
+                    wb.put(key, value)
 
 
 def memory_state_db() -> AtomicDB:

@@ -401,22 +401,25 @@ def verify_inclusion_hash(
 class VerifiedPaths:
     """Inclusion checks against one fixed tree, remembering the upper parts already proven.
 
-    Accepts and refuses exactly what :func:`verify_inclusion` does. After ``cut`` steps
-    of the RFC's loop, the rest of the computation depends only on (fn, sn, r) and the
-    remaining proof hashes; when all of those equal a proof already verified in full, the
-    plain algorithm would reach the same root, so the rest is skipped. With many proofs
+    Accepts and refuses exactly what :func:`verify_inclusion` does (given keccak256's
+    collision resistance, which everything here rests on). After ``cut`` steps of the
+    RFC's loop, the rest of the computation depends only on (fn, sn, r) and the remaining
+    proof hashes; when all of those equal a proof already verified in full, the plain
+    algorithm would reach the same root, so the rest is skipped. With many proofs
     in one tree (every ballot of an election proves its credential in the same tree)
     that leaves about ``cut`` hashes a proof instead of log2(size).
     """
 
-    def __init__(self, size: int, root: bytes, *, cut: int | None = None, max_entries: int = 1 << 20) -> None:
+    def __init__(self, size: int, root: bytes, *, cut: int | None = None, max_entries: int = 1 << 18) -> None:
         self.size = size
         self.root = root
         # Default: remember at most ~2**18 upper paths (tens of MB), climbing as few
         # levels as that allows: 2 for small trees, 6 at 10M leaves, 8 at 44M.
         self.cut = max(2, (size - 1).bit_length() - 18) if cut is None else cut
         self.max_entries = max_entries
-        self._known: dict[tuple[int, int, int], tuple[bytes, tuple[bytes, ...]]] = {}
+        # (cut, fn, sn) -> (r, keccak of the remaining proof hashes): digests, not the
+        # hashes themselves, so an entry is ~150 bytes whatever the tree's depth.
+        self._known: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
         self.hits = 0
 
     def verify(self, leaf: bytes, index: int, proof: Sequence[bytes], *, hashes_checked: bool = False) -> None:
@@ -431,7 +434,7 @@ class VerifiedPaths:
         c = min(self.cut, len(proof))
         fn, sn, r = _climb(index, size - 1, leaf_hash(leaf), proof, 0, c)
         key = (c, fn, sn)
-        rest = tuple(proof[c:])
+        rest = keccak256(b"".join(proof[c:]))  # proof hashes are 32 bytes each: unambiguous
         known = self._known.get(key)
         if known is not None and known[0] == r and known[1] == rest:
             self.hits += 1

@@ -8,14 +8,14 @@ checked a second time inside any block.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ledger.assemble import assemble_block
 from ledger.block import Block, CommitCertificate
 from ledger.chain import Chain
 from ledger.errors import BadTime, LedgerError
-from ledger.rules import BlockEffects
+from ledger.rules import BlockEffects, CheckedBallot
 from node.mempool import Mempool
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,24 @@ class _Validated:
     parent: bytes
     block: Block
     effects: BlockEffects
+
+
+class _Either(Mapping[bytes, CheckedBallot]):
+    """Two admitted-ballot mappings seen as one, without copying either."""
+
+    def __init__(self, first: Mapping[bytes, CheckedBallot], second: Mapping[bytes, CheckedBallot]) -> None:
+        self._first, self._second = first, second
+
+    def __getitem__(self, code: bytes) -> CheckedBallot:
+        found = self._first.get(code)
+        return found if found is not None else self._second[code]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._first
+        yield from (c for c in self._second if c not in self._first)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class LedgerApplication:
@@ -47,6 +65,8 @@ class LedgerApplication:
             max_block_ballots or chain.genesis.params.max_block_ballots, chain.genesis.params.max_block_ballots
         )
         self._validated: dict[bytes, _Validated] = {}
+        # Ballots of a synced block already checked by worker processes (node.precheck).
+        self.extra_admitted: Mapping[bytes, CheckedBallot] = {}
         self._decoded: dict[bytes, Block] = {}
         self.refused_blocks = 0
 
@@ -78,7 +98,7 @@ class LedgerApplication:
             # Timeliness is a proposal rule, not a chain rule: replay cannot know "now".
             if block.header.time_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:
                 raise BadTime(f"block time {block.header.time_ms} is too far in the future")
-            effects = self.chain.check(block, admitted=self.mempool.admitted)
+            effects = self.chain.check(block, admitted=self._admitted())
         except LedgerError as exc:
             self.refused_blocks += 1
             log.warning("refusing proposed block at height %d: %s", height, exc)
@@ -105,11 +125,16 @@ class LedgerApplication:
             store.commit(block, certificate, cached.effects)
             effects = cached.effects
         else:
-            effects = self.chain.commit(block, certificate, admitted=self.mempool.admitted)
+            effects = self.chain.commit(block, certificate, admitted=self._admitted())
         self.mempool.remove_committed(effects)
         self._validated.clear()
         self._decoded.clear()
         return effects
+
+    def _admitted(self) -> Mapping[bytes, CheckedBallot]:
+        if self.extra_admitted:
+            return _Either(self.extra_admitted, self.mempool.admitted)
+        return self.mempool.admitted
 
     def _decode(self, raw: bytes) -> Block:
         block = self._decoded.get(raw)

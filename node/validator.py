@@ -19,6 +19,7 @@ from ledger.block import CommitCertificate
 from ledger.chain import Chain
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.rules import admitted_from_flags
 from node.app import LedgerApplication
 from node.config import NodeConfig, read_key, split_address
 from node.consensus.core import (
@@ -36,6 +37,7 @@ from node.eth_rpc import EthMethods
 from node.evm import open_executor
 from node.frames import FrameType, decode_batch, encode_batch
 from node.mempool import Mempool
+from node.precheck import BallotPrechecker
 from node.rpc_methods import BallotMethods
 from node.rpc_server import RpcServer
 from node.transport import PeerTransport
@@ -73,6 +75,7 @@ class ValidatorNode:
             self.genesis, self.chain.store, max_size=config.mempool_max,
             open_elections=self._open_elections if self.engine else None,
         )
+        self.chain.proofs = self.mempool.proofs  # one cache of proven credential paths
         self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms)
         t = config.timeouts
         self.timeouts = TimeoutParams(
@@ -111,6 +114,7 @@ class ValidatorNode:
         if self.engine is not None:
             methods.update(EthMethods(self.chain.store, self.engine).table())
         self.rpc = RpcServer(methods, rpc_host, rpc_port)
+        self.prechecker = BallotPrechecker(self.genesis)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._last_sync_request = 0.0
@@ -136,6 +140,7 @@ class ValidatorNode:
         finally:
             await self.rpc.stop()
             await self.transport.stop()
+            self.prechecker.close()
             self.wal.close()
             self.chain.close()
             log.info("%s stopped at height %d", self.config.name, self.chain.store.height)
@@ -169,7 +174,7 @@ class ValidatorNode:
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
 
     # --- network --------------------------------------------------------------------------
-    def _on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
+    async def _on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
         try:
             if frame_type == FrameType.CONSENSUS:
                 self._on_consensus(peer, payload)
@@ -179,7 +184,7 @@ class ValidatorNode:
             elif frame_type == FrameType.SYNC_REQUEST:
                 self._on_sync_request(peer, payload)
             elif frame_type == FrameType.SYNC_RESPONSE:
-                self._on_sync_response(peer, payload)
+                await self._on_sync_response(peer, payload)
         except LedgerError as exc:
             self._bump(f"bad_{frame_type.name.lower()}")
             self.transport.report_misbehaviour(peer, BAD_MESSAGE_PENALTY, f"{frame_type.name}: {exc}")
@@ -229,25 +234,36 @@ class ValidatorNode:
             items.append([block, cert])
         self.transport.send(peer, FrameType.SYNC_RESPONSE, codec.encode(items))
 
-    def _on_sync_response(self, peer: bytes, payload: bytes) -> None:
+    async def _on_sync_response(self, peer: bytes, payload: bytes) -> None:
         items = codec.as_list(codec.decode(payload), None, "sync response")
-        applied = 0
+        entries: list[tuple[bytes, CommitCertificate]] = []
         for item in items:
             pair = codec.as_list(item, 2, "sync entry")
             block = codec.as_bytes(pair[0], "sync block")
-            certificate = CommitCertificate.decode(codec.as_bytes(pair[1], "sync certificate"))
+            entries.append((block, CommitCertificate.decode(codec.as_bytes(pair[1], "sync certificate"))))
+        entries = [e for e in entries if e[1].height > self.chain.store.height]
+        if not entries:
+            return
+        # Signatures and proofs in worker processes first; the in-order apply skips them.
+        flags = await self.prechecker.check([block for block, _ in entries])
+        applied = 0
+        for (block, certificate), ok in zip(entries, flags, strict=True):
             if certificate.height != self.chain.store.height + 1:
-                continue
-            # The core checks the block with the ledger rules and the certificate's quorum
-            # before deciding it; a bad entry is dropped and counted there.
-            before = self.chain.store.height
-            self._perform(self.core.on_commit(block, certificate))
+                continue  # decided meanwhile by consensus, or out of order
+            self.app.extra_admitted = admitted_from_flags(self.genesis, block, ok)
+            try:
+                # The core checks the block with the ledger rules and the certificate's
+                # quorum before deciding it; a bad entry is dropped and counted there.
+                before = self.chain.store.height
+                self._perform(self.core.on_commit(block, certificate))
+            finally:
+                self.app.extra_admitted = {}
             if self.chain.store.height == before:
                 raise LedgerError(f"synced block {certificate.height} was refused")
             applied += 1
         if applied:
             self._bump("blocks_synced", applied)
-            if len(items) >= 1 and applied == len(items):
+            if applied == len(entries):
                 self._request_sync(peer, force=True)  # there may be more
 
     # --- status ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ the same as with one process.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,8 +21,7 @@ from contracts.engine import EvmExecutor, LevelStateDB
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.hashing import keccak256
-from ledger.rules import CheckedBallot, ProofCache, apply_block, check_ballot, check_ballot_form
+from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, check_block_ballots
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine
@@ -49,22 +47,27 @@ def replay(
 ) -> ReplayResult:
     """Replay every line; raise the first refusal (a LedgerError with its location)."""
     with DiskIndex(workdir) as index:
-        engine = EvmExecutor(genesis, LevelStateDB.open(str(index.path / "evm"))) if genesis.params.contracts else None
-        tally = Tally(genesis, index.payloads)
-        result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
-        proofs = ProofCache()
-        if jobs <= 1:
-            stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
-                (line, None) for line in lines
-            )
-            _apply_all(genesis, stream, index, proofs, engine, result, on_block)
-        else:
-            with ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context("fork"),
-                initializer=_worker_init, initargs=(genesis.encode(), genesis.to_json()),
-            ) as pool:
-                _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
-                           on_block)
+        state_db = LevelStateDB.open(str(index.path / "evm")) if genesis.params.contracts else None
+        engine = EvmExecutor(genesis, state_db) if state_db is not None else None
+        try:
+            tally = Tally(genesis, index.payloads)
+            result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
+            proofs = ProofCache()
+            if jobs <= 1:
+                stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
+                    (line, None) for line in lines
+                )
+                _apply_all(genesis, stream, index, proofs, engine, result, on_block)
+            else:
+                with ProcessPoolExecutor(
+                    jobs, mp_context=multiprocessing.get_context("fork"),
+                    initializer=_worker_init, initargs=(genesis.encode(), genesis.to_json()),
+                ) as pool:
+                    _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
+                               on_block)
+        finally:
+            if state_db is not None:
+                state_db.close()  # before the index's directory goes
     return result
 
 
@@ -115,21 +118,8 @@ def _worker_init(genesis_encoding: bytes, genesis_json: str) -> None:
 
 
 def _check_ballots(raw_block: bytes) -> bytes:
-    """One byte per ballot: 1 if the full check_ballot passed, 0 otherwise (or on a
-    block that does not decode: the main process reports that itself)."""
     assert _GENESIS is not None
-    try:
-        ballots = Block.decode(raw_block).ballots
-    except LedgerError:
-        return b""
-    out = bytearray(len(ballots))
-    for i, raw in enumerate(ballots):
-        try:
-            check_ballot(_GENESIS, raw, proofs=_PROOFS)
-            out[i] = 1
-        except LedgerError:
-            pass
-    return bytes(out)
+    return check_block_ballots(_GENESIS, raw_block, _PROOFS)
 
 
 def _prechecked(
@@ -139,18 +129,7 @@ def _prechecked(
 
     def take() -> tuple[BundleLine, dict[bytes, CheckedBallot] | None]:
         line, future = pending.popleft()
-        flags = future.result()
-        try:
-            ballots = Block.decode(line.block).ballots
-        except LedgerError:
-            return line, None  # _apply_all reports the decoding error with its location
-        admitted: dict[bytes, CheckedBallot] = {}
-        for raw, ok in zip(ballots, flags, strict=False):
-            if ok:
-                # A full pass implies the form passes; if not, apply_block will say why.
-                with contextlib.suppress(LedgerError):
-                    admitted[keccak256(raw)] = check_ballot_form(genesis, raw)
-        return line, admitted
+        return line, admitted_from_flags(genesis, line.block, future.result())
 
     for line in lines:
         pending.append((line, pool.submit(_check_ballots, line.block)))
