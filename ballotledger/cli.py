@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ballotledger import gateway_cli
+from ballotledger import authority_cli, gateway_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
@@ -19,6 +19,7 @@ app.add_typer(receipt_app, name="receipt")
 node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
 app.add_typer(node_app, name="node")
 app.add_typer(gateway_cli.app, name="gateway")
+app.add_typer(authority_cli.app, name="election")
 app.command("vote")(gateway_cli.vote)
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
 app.add_typer(checkpoint_app, name="checkpoint")

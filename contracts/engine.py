@@ -561,6 +561,10 @@ class EvmExecutor:
         """The election's phase in the registry (Phase.NONE if it has no such election)."""
         return Phase(self._view(state_root, "phase", election_key(election_id))[0])
 
+    def published_result(self, state_root: bytes, election_id: str) -> tuple[int, ...]:
+        """The per-choice counts the authority published (empty before it did)."""
+        return tuple(int(c) for c in self._view(state_root, "result", election_key(election_id))[0])
+
     def is_open(self, state_root: bytes, election_id: str, time_ms: int) -> bool:
         """Whether a ballot for ``election_id`` may enter a block of time ``time_ms``
         following the block whose state root is ``state_root``: phase OPEN and

@@ -17,6 +17,7 @@ from ledger.chain import Chain
 from ledger.errors import BadTime, LedgerError
 from ledger.rules import BlockEffects, CheckedBallot
 from node.mempool import Mempool
+from node.txpool import TxPool
 
 log = logging.getLogger(__name__)
 MAX_CLOCK_DRIFT_MS = 5_000
@@ -56,11 +57,13 @@ class LedgerApplication:
         clock_ms: Callable[[], int],
         *,
         max_block_ballots: int | None = None,
+        txpool: TxPool | None = None,
     ) -> None:
         self.chain = chain
         self.mempool = mempool
         self.proposer_key = proposer_key
         self.clock_ms = clock_ms
+        self.txpool = txpool
         self.max_block_ballots = min(
             max_block_ballots or chain.genesis.params.max_block_ballots, chain.genesis.params.max_block_ballots
         )
@@ -79,9 +82,10 @@ class LedgerApplication:
         now = max(self.clock_ms(), tip.time_ms + 1)
         ballots = self.mempool.take(self.max_block_ballots, now)
         last = store.certificate(tip.height) if tip.height >= 1 else None
+        txs = self.txpool.take(tip.state_root, tip.height + 1, now) if self.txpool is not None else []
         block = assemble_block(
             self.chain.genesis, tip, ballots, time_ms=now, proposer=self.proposer_key, last_commit=last,
-            engine=self.chain.engine,
+            transactions=txs, engine=self.chain.engine,
         )
         raw = block.encode()
         self._decoded[raw] = block
@@ -127,6 +131,8 @@ class LedgerApplication:
         else:
             effects = self.chain.commit(block, certificate, admitted=self._admitted())
         self.mempool.remove_committed(effects)
+        if self.txpool is not None:
+            self.txpool.remove(block.transactions)
         self._validated.clear()
         self._decoded.clear()
         return effects

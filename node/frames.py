@@ -52,6 +52,7 @@ class FrameType(IntEnum):
     SYNC_RESPONSE = 6
     PING = 7
     PONG = 8
+    EVM_TX = 9  # one authority transaction (raw, signed)
 
 
 # Handled by the transport itself; everything else goes to the application callback.

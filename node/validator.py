@@ -9,15 +9,17 @@ next input.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from typing import Any
 
+from contracts import ContractError
 from ledger import codec
 from ledger.block import CommitCertificate
 from ledger.chain import Chain
-from ledger.errors import LedgerError
+from ledger.errors import BadTransaction, LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import admitted_from_flags
 from node.app import LedgerApplication
@@ -36,11 +38,13 @@ from node.consensus.messages import decode_message, encode_message
 from node.eth_rpc import EthMethods
 from node.evm import open_executor
 from node.frames import FrameType, decode_batch, encode_batch
+from node.jsonrpc import hex_param
 from node.mempool import Mempool
 from node.precheck import BallotPrechecker
 from node.rpc_methods import BallotMethods
 from node.rpc_server import RpcServer
 from node.transport import PeerTransport
+from node.txpool import TxPool
 from node.wal import SigningLog
 
 log = logging.getLogger("node.validator")
@@ -76,7 +80,8 @@ class ValidatorNode:
             open_elections=self._open_elections if self.engine else None,
         )
         self.chain.proofs = self.mempool.proofs  # one cache of proven credential paths
-        self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms)
+        self.txpool = TxPool(self.engine, self._tip_state) if self.engine is not None else None
+        self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms, txpool=self.txpool)
         t = config.timeouts
         self.timeouts = TimeoutParams(
             propose=t.propose_ms / 1000,
@@ -113,6 +118,7 @@ class ValidatorNode:
         methods = BallotMethods(self).table()
         if self.engine is not None:
             methods.update(EthMethods(self.chain.store, self.engine).table())
+            methods["eth_sendRawTransaction"] = self._send_raw_transaction
         self.rpc = RpcServer(methods, rpc_host, rpc_port)
         self.prechecker = BallotPrechecker(self.genesis)
         self._gossip: list[bytes] = []
@@ -121,6 +127,18 @@ class ValidatorNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
+
+    def _tip_state(self) -> tuple[bytes, int]:
+        tip = self.chain.store.tip
+        return tip.state_root, tip.height
+
+    async def _send_raw_transaction(self, data: str) -> str:
+        """eth_sendRawTransaction: an authority transaction into the pool, then to peers."""
+        assert self.txpool is not None
+        raw = hex_param(data, "transaction", max_size=64 * 1024)
+        tx_hash = self.txpool.admit(raw, wall_clock_ms())
+        self.transport.broadcast(FrameType.EVM_TX, raw)
+        return "0x" + tx_hash.hex()
 
     def _open_elections(self, now_ms: int) -> frozenset[str]:
         assert self.engine is not None
@@ -181,6 +199,9 @@ class ValidatorNode:
             elif frame_type == FrameType.TXS:
                 raws = decode_batch(payload, max_items=MAX_GOSSIP_BATCH)
                 self.mempool.admit_many(raws, wall_clock_ms())
+            elif frame_type == FrameType.EVM_TX and self.txpool is not None:
+                with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
+                    self.txpool.admit(payload, wall_clock_ms())
             elif frame_type == FrameType.SYNC_REQUEST:
                 self._on_sync_request(peer, payload)
             elif frame_type == FrameType.SYNC_RESPONSE:

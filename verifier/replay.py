@@ -14,7 +14,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.engine import EvmExecutor, LevelStateDB
@@ -35,6 +35,8 @@ class ReplayResult:
     tally: Tally
     blocks: int = 0
     ballots: int = 0
+    # election id -> (phase name, counts the authority published on chain)
+    registry: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
 
 
 def replay(
@@ -65,6 +67,12 @@ def replay(
                 ) as pool:
                     _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
                                on_block)
+            if engine is not None:
+                for e in genesis.elections:
+                    phase = engine.election_phase(result.tip.state_root, e.election_id)
+                    result.registry[e.election_id] = (
+                        phase.name.lower(), engine.published_result(result.tip.state_root, e.election_id)
+                    )
         finally:
             if state_db is not None:
                 state_db.close()  # before the index's directory goes

@@ -85,6 +85,11 @@ def verify_bundle(
         report.seconds = time.perf_counter() - started
         return report
     _fill(report, result)
+    onchain = _check_registry_results(result)
+    if onchain is not None:
+        report.failure = onchain
+        report.seconds = time.perf_counter() - started
+        return report
     try:
         claim = _published_results(directory)
     except UnusableBundle as exc:
@@ -115,6 +120,22 @@ def _published_results(directory: Path) -> Any:
     if text != results_text(obj):
         return {"format": "non-canonical"}  # reported as a published_result failure
     return obj
+
+
+def _check_registry_results(result: ReplayResult) -> dict[str, Any] | None:
+    """A result the authority published on chain must be the count of the ballots."""
+    computed = result.tally.to_json_obj()["elections"]
+    for election_id, (phase, counts) in result.registry.items():
+        if phase != "tallied" or "tally" not in computed[election_id]:
+            continue
+        mine = tuple(computed[election_id]["tally"].values())
+        if counts != mine:
+            return {
+                "check": "published_result",
+                "where": f"registry result of election {election_id}",
+                "message": f"the authority published {list(counts)}, the ballots count {list(mine)}",
+            }
+    return None
 
 
 def results_text(obj: Any) -> str:
@@ -153,3 +174,7 @@ def _fill(report: Report, result: ReplayResult) -> None:
     report.log_size = frontier.size
     report.log_root = frontier.root().hex()
     report.results = result.tally.to_json_obj()["elections"]
+    for election_id, (phase, counts) in result.registry.items():
+        report.results[election_id]["phase"] = phase
+        if counts:
+            report.results[election_id]["published_on_chain"] = list(counts)

@@ -1,0 +1,90 @@
+"""``ballotledger election ...``: the election authority drives phases and publishes
+results with signed transactions; anyone reads the registry's state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, help="Election lifecycle on the chain's registry contract.")
+console = Console()
+
+
+def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int] | None = None) -> None:
+    from contracts import REGISTRY_ADDRESS, registry
+    from contracts.engine import evm_chain_id, sign_transaction
+    from ledger.crypto import address_of
+    from ledger.errors import LedgerError
+    from ledger.genesis import Genesis
+    from node.config import read_key
+    from verifier.rpc_client import RpcClient
+
+    key = read_key(key_file)
+    reg = registry()
+    data = {
+        "open": lambda: reg.open_election(election),
+        "close": lambda: reg.close_election(election),
+        "publish": lambda: reg.publish_result(election, counts or []),
+    }[action]()
+    with RpcClient(rpc) as client:
+        genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
+        sender = "0x" + address_of(key.public_key).hex()
+        nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
+        raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
+                               data=data)
+        try:
+            tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
+        except LedgerError as exc:
+            console.print(f"[red]refused: {exc.code}: {exc.message}[/]")
+            raise typer.Exit(1) from None
+        deadline = time.monotonic() + 60
+        receipt = None
+        while receipt is None and time.monotonic() < deadline:
+            receipt = client.call("eth_getTransactionReceipt", tx_hash)
+            if receipt is None:
+                time.sleep(0.2)
+    if receipt is None:
+        console.print(f"[red]{tx_hash} not included within 60 s[/]")
+        raise typer.Exit(1)
+    ok = int(receipt["status"], 16) == 1
+    console.print(f"{action} {election}: {'done' if ok else 'reverted'} in block {int(receipt['blockNumber'], 16)}")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("open")
+def open_(rpc: str = typer.Option(...), election: str = typer.Option(...),
+          authority_key: Path = typer.Option(..., help="The authority's key file.")) -> None:
+    """Open an election (setup -> open)."""
+    _send(rpc, authority_key, election, "open")
+
+
+@app.command("close")
+def close(rpc: str = typer.Option(...), election: str = typer.Option(...),
+          authority_key: Path = typer.Option(..., help="The authority's key file.")) -> None:
+    """Close an election (open -> closed): ballots after this are refused."""
+    _send(rpc, authority_key, election, "close")
+
+
+@app.command("publish")
+def publish(rpc: str = typer.Option(...), election: str = typer.Option(...),
+            authority_key: Path = typer.Option(..., help="The authority's key file."),
+            counts: str = typer.Option(..., help="Votes per choice, comma separated, in choice order.")) -> None:
+    """Publish the result of a closed election (closed -> tallied)."""
+    _send(rpc, authority_key, election, "publish", [int(c) for c in counts.split(",")])
+
+
+@app.command("phase")
+def phase(rpc: str = typer.Option(...), election: str = typer.Option(...)) -> None:
+    """Read an election's phase from the registry (eth_call)."""
+    from contracts import REGISTRY_ADDRESS, Phase, election_key, registry
+    from verifier.rpc_client import RpcClient
+
+    reg = registry()
+    data = reg.fn("phase").encode(election_key(election))
+    with RpcClient(rpc) as client:
+        out = client.call("eth_call", {"to": "0x" + REGISTRY_ADDRESS.hex(), "data": "0x" + data.hex()}, "latest")
+    console.print(Phase(int(out, 16)).name.lower())
