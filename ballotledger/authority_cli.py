@@ -13,7 +13,14 @@ app = typer.Typer(no_args_is_help=True, help="Election lifecycle on the chain's 
 console = Console()
 
 
-def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int] | None = None) -> None:
+class AuthorityActionFailed(Exception):
+    """The transaction was refused, reverted, or not included in time."""
+
+
+def authority_action(rpc: str, key_file: Path, election: str, action: str, counts: list[int] | None = None) -> int:
+    """Sign and send one registry call as the authority; wait until it is in a block.
+
+    Returns the block number; raises AuthorityActionFailed with the reason."""
     from contracts import REGISTRY_ADDRESS, registry
     from contracts.engine import evm_chain_id, sign_transaction
     from ledger.crypto import address_of
@@ -38,8 +45,7 @@ def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int
         try:
             tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
         except LedgerError as exc:
-            console.print(f"[red]refused: {exc.code}: {exc.message}[/]")
-            raise typer.Exit(1) from None
+            raise AuthorityActionFailed(f"refused: {exc.code}: {exc.message}") from None
         deadline = time.monotonic() + 60
         receipt = None
         while receipt is None and time.monotonic() < deadline:
@@ -47,12 +53,19 @@ def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int
             if receipt is None:
                 time.sleep(0.2)
     if receipt is None:
-        console.print(f"[red]{tx_hash} not included within 60 s[/]")
-        raise typer.Exit(1)
-    ok = int(receipt["status"], 16) == 1
-    console.print(f"{action} {election}: {'done' if ok else 'reverted'} in block {int(receipt['blockNumber'], 16)}")
-    if not ok:
-        raise typer.Exit(1)
+        raise AuthorityActionFailed(f"{tx_hash} not included within 60 s")
+    if int(receipt["status"], 16) != 1:
+        raise AuthorityActionFailed(f"{action} {election} reverted in block {int(receipt['blockNumber'], 16)}")
+    return int(receipt["blockNumber"], 16)
+
+
+def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int] | None = None) -> None:
+    try:
+        height = authority_action(rpc, key_file, election, action, counts)
+    except AuthorityActionFailed as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"{action} {election}: done in block {height}")
 
 
 @app.command("open")

@@ -13,12 +13,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ballotledger.authority_cli import authority_action
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
 from ballotledger.report import print_report
 from ledger.ballot import BallotEnvelope
 from ledger.block import Checkpoint
 from ledger.crypto import SigningKey
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.receipt import Receipt
 from node.config import ConsensusTimeouts
@@ -56,6 +58,7 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
             first = gateway.submit(election.election_id, ballots[0])
             console.print(f"Voter 0 voted through the gateway: 202, tracking code {first['tracking_code']}")
             console.print(_refusals(gateway, election.election_id, ballots[0]))
+        late = ballots.pop()  # one voter waits until after the close
         half = len(ballots) // 2
         codes = [first["tracking_code"], *_submit(net, ballots[1:half])]
         console.print(f"Killing validator {validators - 1} (SIGKILL) and voting on without it ...")
@@ -83,6 +86,18 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
         saved = SavedCheckpoint(genesis.chain_id, Genesis.from_json_obj(genesis_obj).hash(),
                                 Checkpoint.decode(bytes.fromhex(cp["checkpoint"])))
         (out / "checkpoint.json").write_text(saved.to_json())
+        authority = out / "net" / "authority.key"
+        authority_action(net.rpc_urls[0], authority, election.election_id, "close")
+        console.print(f"The election authority closed {election.election_id} with a signed transaction")
+        try:
+            with net.client(2) as c:
+                c.call("ballot_submit", late.hex())
+        except LedgerError as exc:
+            console.print(f"  a ballot after the close: [bold]{exc.code}[/] ({exc.message})")
+        with net.client(0) as c:
+            tally = c.call("ballot_getResults")["elections"][election.election_id]["tally"]
+        authority_action(net.rpc_urls[0], authority, election.election_id, "publish", list(tally.values()))
+        console.print(f"The authority published the result on chain: {tally}")
         height = export_bundle(net.rpc_urls[2], out / "bundle")
         console.print(f"Exported blocks 1..{height} with certificates to {out / 'bundle'}")
     console.rule(f"verifier: ballotledger verify {out / 'bundle'}")

@@ -26,11 +26,15 @@ def print_report(console: Console, report: Report) -> None:
     summary.add_row("time", f"{report.seconds:.2f} s")
     console.print(summary)
     for election_id, res in report.results.items():
+        phase = f", phase {res['phase']}" if "phase" in res else ""
         table = Table(title=f"Tally of {election_id} ({res['ballots_counted']} counted, "
-                      f"{res['ballots_recorded']} recorded)")
+                      f"{res['ballots_recorded']} recorded{phase})")
         table.add_column("choice")
         table.add_column("votes", justify="right")
         for choice, votes in res["tally"].items():
             table.add_row(choice, str(votes))
         console.print(table)
+        if "published_on_chain" in res:
+            console.print(f"Result published on chain by the authority: {res['published_on_chain']} "
+                          "(matches the count of the ballots)")
     console.print("[bold green]VALID[/]: every header link, certificate, ballot, proof and rule checked")
