@@ -33,6 +33,17 @@ class GatewayConfig:
     forward_interval_ms: int = 20
     resubmit_after_s: float = 10.0
     rpc_timeout_s: float = 5.0
+    # HTTPS: certificate and key of the gateway; with a client CA, mutual TLS (front ends
+    # must present a certificate that CA signed, as well as their API key).
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise GatewayConfigError("tls_certfile and tls_keyfile go together")
+        if self.tls_client_ca is not None and self.tls_certfile is None:
+            raise GatewayConfigError("tls_client_ca (mutual TLS) needs tls_certfile and tls_keyfile")
 
     @property
     def host(self) -> str:
@@ -69,7 +80,10 @@ class GatewayConfig:
             "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
             "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
         }
-        extra = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
+        extra: dict[str, Any] = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
+        for key in ("tls_certfile", "tls_keyfile", "tls_client_ca"):
+            if key in raw:
+                extra[key] = path(raw[key])
         return cls(
             listen=str(raw["listen"]),
             genesis_file=path(raw["genesis_file"]),
@@ -94,6 +108,15 @@ class GatewayConfig:
                 "forward_interval_ms": self.forward_interval_ms,
                 "resubmit_after_s": self.resubmit_after_s,
                 "rpc_timeout_s": self.rpc_timeout_s,
+                **{
+                    k: str(v)
+                    for k, v in (
+                        ("tls_certfile", self.tls_certfile),
+                        ("tls_keyfile", self.tls_keyfile),
+                        ("tls_client_ca", self.tls_client_ca),
+                    )
+                    if v is not None
+                },
             }
         }
 

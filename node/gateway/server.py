@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 import uvicorn
 
@@ -23,4 +24,8 @@ def run_gateway(config: GatewayConfig, *, log_level: str = "info", access_log: b
         loop="auto",  # uvloop when installed
         http="auto",  # httptools when installed
         timeout_graceful_shutdown=10,
+        ssl_certfile=str(config.tls_certfile) if config.tls_certfile else None,
+        ssl_keyfile=str(config.tls_keyfile) if config.tls_keyfile else None,
+        ssl_ca_certs=str(config.tls_client_ca) if config.tls_client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls_client_ca else ssl.CERT_NONE,
     )
