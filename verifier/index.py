@@ -29,11 +29,14 @@ def _counted_key(election_id: str, credential: bytes) -> bytes:
 class DiskIndex:
     """LedgerView for ``apply_block`` plus the tally's counted-payload store."""
 
-    def __init__(self, directory: Path | None = None, *, cache_mib: int = 64) -> None:
+    def __init__(self, directory: Path | None = None, *, cache_mib: int = 32) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="ballotledger-index-", dir=directory))
+        # Memory stays flat only if LevelDB's own is bounded: few open tables (each
+        # keeps its index and bloom filter in memory) and small memtables.
         self._db = plyvel.DB(
             str(self._dir), create_if_missing=True, bloom_filter_bits=10,
-            lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=32 << 20,
+            lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=8 << 20,
+            max_open_files=64,
         )
         self._cache: dict[bytes, bytes | None] = {}  # this block's reads
         self._payloads: dict[CountedKey, bytes] = {}  # this block's tally writes
