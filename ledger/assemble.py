@@ -10,6 +10,7 @@ from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash
 from ledger.errors import BadTransaction
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
+from ledger.rules import ballots_per_election
 from ledger.state import ChainTip, ContractEngine, MissingContractEngine
 
 
@@ -39,8 +40,7 @@ def assemble_block(
     if genesis.params.contracts:
         if engine is None:
             raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
-        counts = {eid: elections.count(eid) for eid in set(elections)}
-        checkpoint = tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
+        checkpoint = ballots_per_election(genesis, elections)
         state_root = engine.execute_block(
             tip.state_root, tip.height + 1, time_ms, transactions, (frontier.size, frontier.root(), checkpoint)
         ).state_root

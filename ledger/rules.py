@@ -9,7 +9,7 @@ changes, without changing anything itself, so a refused block leaves no trace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -238,7 +238,8 @@ def apply_block(
         if engine is not None and contracts:
             state_root = engine.execute_block(
                 tip.state_root, header.height, header.time_ms, block.transactions,
-                (frontier.size, frontier.root(), _ballots_per_election(genesis, checked_list)),
+                (frontier.size, frontier.root(),
+                 ballots_per_election(genesis, (c.election.election_id for c in checked_list))),
             ).state_root
         if header.state_root != state_root:
             raise BadStateRoot("header's state root is not the state after this block's execution")
@@ -293,11 +294,11 @@ def admitted_from_flags(genesis: Genesis, raw_block: bytes, flags: bytes) -> dic
     return admitted
 
 
-def _ballots_per_election(genesis: Genesis, ballots: Sequence[CheckedBallot]) -> tuple[tuple[str, int], ...]:
-    """The checkpoint's counts: ballots per election in this block, in genesis order."""
+def ballots_per_election(genesis: Genesis, election_ids: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """The checkpoint's counts: ballots per election in a block, in genesis order (the
+    proposer builds them with this, every validator re-derives them with this)."""
     counts: dict[str, int] = {}
-    for checked in ballots:
-        eid = checked.election.election_id
+    for eid in election_ids:
         counts[eid] = counts.get(eid, 0) + 1
     return tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
 
