@@ -27,6 +27,9 @@ class SigningLog:
                 last = key
                 break
         self._seq = 0 if last is None else _KEY.unpack(last)[1] + 1
+        # Where the last pruning stopped: a scan from the start would walk every
+        # tombstone left by earlier prunes (LevelDB keeps them until compaction).
+        self._pruned_to = 0
 
     def append(self, height: int, record: bytes) -> None:
         """Durably record ``record``; returns only once it is on disk."""
@@ -45,9 +48,14 @@ class SigningLog:
 
     def prune_below(self, height: int) -> None:
         """Forget records of heights already committed (they can never be signed again)."""
+        if height <= self._pruned_to:
+            return
         with self._db.write_batch() as wb:
-            for key in self._db.iterator(stop=_KEY.pack(height, 0), include_value=False):
+            for key in self._db.iterator(
+                start=_KEY.pack(self._pruned_to, 0), stop=_KEY.pack(height, 0), include_value=False
+            ):
                 wb.delete(key)
+        self._pruned_to = height
 
     def close(self) -> None:
         if not self._db.closed:
