@@ -51,7 +51,7 @@ class LevelTree:
         return [self.levels[level][index * 32 : index * 32 + 32] for level, index in ids]
 
     def proof(self, index: int) -> CredentialProof:
-        return CredentialProof(index, tuple(merkle.inclusion_proof_from(self, index, self.size)))
+        return CredentialProof.of(index, merkle.inclusion_proof_from(self, index, self.size))
 
 
 def _pubkeys(args: tuple[str, int, int]) -> bytes:

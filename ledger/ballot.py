@@ -7,6 +7,7 @@ leaf of the ballot log, so the log root in each header commits to every ballot.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger import codec
@@ -20,12 +21,36 @@ MAX_ENVELOPE_BYTES = 16384  # hard ceiling; the genesis parameter is usually low
 MAX_PATH = 64
 
 
+_HASH_ITEM_PREFIX = b"\xa0"  # RLP's (only canonical) prefix of a 32-byte string
+HASH_ITEM_SIZE = _HASH_ITEM = HASH_SIZE + 1  # a path hash as encoded: prefix and hash
+
+
 @dataclass(frozen=True)
 class CredentialProof:
-    """Inclusion proof of the credential (as a leaf) in the election's credential tree."""
+    """Inclusion proof of the credential (as a leaf) in the election's credential tree.
+
+    The path is held as it is encoded in the ballot (each hash after its one-byte RLP
+    prefix), so decoding a ballot slices it out once instead of making a string per
+    hash: the proof cache needs only the lowest few hashes apart. ``path`` gives them all.
+    """
 
     index: int
-    path: tuple[bytes, ...]
+    encoded_path: bytes
+
+    @classmethod
+    def of(cls, index: int, path: Sequence[bytes]) -> CredentialProof:
+        if any(len(p) != HASH_SIZE for p in path):
+            raise BadEncoding("credential proof path: every hash is 32 bytes")
+        return cls(index, b"".join(_HASH_ITEM_PREFIX + p for p in path))
+
+    @property
+    def depth(self) -> int:
+        return len(self.encoded_path) // _HASH_ITEM
+
+    @property
+    def path(self) -> tuple[bytes, ...]:
+        enc = self.encoded_path
+        return tuple(enc[p + 1 : p + _HASH_ITEM] for p in range(0, len(enc), _HASH_ITEM))
 
     def item(self) -> Item:
         return [codec.int_bytes(self.index), list(self.path)]
@@ -33,9 +58,9 @@ class CredentialProof:
     @classmethod
     def from_item(cls, item: Item) -> CredentialProof:
         fields = codec.as_list(item, 2, "credential proof")
-        return cls(
-            index=codec.as_int(fields[0], "credential proof index"),
-            path=codec.as_bytes_list(fields[1], "credential proof path", size=HASH_SIZE, max_items=MAX_PATH),
+        return cls.of(
+            codec.as_int(fields[0], "credential proof index"),
+            codec.as_bytes_list(fields[1], "credential proof path", size=HASH_SIZE, max_items=MAX_PATH),
         )
 
 
@@ -80,14 +105,16 @@ def _proof(data: bytes, span: tuple[bool, int, int]) -> CredentialProof:
     is_list_p, s, e = path_span
     if not is_list_p:
         raise BadEncoding("credential proof path: expected a list")
-    path = codec.read_hash_list(data, s, e) if e > s else []
-    if path is None:  # not all 32-byte strings: let the generic reader name the fault
+    if not codec.is_hash_list(data, s, e):  # let the generic reader name the fault
         generic = codec.decode(data[index_span[2] : e])
-        path = list(codec.as_bytes_list(generic, "credential proof path", size=HASH_SIZE))
-    if len(path) > MAX_PATH:
-        raise Oversized(f"credential proof path: {len(path)} items exceeds the limit of {MAX_PATH}")
+        codec.as_bytes_list(generic, "credential proof path", size=HASH_SIZE)
+        raise BadEncoding("credential proof path: not a list of 32-byte strings")  # pragma: no cover
+    if e - s > MAX_PATH * _HASH_ITEM:
+        raise Oversized(
+            f"credential proof path: {(e - s) // _HASH_ITEM} items exceeds the limit of {MAX_PATH}"
+        )
     proof = object.__new__(CredentialProof)  # fields checked above; see BallotEnvelope.decode
-    proof.__dict__.update(index=index, path=tuple(path))
+    proof.__dict__.update(index=index, encoded_path=data[s:e])
     return proof
 
 

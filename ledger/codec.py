@@ -84,12 +84,17 @@ def _long_length(data: bytes, pos: int, end: int, size_len: int) -> tuple[int, i
 _HASH_PREFIXES = b"\xa0" * 2048
 
 
+def is_hash_list(data: bytes, start: int, stop: int) -> bool:
+    """Whether the list payload [start, stop) is a sequence of 32-byte strings (possibly
+    none). 0xa0 is the only canonical prefix of a 32-byte string, so this is exactly
+    what the generic decoder would accept as such a list; one slice compares all prefixes."""
+    span = stop - start
+    return span % 33 == 0 and data[start:stop:33] == _HASH_PREFIXES[: span // 33]
+
+
 def read_hash_list(data: bytes, start: int, stop: int) -> list[bytes] | None:
     """The payload [start, stop) as a list of 32-byte strings, or None if it is not one."""
-    span = stop - start
-    if span % 33 == 0 and data[start:stop:33] == _HASH_PREFIXES[: span // 33]:
-        # 0xa0 is the only canonical prefix of a 32-byte string, so this is exactly the
-        # generic decoder's result.
+    if is_hash_list(data, start, stop):
         return [data[p + 1 : p + 33] for p in range(start, stop, 33)]
     return None
 

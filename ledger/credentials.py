@@ -44,4 +44,4 @@ class CredentialSet:
         if index is None:
             raise KeyError("credential is not registered")
         path = merkle.inclusion_proof_from(self._reader, index, len(self))
-        return CredentialProof(index, tuple(path))
+        return CredentialProof.of(index, path)

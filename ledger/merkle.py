@@ -345,16 +345,18 @@ def verify_inclusion(
 
 
 def _check_inclusion_shape(index: int, size: int, proof: Sequence[bytes]) -> None:
-    if not 0 <= index < size:
-        raise BadInclusionProof(f"leaf index {index} is outside a tree of size {size}")
-    want = _inclusion_proof_len(index, size)
-    if len(proof) != want:
-        raise BadInclusionProof(
-            f"proof has {len(proof)} hashes; leaf {index} of a {size}-leaf tree needs {want}"
-        )
+    _check_proof_length(index, size, len(proof))
     for i, p in enumerate(proof):
         if len(p) != HASH_SIZE:
             raise BadInclusionProof(f"proof hash {i} is {len(p)} bytes, not {HASH_SIZE}")
+
+
+def _check_proof_length(index: int, size: int, n: int) -> None:
+    if not 0 <= index < size:
+        raise BadInclusionProof(f"leaf index {index} is outside a tree of size {size}")
+    want = _inclusion_proof_len(index, size)
+    if n != want:
+        raise BadInclusionProof(f"proof has {n} hashes; leaf {index} of a {size}-leaf tree needs {want}")
 
 
 def _climb(fn: int, sn: int, r: bytes, proof: Sequence[bytes], start: int, stop: int) -> tuple[int, int, bytes]:
@@ -417,29 +419,39 @@ class VerifiedPaths:
         # levels as that allows: 2 for small trees, 6 at 10M leaves, 8 at 44M.
         self.cut = max(2, (size - 1).bit_length() - 18) if cut is None else cut
         self.max_entries = max_entries
-        # (cut, fn, sn) -> (r, keccak of the remaining proof hashes): digests, not the
+        # (cut, fn, sn, stride) -> (r, keccak of the remaining proof): digests, not the
         # hashes themselves, so an entry is ~150 bytes whatever the tree's depth.
-        self._known: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
+        self._known: dict[tuple[int, int, int, int], tuple[bytes, bytes]] = {}
         self.hits = 0
 
-    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes], *, hashes_checked: bool = False) -> None:
-        """``hashes_checked``: the caller guarantees every proof element is 32 bytes (a
-        strict decoder did), so that loop is skipped; everything else is checked."""
+    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes]) -> None:
+        """Check ``proof`` as :func:`verify_inclusion` would."""
+        _check_inclusion_shape(index, self.size, proof)
+        self.verify_packed(leaf, index, b"".join(proof), stride=HASH_SIZE)
+
+    def verify_packed(self, leaf: bytes, index: int, packed: bytes, *, stride: int) -> None:
+        """The same check with the proof as one string: hash ``i`` is the last 32 bytes of
+        ``packed[i * stride : (i + 1) * stride]``. With stride 33 that is the payload of
+        an RLP list of 32-byte strings, taken straight from an encoding (whose decoder
+        checked the prefixes); the prefix bytes are ignored here."""
         size = self.size
-        if hashes_checked:
-            if not 0 <= index < size or len(proof) != _inclusion_proof_len(index, size):
-                _check_inclusion_shape(index, size, proof)  # raises with the precise reason
-        else:
-            _check_inclusion_shape(index, size, proof)
-        c = min(self.cut, len(proof))
-        fn, sn, r = _climb(index, size - 1, leaf_hash(leaf), proof, 0, c)
-        key = (c, fn, sn)
-        rest = keccak256(b"".join(proof[c:]))  # proof hashes are 32 bytes each: unambiguous
+        n, extra = divmod(len(packed), stride)
+        if extra:
+            raise BadInclusionProof(f"packed proof of {len(packed)} bytes is not a whole number of hashes")
+        if not 0 <= index < size or n != _inclusion_proof_len(index, size):
+            _check_proof_length(index, size, n)  # raises, saying why
+        skip = stride - HASH_SIZE
+        c = min(self.cut, n)
+        lower = [packed[p + skip : p + stride] for p in range(0, c * stride, stride)]
+        fn, sn, r = _climb(index, size - 1, leaf_hash(leaf), lower, 0, c)
+        key = (c, fn, sn, stride)
+        rest = keccak256(packed[c * stride :])  # fixed-width hashes: unambiguous
         known = self._known.get(key)
         if known is not None and known[0] == r and known[1] == rest:
             self.hits += 1
             return
-        _fn, sn, top = _climb(fn, sn, r, proof, c, len(proof))
+        upper = [packed[p + skip : p + stride] for p in range(c * stride, n * stride, stride)]
+        _fn, sn, top = _climb(fn, sn, r, upper, 0, n - c)
         _check_root(top, sn, index, size, self.root)
         if len(self._known) < self.max_entries:
             self._known[key] = (r, rest)

@@ -9,12 +9,12 @@ changes, without changing anything itself, so a refused block leaves no trace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from ledger import merkle
-from ledger.ballot import BallotEnvelope
+from ledger.ballot import HASH_ITEM_SIZE, BallotEnvelope, CredentialProof
 from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash, transactions_hash
 from ledger.crypto import is_valid_signature
 from ledger.errors import (
@@ -41,7 +41,6 @@ from ledger.errors import (
     WrongChain,
 )
 from ledger.genesis import ElectionDef, Genesis
-from ledger.hashing import keccak256
 from ledger.state import ChainTip, ContractEngine, LedgerView, MissingContractEngine
 
 
@@ -62,13 +61,12 @@ class ProofCache:
     def __init__(self) -> None:
         self._paths: dict[str, merkle.VerifiedPaths] = {}
 
-    def verify(self, election: ElectionDef, credential: bytes, index: int, path: Sequence[bytes]) -> None:
+    def verify(self, election: ElectionDef, credential: bytes, proof: CredentialProof) -> None:
         paths = self._paths.get(election.election_id)
         if paths is None or paths.root != election.credential_root:
             paths = merkle.VerifiedPaths(election.credential_count, election.credential_root)
             self._paths[election.election_id] = paths
-        # Ballot decoding guarantees 32-byte path elements.
-        paths.verify(credential, index, path, hashes_checked=True)
+        paths.verify_packed(credential, proof.index, proof.encoded_path, stride=HASH_ITEM_SIZE)
 
 
 def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None) -> CheckedBallot:
@@ -77,13 +75,20 @@ def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = No
     The result holds forever, so a validator checks each ballot once (at mempool
     admission) and hands the result to :func:`apply_block` as ``admitted``.
     """
-    checked = check_ballot_form(genesis, raw)
+    return check_ballot_credential(genesis, check_ballot_form(genesis, raw), proofs=proofs)
+
+
+def check_ballot_credential(
+    genesis: Genesis, checked: CheckedBallot, *, proofs: ProofCache | None = None
+) -> CheckedBallot:
+    """The second part of :func:`check_ballot`: the credential proof and the signature
+    (for callers that looked at the tracking code :func:`check_ballot_form` gave first)."""
     envelope, election = checked.envelope, checked.election
-    if len(envelope.proof.path) > genesis.params.max_proof_depth:
+    if envelope.proof.depth > genesis.params.max_proof_depth:
         raise NotInCredentialSet("credential proof is deeper than the chain allows")
     try:
         if proofs is not None:
-            proofs.verify(election, envelope.credential, envelope.proof.index, envelope.proof.path)
+            proofs.verify(election, envelope.credential, envelope.proof)
         else:
             merkle.verify_inclusion(
                 envelope.credential,
@@ -189,8 +194,9 @@ def apply_block(
 ) -> BlockEffects:
     """Check ``block`` as the successor of ``tip``; return its effects or raise.
 
-    ``admitted`` maps tracking codes to this process's earlier :func:`check_ballot`
-    results, so signatures and proofs are not checked twice; everything that depends on
+    ``admitted`` maps ballots (their exact bytes) to this process's earlier
+    :func:`check_ballot` results, so signatures and proofs are not checked twice (keyed by
+    the bytes themselves: a dict lookup costs less than hashing them again); everything that depends on
     the chain or the block's time is checked again here. Errors carry their location
     (``block H`` or ``block H ballot I``).
     """
@@ -214,7 +220,7 @@ def apply_block(
     seen: set[bytes] = set()
     for i, raw in enumerate(block.ballots):
         try:
-            cached = admitted.get(keccak256(raw)) if admitted is not None else None
+            cached = admitted.get(raw) if admitted is not None else None
             checked = cached if cached is not None else check_ballot(genesis, raw, proofs=proofs)
             code = checked.tracking_code
             election = checked.election
@@ -290,7 +296,7 @@ def admitted_from_flags(genesis: Genesis, raw_block: bytes, flags: bytes) -> dic
             # A full pass implies the form passes; if not, apply_block will say why.
             with contextlib.suppress(LedgerError):
                 checked = check_ballot_form(genesis, raw)
-                admitted[checked.tracking_code] = checked
+                admitted[raw] = checked
     return admitted
 
 

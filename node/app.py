@@ -36,9 +36,9 @@ class _Either(Mapping[bytes, CheckedBallot]):
     def __init__(self, first: Mapping[bytes, CheckedBallot], second: Mapping[bytes, CheckedBallot]) -> None:
         self._first, self._second = first, second
 
-    def __getitem__(self, code: bytes) -> CheckedBallot:
-        found = self._first.get(code)
-        return found if found is not None else self._second[code]
+    def __getitem__(self, raw: bytes) -> CheckedBallot:
+        found = self._first.get(raw)
+        return found if found is not None else self._second[raw]
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._first

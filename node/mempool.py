@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from ledger.errors import ElectionNotOpen, LedgerError
 from ledger.genesis import Genesis
-from ledger.hashing import keccak256
 from ledger.rules import (
     BlockEffects,
     CheckedBallot,
     ProofCache,
-    check_ballot,
+    check_ballot_credential,
+    check_ballot_form,
     check_ballot_window,
     check_unique,
 )
@@ -52,6 +52,7 @@ class Mempool:
         self.open_elections = open_elections
         self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
         self._raw: dict[bytes, bytes] = {}
+        self._by_raw: dict[bytes, CheckedBallot] = {}
         self._by_credential: dict[tuple[str, bytes], bytes] = {}
         # Checked ballots stay known until their block commits, even once taken for a
         # proposal, so validating any block carrying them skips the signature check.
@@ -63,19 +64,22 @@ class Mempool:
 
     @property
     def admitted(self) -> Mapping[bytes, CheckedBallot]:
-        return self._pending
+        """Checked ballots by their bytes (what ``apply_block`` takes as ``admitted``)."""
+        return self._by_raw
 
     def admit(self, raw: bytes, now_ms: int) -> Admission:
         """Check ``raw`` and queue it; idempotent for a ballot already pending or final."""
-        code = keccak256(raw)
-        if code in self._pending:
-            return Admission(code, "pending")
-        if self.view.has_ballot(code):
-            return Admission(code, "final")
+        known = self._by_raw.get(raw)  # a dict lookup by the bytes: cheaper than hashing them
+        if known is not None:
+            return Admission(known.tracking_code, "pending")
         try:
+            form = check_ballot_form(self.genesis, raw)
+            code = form.tracking_code
+            if self.view.has_ballot(code):
+                return Admission(code, "final")
             if len(self._pending) >= self.max_size:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
-            checked = check_ballot(self.genesis, raw, proofs=self.proofs)
+            checked = check_ballot_credential(self.genesis, form, proofs=self.proofs)
             check_ballot_window(checked, now_ms)
             if self.open_elections is not None and checked.election.election_id not in self.open_elections(now_ms):
                 raise ElectionNotOpen(f"election {checked.election.election_id} is not in its open phase")
@@ -87,6 +91,7 @@ class Mempool:
             raise
         self._pending[code] = checked
         self._raw[code] = raw
+        self._by_raw[raw] = checked
         self._by_credential[key] = code
         return Admission(code, "pending")
 
@@ -129,7 +134,9 @@ class Mempool:
 
     def _drop(self, code: bytes) -> None:
         checked = self._pending.pop(code, None)
-        self._raw.pop(code, None)
+        raw = self._raw.pop(code, None)
+        if raw is not None:
+            self._by_raw.pop(raw, None)
         if checked is not None:
             key = (checked.election.election_id, checked.envelope.credential)
             if self._by_credential.get(key) == code:

@@ -531,6 +531,13 @@ def test_verified_paths_agree_with_plain_verification(size: int, cut: int, data:
         except BadInclusionProof:
             cache_ok = False
         assert plain_ok == cache_ok
+        # the same proof as RLP lays it out in a ballot: each hash after a prefix byte
+        packed_ok = True
+        try:
+            cache.verify_packed(leaf, index, b"".join(b"\xa0" + p for p in proof), stride=33)
+        except BadInclusionProof:
+            packed_ok = False
+        assert packed_ok == plain_ok
 
 
 def test_verified_paths_skip_proven_upper_levels() -> None:
@@ -543,3 +550,16 @@ def test_verified_paths_skip_proven_upper_levels() -> None:
     bad[-1] = bytes(32)  # a wrong upper sibling after a known lower path is still refused
     with pytest.raises(BadInclusionProof):
         cache.verify(leaves[5], 5, bad)
+
+
+def test_packed_proof_shape_is_checked() -> None:
+    leaves = [i.to_bytes(4, "big") for i in range(8)]
+    cache = merkle.VerifiedPaths(8, merkle.root(leaves))
+    packed = b"".join(merkle.inclusion_proof(leaves, 3))
+    cache.verify_packed(leaves[3], 3, packed, stride=32)
+    with pytest.raises(BadInclusionProof, match="whole number"):
+        cache.verify_packed(leaves[3], 3, packed[:-1], stride=32)
+    with pytest.raises(BadInclusionProof, match="needs 3"):
+        cache.verify_packed(leaves[3], 3, packed[:64], stride=32)
+    with pytest.raises(BadInclusionProof, match="outside"):
+        cache.verify_packed(leaves[3], 8, packed, stride=32)

@@ -23,7 +23,7 @@ pub = st.sampled_from([k.public_key for k in kit(4, 8).voters])
 small_int = st.integers(min_value=0, max_value=2**64 - 1)
 text_id = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 
-proofs = st.builds(CredentialProof, index=small_int, path=st.lists(h32, max_size=5).map(tuple))
+proofs = st.builds(CredentialProof.of, index=small_int, path=st.lists(h32, max_size=5))
 envelopes = st.builds(
     BallotEnvelope,
     chain_id=text_id,
@@ -167,7 +167,7 @@ def _reference_ballot_decode(data: bytes) -> BallotEnvelope:
         chain_id=codec.as_text(f[0], "chain", max_size=64),
         election_id=codec.as_text(f[1], "election", max_size=64),
         credential=codec.as_bytes(f[2], "credential", size=33),
-        proof=CredentialProof(codec.as_int(proof[0], "index"),
+        proof=CredentialProof.of(codec.as_int(proof[0], "index"),
                               codec.as_bytes_list(proof[1], "path", size=32, max_items=64)),
         payload=codec.as_bytes(f[4], "payload"),
         signature=codec.as_bytes(f[5], "signature", size=64),

@@ -76,12 +76,13 @@ def iter_block_lines(directory: Path) -> Iterator[BundleLine]:
                 obj = json.loads(raw)
                 if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
                     raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')
+                block_hex, cert_hex = obj["block"], obj["certificate"]
                 line = BundleLine(
-                    number,
-                    decode_hex_field(obj["block"], "block"),
-                    decode_hex_field(obj["certificate"], "certificate"),
+                    number, decode_hex_field(block_hex, "block"), decode_hex_field(cert_hex, "certificate")
                 )
-                if raw != block_line(line.block, line.certificate).encode():
+                # The fields are canonical hex now, so the canonical line is built from
+                # them as they stand (no second hex encoding of megabytes per block).
+                if raw != _line_text(block_hex, cert_hex).encode():
                     raise NonCanonical("line is not in canonical form (as written by ballotledger)")
                 yield line
             except (ValueError, UnicodeDecodeError) as exc:
@@ -91,4 +92,11 @@ def iter_block_lines(directory: Path) -> Iterator[BundleLine]:
 
 
 def block_line(block: bytes, certificate: bytes) -> str:
-    return json.dumps({"block": block.hex(), "certificate": certificate.hex()}) + "\n"
+    """The one canonical line for a block and its certificate."""
+    return _line_text(block.hex(), certificate.hex())
+
+
+def _line_text(block_hex: str, cert_hex: str) -> str:
+    # What json.dumps writes for this object (hex needs no escaping), without its encoder.
+    return f'{{"block": "{block_hex}", "certificate": "{cert_hex}"}}\n'
+
