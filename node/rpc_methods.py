@@ -44,6 +44,7 @@ class BallotMethods:
             "ballot_getReceipt": self.get_receipt,
             "ballot_status": self.status,
             "ballot_getBlocks": self.get_blocks,
+            "ballot_getTrackingCodes": self.get_tracking_codes,
             "ballot_getGenesis": self.get_genesis,
             "ballot_getCheckpoint": self.get_checkpoint,
             "ballot_getInclusionProof": self.get_inclusion_proof,
@@ -116,6 +117,21 @@ class BallotMethods:
             {"block": store.raw_block(h).hex(), "certificate": store.raw_certificate(h).hex()}
             for h in range(start, min(tip, start + limit - 1) + 1)
         ]
+        return {"tip": tip, "start": start, "blocks": blocks}
+
+    async def get_tracking_codes(self, start: int, limit: int = 100) -> dict[str, Any]:
+        """Committed blocks from ``start`` as height, time and their ballots' tracking codes
+        (one hex string, 64 characters a code, in log order): what a follower needs to
+        see its ballots become final, at a twentieth of the bytes of the blocks."""
+        store = self.node.chain.store
+        start = int_param(start, "start", minimum=1)
+        limit = int_param(limit, "limit", minimum=1, maximum=MAX_BLOCKS_PAGE)
+        tip = store.height
+        blocks = []
+        for h in range(start, min(tip, start + limit - 1) + 1):
+            block = store.block(h)
+            codes = b"".join([keccak256(raw) for raw in block.ballots])
+            blocks.append({"height": h, "time_ms": block.header.time_ms, "codes": codes.hex()})
         return {"tip": tip, "start": start, "blocks": blocks}
 
     async def get_genesis(self) -> dict[str, Any]:

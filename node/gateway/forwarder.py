@@ -14,9 +14,8 @@ import logging
 import time
 from typing import Any
 
-from ledger.block import Block
 from ledger.errors import LedgerError
-from ledger.hashing import keccak256
+from ledger.hashing import HASH_SIZE
 from node.gateway.metrics import Metrics
 from node.gateway.outbox import Outbox
 from node.gateway.upstream import Upstream, UpstreamUnavailable
@@ -141,14 +140,16 @@ class Forwarder:
             status = await self.upstream.call("ballot_status")
             height = int(status["height"]) + 1
             self.outbox.set_next_height(height)
-        page = await self.upstream.call("ballot_getBlocks", height, BLOCKS_PAGE)
+        page = await self.upstream.call("ballot_getTrackingCodes", height, BLOCKS_PAGE)
         blocks = page.get("blocks", [])
         final: dict[bytes, int] = {}
         queue = self.outbox.queue
         for offset, entry in enumerate(blocks):
-            block = Block.decode(bytes.fromhex(entry["block"]))
-            for raw in block.ballots:
-                code = keccak256(raw)
+            if entry["height"] != height + offset:
+                raise ValueError(f"asked for block {height + offset}, got {entry['height']}")
+            codes = bytes.fromhex(entry["codes"])
+            for i in range(0, len(codes), HASH_SIZE):
+                code = codes[i : i + HASH_SIZE]
                 if code in queue:
                     final[code] = height + offset
         self.outbox.settle(final, {})

@@ -14,6 +14,8 @@ import pytest
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
+from ledger.block import Block
+from ledger.hashing import keccak256
 from node.config import ConsensusTimeouts
 from verifier.rpc_client import RpcClient
 
@@ -84,6 +86,16 @@ def test_four_validators_finalize_and_agree(net: Localnet, ballots: list[bytes])
         again = c.call("ballot_submit", ballots[0].hex())
     assert receipt["status"] == "final" and receipt["receipt"]["tracking_code"] == codes[0]
     assert again == {"tracking_code": codes[0], "status": "final"}  # idempotent, never a second ballot
+    # the followers' view: each block's tracking codes, as the blocks themselves give them
+    with RpcClient(net.rpc_urls[2]) as c:
+        blocks = c.call("ballot_getBlocks", 1, height)["blocks"]
+        followed = c.call("ballot_getTrackingCodes", 1, height)["blocks"]
+    assert [f["height"] for f in followed] == list(range(1, height + 1))
+    for entry, f in zip(blocks, followed, strict=True):
+        block = Block.decode(bytes.fromhex(entry["block"]))
+        assert f["codes"] == b"".join(keccak256(raw) for raw in block.ballots).hex()
+        assert f["time_ms"] == block.header.time_ms
+    assert set(codes) <= {f["codes"][i : i + 64] for f in followed for i in range(0, len(f["codes"]), 64)}
 
 
 def test_refusals_carry_the_ledger_code(net: Localnet, ballots: list[bytes]) -> None:
