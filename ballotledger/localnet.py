@@ -27,6 +27,36 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_KEY_FILE = "frontend.key"
 
 
+def spawn_gateway(config: Path, log: Path, *, log_level: str = "INFO") -> subprocess.Popen[bytes]:
+    """``ballotledger gateway run`` as its own process (output appended to ``log``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:
+        # the gateway's own entry point: it needs none of the rest of the CLI's imports
+        return subprocess.Popen(
+            [sys.executable, "-c", "from ballotledger.gateway_cli import app; app()", "run",
+             "--config", str(config), "--log-level", log_level],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+        )
+
+
+def wait_serving(url: str, proc: subprocess.Popen[bytes], *, timeout: float, log: Path) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
+    import httpx  # only callers that run a gateway pay for the import
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s; see {log}")
+        time.sleep(0.05)
+
+
 def init_gateway(directory: Path) -> Path:
     """DIR/gateway/gateway.toml on a free loopback port, and a demo front end's API key
     in DIR/gateway/frontend.key (only the key's hash is in the gateway's key file)."""
@@ -94,31 +124,13 @@ class Localnet:
     def start_gateway(self) -> None:
         if self.gateway_config is None or (self.gateway_proc is not None and self.gateway_proc.poll() is None):
             return
-        log = (self.directory / "gateway" / "gateway.log").open("ab")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        self.gateway_proc = subprocess.Popen(
-            [sys.executable, "-m", "ballotledger", "gateway", "run", "--config", str(self.gateway_config)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-        )
-        log.close()
+        self.gateway_proc = spawn_gateway(self.gateway_config, self.directory / "gateway" / "gateway.log")
 
     def wait_gateway(self, timeout: float = 60.0) -> None:
-        if self.gateway_url is None:
+        if self.gateway_url is None or self.gateway_proc is None:
             return
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.gateway_proc is not None and self.gateway_proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.gateway_proc.returncode}; see gateway/gateway.log")
-            try:
-                if httpx.get(f"{self.gateway_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("gateway not ready")
-            time.sleep(0.1)
+        wait_serving(self.gateway_url + "/readyz", self.gateway_proc, timeout=timeout,
+                     log=self.directory / "gateway" / "gateway.log")
 
     def stop_gateway(self) -> None:
         proc, self.gateway_proc = self.gateway_proc, None

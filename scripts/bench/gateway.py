@@ -34,10 +34,10 @@ import psutil
 import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, emit, machine
+from _common import emit, machine
 
 from ballotledger.loadgen import make_ballots
-from ballotledger.localnet import Localnet
+from ballotledger.localnet import Localnet, spawn_gateway, wait_serving
 from ballotledger.netsetup import free_ports
 from node.config import ConsensusTimeouts
 from node.gateway.config import GatewayConfig, add_key
@@ -237,23 +237,10 @@ def main() -> None:
                                    validators=tuple(net.rpc_urls), outbox_dir=gw_dir / "outbox",
                                    api_keys_file=gw_dir / "api_keys.json")
             (gw_dir / "gateway.toml").write_text(tomli_w.dumps(config.to_obj()))
-            log = (gw_dir / "gateway.log").open("ab")
-            gw = subprocess.Popen(
-                [sys.executable, "-c", "from ballotledger.gateway_cli import app; app()", "run", "--config",
-                 str(gw_dir / "gateway.toml"), "--log-level", "WARNING"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
+            gw = spawn_gateway(gw_dir / "gateway.toml", gw_dir / "gateway.log", log_level="WARNING")
             url = f"http://127.0.0.1:{port}"
             try:
-                deadline = time.monotonic() + 30
-                while True:
-                    with contextlib.suppress(httpx.HTTPError):
-                        if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                            break
-                    if time.monotonic() > deadline or gw.poll() is not None:
-                        raise RuntimeError(f"gateway not ready; see {gw_dir / 'gateway.log'}")
-                    time.sleep(0.1)
+                wait_serving(url + "/readyz", gw, timeout=30, log=gw_dir / "gateway.log")
                 gw_proc = psutil.Process(gw.pid)
                 nodes = [psutil.Process(p.pid) for p in net.procs.values()]
                 # In deployment the validators run at other data centres; here they share
@@ -318,7 +305,6 @@ def main() -> None:
                     gw.wait(15)
                 except subprocess.TimeoutExpired:
                     gw.kill()
-                log.close()
     emit(figures)
 
 

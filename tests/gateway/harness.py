@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import tomli_w
 
-from ballotledger.localnet import Localnet
+from ballotledger.localnet import Localnet, spawn_gateway, wait_serving
 from ballotledger.netsetup import free_ports, init_network
 from ledger.genesis import Genesis
 from node.config import ConsensusTimeouts
@@ -87,26 +84,9 @@ class GatewayProc:
         return {"Authorization": f"Bearer {self.keys['main']}"}
 
     def start(self, timeout: float = 30.0) -> None:
-        log = (self.directory / "gateway.log").open("ab")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from ballotledger.gateway_cli import app; app()", "run",
-             "--config", str(self.directory / "gateway.toml"), "--log-level", "WARNING"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}; see {self.directory / 'gateway.log'}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("gateway did not serve /healthz")
-            time.sleep(0.05)
+        log = self.directory / "gateway.log"
+        self.proc = spawn_gateway(self.directory / "gateway.toml", log, log_level="WARNING")
+        wait_serving(self.url + "/healthz", self.proc, timeout=timeout, log=log)
 
     def kill(self) -> None:
         """SIGKILL: the crash the outbox must survive."""
