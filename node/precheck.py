@@ -21,13 +21,16 @@ _GENESIS: Genesis | None = None
 _PROOFS = ProofCache()
 
 
-def _init(genesis_json: str) -> None:
+def init_worker(genesis_json: str) -> None:
+    """A worker process's initializer (the verifier's --jobs pool uses it too)."""
     global _GENESIS
     _GENESIS = Genesis.from_json(genesis_json)
 
 
-def _check(raw_block: bytes) -> bytes:
-    assert _GENESIS is not None
+def check_in_worker(raw_block: bytes) -> bytes:
+    """In a worker: ``check_block_ballots`` against the genesis it was started with."""
+    if _GENESIS is None:
+        raise RuntimeError("worker not initialised with a genesis")
     return check_block_ballots(_GENESIS, raw_block, _PROOFS)
 
 
@@ -43,10 +46,10 @@ class BallotPrechecker:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init, initargs=(self.genesis.to_json(),),
+                initializer=init_worker, initargs=(self.genesis.to_json(),),
             )
         loop = asyncio.get_running_loop()
-        return list(await asyncio.gather(*(loop.run_in_executor(self._pool, _check, b) for b in raw_blocks)))
+        return list(await asyncio.gather(*(loop.run_in_executor(self._pool, check_in_worker, b) for b in raw_blocks)))
 
     def close(self) -> None:
         if self._pool is not None:

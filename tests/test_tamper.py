@@ -186,3 +186,25 @@ def test_any_single_byte_change_anywhere_is_detected(pristine: Path, tmp_path_fa
     (bundle / name).write_bytes(bytes(data))
     report = verify_bundle(bundle)
     assert not report.valid, f"{name} byte {pos} changed and the bundle still verified"
+
+
+# --- with worker processes (--jobs) the verdict and the first failure named are the same
+def test_parallel_replay_agrees_on_a_valid_bundle(pristine: Path) -> None:
+    one, two = verify_bundle(pristine), verify_bundle(pristine, jobs=2)
+    assert two.valid and two.exit_code == 0
+    assert two.results == one.results and two.results
+    assert (two.ballots, two.blocks, two.log_root) == (one.ballots, one.blocks, one.log_root)
+
+
+PARALLEL_CASES = [CASES[0], CASES[1], CASES[5]]
+
+
+@pytest.mark.parametrize("name, tamper, check, where", PARALLEL_CASES, ids=[c[0] for c in PARALLEL_CASES])
+def test_parallel_replay_names_the_same_failure(
+    pristine: Path, tmp_path: Path, name: str, tamper: Callable[[Lines], Lines], check: str, where: str
+) -> None:
+    bundle = _copy(pristine, tmp_path / "b")
+    _write(bundle, tamper(_read(bundle)))
+    report = verify_bundle(bundle, jobs=2)
+    assert report.failure is not None and report.exit_code == 1
+    assert (report.failure["check"], report.failure["where"]) == (check, where), report.failure

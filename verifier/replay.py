@@ -21,9 +21,10 @@ from contracts.engine import EvmExecutor, LevelStateDB
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
-from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, check_block_ballots
+from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block
 from ledger.state import ChainTip
 from ledger.tally import Tally
+from node import precheck
 from verifier.bundle import BundleLine
 from verifier.index import DiskIndex
 
@@ -62,8 +63,8 @@ def replay(
                 _apply_all(genesis, stream, index, proofs, engine, result, on_block)
             else:
                 with ProcessPoolExecutor(
-                    jobs, mp_context=multiprocessing.get_context("fork"),
-                    initializer=_worker_init, initargs=(genesis.encode(), genesis.to_json()),
+                    jobs, mp_context=multiprocessing.get_context("spawn"),  # not fork: LevelDB threads
+                    initializer=precheck.init_worker, initargs=(genesis.to_json(),),
                 ) as pool:
                     _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
                                on_block)
@@ -114,22 +115,6 @@ def _apply_all(
 
 
 # --- parallel pre-checking ----------------------------------------------------------------
-_GENESIS: Genesis | None = None
-_PROOFS = ProofCache()
-
-
-def _worker_init(genesis_encoding: bytes, genesis_json: str) -> None:
-    global _GENESIS
-    _GENESIS = Genesis.from_json(genesis_json)
-    if _GENESIS.encode() != genesis_encoding:  # pragma: no cover - same process image
-        raise LedgerError("worker genesis differs")
-
-
-def _check_ballots(raw_block: bytes) -> bytes:
-    assert _GENESIS is not None
-    return check_block_ballots(_GENESIS, raw_block, _PROOFS)
-
-
 def _prechecked(
     genesis: Genesis, lines: Iterable[BundleLine], pool: ProcessPoolExecutor, window: int
 ) -> Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]]:
@@ -140,7 +125,7 @@ def _prechecked(
         return line, admitted_from_flags(genesis, line.block, future.result())
 
     for line in lines:
-        pending.append((line, pool.submit(_check_ballots, line.block)))
+        pending.append((line, pool.submit(precheck.check_in_worker, line.block)))
         if len(pending) >= window:
             yield take()
     while pending:
