@@ -645,6 +645,8 @@ class ConsensusCore:
             if slot.valid and unlocked:  # L23
                 self._vote(VoteKind.PREVOTE, slot.block_hash)  # L24
             else:
+                if slot.valid:
+                    self._count("lock_refused_proposal")  # locked on another value
                 self._vote(VoteKind.PREVOTE, b"")  # L26
             self._set_step(Step.PREVOTE)  # L27
             return True
@@ -653,9 +655,13 @@ class ConsensusCore:
         polka = self._tally.get((vr, VoteKind.PREVOTE), {}).get(slot.block_hash, 0)
         if not slot.valid or not self._quorum(polka):
             return False
+        self._count("prevote_on_reproposal")
         if self.locked_round <= vr or self.locked_hash == slot.block_hash:  # L29
+            if self.locked_hash is not None and self.locked_hash != slot.block_hash:
+                self._count("lock_released_by_later_polka")
             self._vote(VoteKind.PREVOTE, slot.block_hash)  # L30
         else:
+            self._count("lock_refused_reproposal")
             self._vote(VoteKind.PREVOTE, b"")  # L32
         self._set_step(Step.PREVOTE)  # L33
         return True
@@ -687,6 +693,8 @@ class ConsensusCore:
             return False
         self._fired.add(key)
         if self.step == Step.PREVOTE:  # L37
+            if self.locked_hash is not None and self.locked_hash != slot.block_hash:
+                self._count("relocked_on_another_value")
             self.locked_hash, self.locked_round = slot.block_hash, self.round  # L38-39
             self._persist_lock(slot)
             self._vote(VoteKind.PRECOMMIT, slot.block_hash)  # L40
