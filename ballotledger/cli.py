@@ -114,6 +114,9 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
     pin_genesis: str | None = typer.Option(None, help="Refuse unless genesis has this hash."),
     jobs: int = typer.Option(1, min=1, max=256, help="Processes checking signatures and proofs."),
+    state: Path | None = typer.Option(
+        None, help="Keep the replay's state in this directory and resume from it: an interrupted run "
+        "goes on where it stopped, a grown bundle is checked from its new blocks on."),
 ) -> None:
     """Replay a chain from genesis and check every rule. Exit 0 valid, 1 invalid, 2 unusable."""
     import tempfile
@@ -138,12 +141,12 @@ def verify(
                 raise typer.Exit(2) from exc
         assert bundle is not None
         if as_json:
-            report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs)
+            report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs, state_dir=state)
         else:
             with Progress(TextColumn("replaying"), BarColumn(), TextColumn("block {task.completed}"),
                           console=console, transient=True) as progress:
                 task = progress.add_task("replay", total=None)
-                report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs,
+                report = verify_bundle(bundle, pin_genesis=pin_genesis, jobs=jobs, state_dir=state,
                                        on_block=lambda h, n: progress.update(task, completed=h))
     if as_json:
         print(json.dumps(report.to_json_obj()))

@@ -76,6 +76,27 @@ class Tally:
             tally.counts[envelope.payload] += 1
         self.counted[key] = envelope.payload
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counts so far, to resume from (the counted payloads live in ``counted``)."""
+        return {
+            "height": self.height,
+            "elections": {
+                eid: [t.ballots_recorded, t.ballots_counted, {p.hex(): n for p, n in sorted(t.counts.items())}]
+                for eid, t in self.elections.items()
+            },
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Counts as :meth:`snapshot` saved them (for the same genesis)."""
+        elections = snapshot["elections"]
+        if set(elections) != set(self.elections):
+            raise ValueError("snapshot is for other elections")
+        self.height = int(snapshot["height"])
+        for eid, (recorded, counted, counts) in elections.items():
+            t = self.elections[eid]
+            t.ballots_recorded, t.ballots_counted = int(recorded), int(counted)
+            t.counts = Counter({bytes.fromhex(p): int(n) for p, n in counts.items()})
+
     def to_json_obj(self) -> dict[str, Any]:
         return {
             "format": "ballot-ledger/results/v1",

@@ -40,6 +40,15 @@ def test_demo_bundle_verifies_with_json_report(demo_out: Path) -> None:
     assert report["results"]["board-2026"]["phase"] == "tallied"
 
 
+def test_verify_keeps_state_and_resumes(demo_out: Path, tmp_path: Path) -> None:
+    first = _cli("verify", demo_out / "bundle", "--json", "--state", tmp_path / "state", "--jobs", "2")
+    again = _cli("verify", demo_out / "bundle", "--json", "--state", tmp_path / "state")
+    assert first.returncode == again.returncode == 0, first.stdout + again.stdout
+    a, b = json.loads(first.stdout), json.loads(again.stdout)
+    assert (a["ballots"], a["log_root"], a["results"]) == (b["ballots"], b["log_root"], b["results"])
+    assert (tmp_path / "state" / "CURRENT").exists()  # a LevelDB that outlives the run
+
+
 def test_wrong_pin_and_tampering_fail_with_the_check_named(demo_out: Path, tmp_path: Path) -> None:
     proc = _cli("verify", demo_out / "bundle", "--json", "--pin-genesis", "00" * 32)
     assert proc.returncode == 1 and json.loads(proc.stdout)["failure"]["check"] == "genesis_pin"

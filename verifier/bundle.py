@@ -6,10 +6,12 @@ encodings themselves, so every byte of the file is covered by a hash or a signat
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ledger.errors import BadEncoding, LedgerError
 from ledger.genesis import Genesis, decode_hex_field
@@ -46,11 +48,29 @@ class NonCanonical(BadEncoding):
     code = "non_canonical"
 
 
+class StateMismatch(UnusableBundle):
+    """A saved verification state that does not belong to this bundle (exit code 2)."""
+
+    code = "state_mismatch"
+
+
 @dataclass(frozen=True)
 class BundleLine:
     line_number: int
     block: bytes
     certificate: bytes
+    end_offset: int = 0  # where the next line starts in blocks.jsonl
+    prefix_sha256: bytes = b""  # of blocks.jsonl up to end_offset (when asked for)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a saved verification stopped: lines done, the byte after them, and the sha256
+    of those bytes (so a bundle changed before that point is not taken as verified)."""
+
+    lines: int
+    offset: int
+    prefix_sha256: bytes
 
 
 def read_genesis(directory: Path) -> Genesis:
@@ -65,30 +85,66 @@ def read_genesis(directory: Path) -> Genesis:
     return genesis
 
 
-def iter_block_lines(directory: Path) -> Iterator[BundleLine]:
-    """Stream ``blocks.jsonl``; a malformed line raises BadEncoding naming the line."""
+def iter_block_lines(
+    directory: Path, *, resume: ResumePoint | None = None, track_prefix: bool = False
+) -> Iterator[BundleLine]:
+    """Stream ``blocks.jsonl``; a malformed line raises BadEncoding naming the line.
+
+    ``resume``: start after a saved point, once the bytes before it hash as they did.
+    ``track_prefix``: give each line the sha256 of the file up to its end (for saving).
+    """
     path = directory / BLOCKS_FILE
     if not path.is_file():
         raise UnusableBundle(f"{path} not found: not an election bundle")
+    prefix = hashlib.sha256() if track_prefix or resume is not None else None
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
-                    raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')
-                block_hex, cert_hex = obj["block"], obj["certificate"]
-                line = BundleLine(
-                    number, decode_hex_field(block_hex, "block"), decode_hex_field(cert_hex, "certificate")
+        number, offset = 0, 0
+        if resume is not None:
+            assert prefix is not None
+            _hash_prefix(fh, resume.offset, prefix)
+            if prefix.digest() != resume.prefix_sha256:
+                raise StateMismatch(
+                    f"{BLOCKS_FILE} is not the one verified up to line {resume.lines}: "
+                    "its bytes before that point changed; verify again from the start"
                 )
-                # The fields are canonical hex now, so the canonical line is built from
-                # them as they stand (no second hex encoding of megabytes per block).
-                if raw != _line_text(block_hex, cert_hex).encode():
-                    raise NonCanonical("line is not in canonical form (as written by ballotledger)")
-                yield line
+            number, offset = resume.lines, resume.offset
+        for raw in fh:
+            number += 1
+            offset += len(raw)
+            if prefix is not None:
+                prefix.update(raw)
+            try:
+                yield _parse_line(raw, number, offset, prefix.digest() if track_prefix and prefix else b"")
             except (ValueError, UnicodeDecodeError) as exc:
                 raise BadEncoding(f"not JSON: {exc}", where=f"{BLOCKS_FILE} line {number}") from exc
             except LedgerError as exc:
                 raise exc.at(f"{BLOCKS_FILE} line {number}") from None
+
+
+def _hash_prefix(fh: BinaryIO, size: int, into: Any) -> None:
+    left = size
+    while left > 0:
+        chunk = fh.read(min(left, 1 << 22))
+        if not chunk:
+            raise StateMismatch(f"{BLOCKS_FILE} is shorter than the {size} bytes already verified")
+        into.update(chunk)
+        left -= len(chunk)
+
+
+def _parse_line(raw: bytes, number: int, end_offset: int, prefix_sha256: bytes) -> BundleLine:
+    obj = json.loads(raw)
+    if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
+        raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')
+    block_hex, cert_hex = obj["block"], obj["certificate"]
+    line = BundleLine(
+        number, decode_hex_field(block_hex, "block"), decode_hex_field(cert_hex, "certificate"),
+        end_offset, prefix_sha256,
+    )
+    # The fields are canonical hex now, so the canonical line is built from them as they
+    # stand (no second hex encoding of megabytes per block).
+    if raw != _line_text(block_hex, cert_hex).encode():
+        raise NonCanonical("line is not in canonical form (as written by ballotledger)")
+    return line
 
 
 def block_line(block: bytes, certificate: bytes) -> str:

@@ -19,6 +19,7 @@ from ledger.tally import CountedKey
 
 _CODE = b"t"
 _COUNTED = b"u"
+_PROGRESS = b"\x00progress"
 
 
 def _counted_key(election_id: str, credential: bytes) -> bytes:
@@ -29,8 +30,15 @@ def _counted_key(election_id: str, credential: bytes) -> bytes:
 class DiskIndex:
     """LedgerView for ``apply_block`` plus the tally's counted-payload store."""
 
-    def __init__(self, directory: Path | None = None, *, cache_mib: int = 32) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="ballotledger-index-", dir=directory))
+    def __init__(self, directory: Path | None = None, *, keep_at: Path | None = None, cache_mib: int = 32) -> None:
+        """A temporary index (under ``directory``), or with ``keep_at`` a lasting one there
+        that a later run resumes from (see :meth:`progress`)."""
+        self.kept = keep_at is not None
+        if keep_at is not None:
+            keep_at.mkdir(parents=True, exist_ok=True)
+            self._dir = keep_at
+        else:
+            self._dir = Path(tempfile.mkdtemp(prefix="ballotledger-index-", dir=directory))
         # Memory stays flat only if LevelDB's own is bounded: few open tables (each
         # keeps its index and bloom filter in memory) and small memtables.
         self._db = plyvel.DB(
@@ -50,7 +58,14 @@ class DiskIndex:
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not self.kept:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def progress(self) -> bytes | None:
+        """The replay's saved progress: written with each block's index changes, in one
+        batch, so the index never holds a block the progress does not count."""
+        value: bytes | None = self._db.get(_PROGRESS)
+        return value
 
     def __enter__(self) -> DiskIndex:
         return self
@@ -74,10 +89,13 @@ class DiskIndex:
     def has_ballot(self, tracking_code: bytes) -> bool:
         return self._db.get(_CODE + tracking_code) is not None
 
-    def apply(self, effects: BlockEffects) -> None:
-        """Record a block's ballots (after the tally has read what it needs)."""
+    def apply(self, effects: BlockEffects, progress: bytes | None = None) -> None:
+        """Record a block's ballots (after the tally has read what it needs), and with
+        them the replay's progress if given."""
         payload_of = {c.tracking_code: c.envelope.payload for c in effects.ballots}
         with self._db.write_batch() as wb:
+            if progress is not None:
+                wb.put(_PROGRESS, progress)
             for checked in effects.ballots:
                 wb.put(_CODE + checked.tracking_code, b"")
             for election_id, credential, code in effects.counted:

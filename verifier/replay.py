@@ -10,12 +10,14 @@ the same as with one process.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from contracts.engine import EvmExecutor, LevelStateDB
 from ledger.block import Block, CommitCertificate
@@ -25,7 +27,7 @@ from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_b
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from node import precheck
-from verifier.bundle import BundleLine
+from verifier.bundle import BundleLine, ResumePoint, StateMismatch
 from verifier.index import DiskIndex
 
 
@@ -40,6 +42,33 @@ class ReplayResult:
     registry: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
 
 
+PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
+
+
+def saved_point(index: DiskIndex, genesis: Genesis) -> ResumePoint | None:
+    """Where a lasting index's earlier run stopped, or None for a fresh one."""
+    obj = _saved(index, genesis)
+    if obj is None:
+        return None
+    return ResumePoint(int(obj["lines"]), int(obj["offset"]), bytes.fromhex(obj["prefix_sha256"]))
+
+
+def _saved(index: DiskIndex, genesis: Genesis) -> dict[str, Any] | None:
+    raw = index.progress()
+    if raw is None:
+        return None
+    try:
+        obj = json.loads(raw)
+        if obj.get("format") != PROGRESS_FORMAT:
+            raise ValueError(f"format {obj.get('format')!r}")
+    except (ValueError, AttributeError) as exc:
+        raise StateMismatch(f"unreadable verification state in {index.path}: {exc}") from exc
+    if obj["genesis_hash"] != genesis.hash().hex():
+        raise StateMismatch(f"the verification state in {index.path} is for another chain (genesis "
+                            f"{obj['genesis_hash'][:16]}...)")
+    return cast(dict[str, Any], obj)
+
+
 def replay(
     genesis: Genesis,
     lines: Iterable[BundleLine],
@@ -47,14 +76,20 @@ def replay(
     jobs: int = 1,
     on_block: Callable[[int, int], None] | None = None,
     workdir: Path | None = None,
+    index: DiskIndex | None = None,
 ) -> ReplayResult:
-    """Replay every line; raise the first refusal (a LedgerError with its location)."""
-    with DiskIndex(workdir) as index:
+    """Replay every line; raise the first refusal (a LedgerError with its location).
+
+    ``index``: a lasting one (``DiskIndex(keep_at=...)``) to resume from and save progress
+    to after every block; ``lines`` must then start where :func:`saved_point` says."""
+    with index if index is not None else DiskIndex(workdir) as index:
         state_db = LevelStateDB.open(str(index.path / "evm")) if genesis.params.contracts else None
         engine = EvmExecutor(genesis, state_db) if state_db is not None else None
         try:
             tally = Tally(genesis, index.payloads)
             result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
+            if index.kept:
+                _resume(result, index, genesis, state_db)
             proofs = ProofCache()
             if jobs <= 1:
                 stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
@@ -78,6 +113,33 @@ def replay(
             if state_db is not None:
                 state_db.close()  # before the index's directory goes
     return result
+
+
+def _resume(result: ReplayResult, index: DiskIndex, genesis: Genesis, state_db: LevelStateDB | None) -> None:
+    obj = _saved(index, genesis)
+    if obj is None:
+        return
+    result.tip = ChainTip.decode(bytes.fromhex(obj["tip"]))
+    result.blocks, result.ballots = int(obj["blocks"]), int(obj["ballots"])
+    result.tally.restore(obj["tally"])
+    # The EVM state is a database of its own, written before each block's progress; a
+    # machine that lost power may have kept the progress but not the state.
+    if state_db is not None and result.tip.state_root not in state_db:
+        raise StateMismatch(f"the verification state in {index.path} is incomplete; verify again from the start")
+
+
+def _progress(genesis: Genesis, line: BundleLine, result: ReplayResult, tip: ChainTip) -> bytes:
+    return json.dumps({
+        "format": PROGRESS_FORMAT,
+        "genesis_hash": result.genesis_hash.hex(),
+        "lines": line.line_number,
+        "offset": line.end_offset,
+        "prefix_sha256": line.prefix_sha256.hex(),
+        "tip": tip.encode().hex(),
+        "blocks": result.blocks,
+        "ballots": result.ballots,
+        "tally": result.tally.snapshot(),
+    }, sort_keys=True).encode()
 
 
 def _apply_all(
@@ -105,10 +167,10 @@ def _apply_all(
         except LedgerError as exc:
             raise exc.at(f"block {block.height} certificate") from None
         result.tally.record_block(effects)  # reads the counted payloads before index.apply
-        index.apply(effects)
         tip = effects.tip
         result.blocks += 1
         result.ballots += len(effects.ballots)
+        index.apply(effects, _progress(genesis, line, result, tip) if index.kept else None)
         if on_block is not None:
             on_block(block.height, len(effects.ballots))
     result.tip = tip

@@ -10,7 +10,8 @@ from typing import Any
 
 from ledger.errors import BadGenesis, LedgerError
 from verifier.bundle import BUNDLE_README, NonCanonical, UnusableBundle, iter_block_lines, read_genesis
-from verifier.replay import ReplayResult, replay
+from verifier.index import DiskIndex
+from verifier.replay import ReplayResult, replay, saved_point
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -54,7 +55,10 @@ def verify_bundle(
     pin_genesis: str | None = None,
     on_block: Any = None,
     jobs: int = 1,
+    state_dir: Path | None = None,
 ) -> Report:
+    """Verify a bundle. ``state_dir``: keep the replay's state there, resuming from what an
+    earlier run saved (an interrupted run, or a bundle that has grown since)."""
     started = time.perf_counter()
     try:
         genesis = read_genesis(directory)
@@ -75,7 +79,17 @@ def verify_bundle(
         }
         return report
     try:
-        result = replay(genesis, iter_block_lines(directory), on_block=on_block, jobs=jobs)
+        if state_dir is None:
+            result = replay(genesis, iter_block_lines(directory), on_block=on_block, jobs=jobs)
+        else:
+            index = DiskIndex(keep_at=state_dir)
+            try:
+                point = saved_point(index, genesis)
+            except LedgerError:
+                index.close()
+                raise
+            lines = iter_block_lines(directory, resume=point, track_prefix=True)
+            result = replay(genesis, lines, on_block=on_block, jobs=jobs, index=index)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
         report.failure = _failure(exc)
