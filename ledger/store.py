@@ -41,9 +41,15 @@ def _node_key(level: int, index: int) -> bytes:
     return _P_NODE + bytes([level]) + _U64.pack(index)
 
 
+_USE_PREFIXES: dict[str, bytes] = {}  # per election id (only the genesis's reach here)
+
+
 def _use_key(election_id: str, credential: bytes) -> bytes:
-    eid = election_id.encode()
-    return _P_USE + bytes([len(eid)]) + eid + credential
+    prefix = _USE_PREFIXES.get(election_id)
+    if prefix is None:
+        eid = election_id.encode()
+        prefix = _USE_PREFIXES[election_id] = _P_USE + bytes([len(eid)]) + eid
+    return prefix + credential
 
 
 class LedgerStore:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.ballot import BallotEnvelope, CredentialProof
+from ledger.ballot import BallotEnvelope, CredentialProof, _decode_common_shape
 from ledger.block import Block, BlockHeader, Checkpoint, CommitCertificate, CommitSignature
+from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadGenesis, LedgerError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleFrontier
@@ -174,8 +175,7 @@ def _reference_ballot_decode(data: bytes) -> BallotEnvelope:
     )
 
 
-@given(envelopes, st.data())
-def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, data: st.DataObject) -> None:
+def _mutated(env: BallotEnvelope, data: st.DataObject) -> bytes:
     encoded = bytearray(env.encode())
     for _ in range(data.draw(st.integers(1, 3))):
         op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
@@ -186,7 +186,29 @@ def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, d
             encoded[pos:pos] = data.draw(st.binary(min_size=1, max_size=3))
         elif encoded:
             del encoded[pos]
-    blob = bytes(encoded)
+    return bytes(encoded)
+
+
+@given(envelopes, st.data())
+def test_common_shape_reader_accepts_nothing_the_generic_path_refuses(env: BallotEnvelope, data: st.DataObject) -> None:
+    assert _decode_common_shape(BallotEnvelope, env.encode()) in (None, env)
+    blob = _mutated(env, data)
+    fast = _decode_common_shape(BallotEnvelope, blob)
+    if fast is not None:
+        assert fast == _reference_ballot_decode(blob) and fast.encode() == blob
+
+
+def test_real_ballots_take_the_common_shape_path() -> None:
+    key = SigningKey.from_seed(b"voter")
+    for index, payload in [(0, b"\x00"), (5, b"\x02"), (200, b"\x7f"), (70_000, b"\x80" * 40)]:
+        proof = CredentialProof.of(index, [bytes([i]) * 32 for i in range(17)])
+        env = BallotEnvelope.create(key, chain_id="c", election_id="national-2026", proof=proof, payload=payload)
+        assert _decode_common_shape(BallotEnvelope, env.encode()) == env
+
+
+@given(envelopes, st.data())
+def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, data: st.DataObject) -> None:
+    blob = _mutated(env, data)
     try:
         expected = _reference_ballot_decode(blob)
     except LedgerError:

@@ -22,9 +22,15 @@ _COUNTED = b"u"
 _PROGRESS = b"\x00progress"
 
 
+_KEY_PREFIXES: dict[str, bytes] = {}  # per election id (only the genesis's reach here)
+
+
 def _counted_key(election_id: str, credential: bytes) -> bytes:
-    eid = election_id.encode()
-    return _COUNTED + bytes([len(eid)]) + eid + credential
+    prefix = _KEY_PREFIXES.get(election_id)
+    if prefix is None:
+        eid = election_id.encode()
+        prefix = _KEY_PREFIXES[election_id] = _COUNTED + bytes([len(eid)]) + eid
+    return prefix + credential
 
 
 class DiskIndex:
