@@ -21,7 +21,7 @@ from ledger.crypto import SigningKey
 from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
 from ledger.state import ChainTip
 from ledger.tally import Tally
-from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line
+from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
 from verifier.verify import results_text
 
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -127,5 +127,6 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
     tally.height = tip.height
     (out / "results.json").write_text(results_text(tally.to_json_obj()))
     (out / "README").write_text(BUNDLE_README)
+    write_contract_artifacts(out, genesis)
     _TREE = _GEN = None
     return genesis

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ballotledger.bundlegen import generate_bundle
+from contracts import load_artifact
 from ledger.block import Block, CommitCertificate, CommitSignature
 from ledger.crypto import SigningKey
 from ledger.genesis import Genesis
-from verifier.bundle import BLOCKS_FILE, block_line
+from verifier.bundle import BLOCKS_FILE, REGISTRY_ARTIFACT_FILE, block_line, registry_artifact_bytes
 from verifier.verify import verify_bundle
 
 Lines = list[tuple[Block, CommitCertificate]]
@@ -172,7 +173,31 @@ def test_result_count_and_genesis_changes(pristine: Path, tmp_path: Path) -> Non
     assert report.failure is not None and report.failure["check"] == "genesis_pin"
 
 
-FILES = ["genesis.json", BLOCKS_FILE, "results.json", "README"]
+FILES = ["genesis.json", BLOCKS_FILE, "results.json", "README", REGISTRY_ARTIFACT_FILE]
+
+
+def test_contract_artifact_is_the_one_the_chain_deployed(pristine: Path, tmp_path: Path) -> None:
+    assert (pristine / REGISTRY_ARTIFACT_FILE).read_bytes() == registry_artifact_bytes()
+    bundle = _copy(pristine, tmp_path / "a")
+    artifact = json.loads((bundle / REGISTRY_ARTIFACT_FILE).read_text())
+    artifact["abi"] = artifact["abi"][1:]  # still valid JSON, no longer what genesis deploys
+    (bundle / REGISTRY_ARTIFACT_FILE).write_text(json.dumps(artifact))
+    report = verify_bundle(bundle)
+    assert report.failure is not None and report.exit_code == 1
+    assert (report.failure["check"], report.failure["where"]) == ("contract_artifact", REGISTRY_ARTIFACT_FILE)
+
+
+def test_registry_code_on_chain_must_be_the_artifacts() -> None:
+    from verifier.replay import ReplayResult
+    from verifier.verify import _check_registry_code
+
+    runtime = load_artifact("ElectionRegistry").bytecode_runtime
+    result = ReplayResult(b"", None, None)  # type: ignore[arg-type]  # only the code is read
+    result.registry_code = runtime + bytes(32)  # the immutables follow the runtime code
+    assert _check_registry_code(result) is None
+    result.registry_code = runtime[:-1] + bytes([runtime[-1] ^ 1]) + bytes(32)
+    failure = _check_registry_code(result)
+    assert failure is not None and failure["check"] == "contract_artifact"
 
 
 @settings(max_examples=40, deadline=None)

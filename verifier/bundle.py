@@ -28,12 +28,33 @@ blocks.jsonl   one committed block per line, from height 1, as
                power) that finalized it. Nothing else: every byte is hashed or signed.
 results.json   the result as published by the node; the verifier recomputes the tally
                from the ballots and fails if this claim differs.
+contracts/ElectionRegistry.json
+               (chains that run contracts) the election registry's compiled artifact:
+               ABI, init and runtime bytecode, compiler, source hash. Genesis deploys
+               it at 0x00000000000000000000000000000000000ba110; the verifier checks
+               this file is the artifact it deploys and that the replayed chain's code
+               at that address is its runtime bytecode. Use the ABI to read the
+               registry with Ethereum tools through a node's JSON-RPC.
 README         this text (checked too: every file in a bundle is covered).
 
 Check it with:  ballotledger verify THIS_DIRECTORY [--pin-genesis HASH] [--json]
 """
 GENESIS_FILE = "genesis.json"
 BLOCKS_FILE = "blocks.jsonl"
+REGISTRY_ARTIFACT_FILE = "contracts/ElectionRegistry.json"
+
+
+def write_contract_artifacts(out: Path, genesis: Genesis) -> None:
+    """The registry's artifact, byte for byte as this software deploys it (contracts only)."""
+    if genesis.params.contracts:
+        (out / REGISTRY_ARTIFACT_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (out / REGISTRY_ARTIFACT_FILE).write_bytes(registry_artifact_bytes())
+
+
+def registry_artifact_bytes() -> bytes:
+    from contracts import ARTIFACTS  # the verifier loads the artifact, never the compiler
+
+    return (ARTIFACTS / "ElectionRegistry.json").read_bytes()
 
 
 class UnusableBundle(LedgerError):

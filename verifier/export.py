@@ -2,7 +2,8 @@
 
 The bundle holds only what the verifier checks: ``genesis.json``, ``blocks.jsonl`` (each
 block with its certificate), ``results.json`` (the result as the node publishes it, a
-claim the verifier recomputes) and a README describing the format.
+claim the verifier recomputes), the registry's contract artifact on chains that run
+contracts, and a README describing the format.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 from ledger.block import Block
 from ledger.errors import BadEncoding
 from ledger.genesis import Genesis
-from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, UnusableBundle, block_line
+from verifier.bundle import (
+    BLOCKS_FILE,
+    BUNDLE_README,
+    GENESIS_FILE,
+    UnusableBundle,
+    block_line,
+    write_contract_artifacts,
+)
 from verifier.rpc_client import RpcClient
 from verifier.verify import results_text
 
@@ -48,6 +56,7 @@ def export_bundle(
         else:
             genesis_path.write_text(genesis.to_json())
         (out / "README").write_text(BUNDLE_README)
+        write_contract_artifacts(out, genesis)
         blocks_path = out / BLOCKS_FILE
         height = _complete_lines(blocks_path)
         tip = rpc.call("ballot_status")["height"]

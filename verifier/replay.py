@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from contracts import REGISTRY_ADDRESS
 from contracts.engine import EvmExecutor, LevelStateDB
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
@@ -40,6 +41,7 @@ class ReplayResult:
     ballots: int = 0
     # election id -> (phase name, counts the authority published on chain)
     registry: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    registry_code: bytes | None = None  # the code at the registry's address, at the tip
 
 
 PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
@@ -104,6 +106,7 @@ def replay(
                     _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
                                on_block)
             if engine is not None:
+                result.registry_code = engine.get_code(result.tip.state_root, REGISTRY_ADDRESS)
                 for e in genesis.elections:
                     phase = engine.election_phase(result.tip.state_root, e.election_id)
                     result.registry[e.election_id] = (

@@ -8,8 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import REGISTRY_ADDRESS, load_artifact
 from ledger.errors import BadGenesis, LedgerError
-from verifier.bundle import BUNDLE_README, NonCanonical, UnusableBundle, iter_block_lines, read_genesis
+from ledger.genesis import Genesis
+from verifier.bundle import (
+    BUNDLE_README,
+    REGISTRY_ARTIFACT_FILE,
+    NonCanonical,
+    UnusableBundle,
+    iter_block_lines,
+    read_genesis,
+    registry_artifact_bytes,
+)
 from verifier.index import DiskIndex
 from verifier.replay import ReplayResult, replay, saved_point
 
@@ -70,6 +80,9 @@ def verify_bundle(
     if readme.exists() and readme.read_bytes() != BUNDLE_README.encode():
         return Report(False, EXIT_INVALID, failure={
             "check": "non_canonical", "where": "README", "message": "README differs from the format description"})
+    artifact = _artifact_mismatch(directory, genesis)
+    if artifact is not None:
+        return Report(False, EXIT_INVALID, failure=artifact)
     report = Report(False, EXIT_INVALID, genesis_hash=genesis.hash().hex(), chain_id=genesis.chain_id)
     if pin_genesis is not None and pin_genesis.lower().removeprefix("0x") != genesis.hash().hex():
         report.failure = {
@@ -99,7 +112,7 @@ def verify_bundle(
         report.seconds = time.perf_counter() - started
         return report
     _fill(report, result)
-    onchain = _check_registry_results(result)
+    onchain = _check_registry_code(result) or _check_registry_results(result)
     if onchain is not None:
         report.failure = onchain
         report.seconds = time.perf_counter() - started
@@ -134,6 +147,32 @@ def _published_results(directory: Path) -> Any:
     if text != results_text(obj):
         return {"format": "non-canonical"}  # reported as a published_result failure
     return obj
+
+
+def _artifact_mismatch(directory: Path, genesis: Genesis) -> dict[str, Any] | None:
+    """The bundle's contract artifact, if it has one, is the one genesis deploys."""
+    path = directory / REGISTRY_ARTIFACT_FILE
+    if not path.exists():
+        return None
+    if not genesis.params.contracts:
+        message = "this chain runs no contracts, yet the bundle carries a contract artifact"
+    elif path.read_bytes() != registry_artifact_bytes():
+        message = "not the election registry artifact this chain deploys (byte for byte)"
+    else:
+        return None
+    return {"check": "contract_artifact", "where": REGISTRY_ARTIFACT_FILE, "message": message}
+
+
+def _check_registry_code(result: ReplayResult) -> dict[str, Any] | None:
+    """The code the replayed chain holds at the registry's address is the artifact's
+    runtime bytecode (followed by the immutables its constructor stored)."""
+    if result.registry_code is None:
+        return None
+    runtime = load_artifact("ElectionRegistry").bytecode_runtime
+    if result.registry_code[: len(runtime)] == runtime:
+        return None
+    return {"check": "contract_artifact", "where": f"code at {REGISTRY_ADDRESS.hex()} at the tip",
+            "message": "the registry's code on chain is not the artifact's runtime bytecode"}
 
 
 def _check_registry_results(result: ReplayResult) -> dict[str, Any] | None:
