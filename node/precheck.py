@@ -15,23 +15,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 from ledger.genesis import Genesis
-from ledger.rules import ProofCache, check_block_ballots
-
-_GENESIS: Genesis | None = None
-_PROOFS = ProofCache()
-
-
-def init_worker(genesis_json: str) -> None:
-    """A worker process's initializer (the verifier's --jobs pool uses it too)."""
-    global _GENESIS
-    _GENESIS = Genesis.from_json(genesis_json)
-
-
-def check_in_worker(raw_block: bytes) -> bytes:
-    """In a worker: ``check_block_ballots`` against the genesis it was started with."""
-    if _GENESIS is None:
-        raise RuntimeError("worker not initialised with a genesis")
-    return check_block_ballots(_GENESIS, raw_block, _PROOFS)
+from ledger.workers import check_in_worker, init_worker
 
 
 class BallotPrechecker:

@@ -21,13 +21,13 @@ from typing import Any, cast
 
 from contracts import REGISTRY_ADDRESS
 from contracts.engine import EvmExecutor, LevelStateDB
+from ledger import workers
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block
 from ledger.state import ChainTip
 from ledger.tally import Tally
-from node import precheck
 from verifier.bundle import BundleLine, ResumePoint, StateMismatch
 from verifier.index import DiskIndex
 
@@ -101,7 +101,7 @@ def replay(
             else:
                 with ProcessPoolExecutor(
                     jobs, mp_context=multiprocessing.get_context("spawn"),  # not fork: LevelDB threads
-                    initializer=precheck.init_worker, initargs=(genesis.to_json(),),
+                    initializer=workers.init_worker, initargs=(genesis.to_json(),),
                 ) as pool:
                     _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
                                on_block)
@@ -190,7 +190,7 @@ def _prechecked(
         return line, admitted_from_flags(genesis, line.block, future.result())
 
     for line in lines:
-        pending.append((line, pool.submit(precheck.check_in_worker, line.block)))
+        pending.append((line, pool.submit(workers.check_in_worker, line.block)))
         if len(pending) >= window:
             yield take()
     while pending:
