@@ -51,7 +51,7 @@ class Mempool:
         # With contracts: the elections open (phase and window) on the committed state.
         self.open_elections = open_elections
         self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
-        self._raw: dict[bytes, bytes] = {}
+        # The same checked ballots by their bytes (envelope.encode() gives them back).
         self._by_raw: dict[bytes, CheckedBallot] = {}
         self._by_credential: dict[tuple[str, bytes], bytes] = {}
         # Checked ballots stay known until their block commits, even once taken for a
@@ -90,7 +90,6 @@ class Mempool:
             self.refused += 1
             raise
         self._pending[code] = checked
-        self._raw[code] = raw
         self._by_raw[raw] = checked
         self._by_credential[key] = code
         return Admission(code, "pending")
@@ -115,11 +114,11 @@ class Mempool:
         """
         out: list[bytes] = []
         open_now = self.open_elections(time_ms) if self.open_elections is not None else None
-        for code, checked in self._pending.items():
+        for checked in self._pending.values():
             if len(out) >= max_ballots:
                 break
             if checked.election.is_open_at(time_ms) and (open_now is None or checked.election.election_id in open_now):
-                out.append(self._raw[code])
+                out.append(checked.envelope.encode())
         return out
 
     def remove_committed(self, effects: BlockEffects) -> None:
@@ -134,10 +133,8 @@ class Mempool:
 
     def _drop(self, code: bytes) -> None:
         checked = self._pending.pop(code, None)
-        raw = self._raw.pop(code, None)
-        if raw is not None:
-            self._by_raw.pop(raw, None)
         if checked is not None:
+            self._by_raw.pop(checked.envelope.encode(), None)
             key = (checked.election.election_id, checked.envelope.credential)
             if self._by_credential.get(key) == code:
                 del self._by_credential[key]
