@@ -41,15 +41,21 @@ def _node_key(level: int, index: int) -> bytes:
     return _P_NODE + bytes([level]) + _U64.pack(index)
 
 
-_USE_PREFIXES: dict[str, bytes] = {}  # per election id (only the genesis's reach here)
+_CREDENTIAL_PREFIXES: dict[tuple[bytes, str], bytes] = {}  # only genesis elections reach here
+
+
+def credential_key(table: bytes, election_id: str, credential: bytes) -> bytes:
+    """A per-(election, credential) key: ``table || len(id) || id || credential``. Also the
+    verifier's index layout; the per-election prefix is built once."""
+    prefix = _CREDENTIAL_PREFIXES.get((table, election_id))
+    if prefix is None:
+        eid = election_id.encode()
+        prefix = _CREDENTIAL_PREFIXES[(table, election_id)] = table + bytes([len(eid)]) + eid
+    return prefix + credential
 
 
 def _use_key(election_id: str, credential: bytes) -> bytes:
-    prefix = _USE_PREFIXES.get(election_id)
-    if prefix is None:
-        eid = election_id.encode()
-        prefix = _USE_PREFIXES[election_id] = _P_USE + bytes([len(eid)]) + eid
-    return prefix + credential
+    return credential_key(_P_USE, election_id, credential)
 
 
 class LedgerStore:

@@ -15,6 +15,7 @@ from pathlib import Path
 import plyvel
 
 from ledger.rules import BlockEffects
+from ledger.store import credential_key
 from ledger.tally import CountedKey
 
 _CODE = b"t"
@@ -22,15 +23,8 @@ _COUNTED = b"u"
 _PROGRESS = b"\x00progress"
 
 
-_KEY_PREFIXES: dict[str, bytes] = {}  # per election id (only the genesis's reach here)
-
-
 def _counted_key(election_id: str, credential: bytes) -> bytes:
-    prefix = _KEY_PREFIXES.get(election_id)
-    if prefix is None:
-        eid = election_id.encode()
-        prefix = _KEY_PREFIXES[election_id] = _COUNTED + bytes([len(eid)]) + eid
-    return prefix + credential
+    return credential_key(_COUNTED, election_id, credential)
 
 
 class DiskIndex:
