@@ -22,7 +22,7 @@ MAX_PATH = 64
 
 
 _HASH_ITEM_PREFIX = b"\xa0"  # RLP's (only canonical) prefix of a 32-byte string
-HASH_ITEM_SIZE = _HASH_ITEM = HASH_SIZE + 1  # a path hash as encoded: prefix and hash
+HASH_ITEM_SIZE = HASH_SIZE + 1  # a path hash as encoded: prefix and hash
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,18 @@ class CredentialProof:
 
     @property
     def depth(self) -> int:
-        return len(self.encoded_path) // _HASH_ITEM
+        return len(self.encoded_path) // HASH_ITEM_SIZE
+
+    def __post_init__(self) -> None:
+        # Decoders build proofs without __init__ after checking this themselves.
+        if not codec.is_hash_list(self.encoded_path, 0, len(self.encoded_path)):
+            raise BadEncoding("credential proof path: not an encoded list of 32-byte hashes")
 
     @property
     def path(self) -> tuple[bytes, ...]:
-        enc = self.encoded_path
-        return tuple(enc[p + 1 : p + _HASH_ITEM] for p in range(0, len(enc), _HASH_ITEM))
+        hashes = codec.read_hash_list(self.encoded_path, 0, len(self.encoded_path))
+        assert hashes is not None  # checked at construction
+        return tuple(hashes)
 
     def item(self) -> Item:
         return [codec.int_bytes(self.index), list(self.path)]
@@ -109,9 +115,9 @@ def _proof(data: bytes, span: tuple[bool, int, int]) -> CredentialProof:
         generic = codec.decode(data[index_span[2] : e])
         codec.as_bytes_list(generic, "credential proof path", size=HASH_SIZE)
         raise BadEncoding("credential proof path: not a list of 32-byte strings")  # pragma: no cover
-    if e - s > MAX_PATH * _HASH_ITEM:
+    if e - s > MAX_PATH * HASH_ITEM_SIZE:
         raise Oversized(
-            f"credential proof path: {(e - s) // _HASH_ITEM} items exceeds the limit of {MAX_PATH}"
+            f"credential proof path: {(e - s) // HASH_ITEM_SIZE} items exceeds the limit of {MAX_PATH}"
         )
     proof = object.__new__(CredentialProof)  # fields checked above; see BallotEnvelope.decode
     proof.__dict__.update(index=index, encoded_path=data[s:e])
@@ -169,7 +175,7 @@ def _decode_common_shape(cls: type[BallotEnvelope], data: bytes) -> BallotEnvelo
         else:
             return None
         hs, he = _list_at(data, ps)
-        if he != qe or he - hs > MAX_PATH * _HASH_ITEM or not codec.is_hash_list(data, hs, he):
+        if he != qe or he - hs > MAX_PATH * HASH_ITEM_SIZE or not codec.is_hash_list(data, hs, he):
             return None
         ys, ye = _short_string_at(data, qe)
         if data[ye : ye + 2] != b"\xb8\x40" or ye + 66 != end:  # a 64-byte string, last

@@ -217,3 +217,13 @@ def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, d
         return
     got = BallotEnvelope.decode(blob)
     assert got == expected and got.encode() == blob and dataclasses.replace(got).encode() == blob
+
+
+def test_credential_proof_holds_only_an_encoded_hash_list() -> None:
+    proof = CredentialProof.of(3, [b"\x01" * 32, b"\x02" * 32])
+    assert proof.path == (b"\x01" * 32, b"\x02" * 32) and proof.depth == 2
+    for bad in (b"\xa0" + b"\x01" * 31, b"\xa1" + b"\x01" * 32, b"\x00" * 33):
+        with pytest.raises(BadEncoding):
+            CredentialProof(3, bad)
+    with pytest.raises(BadEncoding):
+        CredentialProof.of(3, [b"\x01" * 31])
