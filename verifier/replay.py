@@ -47,15 +47,13 @@ class ReplayResult:
 PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
 
 
-def saved_point(index: DiskIndex, genesis: Genesis) -> ResumePoint | None:
-    """Where a lasting index's earlier run stopped, or None for a fresh one."""
-    obj = _saved(index, genesis)
-    if obj is None:
-        return None
-    return ResumePoint(int(obj["lines"]), int(obj["offset"]), bytes.fromhex(obj["prefix_sha256"]))
+def resume_point(saved: dict[str, Any]) -> ResumePoint:
+    """Where the run that saved ``saved`` stopped in the bundle."""
+    return ResumePoint(int(saved["lines"]), int(saved["offset"]), bytes.fromhex(saved["prefix_sha256"]))
 
 
-def _saved(index: DiskIndex, genesis: Genesis) -> dict[str, Any] | None:
+def saved_progress(index: DiskIndex, genesis: Genesis) -> dict[str, Any] | None:
+    """What a lasting index's earlier run saved, or None for a fresh one."""
     raw = index.progress()
     if raw is None:
         return None
@@ -79,19 +77,21 @@ def replay(
     on_block: Callable[[int, int], None] | None = None,
     workdir: Path | None = None,
     index: DiskIndex | None = None,
+    saved: dict[str, Any] | None = None,
 ) -> ReplayResult:
     """Replay every line; raise the first refusal (a LedgerError with its location).
 
-    ``index``: a lasting one (``DiskIndex(keep_at=...)``) to resume from and save progress
-    to after every block; ``lines`` must then start where :func:`saved_point` says."""
+    ``index``: a lasting one (``DiskIndex(keep_at=...)``) to save progress to after every
+    block; ``saved``: its :func:`saved_progress`, to resume from (``lines`` must then start
+    at its :func:`resume_point`)."""
     with index if index is not None else DiskIndex(workdir) as index:
         state_db = LevelStateDB.open(str(index.path / "evm")) if genesis.params.contracts else None
         engine = EvmExecutor(genesis, state_db) if state_db is not None else None
         try:
             tally = Tally(genesis, index.payloads)
             result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
-            if index.kept:
-                _resume(result, index, genesis, state_db)
+            if saved is not None:
+                _resume(result, saved, index, state_db)
             proofs = ProofCache()
             if jobs <= 1:
                 stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
@@ -118,10 +118,7 @@ def replay(
     return result
 
 
-def _resume(result: ReplayResult, index: DiskIndex, genesis: Genesis, state_db: LevelStateDB | None) -> None:
-    obj = _saved(index, genesis)
-    if obj is None:
-        return
+def _resume(result: ReplayResult, obj: dict[str, Any], index: DiskIndex, state_db: LevelStateDB | None) -> None:
     result.tip = ChainTip.decode(bytes.fromhex(obj["tip"]))
     result.blocks, result.ballots = int(obj["blocks"]), int(obj["ballots"])
     result.tally.restore(obj["tally"])
@@ -131,7 +128,7 @@ def _resume(result: ReplayResult, index: DiskIndex, genesis: Genesis, state_db: 
         raise StateMismatch(f"the verification state in {index.path} is incomplete; verify again from the start")
 
 
-def _progress(genesis: Genesis, line: BundleLine, result: ReplayResult, tip: ChainTip) -> bytes:
+def _progress(line: BundleLine, result: ReplayResult, tip: ChainTip) -> bytes:
     return json.dumps({
         "format": PROGRESS_FORMAT,
         "genesis_hash": result.genesis_hash.hex(),
@@ -173,7 +170,7 @@ def _apply_all(
         tip = effects.tip
         result.blocks += 1
         result.ballots += len(effects.ballots)
-        index.apply(effects, _progress(genesis, line, result, tip) if index.kept else None)
+        index.apply(effects, _progress(line, result, tip) if index.kept else None)
         if on_block is not None:
             on_block(block.height, len(effects.ballots))
     result.tip = tip

@@ -21,7 +21,7 @@ from verifier.bundle import (
     registry_artifact_bytes,
 )
 from verifier.index import DiskIndex
-from verifier.replay import ReplayResult, replay, saved_point
+from verifier.replay import ReplayResult, replay, resume_point, saved_progress
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -97,12 +97,13 @@ def verify_bundle(
         else:
             index = DiskIndex(keep_at=state_dir)
             try:
-                point = saved_point(index, genesis)
+                saved = saved_progress(index, genesis)
             except LedgerError:
                 index.close()
                 raise
+            point = resume_point(saved) if saved is not None else None
             lines = iter_block_lines(directory, resume=point, track_prefix=True)
-            result = replay(genesis, lines, on_block=on_block, jobs=jobs, index=index)
+            result = replay(genesis, lines, on_block=on_block, jobs=jobs, index=index, saved=saved)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
         report.failure = _failure(exc)
