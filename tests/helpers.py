@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 from ballotledger.election_kit import ElectionKit, make_election
 from ledger.assemble import assemble_block
 from ledger.block import Block, CommitCertificate
 from ledger.state import ChainTip
+from node.config import ConsensusTimeouts
+
+ROOT = Path(__file__).resolve().parent.parent
+# Short consensus timeouts for small localnets on loopback.
+QUICK_TIMEOUTS = ConsensusTimeouts(propose_ms=800, prevote_ms=300, precommit_ms=300, delta_ms=200,
+                                   block_interval_ms=100)
+
+
+def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m ballotledger ARGS`` from the repository root, output captured."""
+    return subprocess.run([sys.executable, "-m", "ballotledger", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
 
 
 @lru_cache(maxsize=8)

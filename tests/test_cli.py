@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ledger.block import Block
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_cli
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ballotledger", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-        timeout=300,
-    )
+    return run_cli(*args, timeout=300)
 
 
 @pytest.fixture(scope="module")

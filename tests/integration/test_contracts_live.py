@@ -4,8 +4,6 @@ authority drives the phases with signed transactions, and the ballot rules follo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,21 +14,15 @@ from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
 from contracts import REGISTRY_ADDRESS, Phase, election_key, load_artifact
 from ledger.crypto import SigningKey
-from node.config import ConsensusTimeouts, write_key
+from node.config import write_key
+from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ConsensusTimeouts(propose_ms=800, prevote_ms=300, precommit_ms=300, delta_ms=200, block_interval_ms=100)
-
-
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ballotledger", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
 
 
 def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -> None:
-    with Localnet.create(tmp_path, validators=4, voters=40, timeouts=FAST) as net:
+    with Localnet.create(tmp_path, validators=4, voters=40, timeouts=QUICK_TIMEOUTS) as net:
         net.start()
         net.wait_ready()
         url = net.rpc_urls[1]
@@ -53,18 +45,18 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         # a key that is not the authority's is refused with the contract's reason
         intruder = tmp_path / "intruder.key"
         write_key(intruder, SigningKey.from_seed(b"intruder"))
-        proc = _cli("election", "close", "--rpc", url, "--election", election, "--authority-key", intruder)
+        proc = run_cli("election", "close", "--rpc", url, "--election", election, "--authority-key", intruder)
         assert proc.returncode == 1 and "not_authority" in proc.stdout, proc.stdout + proc.stderr
         # publishing before the close is the wrong phase
         authority = tmp_path / "authority.key"
-        proc = _cli("election", "publish", "--rpc", url, "--election", election, "--authority-key", authority,
+        proc = run_cli("election", "publish", "--rpc", url, "--election", election, "--authority-key", authority,
                     "--counts", "1,2,3")
         assert proc.returncode == 1 and "wrong_phase" in proc.stdout, proc.stdout + proc.stderr
 
-        proc = _cli("election", "close", "--rpc", url, "--election", election, "--authority-key", authority)
+        proc = run_cli("election", "close", "--rpc", url, "--election", election, "--authority-key", authority)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert registry.functions.phase(election_key(election)).call() == Phase.CLOSED
-        assert "closed" in _cli("election", "phase", "--rpc", net.rpc_urls[3], "--election", election).stdout
+        assert "closed" in run_cli("election", "phase", "--rpc", net.rpc_urls[3], "--election", election).stdout
         # after the close, the chain refuses ballots for it, on every validator
         with RpcClient(net.rpc_urls[2]) as c, pytest.raises(RpcError) as info:
             c.call("ballot_submit", ballots[20].hex())
@@ -75,7 +67,7 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         # The authority publishes a result one vote off: the chain records it (the contract
         # cannot count ballots), and the verifier catches the lie.
         claimed = [v + (1 if i == 0 else 0) for i, v in enumerate(tally.values())]
-        proc = _cli("election", "publish", "--rpc", url, "--election", election, "--authority-key", authority,
+        proc = run_cli("election", "publish", "--rpc", url, "--election", election, "--authority-key", authority,
                     "--counts", ",".join(map(str, claimed)))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert registry.functions.phase(election_key(election)).call() == Phase.TALLIED
@@ -88,7 +80,7 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         assert {e.args.height for e in checkpoints} >= set(range(1, block["number"] + 1))
 
         # every rule, signature and contract state root replays; the published result does not
-        proc = _cli("verify", "--rpc", url, "--json")
+        proc = run_cli("verify", "--rpc", url, "--json")
         report = json.loads(proc.stdout)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert report["failure"]["check"] == "published_result"

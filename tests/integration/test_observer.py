@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,17 +12,10 @@ import pytest
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
-from node.config import ConsensusTimeouts
+from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ConsensusTimeouts(propose_ms=800, prevote_ms=300, precommit_ms=300, delta_ms=200, block_interval_ms=100)
-
-
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ballotledger", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
 
 
 def _vote_and_wait(net: Localnet, ballots: list[bytes]) -> None:
@@ -38,7 +29,7 @@ def _vote_and_wait(net: Localnet, ballots: list[bytes]) -> None:
 
 def test_verify_rpc_receipts_and_checkpoints(tmp_path: Path) -> None:
     a_dir = tmp_path / "a"
-    Localnet.create(a_dir, validators=1, voters=60, timeouts=FAST)
+    Localnet.create(a_dir, validators=1, voters=60, timeouts=QUICK_TIMEOUTS)
     b_dir = tmp_path / "b"
     shutil.copytree(a_dir, b_dir)  # same genesis, same validator key: a colluding rewrite
     ballots = make_ballots(a_dir, 60)
@@ -47,21 +38,21 @@ def test_verify_rpc_receipts_and_checkpoints(tmp_path: Path) -> None:
         net.wait_ready()
         url = net.rpc_urls[0]
         _vote_and_wait(net, ballots[:10])
-        assert _cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "old.json").returncode == 0
+        assert run_cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "old.json").returncode == 0
         _vote_and_wait(net, ballots[10:20])
-        assert _cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "new.json").returncode == 0
-        proc = _cli("checkpoint", "compare", tmp_path / "old.json", tmp_path / "new.json",
+        assert run_cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "new.json").returncode == 0
+        proc = run_cli("checkpoint", "compare", tmp_path / "old.json", tmp_path / "new.json",
                     "--genesis", a_dir / "genesis.json", "--rpc", url)
         assert proc.returncode == 0 and "CONSISTENT" in proc.stdout, proc.stdout + proc.stderr
 
-        proc = _cli("verify", "--rpc", url, "--json")
+        proc = run_cli("verify", "--rpc", url, "--json")
         report = json.loads(proc.stdout)
         assert proc.returncode == 0 and report["valid"] and report["ballots"] == 20
 
         with RpcClient(url) as c:
             code = c.call("ballot_submit", ballots[0].hex())["tracking_code"]
             (tmp_path / "receipt.json").write_text(json.dumps(c.call("ballot_getReceipt", code)["receipt"]))
-        proc = _cli("receipt", "verify", tmp_path / "receipt.json", "--genesis", a_dir / "genesis.json")
+        proc = run_cli("receipt", "verify", tmp_path / "receipt.json", "--genesis", a_dir / "genesis.json")
         assert proc.returncode == 0, proc.stdout
 
     # The same validator key signs a different history from the same genesis.
@@ -70,8 +61,8 @@ def test_verify_rpc_receipts_and_checkpoints(tmp_path: Path) -> None:
         net.wait_ready()
         url = net.rpc_urls[0]
         _vote_and_wait(net, ballots[30:50])
-        assert _cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "forged.json").returncode == 0
-        proc = _cli("checkpoint", "compare", tmp_path / "old.json", tmp_path / "forged.json",
+        assert run_cli("checkpoint", "save", "--rpc", url, "--out", tmp_path / "forged.json").returncode == 0
+        proc = run_cli("checkpoint", "compare", tmp_path / "old.json", tmp_path / "forged.json",
                     "--genesis", a_dir / "genesis.json", "--rpc", url)
         assert proc.returncode == 1 and "INCONSISTENT" in proc.stdout, proc.stdout + proc.stderr
         # the receipt from the first history fails against this chain's checkpoint
@@ -80,5 +71,5 @@ def test_verify_rpc_receipts_and_checkpoints(tmp_path: Path) -> None:
         receipt = json.loads((tmp_path / "receipt.json").read_text())
         receipt["checkpoint"] = cp["checkpoint"]
         (tmp_path / "moved.json").write_text(json.dumps(receipt))
-        proc = _cli("receipt", "verify", tmp_path / "moved.json", "--genesis", a_dir / "genesis.json")
+        proc = run_cli("receipt", "verify", tmp_path / "moved.json", "--genesis", a_dir / "genesis.json")
         assert proc.returncode == 1, proc.stdout
