@@ -138,16 +138,21 @@ CASES: list[tuple[str, Callable[[Lines], Lines], str, str]] = [
 ]
 
 
+def _assert_named(pristine: Path, tmp_path: Path, tamper: Callable[[Lines], Lines], check: str, where: str,
+                  jobs: int) -> None:
+    bundle = _copy(pristine, tmp_path / "b")
+    _write(bundle, tamper(_read(bundle)))
+    report = verify_bundle(bundle, jobs=jobs)
+    assert not report.valid and report.exit_code == 1
+    assert report.failure is not None
+    assert (report.failure["check"], report.failure["where"]) == (check, where), report.failure
+
+
 @pytest.mark.parametrize("name, tamper, check, where", CASES, ids=[c[0] for c in CASES])
 def test_each_kind_of_change_is_named(
     pristine: Path, tmp_path: Path, name: str, tamper: Callable[[Lines], Lines], check: str, where: str
 ) -> None:
-    bundle = _copy(pristine, tmp_path / "b")
-    _write(bundle, tamper(_read(bundle)))
-    report = verify_bundle(bundle)
-    assert not report.valid and report.exit_code == 1
-    assert report.failure is not None
-    assert (report.failure["check"], report.failure["where"]) == (check, where), report.failure
+    _assert_named(pristine, tmp_path, tamper, check, where, jobs=1)
 
 
 def test_result_count_and_genesis_changes(pristine: Path, tmp_path: Path) -> None:
@@ -228,8 +233,4 @@ PARALLEL_CASES = [CASES[0], CASES[1], CASES[5]]
 def test_parallel_replay_names_the_same_failure(
     pristine: Path, tmp_path: Path, name: str, tamper: Callable[[Lines], Lines], check: str, where: str
 ) -> None:
-    bundle = _copy(pristine, tmp_path / "b")
-    _write(bundle, tamper(_read(bundle)))
-    report = verify_bundle(bundle, jobs=2)
-    assert report.failure is not None and report.exit_code == 1
-    assert (report.failure["check"], report.failure["where"]) == (check, where), report.failure
+    _assert_named(pristine, tmp_path, tamper, check, where, jobs=2)
