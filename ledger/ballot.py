@@ -14,7 +14,7 @@ from ledger import codec
 from ledger.codec import Item
 from ledger.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey
 from ledger.errors import BadEncoding, LedgerError, Oversized
-from ledger.hashing import HASH_SIZE, keccak256, tag
+from ledger.hashing import HASH_SIZE, keccak256, keccak_new, tag
 
 BALLOT_TAG = tag("ballot/v1")
 MAX_ENVELOPE_BYTES = 16384  # hard ceiling; the genesis parameter is usually lower
@@ -186,10 +186,16 @@ def _decode_common_shape(cls: type[BallotEnvelope], data: bytes) -> BallotEnvelo
         return None
     proof = object.__new__(CredentialProof)
     proof.__dict__.update(index=index, encoded_path=data[hs:he])
+    # Every ballot read is checked, so both hashes are made now, the signed one from
+    # the encoding's own spans: chain id, election id and credential are contiguous,
+    # then the payload (what ballot_digest encodes again, byte for byte).
+    signed = data[pos : ee + 34] + data[qe:ye]
     envelope = object.__new__(cls)
     envelope.__dict__.update(
         chain_id=chain_id, election_id=election_id, credential=credential, proof=proof,
         payload=data[ys:ye], signature=data[ye + 2 :], _encoded=data,
+        _tracking_code=keccak_new(data).digest(),
+        _digest=keccak_new(BALLOT_TAG + codec.list_header(len(signed)) + signed).digest(),
     )
     return envelope
 
@@ -234,7 +240,12 @@ class BallotEnvelope:
         return cached
 
     def digest(self) -> bytes:
-        return ballot_digest(self.chain_id, self.election_id, self.credential, self.payload)
+        """What the credential key signs (see :func:`ballot_digest`)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = ballot_digest(self.chain_id, self.election_id, self.credential, self.payload)
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
     @classmethod
     def decode(cls, data: bytes, *, max_size: int = MAX_ENVELOPE_BYTES) -> BallotEnvelope:

@@ -359,27 +359,6 @@ def _check_proof_length(index: int, size: int, n: int) -> None:
         raise BadInclusionProof(f"proof has {n} hashes; leaf {index} of a {size}-leaf tree needs {want}")
 
 
-def _climb(fn: int, sn: int, r: bytes, proof: Sequence[bytes], start: int, stop: int) -> tuple[int, int, bytes]:
-    """RFC 9162 2.1.3.2 step 4 over proof[start:stop]; returns the new (fn, sn, r)."""
-    h = keccak_new
-    for i in range(start, stop):
-        p = proof[i]
-        if fn & 1 or fn == sn:
-            r = h(_NODE + p + r).digest()
-            if not fn & 1:
-                # 4.b.ii: r is on the right border with no sibling on the levels up to
-                # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
-                # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
-                shift = (fn & -fn).bit_length() - 1
-                fn >>= shift
-                sn >>= shift
-        else:
-            r = h(_NODE + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return fn, sn, r
-
-
 def _check_root(r: bytes, sn: int, index: int, size: int, root: bytes) -> None:
     # sn != 0 is unreachable after the length check, but it is the RFC's step 5.
     if sn != 0:  # pragma: no cover
@@ -396,7 +375,7 @@ def verify_inclusion_hash(
 ) -> None:
     """RFC 9162 2.1.3.2 for an already hashed leaf; raises :class:`BadInclusionProof`."""
     _check_inclusion_shape(index, size, proof)
-    _fn, sn, r = _climb(index, size - 1, leaf_hash_, proof, 0, len(proof))
+    _fn, sn, r = _climb_packed(index, size - 1, leaf_hash_, b"".join(proof), HASH_SIZE, 0, len(proof))
     _check_root(r, sn, index, size, root)
 
 
@@ -412,15 +391,16 @@ class VerifiedPaths:
     that leaves about ``cut`` hashes a proof instead of log2(size).
     """
 
-    def __init__(self, size: int, root: bytes, *, cut: int | None = None, max_entries: int = 1 << 18) -> None:
+    def __init__(self, size: int, root: bytes, *, cut: int | None = None, max_entries: int = 1 << 17) -> None:
         self.size = size
         self.root = root
-        # Default: remember at most ~2**18 upper paths (tens of MB), climbing as few
-        # levels as that allows: 2 for small trees, 6 at 10M leaves, 8 at 44M.
-        self.cut = max(2, (size - 1).bit_length() - 18) if cut is None else cut
+        # Default: remember at most ~2**17 upper paths (the remaining proof kept as it
+        # came, ~600 bytes each, so ~80 MB at most), climbing as few levels as that
+        # allows: 2 for small trees, 7 at 10M leaves, 9 at 44M.
+        self.cut = max(2, (size - 1).bit_length() - 17) if cut is None else cut
         self.max_entries = max_entries
-        # (cut, fn, sn, stride) -> (r, keccak of the remaining proof): digests, not the
-        # hashes themselves, so an entry is ~150 bytes whatever the tree's depth.
+        # (cut, fn, sn, stride) -> (r, the remaining proof as encoded): comparing those
+        # bytes costs far less than hashing them.
         self._known: dict[tuple[int, int, int, int], tuple[bytes, bytes]] = {}
         self.hits = 0
 
@@ -440,21 +420,45 @@ class VerifiedPaths:
             raise BadInclusionProof(f"packed proof of {len(packed)} bytes is not a whole number of hashes")
         if not 0 <= index < size or n != _inclusion_proof_len(index, size):
             _check_proof_length(index, size, n)  # raises, saying why
-        skip = stride - HASH_SIZE
         c = min(self.cut, n)
-        lower = [packed[p + skip : p + stride] for p in range(0, c * stride, stride)]
-        fn, sn, r = _climb(index, size - 1, leaf_hash(leaf), lower, 0, c)
+        fn, sn, r = _climb_packed(index, size - 1, leaf_hash(leaf), packed, stride, 0, c)
         key = (c, fn, sn, stride)
-        rest = keccak256(packed[c * stride :])  # fixed-width hashes: unambiguous
+        rest = packed[c * stride :]
         known = self._known.get(key)
         if known is not None and known[0] == r and known[1] == rest:
             self.hits += 1
             return
-        upper = [packed[p + skip : p + stride] for p in range(c * stride, n * stride, stride)]
-        _fn, sn, top = _climb(fn, sn, r, upper, 0, n - c)
+        _fn, sn, top = _climb_packed(fn, sn, r, packed, stride, c, n)
         _check_root(top, sn, index, size, self.root)
         if len(self._known) < self.max_entries:
             self._known[key] = (r, rest)
+
+
+def _climb_packed(
+    fn: int, sn: int, r: bytes, packed: bytes, stride: int, start: int, stop: int
+) -> tuple[int, int, bytes]:
+    """RFC 9162 2.1.3.2 step 4 over hashes ``start..stop`` of a packed proof (see
+    VerifiedPaths.verify_packed); returns the new (fn, sn, r)."""
+    h = keccak_new
+    node = _NODE
+    pos = start * stride + stride - HASH_SIZE
+    for _ in range(start, stop):
+        p = packed[pos : pos + HASH_SIZE]
+        pos += stride
+        if fn & 1 or fn == sn:
+            r = h(node + p + r).digest()
+            if not fn & 1:
+                # 4.b.ii: r is on the right border with no sibling on the levels up to
+                # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
+                # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
+                shift = (fn & -fn).bit_length() - 1
+                fn >>= shift
+                sn >>= shift
+        else:
+            r = h(node + r + p).digest()
+        fn >>= 1
+        sn >>= 1
+    return fn, sn, r
 
 
 def verify_consistency(

@@ -145,11 +145,13 @@ def check_ballot_window(checked: CheckedBallot, time_ms: int) -> None:
 def check_unique(
     checked: CheckedBallot,
     view: LedgerView,
-    pending: Mapping[tuple[str, bytes], bytes],
+    pending: Mapping[tuple[str, bytes], CheckedBallot],
     seen: Container[bytes],
 ) -> None:
     """No ballot twice in the log, and one counted ballot per credential.
 
+    ``pending``: the ballots counting for each (election, credential) among those
+    accepted since ``view`` (this block's so far); ``seen``: their tracking codes.
     Every recorded ballot's credential is in the counted index, so a credential with
     no history cannot have its ballot recorded: the tracking-code lookup is needed only
     for credentials already used, which keeps the common case to one index read.
@@ -157,18 +159,16 @@ def check_unique(
     code = checked.tracking_code
     if code in seen:
         raise DuplicateBallot("ballot is already in this block")
-    key = (checked.election.election_id, checked.envelope.credential)
-    previous = pending.get(key)
-    if previous is None:
-        previous = view.counted_ballot(*key)
+    election = checked.election
+    key = (election.election_id, checked.envelope.credential)
+    newer = pending.get(key)
+    previous = newer.tracking_code if newer is not None else view.counted_ballot(*key)
     if previous is None:
         return
     if previous == code or view.has_ballot(code):
         raise DuplicateBallot("ballot is already in the log")
-    if checked.election.revoting == "first-counts":
-        raise DuplicateCredential(
-            f"credential already cast a ballot in election {checked.election.election_id}"
-        )
+    if election.revoting == "first-counts":
+        raise DuplicateCredential(f"credential already cast a ballot in election {election.election_id}")
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,9 @@ class BlockEffects:
     ballots: tuple[CheckedBallot, ...]
     first_log_index: int
     merkle_nodes: tuple[tuple[int, int, bytes], ...]
-    counted: tuple[tuple[str, bytes, bytes], ...]  # (election, credential, tracking code)
+    # For each (election, credential) that cast a ballot in the block, the one that
+    # counts after it (under first-counts, every ballot of the block).
+    counted: tuple[CheckedBallot, ...]
 
 
 def apply_block(
@@ -212,29 +214,35 @@ def apply_block(
     except LedgerError as exc:
         raise exc.at(where) from None
     header = block.header
+    time_ms = header.time_ms
     frontier = tip.frontier()
     first_index = frontier.size
+    append_leaf = frontier.append
+    take_admitted = admitted.get if admitted is not None else None
     checked_list: list[CheckedBallot] = []
     nodes: list[tuple[int, int, bytes]] = []
-    pending: dict[tuple[str, bytes], bytes] = {}
+    pending: dict[tuple[str, bytes], CheckedBallot] = {}
     seen: set[bytes] = set()
+    # The hot loop of every validator and of the verifier: locals only, and the common
+    # case (a new credential in an open election) tests as little as it can.
     for i, raw in enumerate(block.ballots):
         try:
-            cached = admitted.get(raw) if admitted is not None else None
-            checked = cached if cached is not None else check_ballot(genesis, raw, proofs=proofs)
-            code = checked.tracking_code
+            checked = take_admitted(raw) if take_admitted is not None else None
+            if checked is None:
+                checked = check_ballot(genesis, raw, proofs=proofs)
             election = checked.election
-            if not election.opens_at_ms <= header.time_ms < election.closes_at_ms:
-                check_ballot_window(checked, header.time_ms)  # raises, saying which way
+            if not election.opens_at_ms <= time_ms < election.closes_at_ms:
+                check_ballot_window(checked, time_ms)  # raises, saying which way
             if open_now is not None and election.election_id not in open_now:
                 raise ElectionNotOpen(f"election {election.election_id} is not in its open phase")
             check_unique(checked, view, pending, seen)
         except LedgerError as exc:
             raise exc.at(f"{where} ballot {i}") from None
+        code = checked.tracking_code
         seen.add(code)
-        pending[(checked.election.election_id, checked.envelope.credential)] = code
+        pending[(election.election_id, checked.envelope.credential)] = checked
         checked_list.append(checked)
-        nodes.extend(frontier.append(merkle.leaf_hash(code)))
+        nodes.extend(append_leaf(merkle.leaf_hash(code)))
     try:
         if header.log_size != frontier.size:
             raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
@@ -259,8 +267,7 @@ def apply_block(
         state_root=header.state_root,
         log_frontier=frontier.to_bytes(),
     )
-    counted = tuple((e, c, code) for (e, c), code in pending.items())
-    return BlockEffects(new_tip, tuple(checked_list), first_index, tuple(nodes), counted)
+    return BlockEffects(new_tip, tuple(checked_list), first_index, tuple(nodes), tuple(pending.values()))
 
 
 def check_block_ballots(genesis: Genesis, raw_block: bytes, proofs: ProofCache | None = None) -> bytes:

@@ -168,8 +168,8 @@ class LedgerStore:
                 wb.put(_node_key(level, index), node)
             for offset, checked in enumerate(effects.ballots):
                 wb.put(_P_TRACK + checked.tracking_code, _TRACK.pack(effects.first_log_index + offset, height))
-            for election_id, credential, code in effects.counted:
-                wb.put(_use_key(election_id, credential), code)
+            for checked in effects.counted:
+                wb.put(_use_key(checked.election.election_id, checked.envelope.credential), checked.tracking_code)
             wb.put(_K_TIP, effects.tip.encode())
         self._tip = effects.tip
 

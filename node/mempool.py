@@ -53,7 +53,7 @@ class Mempool:
         self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
         # The same checked ballots by their bytes (envelope.encode() gives them back).
         self._by_raw: dict[bytes, CheckedBallot] = {}
-        self._by_credential: dict[tuple[str, bytes], bytes] = {}
+        self._by_credential: dict[tuple[str, bytes], CheckedBallot] = {}
         # Checked ballots stay known until their block commits, even once taken for a
         # proposal, so validating any block carrying them skips the signature check.
         self.refused = 0
@@ -91,7 +91,7 @@ class Mempool:
             raise
         self._pending[code] = checked
         self._by_raw[raw] = checked
-        self._by_credential[key] = code
+        self._by_credential[key] = checked
         return Admission(code, "pending")
 
     def admit_many(self, raws: Iterable[bytes], now_ms: int) -> list[Admission | LedgerError]:
@@ -125,18 +125,18 @@ class Mempool:
         """Drop what a committed block carried, and what it made invalid."""
         for checked in effects.ballots:
             self._drop(checked.tracking_code)
-        for election_id, credential, _code in effects.counted:
-            other = self._by_credential.get((election_id, credential))
-            election = self.genesis.election(election_id)
-            if other is not None and election is not None and election.revoting == "first-counts":
-                self._drop(other)
+        for counted in effects.counted:
+            election = counted.election
+            other = self._by_credential.get((election.election_id, counted.envelope.credential))
+            if other is not None and election.revoting == "first-counts":
+                self._drop(other.tracking_code)
 
     def _drop(self, code: bytes) -> None:
         checked = self._pending.pop(code, None)
         if checked is not None:
             self._by_raw.pop(checked.envelope.encode(), None)
             key = (checked.election.election_id, checked.envelope.credential)
-            if self._by_credential.get(key) == code:
+            if self._by_credential.get(key) is checked:
                 del self._by_credential[key]
 
     def expire(self, now_ms: int) -> int:

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.ballot import BallotEnvelope, CredentialProof, _decode_common_shape
+from ledger.ballot import BallotEnvelope, CredentialProof, _decode_common_shape, ballot_digest
 from ledger.block import Block, BlockHeader, Checkpoint, CommitCertificate, CommitSignature
 from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadGenesis, LedgerError
 from ledger.genesis import Genesis
+from ledger.hashing import keccak256
 from ledger.merkle import MerkleFrontier
 from ledger.state import ChainTip
 from tests.helpers import kit
@@ -195,7 +196,12 @@ def test_common_shape_reader_accepts_nothing_the_generic_path_refuses(env: Ballo
     blob = _mutated(env, data)
     fast = _decode_common_shape(BallotEnvelope, blob)
     if fast is not None:
-        assert fast == _reference_ballot_decode(blob) and fast.encode() == blob
+        reference = _reference_ballot_decode(blob)
+        assert fast == reference and fast.encode() == blob
+        # the hashes the fast path makes from spans are the ones made from the fields
+        assert fast.digest() == ballot_digest(reference.chain_id, reference.election_id, reference.credential,
+                                              reference.payload)
+        assert fast.tracking_code == keccak256(blob)
 
 
 def test_real_ballots_take_the_common_shape_path() -> None:
@@ -203,7 +209,10 @@ def test_real_ballots_take_the_common_shape_path() -> None:
     for index, payload in [(0, b"\x00"), (5, b"\x02"), (200, b"\x7f"), (70_000, b"\x80" * 40)]:
         proof = CredentialProof.of(index, [bytes([i]) * 32 for i in range(17)])
         env = BallotEnvelope.create(key, chain_id="c", election_id="national-2026", proof=proof, payload=payload)
-        assert _decode_common_shape(BallotEnvelope, env.encode()) == env
+        fast = _decode_common_shape(BallotEnvelope, env.encode())
+        assert fast == env and fast is not None
+        assert fast.digest() == ballot_digest("c", "national-2026", key.public_key, payload)
+        assert fast.tracking_code == keccak256(env.encode())
 
 
 @given(envelopes, st.data())

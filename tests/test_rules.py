@@ -114,7 +114,9 @@ def test_last_counts_policy_allows_revoting_and_counts_the_last() -> None:
     tip = ChainTip.at_genesis(k.genesis)
     block = next_block(k, tip, [k.ballot(1, 0).encode(), k.ballot(1, 2).encode()], None)
     effects = apply_block(k.genesis, tip, EmptyView(), block)
-    assert effects.counted == ((k.election_id, k.voters[1].public_key, keccak256(block.ballots[1])),)
+    assert [(c.election.election_id, c.envelope.credential, c.tracking_code) for c in effects.counted] == [
+        (k.election_id, k.voters[1].public_key, keccak256(block.ballots[1]))
+    ]
 
 
 def test_election_window_is_enforced_at_block_time() -> None:

@@ -6,6 +6,7 @@ encodings themselves, so every byte of the file is covered by a hash or a signat
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 from collections.abc import Iterator
@@ -118,7 +119,7 @@ def iter_block_lines(
     if not path.is_file():
         raise UnusableBundle(f"{path} not found: not an election bundle")
     prefix = hashlib.sha256() if track_prefix or resume is not None else None
-    with path.open("rb") as fh:
+    with path.open("rb", buffering=_READ_BUFFER) as fh:
         number, offset = 0, 0
         if resume is not None:
             assert prefix is not None
@@ -152,7 +153,38 @@ def _hash_prefix(fh: BinaryIO, size: int, into: Any) -> None:
         left -= len(chunk)
 
 
+_READ_BUFFER = 1 << 24  # lines are megabytes; a small buffer makes readline copy in pieces
+_LINE_HEAD = b'{"block": "'
+_LINE_MID = b'", "certificate": "'
+_LINE_TAIL = b'"}\n'
+_UPPER_HEX = (b"A", b"B", b"C", b"D", b"E", b"F")
+
+
+def _canonical_fields(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The two fields of a line that is exactly in canonical form (what ``block_line``
+    writes), straight from the bytes; None for any other line, which :func:`_parse_line`
+    then reads as JSON to say what is wrong with it."""
+    if not raw.startswith(_LINE_HEAD) or not raw.endswith(_LINE_TAIL):
+        return None
+    mid = raw.find(b'"', len(_LINE_HEAD))  # the tail's quote at the latest
+    cert_start, cert_end = mid + len(_LINE_MID), len(raw) - len(_LINE_TAIL)
+    if not raw.startswith(_LINE_MID, mid) or cert_start > cert_end:
+        return None
+    # a2b_hex refuses anything but hex digits; canonical hex is lower-case.
+    if any(raw.find(upper) >= 0 for upper in _UPPER_HEX):
+        return None
+    view = memoryview(raw)
+    try:
+        return (binascii.a2b_hex(view[len(_LINE_HEAD) : mid]),
+                binascii.a2b_hex(view[cert_start:cert_end]))
+    except binascii.Error:
+        return None
+
+
 def _parse_line(raw: bytes, number: int, end_offset: int, prefix_sha256: bytes) -> BundleLine:
+    fields = _canonical_fields(raw)
+    if fields is not None:
+        return BundleLine(number, fields[0], fields[1], end_offset, prefix_sha256)
     obj = json.loads(raw)
     if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
         raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')

@@ -3,7 +3,9 @@
 A temporary LevelDB holds every tracking code seen and, per (election, credential), the
 tracking code and payload that currently count (one value, so the rules and the tally
 share one read). A block's writes go in one batch at its end; reads within the block
-go through a small cache that also holds the block's own pending writes.
+go through a small cache that also holds the block's own pending writes. A credential
+that has not voted (nearly every ballot's) is answered by an in-memory filter instead
+of a LevelDB lookup of an absent key (see ledger.seen_filter).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import plyvel
 
+from ledger.genesis import Genesis
 from ledger.rules import BlockEffects
+from ledger.seen_filter import SeenFilter
 from ledger.store import credential_key
 from ledger.tally import CountedKey
 
@@ -30,7 +34,9 @@ def _counted_key(election_id: str, credential: bytes) -> bytes:
 class DiskIndex:
     """LedgerView for ``apply_block`` plus the tally's counted-payload store."""
 
-    def __init__(self, directory: Path | None = None, *, keep_at: Path | None = None, cache_mib: int = 32) -> None:
+    def __init__(
+        self, genesis: Genesis, directory: Path | None = None, *, keep_at: Path | None = None, cache_mib: int = 32
+    ) -> None:
         """A temporary index (under ``directory``), or with ``keep_at`` a lasting one there
         that a later run resumes from (see :meth:`progress`)."""
         self.kept = keep_at is not None
@@ -46,7 +52,9 @@ class DiskIndex:
             lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=8 << 20,
             max_open_files=64,
         )
-        self._cache: dict[bytes, bytes | None] = {}  # this block's reads
+        self._seen = SeenFilter(sum(e.credential_count for e in genesis.elections))
+        self._refill_seen()
+        self._cache: dict[CountedKey, bytes | None] = {}  # this block's reads
         self._payloads: dict[CountedKey, bytes] = {}  # this block's tally writes
         self.payloads = _Payloads(self)
 
@@ -67,6 +75,12 @@ class DiskIndex:
         value: bytes | None = self._db.get(_PROGRESS)
         return value
 
+    def _refill_seen(self) -> None:
+        """A lasting index resumed: every credential it holds, into the filter."""
+        for key in self._db.iterator(prefix=_COUNTED, include_value=False):
+            size = key[1]
+            self._seen.add(key[2 : 2 + size].decode(), key[2 + size :])
+
     def __enter__(self) -> DiskIndex:
         return self
 
@@ -74,11 +88,14 @@ class DiskIndex:
         self.close()
 
     def _counted(self, election_id: str, credential: bytes) -> bytes | None:
-        key = _counted_key(election_id, credential)
-        if key in self._cache:
-            return self._cache[key]
-        value: bytes | None = self._db.get(key)
-        self._cache[key] = value
+        key = (election_id, credential)
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        value: bytes | None = None
+        if self._seen.maybe_seen(election_id, credential):
+            value = self._db.get(_counted_key(election_id, credential))
+        cache[key] = value
         return value
 
     # --- LedgerView -------------------------------------------------------------------
@@ -92,14 +109,17 @@ class DiskIndex:
     def apply(self, effects: BlockEffects, progress: bytes | None = None) -> None:
         """Record a block's ballots (after the tally has read what it needs), and with
         them the replay's progress if given."""
-        payload_of = {c.tracking_code: c.envelope.payload for c in effects.ballots}
+        seen = self._seen
         with self._db.write_batch() as wb:
+            put = wb.put
             if progress is not None:
-                wb.put(_PROGRESS, progress)
+                put(_PROGRESS, progress)
             for checked in effects.ballots:
-                wb.put(_CODE + checked.tracking_code, b"")
-            for election_id, credential, code in effects.counted:
-                wb.put(_counted_key(election_id, credential), code + payload_of[code])
+                put(_CODE + checked.tracking_code, b"")
+            for checked in effects.counted:
+                election_id, credential = checked.election.election_id, checked.envelope.credential
+                put(_counted_key(election_id, credential), checked.tracking_code + checked.envelope.payload)
+                seen.add(election_id, credential)
         self._cache.clear()
         self._payloads.clear()
 

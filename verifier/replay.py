@@ -84,7 +84,7 @@ def replay(
     ``index``: a lasting one (``DiskIndex(keep_at=...)``) to save progress to after every
     block; ``saved``: its :func:`saved_progress`, to resume from (``lines`` must then start
     at its :func:`resume_point`)."""
-    with index if index is not None else DiskIndex(workdir) as index:
+    with index if index is not None else DiskIndex(genesis, workdir) as index:
         state_db = LevelStateDB.open(str(index.path / "evm")) if genesis.params.contracts else None
         engine = EvmExecutor(genesis, state_db) if state_db is not None else None
         try:

@@ -95,7 +95,7 @@ def verify_bundle(
         if state_dir is None:
             result = replay(genesis, iter_block_lines(directory), on_block=on_block, jobs=jobs)
         else:
-            index = DiskIndex(keep_at=state_dir)
+            index = DiskIndex(genesis, keep_at=state_dir)
             try:
                 saved = saved_progress(index, genesis)
             except LedgerError:

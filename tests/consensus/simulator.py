@@ -185,8 +185,8 @@ class SimApp:
             height=block.height,
             block_hash=block.hash(),
         )
-        for e, c, code in effects.counted:
-            self.view.counted[(e, c)] = code
+        for counted in effects.counted:
+            self.view.counted[(counted.election.election_id, counted.envelope.credential)] = counted.tracking_code
         for checked in effects.ballots:
             self.view.ballots.add(checked.tracking_code)
         self.tip = effects.tip
