@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ledger.chain import Chain
 from ledger.errors import LedgerError
 from ledger.rules import ProofCache, apply_block
+from ledger.state import ChainTip
 from ledger.tally import Tally
 from tests.helpers import certify, kit, next_block
 from verifier.index import DiskIndex
@@ -55,3 +56,17 @@ def test_index_and_store_agree_on_every_block(revoting: str, plan: list[list[tup
             index.apply(effects)
             last = cert
         assert tally.to_json_obj() == node_tally.to_json_obj()
+
+
+def test_a_reopened_index_still_knows_every_credential_that_voted(tmp_path: Path) -> None:
+    k = kit(1, VOTERS)
+    state = tmp_path / "state"
+    first = next_block(k, ChainTip.at_genesis(k.genesis), [k.ballot(v, 0).encode() for v in range(3)], None)
+    with DiskIndex(k.genesis, keep_at=state) as index:
+        effects = apply_block(k.genesis, ChainTip.at_genesis(k.genesis), index, first)
+        index.apply(effects)
+    with DiskIndex(k.genesis, keep_at=state) as index:  # a resumed verification: a fresh filter, refilled
+        revote = next_block(k, effects.tip, [k.ballot(3, 1).encode(), k.ballot(1, 2).encode()], certify(k, first))
+        with pytest.raises(LedgerError) as refused:
+            apply_block(k.genesis, effects.tip, index, revote)
+        assert (refused.value.code, refused.value.where) == ("duplicate_credential", "block 2 ballot 1")

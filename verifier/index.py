@@ -51,11 +51,10 @@ class DiskIndex:
         else:
             self._dir = Path(tempfile.mkdtemp(prefix="ballotledger-index-", dir=directory))
         # Memory stays flat only if LevelDB's own is bounded: few open tables (each
-        # keeps its index and bloom filter in memory) and bounded memtables (32 MiB: fewer,
-        # larger level-0 tables to compact, which at 10M ballots competes with the replay).
+        # keeps its index and bloom filter in memory) and small memtables.
         self._db = plyvel.DB(
             str(self._dir), create_if_missing=True, bloom_filter_bits=10,
-            lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=32 << 20,
+            lru_cache_size=cache_mib << 20, compression=None, write_buffer_size=8 << 20,
             max_open_files=64,
         )
         self._seen = SeenFilter(sum(e.credential_count for e in genesis.elections))
