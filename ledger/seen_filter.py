@@ -37,21 +37,17 @@ class SeenFilter:
     def size_bytes(self) -> int:
         return len(self._bits)
 
-    def _salt(self, election_id: str) -> int:
-        salt = self._salts[election_id] = int.from_bytes(keccak256(election_id.encode())[:8], "little")
-        return salt
-
-    def add(self, election_id: str, credential: bytes) -> None:
+    def _bit(self, election_id: str, credential: bytes) -> int:
         salt = self._salts.get(election_id)
         if salt is None:
-            salt = self._salt(election_id)
-        bit = (int.from_bytes(credential[1:9], "little") ^ salt) & self._mask
+            salt = self._salts[election_id] = int.from_bytes(keccak256(election_id.encode())[:8], "little")
+        return (int.from_bytes(credential[1:9], "little") ^ salt) & self._mask
+
+    def add(self, election_id: str, credential: bytes) -> None:
+        bit = self._bit(election_id, credential)
         self._bits[bit >> 3] |= 1 << (bit & 7)
 
     def maybe_seen(self, election_id: str, credential: bytes) -> bool:
         """False only if ``add`` was never called for this pair."""
-        salt = self._salts.get(election_id)
-        if salt is None:
-            salt = self._salt(election_id)
-        bit = (int.from_bytes(credential[1:9], "little") ^ salt) & self._mask
+        bit = self._bit(election_id, credential)
         return bool(self._bits[bit >> 3] >> (bit & 7) & 1)

@@ -54,6 +54,12 @@ def credential_key(table: bytes, election_id: str, credential: bytes) -> bytes:
     return prefix + credential
 
 
+def split_credential_key(key: bytes) -> tuple[str, bytes]:
+    """(election id, credential) of a key :func:`credential_key` made (any table)."""
+    size = key[1]
+    return key[2 : 2 + size].decode(), key[2 + size :]
+
+
 def _use_key(election_id: str, credential: bytes) -> bytes:
     return credential_key(_P_USE, election_id, credential)
 

@@ -206,6 +206,7 @@ def block_line(block: bytes, certificate: bytes) -> str:
 
 
 def _line_text(block_hex: str, cert_hex: str) -> str:
-    # What json.dumps writes for this object (hex needs no escaping), without its encoder.
-    return f'{{"block": "{block_hex}", "certificate": "{cert_hex}"}}\n'
+    # What json.dumps writes for this object (hex needs no escaping), without its encoder;
+    # the same three pieces _canonical_fields reads.
+    return f"{_LINE_HEAD.decode()}{block_hex}{_LINE_MID.decode()}{cert_hex}{_LINE_TAIL.decode()}"
 

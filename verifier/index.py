@@ -24,7 +24,7 @@ import plyvel
 from ledger.genesis import Genesis
 from ledger.rules import BlockEffects
 from ledger.seen_filter import SeenFilter
-from ledger.store import credential_key
+from ledger.store import credential_key, split_credential_key
 from ledger.tally import CountedKey
 
 _CODE = b"t"
@@ -83,8 +83,7 @@ class DiskIndex:
     def _refill_seen(self) -> None:
         """A lasting index resumed: every credential it holds, into the filter."""
         for key in self._db.iterator(prefix=_COUNTED, include_value=False):
-            size = key[1]
-            self._seen.add(key[2 : 2 + size].decode(), key[2 + size :])
+            self._seen.add(*split_credential_key(key))
 
     def __enter__(self) -> DiskIndex:
         return self
