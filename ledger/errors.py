@@ -36,6 +36,12 @@ class Oversized(BadEncoding):
     code = "oversized"
 
 
+class TooDeep(BadEncoding):
+    """Nested deeper than the reader allows (checked before any parser recurses)."""
+
+    code = "too_deep"
+
+
 # --- cryptography ----------------------------------------------------------------------
 class BadSignature(LedgerError):
     code = "bad_signature"
