@@ -70,7 +70,7 @@ from ledger import codec
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
 from ledger.crypto import SigningKey, address_of
-from ledger.genesis import Genesis
+from ledger.genesis import Genesis, window_contains
 from ledger.hashing import ZERO_HASH, keccak256, tag, tagged_hash
 
 BLOCK_GAS_LIMIT = 30_000_000
@@ -592,7 +592,7 @@ class EvmExecutor:
         else:
             self._windows.move_to_end(state_root)
         return frozenset(e for e, (phase, opens, closes) in windows.items()
-                         if phase == Phase.OPEN and opens <= time_ms < closes)
+                         if phase == Phase.OPEN and window_contains(opens, closes, time_ms))
 
     def _remember_windows(self, state_root: bytes, windows: dict[str, tuple[int, int, int]]) -> None:
         self._windows[state_root] = windows

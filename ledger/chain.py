@@ -46,9 +46,18 @@ class Chain:
         certificate: CommitCertificate,
         *,
         admitted: Mapping[bytes, CheckedBallot] | None = None,
+        checked: BlockEffects | None = None,
     ) -> BlockEffects:
-        """Check and durably append ``block`` finalized by ``certificate``; raise if refused."""
-        effects = self.check(block, admitted=admitted)
+        """Check and durably append ``block`` finalized by ``certificate``; raise if refused.
+
+        ``checked``: what :meth:`check` answered for this block on the current tip (a
+        validator checks the block it prevotes for, then commits it), so the rules do
+        not run twice; it must be for this block on this tip, which is checked here.
+        """
+        on_tip = block.header.parent_hash == self.store.tip.block_hash
+        effects = checked if checked and on_tip and checked.tip.block_hash == block.hash() else None
+        if effects is None:
+            effects = self.check(block, admitted=admitted)
         certificate.check(
             self.genesis.validators,
             chain_id=self.genesis.chain_id,

@@ -20,9 +20,18 @@ from ledger.hashing import HASH_SIZE, tag, tagged_hash
 
 GENESIS_TAG = tag("genesis/v1")
 VALIDATOR_SET_TAG = tag("validator-set/v1")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Identifiers (chain, election, validator names): the one definition, also the gateway's
+# URL pattern, so an id the chain accepts is always one the API can name.
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_ID_RE = re.compile(IDENTIFIER_PATTERN)
 REVOTING_POLICIES = ("first-counts", "last-counts")
 PAYLOAD_SCHEMES = ("plaintext-choice/v1", "opaque/v1")
+
+
+def window_contains(opens_at_ms: int, closes_at_ms: int, time_ms: int) -> bool:
+    """The voting window rule: open from ``opens_at_ms`` (included) to ``closes_at_ms``
+    (excluded). The registry's records are read with it too."""
+    return opens_at_ms <= time_ms < closes_at_ms
 
 
 def check_identifier(value: str, what: str) -> None:
@@ -126,7 +135,7 @@ class ElectionDef:
             raise BadGenesis(f"election {self.election_id}: needs 1 to 255 choices")
 
     def is_open_at(self, time_ms: int) -> bool:
-        return self.opens_at_ms <= time_ms < self.closes_at_ms
+        return window_contains(self.opens_at_ms, self.closes_at_ms, time_ms)
 
     def item(self) -> Item:
         return [

@@ -81,8 +81,10 @@ def leaf_hash(leaf: bytes) -> bytes:
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    """HASH(0x01 || left || right)."""
-    return keccak256(_NODE + left + right)
+    """HASH(0x01 || left || right). Every interior node of every tree here is made by
+    this function (the log's appends, roots, and both proof verifiers)."""
+    digest: bytes = keccak_new(_NODE + left + right).digest()  # one call less than keccak256
+    return digest
 
 
 # --- tree geometry -----------------------------------------------------------------------
@@ -113,7 +115,7 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
     """Root of a range from its complete subtrees (left to right), folding right to left."""
     r = hashes[-1]
     for i in range(len(hashes) - 2, -1, -1):
-        r = keccak256(_NODE + hashes[i] + r)
+        r = node_hash(hashes[i], r)
     return r
 
 
@@ -147,11 +149,11 @@ class _LevelsReader:
     __slots__ = ("levels",)
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
-        level = [keccak256(_LEAF + d) for d in leaves]
+        level = [leaf_hash(d) for d in leaves]
         self.levels = [level]
         while len(level) > 1:
             level = [
-                keccak256(_NODE + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)
+                node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)
             ]
             self.levels.append(level)
 
@@ -341,7 +343,7 @@ def verify_inclusion(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
 ) -> None:
     """Check that raw ``leaf`` is leaf ``index`` of the tree of ``size`` leaves with ``root``."""
-    verify_inclusion_hash(keccak256(_LEAF + leaf), index, size, proof, root)
+    verify_inclusion_hash(leaf_hash(leaf), index, size, proof, root)
 
 
 def _check_inclusion_shape(index: int, size: int, proof: Sequence[bytes]) -> None:
@@ -375,7 +377,21 @@ def verify_inclusion_hash(
 ) -> None:
     """RFC 9162 2.1.3.2 for an already hashed leaf; raises :class:`BadInclusionProof`."""
     _check_inclusion_shape(index, size, proof)
-    _fn, sn, r = _climb_packed(index, size - 1, leaf_hash_, b"".join(proof), HASH_SIZE, 0, len(proof))
+    fn, sn, r = index, size - 1, leaf_hash_
+    for p in proof:  # step 4
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                # 4.b.ii: r is on the right border with no sibling on the levels up to
+                # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
+                # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
+                shift = (fn & -fn).bit_length() - 1
+                fn >>= shift
+                sn >>= shift
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
     _check_root(r, sn, index, size, root)
 
 
@@ -421,55 +437,45 @@ class VerifiedPaths:
         if not 0 <= index < size or n != _inclusion_proof_len(index, size):
             _check_proof_length(index, size, n)  # raises, saying why
         c = min(self.cut, n)
-        fn, sn, r = _climb_packed(index, size - 1, leaf_hash(leaf), packed, stride, 0, c)
+        fn, sn, r = self._climb(index, size - 1, leaf_hash(leaf), packed, stride, 0, c)
         key = (c, fn, sn, stride)
         rest = packed[c * stride :]
         known = self._known.get(key)
         if known is not None and known[0] == r and known[1] == rest:
             self.hits += 1
             return
-        _fn, sn, top = _climb_packed(fn, sn, r, packed, stride, c, n)
+        _fn, sn, top = self._climb(fn, sn, r, packed, stride, c, n)
         _check_root(top, sn, index, size, self.root)
         if len(self._known) < self.max_entries:
             self._known[key] = (r, rest)
 
-
-def _climb_packed(
-    fn: int, sn: int, r: bytes, packed: bytes, stride: int, start: int, stop: int
-) -> tuple[int, int, bytes]:
-    """RFC 9162 2.1.3.2 step 4 over hashes ``start..stop`` of a packed proof (see
-    VerifiedPaths.verify_packed); returns the new (fn, sn, r)."""
-    h = keccak_new
-    node = _NODE
-    pos = start * stride + stride - HASH_SIZE
-    for _ in range(start, stop):
-        p = packed[pos : pos + HASH_SIZE]
-        pos += stride
-        if fn & 1 or fn == sn:
-            r = h(node + p + r).digest()
-            if not fn & 1:
-                # 4.b.ii: r is on the right border with no sibling on the levels up to
-                # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
-                # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
-                shift = (fn & -fn).bit_length() - 1
-                fn >>= shift
-                sn >>= shift
-        else:
-            r = h(node + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return fn, sn, r
+    @staticmethod
+    def _climb(fn: int, sn: int, r: bytes, packed: bytes, stride: int, start: int, stop: int) -> tuple[int, int, bytes]:
+        """RFC 9162 2.1.3.2 step 4, the loop of :func:`verify_inclusion_hash` (the reference;
+        tests hold the two to the same answers), over hashes ``start..stop`` of a packed
+        proof (see :meth:`verify_packed`); returns the new (fn, sn, r)."""
+        pos = start * stride + stride - HASH_SIZE
+        for _ in range(start, stop):
+            p = packed[pos : pos + HASH_SIZE]
+            pos += stride
+            if fn & 1 or fn == sn:
+                r = node_hash(p, r)
+                if not fn & 1:  # 4.b.ii, as in verify_inclusion_hash
+                    shift = (fn & -fn).bit_length() - 1
+                    fn >>= shift
+                    sn >>= shift
+            else:
+                r = node_hash(r, p)
+            fn >>= 1
+            sn >>= 1
+        return fn, sn, r
 
 
-def verify_consistency(
+def _trivially_consistent(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
-    """RFC 9162 2.1.4.2: the tree of ``new_size`` leaves extends the one of ``old_size``.
-
-    Raises :class:`BadConsistencyProof`. Equal sizes need an empty proof and equal roots;
-    an empty old tree (whose root must be ``EMPTY_ROOT``) is a prefix of every tree, with
-    an empty proof.
-    """
+) -> bool:
+    """Step 1 and the shape checks of :func:`verify_consistency`: True when nothing is
+    left to hash (equal sizes or an empty old tree); raises on a malformed proof."""
     if not 0 <= old_size <= new_size:
         raise BadConsistencyProof(f"old size {old_size} is not within 0..{new_size}")
     if old_size == new_size or old_size == 0:
@@ -486,7 +492,7 @@ def verify_consistency(
                 f"trees of equal size {old_size} have different roots "
                 f"{old_root.hex()} and {new_root.hex()}"
             )
-        return
+        return True
     want = _consistency_proof_len(old_size, new_size)
     if len(proof) != want:
         raise BadConsistencyProof(
@@ -495,6 +501,20 @@ def verify_consistency(
     for i, p in enumerate(proof):
         if len(p) != HASH_SIZE:
             raise BadConsistencyProof(f"proof hash {i} is {len(p)} bytes, not {HASH_SIZE}")
+    return False
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """RFC 9162 2.1.4.2: the tree of ``new_size`` leaves extends the one of ``old_size``.
+
+    Raises :class:`BadConsistencyProof`. Equal sizes need an empty proof and equal roots;
+    an empty old tree (whose root must be ``EMPTY_ROOT``) is a prefix of every tree, with
+    an empty proof.
+    """
+    if _trivially_consistent(old_size, new_size, old_root, new_root, proof):
+        return
     # Step 2: when the old tree is itself a complete subtree, its root is the proof's
     # implicit first element.
     path = proof
@@ -509,19 +529,18 @@ def verify_consistency(
         fn >>= shift
         sn >>= shift
     fr = sr = path[0]
-    h = keccak256
     for c in path[1:]:
         if sn == 0:  # pragma: no cover - excluded by the length check
             raise BadConsistencyProof(f"proof is too long for sizes {old_size} to {new_size}")
         if fn & 1 or fn == sn:
-            fr = h(_NODE + c + fr)
-            sr = h(_NODE + c + sr)
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
             if not fn & 1:  # 6.b.ii: promote right-border nodes without a sibling
                 shift = (fn & -fn).bit_length() - 1
                 fn >>= shift
                 sn >>= shift
         else:
-            sr = h(_NODE + sr + c)
+            sr = node_hash(sr, c)
         fn >>= 1
         sn >>= 1
     if sn != 0:  # pragma: no cover - excluded by the length check
@@ -582,7 +601,7 @@ class MerkleFrontier:
         # Each trailing 1 bit of the old size is a peak of the same height as the new
         # node: merging them is the binary carry.
         while i & 1:
-            node = keccak256(_NODE + peaks.pop() + node)
+            node = node_hash(peaks.pop(), node)
             i >>= 1
             level += 1
             out.append((level, i, node))

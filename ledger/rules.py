@@ -69,13 +69,41 @@ class ProofCache:
         paths.verify_packed(credential, proof.index, proof.encoded_path, stride=HASH_ITEM_SIZE)
 
 
-def check_ballot(genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None) -> CheckedBallot:
+def check_admissible(
+    genesis: Genesis,
+    raw: bytes,
+    time_ms: int,
+    *,
+    open_now: Container[str] | None,
+    proofs: ProofCache | None = None,
+    known: CheckedBallot | None = None,
+) -> CheckedBallot:
+    """Is this ballot admissible in a block at ``time_ms``? The one answer, asked by block
+    application, the mempool, the gateway and (through ``apply_block``) the verifier.
+
+    In order: size and encoding, chain, election known, payload scheme
+    (:func:`check_ballot_form`); credential proof and signature
+    (:func:`check_ballot_credential`); the election open at ``time_ms``
+    (:func:`check_open`). ``known`` is this process's earlier :func:`check_ballot` result
+    for the same bytes (what holds forever is not checked twice); ``open_now`` as in
+    :func:`check_open`. Whether the ballot is new (:func:`check_unique`) depends on the
+    chain and the block, and is asked separately.
+    """
+    checked = known if known is not None else check_ballot(genesis, raw, proofs=proofs)
+    check_open(checked, time_ms, open_now)
+    return checked
+
+
+def check_ballot(
+    genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None, form: CheckedBallot | None = None
+) -> CheckedBallot:
     """Everything about a ballot that does not depend on time or on other ballots.
 
     The result holds forever, so a validator checks each ballot once (at mempool
-    admission) and hands the result to :func:`apply_block` as ``admitted``.
+    admission) and hands the result to :func:`apply_block` as ``admitted``. ``form``:
+    :func:`check_ballot_form`'s result for ``raw``, when the caller already has it.
     """
-    return check_ballot_credential(genesis, check_ballot_form(genesis, raw), proofs=proofs)
+    return check_ballot_credential(genesis, form or check_ballot_form(genesis, raw), proofs=proofs)
 
 
 def check_ballot_credential(
@@ -135,11 +163,25 @@ def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> N
         raise Oversized(f"payload must be 1 to {max_payload} bytes")
 
 
-def check_ballot_window(checked: CheckedBallot, time_ms: int) -> None:
+def is_open(election: ElectionDef, time_ms: int, open_now: Container[str] | None) -> bool:
+    """Whether ballots of ``election`` may enter a block at ``time_ms``: inside its voting
+    window and, on a chain that runs the registry, in its open phase there.
+
+    ``open_now``: the elections the registry has open at ``time_ms`` on the state the
+    block builds on (``ContractEngine.open_elections``); None on a chain without contracts.
+    """
+    return election.is_open_at(time_ms) and (open_now is None or election.election_id in open_now)
+
+
+def check_open(checked: CheckedBallot, time_ms: int, open_now: Container[str] | None) -> None:
+    """:func:`is_open`, or ``ElectionNotOpen`` saying which way it is not."""
     election = checked.election
-    if not election.is_open_at(time_ms):
-        state = "not yet open" if time_ms < election.opens_at_ms else "closed"
-        raise ElectionNotOpen(f"election {election.election_id} is {state} at time {time_ms}")
+    if is_open(election, time_ms, open_now):
+        return
+    if election.is_open_at(time_ms):
+        raise ElectionNotOpen(f"election {election.election_id} is not in its open phase")
+    state = "not yet open" if time_ms < election.opens_at_ms else "closed"
+    raise ElectionNotOpen(f"election {election.election_id} is {state} at time {time_ms}")
 
 
 def check_unique(
@@ -208,57 +250,19 @@ def apply_block(
         raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
     try:
         _check_header(genesis, tip, block)
-        # With contracts, the registry's phase (and the window) decides what is open,
-        # as of the state after the parent block.
+        # With contracts, the registry's phase decides what is open, as of the state
+        # after the parent block.
         open_now = engine.open_elections(tip.state_root, block.header.time_ms) if engine and contracts else None
     except LedgerError as exc:
         raise exc.at(where) from None
-    header = block.header
-    time_ms = header.time_ms
     frontier = tip.frontier()
     first_index = frontier.size
-    append_leaf = frontier.append
-    take_admitted = admitted.get if admitted is not None else None
-    checked_list: list[CheckedBallot] = []
-    nodes: list[tuple[int, int, bytes]] = []
-    pending: dict[tuple[str, bytes], CheckedBallot] = {}
-    seen: set[bytes] = set()
-    # The hot loop of every validator and of the verifier: locals only, and the common
-    # case (a new credential in an open election) tests as little as it can.
-    for i, raw in enumerate(block.ballots):
-        try:
-            checked = take_admitted(raw) if take_admitted is not None else None
-            if checked is None:
-                checked = check_ballot(genesis, raw, proofs=proofs)
-            election = checked.election
-            if not election.opens_at_ms <= time_ms < election.closes_at_ms:
-                check_ballot_window(checked, time_ms)  # raises, saying which way
-            if open_now is not None and election.election_id not in open_now:
-                raise ElectionNotOpen(f"election {election.election_id} is not in its open phase")
-            check_unique(checked, view, pending, seen)
-        except LedgerError as exc:
-            raise exc.at(f"{where} ballot {i}") from None
-        code = checked.tracking_code
-        seen.add(code)
-        pending[(election.election_id, checked.envelope.credential)] = checked
-        checked_list.append(checked)
-        nodes.extend(append_leaf(merkle.leaf_hash(code)))
+    ballots = _apply_ballots(genesis, view, block, frontier, open_now, admitted, proofs)
     try:
-        if header.log_size != frontier.size:
-            raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
-        if header.log_root != frontier.root():
-            raise BadLogRoot("header's log root is not the root after appending this block's ballots")
-        state_root = tip.state_root
-        if engine is not None and contracts:
-            state_root = engine.execute_block(
-                tip.state_root, header.height, header.time_ms, block.transactions,
-                (frontier.size, frontier.root(),
-                 ballots_per_election(genesis, (c.election.election_id for c in checked_list))),
-            ).state_root
-        if header.state_root != state_root:
-            raise BadStateRoot("header's state root is not the state after this block's execution")
+        _check_roots(genesis, tip, block, frontier, ballots.checked, engine if contracts else None)
     except LedgerError as exc:
         raise exc.at(where) from None
+    header = block.header
     new_tip = ChainTip(
         chain_id=tip.chain_id,
         height=header.height,
@@ -267,7 +271,75 @@ def apply_block(
         state_root=header.state_root,
         log_frontier=frontier.to_bytes(),
     )
-    return BlockEffects(new_tip, tuple(checked_list), first_index, tuple(nodes), tuple(pending.values()))
+    return BlockEffects(new_tip, ballots.checked, first_index, ballots.nodes, ballots.counted)
+
+
+class _BlockBallots(NamedTuple):
+    checked: tuple[CheckedBallot, ...]
+    nodes: tuple[tuple[int, int, bytes], ...]
+    counted: tuple[CheckedBallot, ...]
+
+
+def _apply_ballots(
+    genesis: Genesis,
+    view: LedgerView,
+    block: Block,
+    frontier: merkle.MerkleFrontier,
+    open_now: frozenset[str] | None,
+    admitted: Mapping[bytes, CheckedBallot] | None,
+    proofs: ProofCache | None,
+) -> _BlockBallots:
+    """Each ballot of ``block`` admissible and new, in order, appended to ``frontier``."""
+    where = f"block {block.header.height}"
+    time_ms = block.header.time_ms
+    append_leaf = frontier.append
+    take_admitted = admitted.get if admitted is not None else None
+    checked_list: list[CheckedBallot] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    pending: dict[tuple[str, bytes], CheckedBallot] = {}
+    seen: set[bytes] = set()
+    # The hot loop of every validator and of the verifier: locals only.
+    for i, raw in enumerate(block.ballots):
+        try:
+            checked = check_admissible(
+                genesis, raw, time_ms, open_now=open_now, proofs=proofs,
+                known=take_admitted(raw) if take_admitted is not None else None,
+            )
+            check_unique(checked, view, pending, seen)
+        except LedgerError as exc:
+            raise exc.at(f"{where} ballot {i}") from None
+        code = checked.tracking_code
+        seen.add(code)
+        pending[(checked.election.election_id, checked.envelope.credential)] = checked
+        checked_list.append(checked)
+        nodes.extend(append_leaf(merkle.leaf_hash(code)))
+    return _BlockBallots(tuple(checked_list), tuple(nodes), tuple(pending.values()))
+
+
+def _check_roots(
+    genesis: Genesis,
+    tip: ChainTip,
+    block: Block,
+    frontier: merkle.MerkleFrontier,
+    checked: tuple[CheckedBallot, ...],
+    engine: ContractEngine | None,
+) -> None:
+    """The header's log size and root, and its state root after executing the block's
+    transactions and its checkpoint (``engine``: None on a chain without contracts)."""
+    header = block.header
+    if header.log_size != frontier.size:
+        raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
+    if header.log_root != frontier.root():
+        raise BadLogRoot("header's log root is not the root after appending this block's ballots")
+    state_root = tip.state_root
+    if engine is not None:
+        state_root = engine.execute_block(
+            tip.state_root, header.height, header.time_ms, block.transactions,
+            (frontier.size, frontier.root(),
+             ballots_per_election(genesis, (c.election.election_id for c in checked))),
+        ).state_root
+    if header.state_root != state_root:
+        raise BadStateRoot("header's state root is not the state after this block's execution")
 
 
 def check_block_ballots(genesis: Genesis, raw_block: bytes, proofs: ProofCache | None = None) -> bytes:
@@ -314,19 +386,6 @@ def ballots_per_election(genesis: Genesis, election_ids: Iterable[str]) -> tuple
     for eid in election_ids:
         counts[eid] = counts.get(eid, 0) + 1
     return tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
-
-
-def validate_block(
-    genesis: Genesis,
-    tip: ChainTip,
-    view: LedgerView,
-    block: Block,
-    *,
-    admitted: Mapping[bytes, CheckedBallot] | None = None,
-    engine: ContractEngine | None = None,
-) -> None:
-    """Raise unless ``block`` is a valid successor of ``tip``."""
-    apply_block(genesis, tip, view, block, admitted=admitted, engine=engine)
 
 
 def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:

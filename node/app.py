@@ -118,18 +118,10 @@ class LedgerApplication:
         """Durably append a decided block (or a synced one); raise if the rules refuse it."""
         block = self._decode(raw)
         cached = self._validated.get(block.hash())
-        store = self.chain.store
-        if cached is not None and cached.parent == store.tip.block_hash:
-            certificate.check(
-                self.chain.genesis.validators,
-                chain_id=self.chain.genesis.chain_id,
-                height=block.height,
-                block_hash=block.hash(),
-            )
-            store.commit(block, certificate, cached.effects)
-            effects = cached.effects
-        else:
-            effects = self.chain.commit(block, certificate, admitted=self._admitted())
+        fresh = cached is not None and cached.parent == self.chain.store.tip.block_hash
+        effects = self.chain.commit(
+            block, certificate, admitted=self._admitted(), checked=cached.effects if cached and fresh else None
+        )
         self.mempool.remove_committed(effects)
         if self.txpool is not None:
             self.txpool.remove(block.transactions)

@@ -12,16 +12,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ledger.errors import ElectionNotOpen, LedgerError
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import (
     BlockEffects,
     CheckedBallot,
     ProofCache,
-    check_ballot_credential,
+    check_admissible,
+    check_ballot,
     check_ballot_form,
-    check_ballot_window,
     check_unique,
+    is_open,
 )
 from ledger.state import LedgerView
 
@@ -79,10 +80,10 @@ class Mempool:
                 return Admission(code, "final")
             if len(self._pending) >= self.max_size:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
-            checked = check_ballot_credential(self.genesis, form, proofs=self.proofs)
-            check_ballot_window(checked, now_ms)
-            if self.open_elections is not None and checked.election.election_id not in self.open_elections(now_ms):
-                raise ElectionNotOpen(f"election {checked.election.election_id} is not in its open phase")
+            checked = check_admissible(
+                self.genesis, raw, now_ms, open_now=self._open_now(now_ms),
+                known=check_ballot(self.genesis, raw, proofs=self.proofs, form=form),
+            )
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
             key = (checked.election.election_id, checked.envelope.credential)
@@ -113,13 +114,16 @@ class Mempool:
         only one per credential was ever admitted.
         """
         out: list[bytes] = []
-        open_now = self.open_elections(time_ms) if self.open_elections is not None else None
+        open_now = self._open_now(time_ms)
         for checked in self._pending.values():
             if len(out) >= max_ballots:
                 break
-            if checked.election.is_open_at(time_ms) and (open_now is None or checked.election.election_id in open_now):
+            if is_open(checked.election, time_ms, open_now):
                 out.append(checked.envelope.encode())
         return out
+
+    def _open_now(self, time_ms: int) -> frozenset[str] | None:
+        return self.open_elections(time_ms) if self.open_elections is not None else None
 
     def remove_committed(self, effects: BlockEffects) -> None:
         """Drop what a committed block carried, and what it made invalid."""

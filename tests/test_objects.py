@@ -10,12 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.ballot import BallotEnvelope, CredentialProof, _decode_common_shape, ballot_digest
+from ledger.ballot import BallotEnvelope, CredentialProof
 from ledger.block import Block, BlockHeader, Checkpoint, CommitCertificate, CommitSignature
-from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadGenesis, LedgerError
 from ledger.genesis import Genesis
-from ledger.hashing import keccak256
 from ledger.merkle import MerkleFrontier
 from ledger.state import ChainTip
 from tests.helpers import kit
@@ -157,75 +155,6 @@ def test_bad_genesis_is_refused_with_reason(mutate: Callable[[dict[str, Any]], A
 def test_genesis_not_json() -> None:
     with pytest.raises(BadGenesis, match="not valid JSON"):
         Genesis.from_json(b"{nope")
-
-
-def _reference_ballot_decode(data: bytes) -> BallotEnvelope:
-    """The generic path: strict codec plus the typed field readers."""
-    from ledger import codec
-
-    f = codec.as_list(codec.decode(data), 6, "ballot")
-    proof = codec.as_list(f[3], 2, "proof")
-    return BallotEnvelope(
-        chain_id=codec.as_text(f[0], "chain", max_size=64),
-        election_id=codec.as_text(f[1], "election", max_size=64),
-        credential=codec.as_bytes(f[2], "credential", size=33),
-        proof=CredentialProof.of(codec.as_int(proof[0], "index"),
-                              codec.as_bytes_list(proof[1], "path", size=32, max_items=64)),
-        payload=codec.as_bytes(f[4], "payload"),
-        signature=codec.as_bytes(f[5], "signature", size=64),
-    )
-
-
-def _mutated(env: BallotEnvelope, data: st.DataObject) -> bytes:
-    encoded = bytearray(env.encode())
-    for _ in range(data.draw(st.integers(1, 3))):
-        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        pos = data.draw(st.integers(0, max(0, len(encoded) - 1)))
-        if op == "flip" and encoded:
-            encoded[pos] ^= data.draw(st.integers(1, 255))
-        elif op == "insert":
-            encoded[pos:pos] = data.draw(st.binary(min_size=1, max_size=3))
-        elif encoded:
-            del encoded[pos]
-    return bytes(encoded)
-
-
-@given(envelopes, st.data())
-def test_common_shape_reader_accepts_nothing_the_generic_path_refuses(env: BallotEnvelope, data: st.DataObject) -> None:
-    assert _decode_common_shape(BallotEnvelope, env.encode()) in (None, env)
-    blob = _mutated(env, data)
-    fast = _decode_common_shape(BallotEnvelope, blob)
-    if fast is not None:
-        reference = _reference_ballot_decode(blob)
-        assert fast == reference and fast.encode() == blob
-        # the hashes the fast path makes from spans are the ones made from the fields
-        assert fast.digest() == ballot_digest(reference.chain_id, reference.election_id, reference.credential,
-                                              reference.payload)
-        assert fast.tracking_code == keccak256(blob)
-
-
-def test_real_ballots_take_the_common_shape_path() -> None:
-    key = SigningKey.from_seed(b"voter")
-    for index, payload in [(0, b"\x00"), (5, b"\x02"), (200, b"\x7f"), (70_000, b"\x80" * 40)]:
-        proof = CredentialProof.of(index, [bytes([i]) * 32 for i in range(17)])
-        env = BallotEnvelope.create(key, chain_id="c", election_id="national-2026", proof=proof, payload=payload)
-        fast = _decode_common_shape(BallotEnvelope, env.encode())
-        assert fast == env and fast is not None
-        assert fast.digest() == ballot_digest("c", "national-2026", key.public_key, payload)
-        assert fast.tracking_code == keccak256(env.encode())
-
-
-@given(envelopes, st.data())
-def test_fast_ballot_decoder_agrees_with_the_generic_path(env: BallotEnvelope, data: st.DataObject) -> None:
-    blob = _mutated(env, data)
-    try:
-        expected = _reference_ballot_decode(blob)
-    except LedgerError:
-        with pytest.raises(LedgerError):
-            BallotEnvelope.decode(blob)
-        return
-    got = BallotEnvelope.decode(blob)
-    assert got == expected and got.encode() == blob and dataclasses.replace(got).encode() == blob
 
 
 def test_credential_proof_holds_only_an_encoded_hash_list() -> None:

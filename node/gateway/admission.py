@@ -4,20 +4,22 @@ a checked ballot or a :class:`Problem` out, by the chain's own rules (``check_ba
 from __future__ import annotations
 
 from ledger.errors import LedgerError, UnknownElection
+from ledger.genesis import IDENTIFIER_PATTERN as ELECTION_ID_PATTERN
 from ledger.genesis import ElectionDef, Genesis
-from ledger.rules import CheckedBallot, ProofCache, check_ballot, check_ballot_window
+from ledger.rules import CheckedBallot, ProofCache, check_admissible, check_ballot
 from node.gateway.problems import Problem, from_ledger_error
 
 HEX_PATTERN = r"^([0-9a-f]{2})+$"
 TRACKING_CODE_PATTERN = r"^[0-9a-f]{64}$"
-ELECTION_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+__all__ = ["ELECTION_ID_PATTERN", "HEX_PATTERN", "TRACKING_CODE_PATTERN", "check_submission"]
 
 
 def check_submission(
     genesis: Genesis, path_election: str, raw: bytes, now_ms: int, proofs: ProofCache | None = None
 ) -> CheckedBallot:
     """Everything the chain would check of this ballot alone, plus the URL's election and
-    the election window at ``now_ms``. Raises :class:`Problem` with the ledger's code."""
+    the election window at ``now_ms`` (the chain's ``check_admissible``; the registry's
+    phase is the validators' to check). Raises :class:`Problem` with the ledger's code."""
     if genesis.election(path_election) is None:
         raise Problem("unknown_election", f"no election {path_election!r} on chain {genesis.chain_id!r}")
     try:
@@ -27,15 +29,15 @@ def check_submission(
     except LedgerError as exc:
         raise from_ledger_error(exc) from None
     if checked.envelope.election_id != path_election:
-        raise Problem(
-            "election_mismatch",
-            f"ballot is for election {checked.envelope.election_id!r}, the URL names {path_election!r}",
-        )
+        raise Problem("election_mismatch", _mismatch(checked.envelope.election_id, path_election))
     try:
-        check_ballot_window(checked, now_ms)
+        return check_admissible(genesis, raw, now_ms, open_now=None, known=checked)
     except LedgerError as exc:
         raise from_ledger_error(exc) from None
-    return checked
+
+
+def _mismatch(ballot_election: str, path_election: str) -> str:
+    return f"ballot is for election {ballot_election!r}, the URL names {path_election!r}"
 
 
 def phase_of(election: ElectionDef, now_ms: int) -> str:
