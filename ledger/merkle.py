@@ -378,21 +378,26 @@ def verify_inclusion_hash(
     """RFC 9162 2.1.3.2 for an already hashed leaf; raises :class:`BadInclusionProof`."""
     _check_inclusion_shape(index, size, proof)
     fn, sn, r = index, size - 1, leaf_hash_
-    for p in proof:  # step 4
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                # 4.b.ii: r is on the right border with no sibling on the levels up to
-                # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
-                # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
-                shift = (fn & -fn).bit_length() - 1
-                fn >>= shift
-                sn >>= shift
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
+    for p in proof:
+        fn, sn, r = _inclusion_step(fn, sn, r, p)
     _check_root(r, sn, index, size, root)
+
+
+def _inclusion_step(fn: int, sn: int, r: bytes, p: bytes) -> tuple[int, int, bytes]:
+    """RFC 9162 2.1.3.2 step 4, one proof hash ``p``: the one implementation, which both
+    inclusion verifiers call."""
+    if fn & 1 or fn == sn:
+        r = node_hash(p, r)
+        if not fn & 1:
+            # 4.b.ii: r is on the right border with no sibling on the levels up to
+            # fn's lowest 1 bit; those nodes are promoted unchanged. (fn > 0 here:
+            # fn == sn == 0 is excluded by the length check, the RFC's step 4.a.)
+            shift = (fn & -fn).bit_length() - 1
+            fn >>= shift
+            sn >>= shift
+    else:
+        r = node_hash(r, p)
+    return fn >> 1, sn >> 1, r
 
 
 class VerifiedPaths:
@@ -451,23 +456,11 @@ class VerifiedPaths:
 
     @staticmethod
     def _climb(fn: int, sn: int, r: bytes, packed: bytes, stride: int, start: int, stop: int) -> tuple[int, int, bytes]:
-        """RFC 9162 2.1.3.2 step 4, the loop of :func:`verify_inclusion_hash` (the reference;
-        tests hold the two to the same answers), over hashes ``start..stop`` of a packed
+        """The loop of :func:`verify_inclusion_hash` over hashes ``start..stop`` of a packed
         proof (see :meth:`verify_packed`); returns the new (fn, sn, r)."""
-        pos = start * stride + stride - HASH_SIZE
-        for _ in range(start, stop):
-            p = packed[pos : pos + HASH_SIZE]
-            pos += stride
-            if fn & 1 or fn == sn:
-                r = node_hash(p, r)
-                if not fn & 1:  # 4.b.ii, as in verify_inclusion_hash
-                    shift = (fn & -fn).bit_length() - 1
-                    fn >>= shift
-                    sn >>= shift
-            else:
-                r = node_hash(r, p)
-            fn >>= 1
-            sn >>= 1
+        step = _inclusion_step
+        for pos in range(start * stride + stride - HASH_SIZE, stop * stride, stride):
+            fn, sn, r = step(fn, sn, r, packed[pos : pos + HASH_SIZE])
         return fn, sn, r
 
 
