@@ -37,6 +37,7 @@ ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SCALAR_SIZE = 32
 POINT_SIZE = 33
 _CTX = coincurve.GLOBAL_CONTEXT.ctx
+LIB_CONTEXT = _CTX  # libsecp256k1's context, for the fast twins that call it directly
 _COMPRESSED = lib.SECP256K1_EC_COMPRESSED
 _MAX_COMBINE = 4096  # points per combine call (the library takes any count; this bounds the array)
 
@@ -221,19 +222,24 @@ class FixedBase:
         k %= ORDER
         if k == 0:
             return None
-        arr = ffi.new("secp256k1_pubkey *[32]")  # per call: cffi releases the GIL in combine
+        out = ffi.new("secp256k1_pubkey *")
+        self.mul_into(k, out, ffi.new("secp256k1_pubkey *[32]"))
+        return Point(out)
+
+    def mul_into(self, k: int, out: Any, scratch: Any) -> None:
+        """Write point^k into the struct ``out``, for 0 < k < ORDER; ``scratch`` is a
+        ``secp256k1_pubkey *[32]`` owned by the caller's thread (cffi releases the GIL
+        during the combine)."""
         rows = self._rows
         n = 0
         for i, digit in enumerate(k.to_bytes(32, "little")):
             if digit:
-                arr[n] = rows[i][digit]
+                scratch[n] = rows[i][digit]
                 n += 1
-        out = ffi.new("secp256k1_pubkey *")
         # Partial sums are multiples below k < ORDER, so only the result could be the
         # identity, and k != 0 excludes that.
-        if not lib.secp256k1_ec_pubkey_combine(_CTX, out, arr, n):
+        if not lib.secp256k1_ec_pubkey_combine(_CTX, out, scratch, n):
             raise AssertionError("fixed-base sum was the identity")  # pragma: no cover
-        return Point(out)
 
 
 _BASE_TABLE: FixedBase | None = None
