@@ -31,7 +31,7 @@ from functools import lru_cache
 from ledger import codec
 from ledger.elgamal import Blinder, Ciphertext, ElectionKey, EncryptedSum, encrypt
 from ledger.errors import BadBallotProof, BadBallotShape, BadEncoding, BadOpening
-from ledger.group import ORDER, POINT_SIZE, Point, Rng, add, base_mul, decode_scalar, random_scalar
+from ledger.group import GENERATOR, ORDER, POINT_SIZE, Point, Rng, add, base_mul, decode_scalar, random_scalar
 from ledger.hashing import keccak256, tag
 from ledger.sigma import RangeProof, prove_range, verify_range
 
@@ -341,3 +341,41 @@ def check_opening(context: BallotContext, ballot: EncryptedBallot, opening: Ball
             ct = selection.ciphertext
             if ct.alpha != base_mul(r) or ct.beta != add((base_mul(m), key.point.mul(r))):
                 raise BadOpening("the ciphertext is not the encryption the opening claims", where=where)
+
+
+# --- reading a checked payload's ciphertexts without decoding it again -----------------
+@lru_cache(maxsize=64)
+def ciphertext_offsets(contests: tuple[ContestShape, ...]) -> tuple[int, tuple[int, ...]]:
+    """(payload size, offsets of every alpha and beta) for this shape. Every field of the
+    encoding has a fixed size (points 33 bytes, scalars 32), so a canonical payload of a
+    given shape has its ciphertexts at fixed offsets; the tally reads them from there."""
+    point = GENERATOR.encode()  # never equal to a scalar field's bytes (those are zero here)
+    selection = EncryptedSelection(Ciphertext(GENERATOR, GENERATOR), RangeProof((0, 0), (0, 0)))
+    template = EncryptedBallot(
+        tuple(
+            EncryptedContest(
+                (selection,) * c.choices,
+                RangeProof((0,) * (c.limit + 1), (0,) * (c.limit + 1)),
+            )
+            for c in contests
+        )
+    ).encode()
+    offsets = []
+    pos = 0
+    while True:
+        pos = template.find(b"\xa1" + point, pos)
+        if pos < 0:
+            break
+        offsets.append(pos + 1)
+        pos += 34
+    return len(template), tuple(offsets)
+
+
+def encoded_ciphertexts(context: BallotContext, raw: bytes) -> list[bytes]:
+    """alpha_0, beta_0, alpha_1, ... (33 bytes each) of a payload that ``verify_payload``
+    has accepted for this context (anything else is refused by its size or, when
+    parsed, by the point decoder)."""
+    size, offsets = ciphertext_offsets(context.contests)
+    if len(raw) != size:
+        raise BadBallotShape(f"a {len(raw)}-byte payload for a shape whose payloads are {size} bytes")
+    return [raw[o : o + POINT_SIZE] for o in offsets]
