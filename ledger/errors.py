@@ -167,3 +167,77 @@ class StoreChainMismatch(StoreError):
 
 class StoreCorrupt(StoreError):
     code = "store_corrupt"
+
+
+# --- secret ballots: group elements, proofs, trustees, tally ---------------------------
+class BadScalar(BadEncoding):
+    """A scalar that is not 32 bytes or not reduced modulo the group order."""
+
+    code = "bad_scalar"
+
+
+class BadPoint(BadEncoding):
+    """A point that is not a 33-byte compressed point on secp256k1 (the identity has no
+    encoding, so it is refused here too)."""
+
+    code = "bad_point"
+
+
+class BadBallotShape(BadEncoding):
+    """An encrypted ballot whose contests or selections do not match the election."""
+
+    code = "bad_ballot_shape"
+
+
+class BadBallotProof(LedgerError):
+    """A selection's or a contest's proof does not verify; ``where`` names which."""
+
+    code = "bad_ballot_proof"
+
+
+class BadOpening(LedgerError):
+    """A Benaloh audit opening that does not match the ballot it claims to open."""
+
+    code = "bad_opening"
+
+
+class BadCeremonyProof(LedgerError):
+    """A trustee's coefficient commitment comes with a proof of knowledge that fails."""
+
+    code = "bad_ceremony_proof"
+
+
+class BadShare(LedgerError):
+    """A key-ceremony share that fails to decrypt or fails Feldman verification."""
+
+    code = "bad_share"
+
+
+class BadComplaint(LedgerError):
+    """A complaint whose revealed key or proof does not check, or that names a good share."""
+
+    code = "bad_complaint"
+
+
+class BadKeyFile(LedgerError):
+    """A trustee key file that is malformed or whose passphrase is wrong."""
+
+    code = "bad_key_file"
+
+
+class BadDecryptionShare(LedgerError):
+    """A trustee's decryption share whose proof fails; ``where`` names trustee and choice."""
+
+    code = "bad_decryption_share"
+
+
+class InsufficientShares(LedgerError):
+    """Fewer than the threshold of valid decryption shares."""
+
+    code = "insufficient_shares"
+
+
+class BadTally(LedgerError):
+    """A published tally that does not follow from the ballots and shares."""
+
+    code = "bad_tally"
