@@ -265,10 +265,23 @@ def election_key(election_id: str) -> bytes:
 
 
 def question_hash(election: ElectionDef) -> bytes:
-    return keccak256(
-        codec.encode([election.question.encode(), [c.encode() for c in election.choices],
-                      election.payload_scheme.encode()])
-    )
+    """keccak256 of what voters are asked: question, choices and payload scheme (and for
+    an encrypted election its contests and joint key)."""
+    items: list[codec.Item] = [election.question.encode(), [c.encode() for c in election.choices],
+                               election.payload_scheme.encode()]
+    if election.encrypted:
+        items += [[c.item() for c in election.contests], election.joint_key]
+    return keccak256(codec.encode(items))
+
+
+def choice_count(election: ElectionDef) -> int:
+    """How many counts a published result has: one per choice (of every contest)."""
+    return sum(len(c.choices) for c in election.contests) if election.encrypted else len(election.choices)
+
+
+def trustees_key_hash(election: ElectionDef) -> bytes:
+    """keccak256 of an encrypted election's joint key; zero for any other election."""
+    return keccak256(election.joint_key) if election.encrypted else b"\x00" * 32
 
 
 @dataclass(frozen=True)
@@ -304,18 +317,17 @@ class Registry(Contract):
         self,
         election: ElectionDef,
         *,
-        trustees_key_hash: bytes = b"\x00" * 32,
         gateways: Sequence[bytes] = (),
     ) -> bytes:
         return self.fn("define_election").encode(
             election_key(election.election_id),
             question_hash(election),
-            len(election.choices),
+            choice_count(election),
             election.opens_at_ms,
             election.closes_at_ms,
             election.credential_root,
             election.credential_count,
-            trustees_key_hash,
+            trustees_key_hash(election),
             list(gateways),
             REVOTING_CODES[election.revoting],
         )

@@ -25,7 +25,11 @@ VALIDATOR_SET_TAG = tag("validator-set/v1")
 IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID_RE = re.compile(IDENTIFIER_PATTERN)
 REVOTING_POLICIES = ("first-counts", "last-counts")
-PAYLOAD_SCHEMES = ("plaintext-choice/v1", "opaque/v1")
+PLAINTEXT_SCHEME = "plaintext-choice/v1"
+ENCRYPTED_SCHEME = "elgamal-secp256k1/v1"  # ledger.encrypted_ballot.SCHEME
+PAYLOAD_SCHEMES = (PLAINTEXT_SCHEME, "opaque/v1", ENCRYPTED_SCHEME)
+MAX_CONTESTS = 64  # as ledger.encrypted_ballot allows
+MAX_CONTEST_CHOICES = 64
 
 
 def window_contains(opens_at_ms: int, closes_at_ms: int, time_ms: int) -> bool:
@@ -110,7 +114,35 @@ class ChainParams:
 
 
 @dataclass(frozen=True)
+class Contest:
+    """One question of an encrypted election: its choices, and at most how many of them
+    a voter may select."""
+
+    question: str
+    choices: tuple[str, ...]
+    limit: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.choices) <= MAX_CONTEST_CHOICES or not 1 <= self.limit <= len(self.choices):
+            raise BadGenesis(
+                f"contest {self.question!r}: needs 1 to {MAX_CONTEST_CHOICES} choices and a limit from 1 to "
+                f"their number (has {len(self.choices)} choices, limit {self.limit})"
+            )
+
+    def item(self) -> Item:
+        return [self.question.encode(), [c.encode() for c in self.choices], codec.int_bytes(self.limit)]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"question": self.question, "choices": list(self.choices), "limit": self.limit}
+
+
+@dataclass(frozen=True)
 class ElectionDef:
+    """An election. A plaintext or opaque one asks ``question`` with ``choices``; an
+    encrypted one (``ENCRYPTED_SCHEME``) has ``question`` as its title, no ``choices``,
+    its ``contests``, and the trustees' joint public key ``joint_key`` that every ballot
+    encrypts to."""
+
     election_id: str
     question: str
     choices: tuple[str, ...]
@@ -119,7 +151,13 @@ class ElectionDef:
     opens_at_ms: int
     closes_at_ms: int
     revoting: str = "first-counts"
-    payload_scheme: str = "plaintext-choice/v1"
+    payload_scheme: str = PLAINTEXT_SCHEME
+    contests: tuple[Contest, ...] = ()
+    joint_key: bytes = b""
+
+    @property
+    def encrypted(self) -> bool:
+        return self.payload_scheme == ENCRYPTED_SCHEME
 
     def __post_init__(self) -> None:
         check_identifier(self.election_id, "election id")
@@ -131,11 +169,47 @@ class ElectionDef:
             raise BadGenesis(f"election {self.election_id}: revoting must be one of {REVOTING_POLICIES}")
         if self.payload_scheme not in PAYLOAD_SCHEMES:
             raise BadGenesis(f"election {self.election_id}: payload scheme must be one of {PAYLOAD_SCHEMES}")
-        if self.payload_scheme == "plaintext-choice/v1" and not 1 <= len(self.choices) <= 255:
+        if self.payload_scheme == PLAINTEXT_SCHEME and not 1 <= len(self.choices) <= 255:
             raise BadGenesis(f"election {self.election_id}: needs 1 to 255 choices")
+        self._check_scheme_fields()
+
+    def _check_scheme_fields(self) -> None:
+        if not self.encrypted:
+            if self.contests or self.joint_key:
+                raise BadGenesis(f"election {self.election_id}: contests and a joint key are for encrypted elections")
+            return
+        if self.choices:
+            raise BadGenesis(f"election {self.election_id}: an encrypted election's choices are in its contests")
+        if not 1 <= len(self.contests) <= MAX_CONTESTS:
+            raise BadGenesis(f"election {self.election_id}: needs 1 to {MAX_CONTESTS} contests")
+        try:
+            check_public_key(self.joint_key)
+        except BadPublicKey as exc:
+            raise BadGenesis(f"election {self.election_id}: joint key: {exc.message}") from exc
 
     def is_open_at(self, time_ms: int) -> bool:
         return window_contains(self.opens_at_ms, self.closes_at_ms, time_ms)
+
+    def _encrypted_items(self) -> list[Item]:
+        contests: list[Item] = [c.item() for c in self.contests]
+        return [contests, self.joint_key]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "id": self.election_id,
+            "question": self.question,
+            "choices": list(self.choices),
+            "credential_root": self.credential_root.hex(),
+            "credential_count": self.credential_count,
+            "opens_at_ms": self.opens_at_ms,
+            "closes_at_ms": self.closes_at_ms,
+            "revoting": self.revoting,
+            "payload_scheme": self.payload_scheme,
+        }
+        if self.encrypted:
+            obj["contests"] = [c.to_json_obj() for c in self.contests]
+            obj["joint_key"] = self.joint_key.hex()
+        return obj
 
     def item(self) -> Item:
         return [
@@ -148,6 +222,8 @@ class ElectionDef:
             codec.int_bytes(self.closes_at_ms),
             self.revoting.encode(),
             self.payload_scheme.encode(),
+            # encrypted elections only, so every other election encodes as it always has
+            *(self._encrypted_items() if self.encrypted else []),
         ]
 
 
@@ -214,20 +290,7 @@ class Genesis:
                 "max_proof_depth": self.params.max_proof_depth,
                 "contracts": self.params.contracts,
             },
-            "elections": [
-                {
-                    "id": e.election_id,
-                    "question": e.question,
-                    "choices": list(e.choices),
-                    "credential_root": e.credential_root.hex(),
-                    "credential_count": e.credential_count,
-                    "opens_at_ms": e.opens_at_ms,
-                    "closes_at_ms": e.closes_at_ms,
-                    "revoting": e.revoting,
-                    "payload_scheme": e.payload_scheme,
-                }
-                for e in self.elections
-            ],
+            "elections": [e.to_json_obj() for e in self.elections],
         }
 
     def to_json(self) -> str:
@@ -306,24 +369,7 @@ def _genesis_from_obj(obj: Any) -> Genesis:
     params = ChainParams(
         **{k: _int(val, k) for k, val in p.items() if k != "contracts"}, contracts=p["contracts"]
     )
-    elections = []
-    for i, e in enumerate(obj["elections"]):
-        keys = {"id", "question", "choices", "credential_root", "credential_count", "opens_at_ms",
-                "closes_at_ms", "revoting", "payload_scheme"}
-        _exact_keys(e, keys, f"elections[{i}]")
-        elections.append(
-            ElectionDef(
-                election_id=_str(e["id"], "id"),
-                question=_str(e["question"], "question"),
-                choices=tuple(_str(c, "choice") for c in e["choices"]),
-                credential_root=_hex(e["credential_root"], "credential_root"),
-                credential_count=_int(e["credential_count"], "credential_count"),
-                opens_at_ms=_int(e["opens_at_ms"], "opens_at_ms"),
-                closes_at_ms=_int(e["closes_at_ms"], "closes_at_ms"),
-                revoting=_str(e["revoting"], "revoting"),
-                payload_scheme=_str(e["payload_scheme"], "payload_scheme"),
-            )
-        )
+    elections = [_election_from_obj(e, f"elections[{i}]") for i, e in enumerate(obj["elections"])]
     return Genesis(
         chain_id=_str(obj["chain_id"], "chain_id"),
         genesis_time_ms=_int(obj["genesis_time_ms"], "genesis_time_ms"),
@@ -331,6 +377,37 @@ def _genesis_from_obj(obj: Any) -> Genesis:
         validators=ValidatorSet(tuple(validators)),
         params=params,
         elections=tuple(elections),
+    )
+
+
+_ELECTION_KEYS = {"id", "question", "choices", "credential_root", "credential_count", "opens_at_ms",
+                  "closes_at_ms", "revoting", "payload_scheme"}
+
+
+def _election_from_obj(e: Any, what: str) -> ElectionDef:
+    encrypted = isinstance(e, Mapping) and e.get("payload_scheme") == ENCRYPTED_SCHEME
+    _exact_keys(e, _ELECTION_KEYS | ({"contests", "joint_key"} if encrypted else set()), what)
+    contests: tuple[Contest, ...] = ()
+    if encrypted:
+        for j, c in enumerate(e["contests"]):
+            _exact_keys(c, {"question", "choices", "limit"}, f"{what}.contests[{j}]")
+        contests = tuple(
+            Contest(_str(c["question"], "question"), tuple(_str(x, "choice") for x in c["choices"]),
+                    _int(c["limit"], "limit"))
+            for c in e["contests"]
+        )
+    return ElectionDef(
+        election_id=_str(e["id"], "id"),
+        question=_str(e["question"], "question"),
+        choices=tuple(_str(c, "choice") for c in e["choices"]),
+        credential_root=_hex(e["credential_root"], "credential_root"),
+        credential_count=_int(e["credential_count"], "credential_count"),
+        opens_at_ms=_int(e["opens_at_ms"], "opens_at_ms"),
+        closes_at_ms=_int(e["closes_at_ms"], "closes_at_ms"),
+        revoting=_str(e["revoting"], "revoting"),
+        payload_scheme=_str(e["payload_scheme"], "payload_scheme"),
+        contests=contests,
+        joint_key=_hex(e["joint_key"], "joint_key") if encrypted else b"",
     )
 
 

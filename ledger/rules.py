@@ -9,6 +9,7 @@ changes, without changing anything itself, so a refused block leaves no trace.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from ledger import merkle
 from ledger.ballot import HASH_ITEM_SIZE, BallotEnvelope, CredentialProof
 from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash, transactions_hash
 from ledger.crypto import is_valid_signature
+from ledger.encrypted_ballot import BallotContext, ContestShape, verify_payload
 from ledger.errors import (
     BadEncoding,
     BadHeight,
@@ -40,7 +42,7 @@ from ledger.errors import (
     UnknownElection,
     WrongChain,
 )
-from ledger.genesis import ElectionDef, Genesis
+from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
 from ledger.state import ChainTip, ContractEngine, LedgerView, MissingContractEngine
 
 
@@ -131,7 +133,23 @@ def check_ballot_credential(
         ) from exc
     if not is_valid_signature(envelope.credential, envelope.digest(), envelope.signature):
         raise BadSignature("ballot signature does not verify under its credential")
+    if election.encrypted:  # after the signature: a forged ballot costs no proof checks
+        try:
+            verify_payload(ballot_context(genesis.chain_id, election, envelope.credential), envelope.payload)
+        except LedgerError as exc:
+            raise exc.at("payload") from None
     return checked
+
+
+def ballot_context(chain_id: str, election: ElectionDef, credential: bytes) -> BallotContext:
+    """What an encrypted ballot's proofs are bound to: this chain, this election and its
+    joint key, this credential, the election's contests."""
+    return BallotContext(chain_id, election.election_id, election.joint_key, credential, _shapes(election))
+
+
+@functools.lru_cache(maxsize=256)
+def _shapes(election: ElectionDef) -> tuple[ContestShape, ...]:
+    return tuple(ContestShape(len(c.choices), c.limit) for c in election.contests)
 
 
 def check_ballot_form(genesis: Genesis, raw: bytes) -> CheckedBallot:
@@ -154,7 +172,9 @@ def check_ballot_form(genesis: Genesis, raw: bytes) -> CheckedBallot:
 
 
 def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> None:
-    if election.payload_scheme == "plaintext-choice/v1":
+    """The payload's form for its scheme (an encrypted payload's proofs are checked with
+    the signature, in :func:`check_ballot_credential`)."""
+    if election.payload_scheme == PLAINTEXT_SCHEME:
         if len(payload) != 1 or payload[0] >= len(election.choices):
             raise BadEncoding(
                 f"payload must be one byte naming a choice below {len(election.choices)}"

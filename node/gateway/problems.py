@@ -25,6 +25,10 @@ PROBLEM_TABLE: dict[str, tuple[int, str]] = {
     "election_not_open": (409, "Election is not open"),
     "duplicate_credential": (409, "Credential has already voted"),
     "mempool_full": (503, "Validators are saturated"),
+    "bad_ballot_proof": (422, "An encrypted ballot's proof does not verify"),
+    "bad_ballot_shape": (400, "Encrypted ballot does not match the election's contests"),
+    "bad_point": (400, "Not a point of the election's group"),
+    "bad_scalar": (400, "Not a canonical scalar of the election's group"),
     # gateway refusals
     "election_mismatch": (422, "Ballot is for another election than the URL names"),
     "validation_error": (422, "Request does not match the schema"),
