@@ -7,6 +7,7 @@ array per level (32 bytes a node), so 10 million voters fit in about 640 MB.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -18,9 +19,12 @@ from ledger.assemble import assemble_block
 from ledger.ballot import BallotEnvelope, CredentialProof
 from ledger.block import CommitCertificate
 from ledger.crypto import SigningKey
-from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
+from ledger.genesis import ENCRYPTED_SCHEME, ChainParams, Contest, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
+from ledger.group import base_mul, hash_to_scalar
+from ledger.hashing import tag
 from ledger.state import ChainTip
 from ledger.tally import Tally
+from ledger.voter import encrypted_ballot
 from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
 from verifier.verify import results_text
 
@@ -66,18 +70,43 @@ _GEN: Genesis | None = None
 def _sign(args: tuple[str, int, int]) -> list[bytes]:
     seed, start, stop = args
     assert _TREE is not None and _GEN is not None
-    eid = _GEN.elections[0].election_id
+    election = _GEN.elections[0]
+    if election.encrypted:
+        return [
+            encrypted_ballot(_voter(seed, i), chain_id=_GEN.chain_id, election=election, proof=_TREE.proof(i),
+                             selected=[[i % len(c.choices)] for c in election.contests])[0].encode()
+            for i in range(start, stop)
+        ]
     return [
-        BallotEnvelope.create(_voter(seed, i), chain_id=_GEN.chain_id, election_id=eid,
+        BallotEnvelope.create(_voter(seed, i), chain_id=_GEN.chain_id, election_id=election.election_id,
                               proof=_TREE.proof(i), payload=bytes([i % 3])).encode()
         for i in range(start, stop)
     ]
 
 
+def bundle_election(root: bytes, size: int, *, seed: str, encrypted: bool) -> ElectionDef:
+    """The bundle's one election: three plaintext choices, or one encrypted contest of
+    five choices under a key derived from ``seed`` (a stand-in for a trustees' key)."""
+    plain = ElectionDef(
+        election_id="national-2026", question="Which option do you support?", choices=("a", "b", "c"),
+        credential_root=root, credential_count=size, opens_at_ms=GENESIS_TIME_MS,
+        closes_at_ms=GENESIS_TIME_MS + 10**10,
+    )
+    if not encrypted:
+        return plain
+    key = base_mul(hash_to_scalar(tag("bundle-election-key/v1"), seed.encode()))
+    assert key is not None
+    return dataclasses.replace(
+        plain, question="National election", choices=(), payload_scheme=ENCRYPTED_SCHEME,
+        contests=(Contest("Who should lead?", ("a", "b", "c", "d", "e"), 1),), joint_key=key.encode(),
+    )
+
+
 def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ballots: int = 4000,
                     validators: int = 4, processes: int | None = None,
-                    max_block_ballots: int | None = None) -> Genesis:
-    """Write genesis.json, blocks.jsonl and results.json for ``ballots`` voters voting once."""
+                    max_block_ballots: int | None = None, encrypted: bool = False) -> Genesis:
+    """Write genesis.json, blocks.jsonl and results.json for ``ballots`` voters voting once
+    (``encrypted``: ballots of the encrypted scheme, encrypted and proven like a voter's)."""
     global _TREE, _GEN
     out.mkdir(parents=True, exist_ok=True)
     processes = processes or os.cpu_count() or 1
@@ -90,11 +119,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
     del pubkeys
     tree = LevelTree(leaves)
     vkeys = [SigningKey.from_seed(f"{seed}/validator/{i}".encode()) for i in range(validators)]
-    election = ElectionDef(
-        election_id="national-2026", question="Which option do you support?", choices=("a", "b", "c"),
-        credential_root=tree.root, credential_count=tree.size, opens_at_ms=GENESIS_TIME_MS,
-        closes_at_ms=GENESIS_TIME_MS + 10**10,
-    )
+    election = bundle_election(tree.root, tree.size, seed=seed, encrypted=encrypted)
     genesis = Genesis(
         chain_id="bench-chain", genesis_time_ms=GENESIS_TIME_MS,
         authority=SigningKey.from_seed(f"{seed}/authority".encode()).public_key,

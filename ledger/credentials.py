@@ -2,7 +2,10 @@
 
 The election authority registers one public key per eligible voter; the root goes into
 the election definition and each voter gets an inclusion proof with their credential.
-Leaves are the 33-byte compressed public keys, in registration order.
+Leaves are the 33-byte compressed public keys in byte order, not in the roll's order: a
+ballot shows its credential's index in the tree, and a sorted tree makes that index
+depend only on the set of keys (anyone can rebuild the root from them), never on where
+the voter stands on the roll.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ class CredentialSet:
         frontier = merkle.MerkleFrontier()
         reader = merkle.DictHashReader()
         position: dict[bytes, int] = {}
-        for i, credential in enumerate(credentials):
+        for i, credential in enumerate(sorted(credentials)):
             check_public_key(credential)
             if credential in position:
                 raise BadGenesis(f"credential {credential.hex()} registered twice")
