@@ -1,21 +1,18 @@
-"""The peer transport's pure core: wire frames, the handshake, and the misbehaviour policy.
+"""The peer transport's pure core: wire frames, handshake framing, and the misbehaviour policy.
 
 No I/O and no clock here: time is passed in, so everything is testable without sockets
-and ``node/transport.py`` stays a thin asyncio driver.
+and ``node/transport.py`` stays a thin asyncio driver. The handshake's cryptography and
+the sealed (encrypted, authenticated) frames that follow it live in ``node/peerlink.py``.
 
-Wire format of one frame::
+Wire format of one handshake frame (LINK_INIT, LINK_RESPONSE, LINK_FINISH; unencrypted)::
 
     length (4 bytes, big-endian) | type (1 byte) | payload (length - 1 bytes)
 
-``length`` counts the type byte and the payload, so it is never 0. Payloads are opaque to
-the transport (consensus messages, ballot batches and sync messages are encoded elsewhere);
-only HELLO, HELLO_ACK, PING and PONG are interpreted here.
-
-Security scope: no encryption and no per-frame MAC. Validators talk over loopback or a
-private network between data centres; TLS can wrap the stream later without changing
-this module. The handshake authenticates the peer's validator key; every later frame on
-the connection is attributed to that key, which an on-path attacker could forge until the
-stream is wrapped (TLS) or frames carry MACs. Both are out of scope for v1.
+``length`` counts the type byte and the payload, so it is never 0. After the handshake
+every frame is sealed (see ``node.peerlink``); inside the seal it is the same
+``type | payload``. Payloads are opaque to the transport (consensus messages, ballot
+batches and sync messages are encoded elsewhere); only the handshake frames, PING and PONG
+are interpreted by the transport.
 """
 
 from __future__ import annotations
@@ -32,12 +29,12 @@ from ledger.hashing import HASH_SIZE, tag, tagged_hash
 
 HEADER_SIZE = 5
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
-# Before the handshake only HELLO / HELLO_ACK may arrive (about 100 bytes each), so an
+# Before the handshake only LINK_* frames may arrive (under 250 bytes each), so an
 # unauthenticated socket can never make us buffer more than this.
-HANDSHAKE_MAX_FRAME_SIZE = 1024
-NONCE_SIZE = 32
+HANDSHAKE_MAX_FRAME_SIZE = 512
 MAX_PING_PAYLOAD = 8
 MAX_CHAIN_ID_SIZE = 64
+NONCE_SIZE = 32
 HANDSHAKE_TAG = tag("peer-handshake/v1")
 
 
@@ -53,10 +50,14 @@ class FrameType(IntEnum):
     PING = 7
     PONG = 8
     EVM_TX = 9  # one authority transaction (raw, signed)
+    LINK_INIT = 10  # handshake, node.peerlink: dialler -> acceptor
+    LINK_RESPONSE = 11  # acceptor -> dialler
+    LINK_FINISH = 12  # dialler -> acceptor
 
 
 # Handled by the transport itself; everything else goes to the application callback.
-CONTROL_TYPES = frozenset({FrameType.HELLO, FrameType.HELLO_ACK, FrameType.PING, FrameType.PONG})
+HANDSHAKE_TYPES = frozenset({FrameType.LINK_INIT, FrameType.LINK_RESPONSE, FrameType.LINK_FINISH})
+CONTROL_TYPES = HANDSHAKE_TYPES | {FrameType.HELLO, FrameType.HELLO_ACK, FrameType.PING, FrameType.PONG}
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -292,13 +293,84 @@ class TokenBucket:
         self._tokens, self._updated = burst, now
 
     def allow(self, now: float) -> bool:
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        self._updated = now
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def charge(self, tokens: float, now: float) -> None:
+        """Take ``tokens`` whether or not they are there (down to one burst in debt)."""
+        self._refill(now)
+        self._tokens = max(-self.burst, self._tokens - tokens)
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self._tokens >= self.burst
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        self._updated = now
+
+
+class HostBudget:
+    """What a remote host may cost us before its connections authenticate.
+
+    Per host: handshakes started per second (a token bucket; a failed handshake costs
+    ``failure_cost`` more) and sockets open in handshake at once; in total: sockets open in
+    handshake. Checked when a socket is accepted, before any byte is read or any
+    cryptography runs. Nothing here touches a validator key's score: until a connection
+    has authenticated, nobody knows whose it is, so it is charged to its address only.
+    At most ``max_hosts`` hosts are tracked; idle ones are forgotten first.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, failure_cost: float, max_open_per_host: int,
+        max_open_total: int, max_hosts: int = 4096,
+    ) -> None:
+        self.rate, self.burst, self.failure_cost = rate, burst, failure_cost
+        self.max_open_per_host, self.max_open_total = max_open_per_host, max_open_total
+        self.max_hosts = max_hosts
+        self._buckets: dict[str, TokenBucket] = {}
+        self._open: dict[str, int] = {}
+        self.open_total = 0
+
+    def admit(self, host: str, now: float) -> str | None:
+        """Count a new socket from ``host`` in; or say why it is refused (then it is not)."""
+        if self.open_total >= self.max_open_total:
+            return f"{self.open_total} connections already in handshake"
+        if self._open.get(host, 0) >= self.max_open_per_host:
+            return f"{self.max_open_per_host} connections from {host} already in handshake"
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= self.max_hosts:
+                self._forget_idle(now)
+            if len(self._buckets) >= self.max_hosts:
+                return "too many hosts in handshake"
+            bucket = self._buckets[host] = TokenBucket(self.rate, self.burst, now)
+        if not bucket.allow(now):
+            return f"too many handshakes from {host}"
+        self._open[host] = self._open.get(host, 0) + 1
+        self.open_total += 1
+        return None
+
+    def release(self, host: str, now: float, *, failed: bool) -> None:
+        """The socket ``admit`` counted has authenticated or given up."""
+        left = self._open.get(host, 0) - 1
+        if left < 0:
+            raise AssertionError("release without admit")  # or else this class has a bug
+        if left:
+            self._open[host] = left
+        else:
+            del self._open[host]
+        self.open_total -= 1
+        if failed and host in self._buckets:
+            self._buckets[host].charge(self.failure_cost, now)
+
+    def _forget_idle(self, now: float) -> None:
+        for host in [h for h, b in self._buckets.items() if h not in self._open and b.full(now)]:
+            del self._buckets[host]
 
 
 @dataclass
