@@ -18,14 +18,12 @@ are interpreted by the transport.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ledger import codec
-from ledger.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, is_valid_signature
 from ledger.errors import BadEncoding, LedgerError
-from ledger.hashing import HASH_SIZE, tag, tagged_hash
 
 HEADER_SIZE = 5
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
@@ -34,15 +32,12 @@ DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 HANDSHAKE_MAX_FRAME_SIZE = 512
 MAX_PING_PAYLOAD = 8
 MAX_CHAIN_ID_SIZE = 64
-NONCE_SIZE = 32
-HANDSHAKE_TAG = tag("peer-handshake/v1")
 
 
 class FrameType(IntEnum):
     """Frame type byte. Extend by adding members here; values are never reused."""
 
-    HELLO = 1
-    HELLO_ACK = 2
+    # 1 and 2 were the unencrypted HELLO / HELLO_ACK handshake: retired, never reused.
     CONSENSUS = 3  # opaque consensus message
     TXS = 4  # a batch of opaque ballot encodings (see encode_batch)
     SYNC_REQUEST = 5
@@ -57,7 +52,7 @@ class FrameType(IntEnum):
 
 # Handled by the transport itself; everything else goes to the application callback.
 HANDSHAKE_TYPES = frozenset({FrameType.LINK_INIT, FrameType.LINK_RESPONSE, FrameType.LINK_FINISH})
-CONTROL_TYPES = HANDSHAKE_TYPES | {FrameType.HELLO, FrameType.HELLO_ACK, FrameType.PING, FrameType.PONG}
+CONTROL_TYPES = HANDSHAKE_TYPES | {FrameType.PING, FrameType.PONG}
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -188,79 +183,6 @@ def decode_batch(payload: bytes, *, max_items: int) -> tuple[bytes, ...]:
         return codec.as_bytes_list(codec.decode(payload), "txs batch", max_items=max_items)
     except BadEncoding as exc:
         raise BadFrame(f"bad TXS payload: {exc.message}") from exc
-
-
-# --- handshake -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Hello:
-    chain_id: str
-    genesis_hash: bytes
-    public_key: bytes
-    nonce: bytes
-
-    def encode(self) -> bytes:
-        return codec.encode(
-            [self.chain_id.encode(), self.genesis_hash, self.public_key, self.nonce]
-        )
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Hello:
-        try:
-            f = codec.as_list(codec.decode(payload), 4, "hello")
-            return cls(
-                chain_id=codec.as_text(f[0], "hello chain id", max_size=MAX_CHAIN_ID_SIZE),
-                genesis_hash=codec.as_bytes(f[1], "hello genesis hash", size=HASH_SIZE),
-                public_key=codec.as_bytes(f[2], "hello public key", size=PUBLIC_KEY_SIZE),
-                nonce=codec.as_bytes(f[3], "hello nonce", size=NONCE_SIZE),
-            )
-        except BadEncoding as exc:
-            raise HandshakeFailed(f"malformed HELLO: {exc.message}") from exc
-
-
-def handshake_digest(
-    chain_id: str, genesis_hash: bytes, other_nonce: bytes, signer_key: bytes, other_key: bytes
-) -> bytes:
-    """What a HELLO_ACK signs: the other side's fresh nonce binds it to this connection,
-    and both keys in signer-first order stop an ACK being reflected back to its sender.
-
-    The fields are RLP-listed rather than concatenated because the chain id has no fixed
-    length.
-    """
-    fields = [chain_id.encode(), genesis_hash, other_nonce, signer_key, other_key]
-    return tagged_hash(HANDSHAKE_TAG, codec.encode(fields))
-
-
-def sign_ack(key: SigningKey, ours: Hello, theirs: Hello) -> bytes:
-    """HELLO_ACK payload: our signature over their nonce (sent only after check_hello)."""
-    digest = handshake_digest(
-        ours.chain_id, ours.genesis_hash, theirs.nonce, ours.public_key, theirs.public_key
-    )
-    return key.sign(digest)
-
-
-def check_hello(theirs: Hello, ours: Hello, allowed: Mapping[bytes, str]) -> str:
-    """Refuse a peer on another chain or with a key outside the validator set; return its name."""
-    if theirs.public_key == ours.public_key:
-        raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
-    if theirs.chain_id != ours.chain_id:
-        raise HandshakeFailed(f"peer is on chain {theirs.chain_id!r}, not {ours.chain_id!r}")
-    if theirs.genesis_hash != ours.genesis_hash:
-        raise HandshakeFailed(f"peer has genesis {theirs.genesis_hash.hex()[:16]}.., not ours")
-    name = allowed.get(theirs.public_key)
-    if name is None:
-        raise HandshakeFailed(f"key {theirs.public_key.hex()} is not a validator")
-    return name
-
-
-def check_ack(signature: bytes, ours: Hello, theirs: Hello) -> None:
-    """Their ACK must sign OUR nonce with THEIR key: proof they hold it, on this connection."""
-    if len(signature) != SIGNATURE_SIZE:
-        raise HandshakeFailed(f"HELLO_ACK must be a {SIGNATURE_SIZE}-byte signature")
-    digest = handshake_digest(
-        ours.chain_id, ours.genesis_hash, ours.nonce, theirs.public_key, ours.public_key
-    )
-    if not is_valid_signature(theirs.public_key, digest, signature):
-        raise HandshakeFailed("HELLO_ACK signature does not verify")
 
 
 # --- policy: backoff, rate limit, misbehaviour score -----------------------------------
