@@ -91,6 +91,9 @@ Address = tuple[str, int]
 class TransportConfig:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     queue_size: int = 1024  # outgoing frames per peer; beyond that, send() drops and counts
+    # ... and outgoing bytes per peer: a peer that asks for large frames (sync responses)
+    # and does not read them cannot make us hold more than this for it.
+    max_queue_bytes: int = 32 * 1024 * 1024
     read_chunk: int = 64 * 1024
     handshake_timeout: float = 5.0
     ping_interval: float = 5.0
@@ -157,6 +160,7 @@ class _Connection:
         self.peer_key = b""
         self.session: Session | None = None
         self.queue: asyncio.Queue[tuple[FrameType, bytes]] = asyncio.Queue(queue_size)
+        self.queued_bytes = 0  # payload bytes in ``queue``
         self.closed = asyncio.Event()
         self.reason = ""
         self.tasks: list[asyncio.Task[None]] = []
@@ -319,8 +323,13 @@ class PeerTransport:
             raise OversizedFrame(f"frame of {1 + len(payload)} bytes exceeds the limit of {limit}")
 
     def _enqueue(self, conn: _Connection, frame: tuple[FrameType, bytes]) -> bool:
+        size = len(frame[1])
+        if conn.queued_bytes + size > self.config.max_queue_bytes and not conn.queue.empty():
+            self._stats_for(conn.peer_key).drops += 1
+            return False
         try:
             conn.queue.put_nowait(frame)
+            conn.queued_bytes += size
             return True
         except asyncio.QueueFull:
             self._stats_for(conn.peer_key).drops += 1
@@ -534,6 +543,7 @@ class PeerTransport:
         if existing is not None:
             while not existing.queue.empty():  # hand over what was not yet written
                 conn.queue.put_nowait(existing.queue.get_nowait())
+            conn.queued_bytes, existing.queued_bytes = existing.queued_bytes, 0
             del self._peers[key]
             existing.close("replaced by another connection to the same peer")
         else:
@@ -626,6 +636,7 @@ class PeerTransport:
         stats = self._stats_for(conn.peer_key)
         while True:
             frame_type, payload = await conn.queue.get()
+            conn.queued_bytes -= len(payload)
             data = sealer.seal(frame_type, payload)
             try:
                 conn.writer.write(data)
@@ -650,5 +661,7 @@ class PeerTransport:
                 conn.close(f"dead peer: nothing received for {idle:.1f}s", abort=True)
                 return
             counter += 1
-            with contextlib.suppress(asyncio.QueueFull):
-                conn.queue.put_nowait((FrameType.PING, counter.to_bytes(8, "big")))
+            ping = counter.to_bytes(8, "big")
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue proves nothing: skip
+                conn.queue.put_nowait((FrameType.PING, ping))
+                conn.queued_bytes += len(ping)

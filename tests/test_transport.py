@@ -543,3 +543,25 @@ def test_held_frames_wait_for_release_then_arrive_in_order() -> None:
         assert b"never" not in got
 
     run(body)
+
+
+def test_outgoing_bytes_per_peer_are_bounded() -> None:
+    """A peer that asks for large frames and never reads them: past max_queue_bytes,
+    send() drops. Fails when only the frame count bounds the queue (checked by hand:
+    all 50 frames, 50 MB, were queued)."""
+    config = TransportConfig(handshake_timeout=2.0, ping_interval=0.2, dead_timeout=5.0,
+                             max_frame_size=2 * 1024 * 1024, max_queue_bytes=2_500_000)
+
+    async def body() -> None:
+        net = Net(1, config)
+        await net.start()
+        node = net.nodes[0]
+        peer = await RawPeer.connect(KEYS[3], node.port)
+        key = KEYS[3].public_key
+        await wait_until(lambda: key in node.peers())
+        results = [node.send(key, FrameType.SYNC_RESPONSE, b"x" * 1_000_000) for _ in range(50)]
+        assert results.count(True) == 2 and node.stats(key).drops == 48
+        peer.writer.close()
+        await net.stop()
+
+    run(body)
