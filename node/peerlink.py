@@ -261,6 +261,10 @@ class Initiator:
         )
         self._done = False
 
+    @property
+    def ephemeral(self) -> bytes:
+        return self._init.ephemeral
+
     def init(self) -> bytes:
         return self._init.encode()
 

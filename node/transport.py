@@ -78,7 +78,7 @@ from node.frames import (
     encode_frame,
     parse_header,
 )
-from node.peerlink import EPHEMERAL_SIZE, Initiator, LinkCorrupted, LinkParams, Responder, Session
+from node.peerlink import EPHEMERAL_SIZE, Init, Initiator, LinkCorrupted, LinkParams, Responder, Session
 
 log = logging.getLogger("node.transport")
 
@@ -252,6 +252,10 @@ class PeerTransport:
         self._delivering = asyncio.Event()
         if not hold_frames:
             self._delivering.set()
+        # Our dials in handshake, by ephemeral, and those our own listener received: the
+        # responder never answers its own key, so this is how the dialler learns it dialled us.
+        self._dialling: set[bytes] = set()
+        self._dialled_self: set[bytes] = set()
         self.refused_by_budget = 0  # sockets closed unread: their host was over its budget
         self._budget_logged = float("-inf")
 
@@ -487,14 +491,30 @@ class PeerTransport:
         ephemeral = secrets.token_bytes(EPHEMERAL_SIZE)  # fresh per connection, then dropped
         if conn.outbound:
             initiator = Initiator(self._link, ephemeral)
-            await self._write_now(conn, FrameType.LINK_INIT, initiator.init())
-            response = await self._read_handshake_frame(conn, FrameType.LINK_RESPONSE)
-            finish, session = initiator.on_response(response.payload)
-            await self._write_now(conn, FrameType.LINK_FINISH, finish)
-            return session
+            mine = initiator.ephemeral
+            self._dialling.add(mine)
+            try:
+                await self._write_now(conn, FrameType.LINK_INIT, initiator.init())
+                response = await self._read_handshake_frame(conn, FrameType.LINK_RESPONSE)
+                finish, session = initiator.on_response(response.payload)
+                await self._write_now(conn, FrameType.LINK_FINISH, finish)
+                return session
+            except (TransportError, asyncio.IncompleteReadError, OSError):
+                if mine in self._dialled_self:
+                    raise ConnectedToSelf("our own listener answered") from None
+                raise
+            finally:
+                self._dialling.discard(mine)
+                self._dialled_self.discard(mine)
         responder = Responder(self._link, ephemeral)
         init = await self._read_handshake_frame(conn, FrameType.LINK_INIT)
-        claimed = responder.on_init(init.payload)  # chain, genesis, validator set: no crypto
+        try:
+            claimed = responder.on_init(init.payload)  # chain, genesis, validator set: no crypto
+        except ConnectedToSelf:
+            theirs = Init.decode(init.payload).ephemeral
+            if theirs in self._dialling:  # only our own dials are remembered
+                self._dialled_self.add(theirs)
+            raise
         banned_for = self._policy.ban_remaining(claimed, self._now())
         if banned_for > 0:
             raise HandshakeFailed(f"{self.peer_name(claimed)} is banned for another {banned_for:.0f}s")

@@ -565,3 +565,22 @@ def test_outgoing_bytes_per_peer_are_bounded() -> None:
         await net.stop()
 
     run(body)
+
+
+def test_dialling_our_own_address_stops_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The listener never answers its own key, so the dialler must learn it dialled
+    itself from the listener. Fails when it does not (checked by hand: it redialled
+    itself every backoff interval, a handshake failure each time)."""
+    caplog.set_level(logging.INFO, "node.transport")
+
+    async def body() -> None:
+        node = Net(1).nodes[0]
+        await node.start()
+        node.connect_to([node.address])
+        await wait_until(lambda: "is our own address" in caplog.text)
+        await asyncio.sleep(0.3)  # several backoff intervals: no redial
+        assert node.handshake_failures == 0
+        assert node.open_connections() == 0
+        await node.stop()
+
+    run(body)
