@@ -241,9 +241,13 @@ class LinkParams:
     max_frame_size: int
 
 
-def _check_peer_key(params: LinkParams, peer_key: bytes) -> None:
+def _check_peer_key(params: LinkParams, peer_key: bytes, role: Role) -> None:
     if peer_key == params.key.public_key:
-        raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
+        # A listener never answers its own key, so only an INIT can be us; a RESPONSE
+        # naming our key is somebody's lie, which must not stop us dialling the address.
+        if role is Role.INITIATOR:
+            raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
+        raise HandshakeFailed("RESPONSE names our own key")
     if peer_key not in params.validators:
         raise HandshakeFailed(f"key {peer_key.hex()} is not a validator")
 
@@ -273,7 +277,7 @@ class Initiator:
             raise HandshakeFailed("a second RESPONSE")
         self._done = True
         response = Response.decode(payload)
-        _check_peer_key(self._params, response.static_key)
+        _check_peer_key(self._params, response.static_key, Role.RESPONDER)
         transcript = transcript_hash(self._init, response.static_key, response.ephemeral)
         digest = signed_digest(transcript, Role.RESPONDER)
         if not is_valid_signature(response.static_key, digest, response.signature):
@@ -310,7 +314,7 @@ class Responder:
             raise HandshakeFailed(f"peer is on chain {init.chain_id!r}, not {p.chain_id!r}")
         if init.genesis_hash != p.genesis_hash:
             raise HandshakeFailed(f"peer has genesis {init.genesis_hash.hex()[:16]}.., not ours")
-        _check_peer_key(p, init.static_key)
+        _check_peer_key(p, init.static_key, Role.INITIATOR)
         self._init = init
         return init.static_key
 

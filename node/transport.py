@@ -512,8 +512,9 @@ class PeerTransport:
             claimed = responder.on_init(init.payload)  # chain, genesis, validator set: no crypto
         except ConnectedToSelf:
             theirs = Init.decode(init.payload).ephemeral
-            if theirs in self._dialling:  # only our own dials are remembered
-                self._dialled_self.add(theirs)
+            if theirs not in self._dialling:  # not our dial: somebody claiming our key
+                raise HandshakeFailed("peer claims our own key") from None
+            self._dialled_self.add(theirs)
             raise
         banned_for = self._policy.ban_remaining(claimed, self._now())
         if banned_for > 0:

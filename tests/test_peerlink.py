@@ -213,6 +213,13 @@ def test_checks_before_any_cryptography() -> None:
         Responder(params(1), eph("r")).on_init(init_from(KEYS[0], genesis=keccak256(b"x")))
     with pytest.raises(ConnectedToSelf):
         Responder(params(1), eph("r")).on_init(init_from(KEYS[1]))
+    # A RESPONSE in our own name is a lie (a listener never answers its own key): refused,
+    # but not as a self-dial, which would make the transport stop dialling that address.
+    liar = Responder(params(1), eph("r"))
+    liar.on_init(Initiator(params(0), eph("i")).init())
+    with pytest.raises(HandshakeFailed, match="names our own key") as info:
+        Initiator(params(1), eph("i")).on_response(liar.respond())
+    assert not isinstance(info.value, ConnectedToSelf)
     wrong_version = Init(2, CHAIN, GENESIS, KEYS[0].public_key, bytes(32)).encode()
     with pytest.raises(HandshakeFailed, match="version 2"):
         Responder(params(1), eph("r")).on_init(wrong_version)

@@ -581,6 +581,13 @@ def test_dialling_our_own_address_stops_at_once(caplog: pytest.LogCaptureFixture
         await asyncio.sleep(0.3)  # several backoff intervals: no redial
         assert node.handshake_failures == 0
         assert node.open_connections() == 0
+        # Somebody else claiming our key is a failed handshake, not a self-dial.
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+        params = LinkParams(KEYS[0], CHAIN, GENESIS, VALIDATORS, 1 << 20)
+        writer.write(encode_frame(FrameType.LINK_INIT, Initiator(params, bytes(range(32))).init()))
+        assert await closed_by_peer(reader)
+        writer.close()
+        await wait_until(lambda: node.handshake_failures == 1)
         await node.stop()
 
     run(body)
