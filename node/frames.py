@@ -122,56 +122,6 @@ def parse_header(header: bytes, max_frame_size: int) -> tuple[FrameType, int]:
     return frame_type, body_len - 1
 
 
-class FrameDecoder:
-    """Incremental decoder: ``feed`` bytes as they arrive, get the frames they complete.
-
-    A bad header raises as soon as its 5 bytes are in, however much of the body is still
-    to come. After an error the stream cannot be resynchronised: every later ``feed``
-    raises the same error (and frames earlier in the failing chunk are not returned: the
-    caller drops the connection anyway).
-    """
-
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        if max_frame_size < 1:
-            raise ValueError("max_frame_size must be at least 1")
-        self.max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._pending: tuple[FrameType, int] | None = None  # header parsed, body awaited
-        self._error: BadFrame | None = None
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        if self._error is not None:
-            raise self._error
-        self._buf += data
-        frames: list[Frame] = []
-        pos = 0
-        buf = self._buf
-        try:
-            while True:
-                if self._pending is None:
-                    if len(buf) - pos < HEADER_SIZE:
-                        break
-                    header = bytes(buf[pos : pos + HEADER_SIZE])
-                    self._pending = parse_header(header, self.max_frame_size)
-                    pos += HEADER_SIZE
-                frame_type, size = self._pending
-                if len(buf) - pos < size:
-                    break
-                frames.append(Frame(frame_type, bytes(buf[pos : pos + size])))
-                pos += size
-                self._pending = None
-        except BadFrame as exc:
-            self._error = exc
-            self._buf = bytearray()
-            raise
-        del buf[:pos]  # one compaction per feed keeps feeding linear in the bytes fed
-        return frames
-
-
 # --- payload helpers -------------------------------------------------------------------
 def encode_batch(items: Sequence[bytes]) -> bytes:
     """TXS payload: an RLP list of opaque ballot encodings."""
