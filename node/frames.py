@@ -1,51 +1,43 @@
-"""The peer transport's pure core: wire frames, the handshake, and the misbehaviour policy.
+"""The peer transport's pure core: wire frames, handshake framing, and the misbehaviour policy.
 
 No I/O and no clock here: time is passed in, so everything is testable without sockets
-and ``node/transport.py`` stays a thin asyncio driver.
+and ``node/transport.py`` stays a thin asyncio driver. The handshake's cryptography and
+the sealed (encrypted, authenticated) frames that follow it live in ``node/peerlink.py``.
 
-Wire format of one frame::
+Wire format of one handshake frame (LINK_INIT, LINK_RESPONSE, LINK_FINISH; unencrypted)::
 
     length (4 bytes, big-endian) | type (1 byte) | payload (length - 1 bytes)
 
-``length`` counts the type byte and the payload, so it is never 0. Payloads are opaque to
-the transport (consensus messages, ballot batches and sync messages are encoded elsewhere);
-only HELLO, HELLO_ACK, PING and PONG are interpreted here.
-
-Security scope: no encryption and no per-frame MAC. Validators talk over loopback or a
-private network between data centres; TLS can wrap the stream later without changing
-this module. The handshake authenticates the peer's validator key; every later frame on
-the connection is attributed to that key, which an on-path attacker could forge until the
-stream is wrapped (TLS) or frames carry MACs. Both are out of scope for v1.
+``length`` counts the type byte and the payload, so it is never 0. After the handshake
+every frame is sealed (see ``node.peerlink``); inside the seal it is the same
+``type | payload``. Payloads are opaque to the transport (consensus messages, ballot
+batches and sync messages are encoded elsewhere); only the handshake frames, PING and PONG
+are interpreted by the transport.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ledger import codec
-from ledger.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, is_valid_signature
 from ledger.errors import BadEncoding, LedgerError
-from ledger.hashing import HASH_SIZE, tag, tagged_hash
 
 HEADER_SIZE = 5
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
-# Before the handshake only HELLO / HELLO_ACK may arrive (about 100 bytes each), so an
+# Before the handshake only LINK_* frames may arrive (under 250 bytes each), so an
 # unauthenticated socket can never make us buffer more than this.
-HANDSHAKE_MAX_FRAME_SIZE = 1024
-NONCE_SIZE = 32
+HANDSHAKE_MAX_FRAME_SIZE = 512
 MAX_PING_PAYLOAD = 8
 MAX_CHAIN_ID_SIZE = 64
-HANDSHAKE_TAG = tag("peer-handshake/v1")
 
 
 class FrameType(IntEnum):
     """Frame type byte. Extend by adding members here; values are never reused."""
 
-    HELLO = 1
-    HELLO_ACK = 2
+    # 1 and 2 were the unencrypted HELLO / HELLO_ACK handshake: retired, never reused.
     CONSENSUS = 3  # opaque consensus message
     TXS = 4  # a batch of opaque ballot encodings (see encode_batch)
     SYNC_REQUEST = 5
@@ -53,10 +45,14 @@ class FrameType(IntEnum):
     PING = 7
     PONG = 8
     EVM_TX = 9  # one authority transaction (raw, signed)
+    LINK_INIT = 10  # handshake, node.peerlink: dialler -> acceptor
+    LINK_RESPONSE = 11  # acceptor -> dialler
+    LINK_FINISH = 12  # dialler -> acceptor
 
 
 # Handled by the transport itself; everything else goes to the application callback.
-CONTROL_TYPES = frozenset({FrameType.HELLO, FrameType.HELLO_ACK, FrameType.PING, FrameType.PONG})
+HANDSHAKE_TYPES = frozenset({FrameType.LINK_INIT, FrameType.LINK_RESPONSE, FrameType.LINK_FINISH})
+CONTROL_TYPES = HANDSHAKE_TYPES | {FrameType.PING, FrameType.PONG}
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -126,56 +122,6 @@ def parse_header(header: bytes, max_frame_size: int) -> tuple[FrameType, int]:
     return frame_type, body_len - 1
 
 
-class FrameDecoder:
-    """Incremental decoder: ``feed`` bytes as they arrive, get the frames they complete.
-
-    A bad header raises as soon as its 5 bytes are in, however much of the body is still
-    to come. After an error the stream cannot be resynchronised: every later ``feed``
-    raises the same error (and frames earlier in the failing chunk are not returned: the
-    caller drops the connection anyway).
-    """
-
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        if max_frame_size < 1:
-            raise ValueError("max_frame_size must be at least 1")
-        self.max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._pending: tuple[FrameType, int] | None = None  # header parsed, body awaited
-        self._error: BadFrame | None = None
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        if self._error is not None:
-            raise self._error
-        self._buf += data
-        frames: list[Frame] = []
-        pos = 0
-        buf = self._buf
-        try:
-            while True:
-                if self._pending is None:
-                    if len(buf) - pos < HEADER_SIZE:
-                        break
-                    header = bytes(buf[pos : pos + HEADER_SIZE])
-                    self._pending = parse_header(header, self.max_frame_size)
-                    pos += HEADER_SIZE
-                frame_type, size = self._pending
-                if len(buf) - pos < size:
-                    break
-                frames.append(Frame(frame_type, bytes(buf[pos : pos + size])))
-                pos += size
-                self._pending = None
-        except BadFrame as exc:
-            self._error = exc
-            self._buf = bytearray()
-            raise
-        del buf[:pos]  # one compaction per feed keeps feeding linear in the bytes fed
-        return frames
-
-
 # --- payload helpers -------------------------------------------------------------------
 def encode_batch(items: Sequence[bytes]) -> bytes:
     """TXS payload: an RLP list of opaque ballot encodings."""
@@ -187,79 +133,6 @@ def decode_batch(payload: bytes, *, max_items: int) -> tuple[bytes, ...]:
         return codec.as_bytes_list(codec.decode(payload), "txs batch", max_items=max_items)
     except BadEncoding as exc:
         raise BadFrame(f"bad TXS payload: {exc.message}") from exc
-
-
-# --- handshake -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Hello:
-    chain_id: str
-    genesis_hash: bytes
-    public_key: bytes
-    nonce: bytes
-
-    def encode(self) -> bytes:
-        return codec.encode(
-            [self.chain_id.encode(), self.genesis_hash, self.public_key, self.nonce]
-        )
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Hello:
-        try:
-            f = codec.as_list(codec.decode(payload), 4, "hello")
-            return cls(
-                chain_id=codec.as_text(f[0], "hello chain id", max_size=MAX_CHAIN_ID_SIZE),
-                genesis_hash=codec.as_bytes(f[1], "hello genesis hash", size=HASH_SIZE),
-                public_key=codec.as_bytes(f[2], "hello public key", size=PUBLIC_KEY_SIZE),
-                nonce=codec.as_bytes(f[3], "hello nonce", size=NONCE_SIZE),
-            )
-        except BadEncoding as exc:
-            raise HandshakeFailed(f"malformed HELLO: {exc.message}") from exc
-
-
-def handshake_digest(
-    chain_id: str, genesis_hash: bytes, other_nonce: bytes, signer_key: bytes, other_key: bytes
-) -> bytes:
-    """What a HELLO_ACK signs: the other side's fresh nonce binds it to this connection,
-    and both keys in signer-first order stop an ACK being reflected back to its sender.
-
-    The fields are RLP-listed rather than concatenated because the chain id has no fixed
-    length.
-    """
-    fields = [chain_id.encode(), genesis_hash, other_nonce, signer_key, other_key]
-    return tagged_hash(HANDSHAKE_TAG, codec.encode(fields))
-
-
-def sign_ack(key: SigningKey, ours: Hello, theirs: Hello) -> bytes:
-    """HELLO_ACK payload: our signature over their nonce (sent only after check_hello)."""
-    digest = handshake_digest(
-        ours.chain_id, ours.genesis_hash, theirs.nonce, ours.public_key, theirs.public_key
-    )
-    return key.sign(digest)
-
-
-def check_hello(theirs: Hello, ours: Hello, allowed: Mapping[bytes, str]) -> str:
-    """Refuse a peer on another chain or with a key outside the validator set; return its name."""
-    if theirs.public_key == ours.public_key:
-        raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
-    if theirs.chain_id != ours.chain_id:
-        raise HandshakeFailed(f"peer is on chain {theirs.chain_id!r}, not {ours.chain_id!r}")
-    if theirs.genesis_hash != ours.genesis_hash:
-        raise HandshakeFailed(f"peer has genesis {theirs.genesis_hash.hex()[:16]}.., not ours")
-    name = allowed.get(theirs.public_key)
-    if name is None:
-        raise HandshakeFailed(f"key {theirs.public_key.hex()} is not a validator")
-    return name
-
-
-def check_ack(signature: bytes, ours: Hello, theirs: Hello) -> None:
-    """Their ACK must sign OUR nonce with THEIR key: proof they hold it, on this connection."""
-    if len(signature) != SIGNATURE_SIZE:
-        raise HandshakeFailed(f"HELLO_ACK must be a {SIGNATURE_SIZE}-byte signature")
-    digest = handshake_digest(
-        ours.chain_id, ours.genesis_hash, ours.nonce, theirs.public_key, ours.public_key
-    )
-    if not is_valid_signature(theirs.public_key, digest, signature):
-        raise HandshakeFailed("HELLO_ACK signature does not verify")
 
 
 # --- policy: backoff, rate limit, misbehaviour score -----------------------------------
@@ -292,13 +165,84 @@ class TokenBucket:
         self._tokens, self._updated = burst, now
 
     def allow(self, now: float) -> bool:
-        elapsed = max(0.0, now - self._updated)
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        self._updated = now
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def charge(self, tokens: float, now: float) -> None:
+        """Take ``tokens`` whether or not they are there (down to one burst in debt)."""
+        self._refill(now)
+        self._tokens = max(-self.burst, self._tokens - tokens)
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self._tokens >= self.burst
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        self._updated = now
+
+
+class HostBudget:
+    """What a remote host may cost us before its connections authenticate.
+
+    Per host: handshakes started per second (a token bucket; a failed handshake costs
+    ``failure_cost`` more) and sockets open in handshake at once; in total: sockets open in
+    handshake. Checked when a socket is accepted, before any byte is read or any
+    cryptography runs. Nothing here touches a validator key's score: until a connection
+    has authenticated, nobody knows whose it is, so it is charged to its address only.
+    At most ``max_hosts`` hosts are tracked; idle ones are forgotten first.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, failure_cost: float, max_open_per_host: int,
+        max_open_total: int, max_hosts: int = 4096,
+    ) -> None:
+        self.rate, self.burst, self.failure_cost = rate, burst, failure_cost
+        self.max_open_per_host, self.max_open_total = max_open_per_host, max_open_total
+        self.max_hosts = max_hosts
+        self._buckets: dict[str, TokenBucket] = {}
+        self._open: dict[str, int] = {}
+        self.open_total = 0
+
+    def admit(self, host: str, now: float) -> str | None:
+        """Count a new socket from ``host`` in; or say why it is refused (then it is not)."""
+        if self.open_total >= self.max_open_total:
+            return f"{self.open_total} connections already in handshake"
+        if self._open.get(host, 0) >= self.max_open_per_host:
+            return f"{self.max_open_per_host} connections from {host} already in handshake"
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= self.max_hosts:
+                self._forget_idle(now)
+            if len(self._buckets) >= self.max_hosts:
+                return "too many hosts in handshake"
+            bucket = self._buckets[host] = TokenBucket(self.rate, self.burst, now)
+        if not bucket.allow(now):
+            return f"too many handshakes from {host}"
+        self._open[host] = self._open.get(host, 0) + 1
+        self.open_total += 1
+        return None
+
+    def release(self, host: str, now: float, *, failed: bool) -> None:
+        """The socket ``admit`` counted has authenticated or given up."""
+        left = self._open.get(host, 0) - 1
+        if left < 0:
+            raise AssertionError("release without admit")  # or else this class has a bug
+        if left:
+            self._open[host] = left
+        else:
+            del self._open[host]
+        self.open_total -= 1
+        if failed and host in self._buckets:
+            self._buckets[host].charge(self.failure_cost, now)
+
+    def _forget_idle(self, now: float) -> None:
+        for host in [h for h, b in self._buckets.items() if h not in self._open and b.full(now)]:
+            del self._buckets[host]
 
 
 @dataclass

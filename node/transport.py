@@ -8,9 +8,25 @@ connection; after the handshake, duplicates for one peer are resolved by a rule 
 evaluate identically (see ``_replaces``), so exactly one live connection per peer pair
 remains. Dial loops redial a lost peer with capped exponential backoff plus jitter.
 
-Plain TCP, no encryption and no per-frame MAC: validators are on loopback or a private
-network between data centres; TLS can wrap the streams later (``asyncio.open_connection``
-and ``start_server`` both take an ``ssl`` context) without touching the framing.
+Every link is authenticated and encrypted (``node.peerlink``): the dialler runs the
+initiator's side of the handshake, the acceptor the responder's; after it, every frame is
+sealed on its way out (in the write loop, so the counter follows the order on the wire)
+and opened on its way in.
+
+Who pays for what:
+
+* Before a connection has authenticated, nobody knows whose it is. Each accepted socket
+  is first admitted by the remote host's budget (``frames.HostBudget``: handshakes per
+  second and sockets in handshake, per host and in total), before a byte is read;
+  handshake frames are bounded by ``HANDSHAKE_MAX_FRAME_SIZE`` before their body is
+  read, and the whole handshake by ``handshake_timeout``. A failed handshake costs its
+  host's budget, never a validator key's score.
+* On an established link, bytes that do not open under the session key (a bad tag, an
+  impossible length) may have been written by anyone on the path: the connection is
+  dropped and counted in ``link_errors``, and nobody is charged.
+* Only frames that opened under the session key are the peer's own doing: a malformed or
+  unexpected frame, a flood past the frame rate, or what the application reports through
+  ``report_misbehaviour`` is charged to the key that authenticated the link.
 
 Callbacks (all optional):
 
@@ -21,6 +37,11 @@ Callbacks (all optional):
   pushes back on it). Exceptions are logged and do not drop the connection.
 * ``on_peer_up(peer_key)`` / ``on_peer_down(peer_key)``: plain functions, called when a
   peer becomes connected / is no longer connected (not when a duplicate is swapped).
+
+With ``hold_frames=True`` the transport listens and handshakes from ``start()`` but hands
+no frame to ``on_frame`` until ``release_frames()``: an application whose own state is
+not ready yet (a consensus core not started) gets its peers' early messages afterwards,
+in order, instead of refusing them. The default delivers from ``start()``.
 """
 
 from __future__ import annotations
@@ -31,6 +52,7 @@ import inspect
 import logging
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,24 +64,21 @@ from node.frames import (
     HANDSHAKE_MAX_FRAME_SIZE,
     HEADER_SIZE,
     MAX_PING_PAYLOAD,
-    NONCE_SIZE,
     Backoff,
     BadFrame,
     ConnectedToSelf,
     Frame,
-    FrameDecoder,
     FrameType,
     HandshakeFailed,
-    Hello,
+    HostBudget,
     Misbehaviour,
+    OversizedFrame,
     TokenBucket,
     TransportError,
-    check_ack,
-    check_hello,
     encode_frame,
     parse_header,
-    sign_ack,
 )
+from node.peerlink import EPHEMERAL_SIZE, Init, Initiator, LinkCorrupted, LinkParams, Responder, Session
 
 log = logging.getLogger("node.transport")
 
@@ -72,6 +91,9 @@ Address = tuple[str, int]
 class TransportConfig:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     queue_size: int = 1024  # outgoing frames per peer; beyond that, send() drops and counts
+    # ... and outgoing bytes per peer: a peer that asks for large frames (sync responses)
+    # and does not read them cannot make us hold more than this for it.
+    max_queue_bytes: int = 32 * 1024 * 1024
     read_chunk: int = 64 * 1024
     handshake_timeout: float = 5.0
     ping_interval: float = 5.0
@@ -89,6 +111,13 @@ class TransportConfig:
     # A duplicate arriving this long after the existing connection was established means
     # the peer thinks that one is dead (e.g. it restarted): the newcomer wins.
     duplicate_grace: float = 5.0
+    # What an unauthenticated remote host may cost (frames.HostBudget). Validators redial
+    # with backoff, so an honest host needs a handshake every few seconds at most.
+    handshakes_per_second_per_host: float = 10.0
+    handshake_burst_per_host: float = 40.0
+    handshake_failure_cost: float = 4.0  # extra tokens a failed handshake takes
+    max_handshaking_per_host: int = 16
+    max_handshaking: int = 64
 
     def __post_init__(self) -> None:
         if not 0 < self.ping_interval < self.dead_timeout:
@@ -110,6 +139,7 @@ class PeerStats:
     rate_limited: int = 0  # incoming frames dropped for exceeding the frame rate
     connects: int = 0
     disconnects: int = 0
+    link_errors: int = 0  # links dropped for bytes that did not authenticate (not charged)
 
 
 @dataclass(frozen=True)
@@ -128,13 +158,16 @@ class _Connection:
     ) -> None:
         self.reader, self.writer, self.outbound = reader, writer, outbound
         self.peer_key = b""
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.session: Session | None = None
+        self.queue: asyncio.Queue[tuple[FrameType, bytes]] = asyncio.Queue(queue_size)
+        self.queued_bytes = 0  # payload bytes in ``queue``
         self.closed = asyncio.Event()
         self.reason = ""
         self.tasks: list[asyncio.Task[None]] = []
         self.established_at = 0.0
         self.last_rx = 0.0
         peer = writer.get_extra_info("peername")
+        self.host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         self.label = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
@@ -166,7 +199,7 @@ class _Connection:
 
 
 class PeerTransport:
-    """Authenticated, length-framed TCP links to the other validators.
+    """Authenticated, encrypted, length-framed TCP links to the other validators.
 
     ``validators`` maps each allowed public key (33-byte compressed) to a display name;
     normally the genesis validator set (our own key may be in it). ``port=0`` lets the OS
@@ -187,6 +220,7 @@ class PeerTransport:
         on_peer_down: PeerHandler | None = None,
         config: TransportConfig | None = None,
         rng: random.Random | None = None,
+        hold_frames: bool = False,
     ) -> None:
         self._key = signing_key
         self.public_key = signing_key.public_key
@@ -198,6 +232,12 @@ class PeerTransport:
         self._rng = rng or random.Random()
         c = self.config
         self._policy = Misbehaviour(c.ban_threshold, c.score_decay_per_second, c.ban_seconds)
+        self._hosts = HostBudget(
+            c.handshakes_per_second_per_host, c.handshake_burst_per_host,
+            c.handshake_failure_cost, c.max_handshaking_per_host, c.max_handshaking,
+        )
+        self._link = LinkParams(signing_key, chain_id, genesis_hash, self.validators,
+                                c.max_frame_size)
         self._stats: dict[bytes, PeerStats] = {}
         self._buckets: dict[bytes, TokenBucket] = {}
         self._peers: dict[bytes, _Connection] = {}  # the one live connection per peer
@@ -208,6 +248,16 @@ class PeerTransport:
         self._server: asyncio.Server | None = None
         self._stopping = False
         self.handshake_failures = 0  # refused or broken handshakes (no key to blame)
+        # While held, readers wait before handing a frame to on_frame (TCP pushes back).
+        self._delivering = asyncio.Event()
+        if not hold_frames:
+            self._delivering.set()
+        # Our dials in handshake, by ephemeral, and those our own listener received: the
+        # responder never answers its own key, so this is how the dialler learns it dialled us.
+        self._dialling: set[bytes] = set()
+        self._dialled_self: set[bytes] = set()
+        self.refused_by_budget = 0  # sockets closed unread: their host was over its budget
+        self._budget_logged = float("-inf")
 
     # --- lifecycle ---------------------------------------------------------------------
     @property
@@ -227,6 +277,7 @@ class PeerTransport:
     async def stop(self) -> None:
         """Close the listener, every connection and every task; returns when all are done."""
         self._stopping = True
+        self._delivering.set()  # held readers wake, see their connection closed, and end
         if self._server is not None:
             self._server.close()
         for task in self._dialing.values():
@@ -243,6 +294,11 @@ class PeerTransport:
         self._dialing.clear()
         self._addr_keys.clear()
 
+    def release_frames(self) -> None:
+        """With ``hold_frames=True``: start handing frames to ``on_frame`` (the application
+        is ready for them). Frames that arrived before are delivered first, in order."""
+        self._delivering.set()
+
     def connect_to(self, addresses: Iterable[Address]) -> None:
         """Keep a connection to each address, redialling as needed, until ``stop()``."""
         for address in addresses:
@@ -253,23 +309,31 @@ class PeerTransport:
     # --- sending -----------------------------------------------------------------------
     def send(self, peer_key: bytes, frame_type: FrameType, payload: bytes) -> bool:
         """Queue a frame for one peer; never blocks. False if not connected or dropped."""
-        data = self._encode(frame_type, payload)
+        self._check_outgoing(frame_type, payload)
         conn = self._peers.get(peer_key)
-        return conn is not None and self._enqueue(conn, data)
+        return conn is not None and self._enqueue(conn, (frame_type, payload))
 
     def broadcast(self, frame_type: FrameType, payload: bytes) -> int:
         """Queue a frame for every connected peer; never blocks. Returns how many took it."""
-        data = self._encode(frame_type, payload)
-        return sum(self._enqueue(conn, data) for conn in list(self._peers.values()))
+        self._check_outgoing(frame_type, payload)
+        frame = (frame_type, payload)
+        return sum(self._enqueue(conn, frame) for conn in list(self._peers.values()))
 
-    def _encode(self, frame_type: FrameType, payload: bytes) -> bytes:
+    def _check_outgoing(self, frame_type: FrameType, payload: bytes) -> None:
         if frame_type in CONTROL_TYPES:
             raise ValueError(f"{frame_type.name} frames belong to the transport")
-        return encode_frame(frame_type, payload, self.config.max_frame_size)
+        if 1 + len(payload) > self.config.max_frame_size:
+            limit = self.config.max_frame_size
+            raise OversizedFrame(f"frame of {1 + len(payload)} bytes exceeds the limit of {limit}")
 
-    def _enqueue(self, conn: _Connection, data: bytes) -> bool:
+    def _enqueue(self, conn: _Connection, frame: tuple[FrameType, bytes]) -> bool:
+        size = len(frame[1])
+        if conn.queued_bytes + size > self.config.max_queue_bytes and not conn.queue.empty():
+            self._stats_for(conn.peer_key).drops += 1
+            return False
         try:
-            conn.queue.put_nowait(data)
+            conn.queue.put_nowait(frame)
+            conn.queued_bytes += size
             return True
         except asyncio.QueueFull:
             self._stats_for(conn.peer_key).drops += 1
@@ -293,6 +357,10 @@ class PeerTransport:
 
     def ban_remaining(self, peer_key: bytes) -> float:
         return self._policy.ban_remaining(peer_key, self._now())
+
+    def misbehaviour_points(self, peer_key: bytes) -> float:
+        """The key's score now (decayed); it is banned on reaching ``ban_threshold``."""
+        return self._policy.points(peer_key, self._now())
 
     def report_misbehaviour(self, peer_key: bytes, points: float, reason: str) -> None:
         """For upper layers: e.g. a CONSENSUS payload that does not decode."""
@@ -352,7 +420,26 @@ class PeerTransport:
         if self._stopping:
             writer.close()
             return
-        await self._run_connection(reader, writer, outbound=False, address=None)
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        refusal = self._hosts.admit(host, self._now())
+        if refusal is not None:  # nothing read, nothing computed: the socket just closes
+            self.refused_by_budget += 1
+            self._log_budget(refusal)
+            writer.transport.abort()
+            return
+        failed = True
+        try:
+            outcome = await self._run_connection(reader, writer, outbound=False, address=None)
+            failed = outcome.peer_key is None and not outcome.self_dial
+        finally:
+            self._hosts.release(host, self._now(), failed=failed)
+
+    def _log_budget(self, refusal: str) -> None:
+        now = time.monotonic()
+        if now - self._budget_logged >= 10.0:  # a flood of refusals must not flood the log
+            self._budget_logged = now
+            log.warning("refused connections: %s (%d so far)", refusal, self.refused_by_budget)
 
     async def _run_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, outbound: bool,
@@ -363,7 +450,7 @@ class PeerTransport:
         try:
             try:
                 async with asyncio.timeout(self.config.handshake_timeout):
-                    key = await self._handshake(conn)
+                    session = await self._handshake(conn)
             except ConnectedToSelf:
                 conn.close("connected to ourselves")
                 return _Outcome(self_dial=True)
@@ -379,6 +466,8 @@ class PeerTransport:
                     log.warning("refused %s: handshake failed: %s", conn.label, reason)
                 conn.close(f"handshake failed: {reason}")
                 return _Outcome()
+            key = session.peer_key
+            conn.session = session
             if address is not None:
                 self._addr_keys[address] = key
             if not self._register(conn, key):
@@ -397,31 +486,50 @@ class PeerTransport:
             finally:  # even when stop() cancels us mid-shutdown
                 self._open.discard(conn)
 
-    async def _handshake(self, conn: _Connection) -> bytes:
-        """Both sides send HELLO at once, check the other's, then exchange signed ACKs."""
-        nonce = secrets.token_bytes(NONCE_SIZE)  # fresh per connection: ACKs cannot be replayed
-        ours = Hello(self.chain_id, self.genesis_hash, self.public_key, nonce)
-        await self._write_now(conn, FrameType.HELLO, ours.encode())
-        frame = await self._read_handshake_frame(conn, FrameType.HELLO)
-        theirs = Hello.decode(frame.payload)
-        check_hello(theirs, ours, self.validators)
-        banned_for = self._policy.ban_remaining(theirs.public_key, self._now())
+    async def _handshake(self, conn: _Connection) -> Session:
+        """Initiator's side if we dialled, responder's if we accepted (node.peerlink)."""
+        ephemeral = secrets.token_bytes(EPHEMERAL_SIZE)  # fresh per connection, then dropped
+        if conn.outbound:
+            initiator = Initiator(self._link, ephemeral)
+            mine = initiator.ephemeral
+            self._dialling.add(mine)
+            try:
+                await self._write_now(conn, FrameType.LINK_INIT, initiator.init())
+                response = await self._read_handshake_frame(conn, FrameType.LINK_RESPONSE)
+                finish, session = initiator.on_response(response.payload)
+                await self._write_now(conn, FrameType.LINK_FINISH, finish)
+                return session
+            except (TransportError, asyncio.IncompleteReadError, OSError):
+                if mine in self._dialled_self:
+                    raise ConnectedToSelf("our own listener answered") from None
+                raise
+            finally:
+                self._dialling.discard(mine)
+                self._dialled_self.discard(mine)
+        responder = Responder(self._link, ephemeral)
+        init = await self._read_handshake_frame(conn, FrameType.LINK_INIT)
+        try:
+            claimed = responder.on_init(init.payload)  # chain, genesis, validator set: no crypto
+        except ConnectedToSelf:
+            theirs = Init.decode(init.payload).ephemeral
+            if theirs not in self._dialling:  # not our dial: somebody claiming our key
+                raise HandshakeFailed("peer claims our own key") from None
+            self._dialled_self.add(theirs)
+            raise
+        banned_for = self._policy.ban_remaining(claimed, self._now())
         if banned_for > 0:
-            name = self.peer_name(theirs.public_key)
-            raise HandshakeFailed(f"{name} is banned for another {banned_for:.0f}s")
-        # Only now, with the key known to be a validator's, do we sign anything for it.
-        await self._write_now(conn, FrameType.HELLO_ACK, sign_ack(self._key, ours, theirs))
-        frame = await self._read_handshake_frame(conn, FrameType.HELLO_ACK)
-        check_ack(frame.payload, ours, theirs)
-        return theirs.public_key
+            raise HandshakeFailed(f"{self.peer_name(claimed)} is banned for another {banned_for:.0f}s")
+        await self._write_now(conn, FrameType.LINK_RESPONSE, responder.respond())
+        last = await self._read_handshake_frame(conn, FrameType.LINK_FINISH)
+        return responder.on_finish(last.payload)
 
     async def _write_now(self, conn: _Connection, frame_type: FrameType, payload: bytes) -> None:
-        conn.writer.write(encode_frame(frame_type, payload))
+        conn.writer.write(encode_frame(frame_type, payload, HANDSHAKE_MAX_FRAME_SIZE))
         await conn.writer.drain()
 
     async def _read_handshake_frame(self, conn: _Connection, expected: FrameType) -> Frame:
-        # Exact reads, so whatever the peer sends after its ACK stays buffered for the
-        # main loop, which reads it with the full frame-size limit.
+        # Exact reads, so whatever the peer sends after its last handshake frame stays
+        # buffered for the main loop, which opens it under the session key.
         frame_type, size = parse_header(
             await conn.reader.readexactly(HEADER_SIZE), HANDSHAKE_MAX_FRAME_SIZE
         )
@@ -456,6 +564,7 @@ class PeerTransport:
         if existing is not None:
             while not existing.queue.empty():  # hand over what was not yet written
                 conn.queue.put_nowait(existing.queue.get_nowait())
+            conn.queued_bytes, existing.queued_bytes = existing.queued_bytes, 0
             del self._peers[key]
             existing.close("replaced by another connection to the same peer")
         else:
@@ -483,7 +592,8 @@ class PeerTransport:
 
     # --- per-connection tasks ----------------------------------------------------------
     async def _read_loop(self, conn: _Connection) -> None:
-        decoder = FrameDecoder(self.config.max_frame_size)
+        assert conn.session is not None
+        opener = conn.session.opener
         stats = self._stats_for(conn.peer_key)
         while not conn.closed.is_set():
             data = await conn.reader.read(self.config.read_chunk)
@@ -493,8 +603,14 @@ class PeerTransport:
             conn.last_rx = self._now()
             stats.bytes_in += len(data)
             try:
-                frames = decoder.feed(data)
-            except BadFrame as exc:
+                frames = opener.feed(data)
+            except LinkCorrupted as exc:
+                # Anyone on the path can write bytes that fail to open: not the peer's fault.
+                stats.link_errors += 1
+                log.warning("dropping the link to %s: %s", self.peer_name(conn.peer_key), exc)
+                conn.close(str(exc), abort=True)
+                return
+            except BadFrame as exc:  # it opened, so the peer itself sent it
                 stats.bad_frames += 1
                 self._offend(conn, self.config.bad_frame_penalty, str(exc))
                 conn.close(str(exc), abort=True)  # the stream cannot be resynchronised
@@ -515,7 +631,7 @@ class PeerTransport:
                 stats.bad_frames += 1
                 self._offend(conn, self.config.bad_frame_penalty, "oversized PING")
             else:
-                self._enqueue(conn, encode_frame(FrameType.PONG, frame.payload))
+                self._enqueue(conn, (FrameType.PONG, frame.payload))
         elif frame.type is FrameType.PONG:
             pass  # liveness is any inbound byte; last_rx is already updated
         elif frame.type in CONTROL_TYPES:
@@ -523,6 +639,10 @@ class PeerTransport:
             reason = f"{frame.type.name} after the handshake"
             self._offend(conn, self.config.bad_frame_penalty, reason)
         elif self.on_frame is not None:
+            if not self._delivering.is_set():
+                await self._delivering.wait()
+                if conn.closed.is_set():
+                    return
             try:
                 result = self.on_frame(conn.peer_key, frame.type, frame.payload)
                 if inspect.isawaitable(result):
@@ -532,9 +652,13 @@ class PeerTransport:
                 log.exception("on_frame failed on a frame from %s", name)
 
     async def _write_loop(self, conn: _Connection) -> None:
+        assert conn.session is not None
+        sealer = conn.session.sealer
         stats = self._stats_for(conn.peer_key)
         while True:
-            data = await conn.queue.get()
+            frame_type, payload = await conn.queue.get()
+            conn.queued_bytes -= len(payload)
+            data = sealer.seal(frame_type, payload)
             try:
                 conn.writer.write(data)
                 async with asyncio.timeout(self.config.write_timeout):
@@ -558,5 +682,7 @@ class PeerTransport:
                 conn.close(f"dead peer: nothing received for {idle:.1f}s", abort=True)
                 return
             counter += 1
-            with contextlib.suppress(asyncio.QueueFull):
-                conn.queue.put_nowait(encode_frame(FrameType.PING, counter.to_bytes(8, "big")))
+            ping = counter.to_bytes(8, "big")
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue proves nothing: skip
+                conn.queue.put_nowait((FrameType.PING, ping))
+                conn.queued_bytes += len(ping)

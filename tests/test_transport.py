@@ -1,5 +1,8 @@
 """node.frames (pure) and node.transport (real TCP on 127.0.0.1, OS-assigned ports).
 
+The handshake and sealed frames are tested purely in tests/test_peerlink.py; the relay
+attack over real sockets in tests/test_peer_relay.py.
+
 Each async test runs in its own ``asyncio.run``; no pytest plugin.
 """
 
@@ -7,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -21,27 +24,22 @@ from hypothesis import strategies as st
 from ledger.crypto import SigningKey
 from ledger.hashing import keccak256
 from node.frames import (
+    HANDSHAKE_MAX_FRAME_SIZE,
     HEADER_SIZE,
     Backoff,
     BadFrame,
-    ConnectedToSelf,
     Frame,
-    FrameDecoder,
     FrameType,
-    HandshakeFailed,
-    Hello,
     Misbehaviour,
     OversizedFrame,
     TokenBucket,
     UnknownFrameType,
-    check_ack,
-    check_hello,
     decode_batch,
     encode_batch,
     encode_frame,
     parse_header,
-    sign_ack,
 )
+from node.peerlink import Initiator, LinkParams, Session
 from node.transport import PeerTransport, TransportConfig
 
 CHAIN = "test-chain"
@@ -61,38 +59,23 @@ frame_st = st.builds(
 )
 
 
-@given(frames=st.lists(frame_st, max_size=20), cuts=st.lists(st.integers(0, 10_000), max_size=30))
-def test_any_split_decodes_to_the_same_frames(frames: list[Frame], cuts: list[int]) -> None:
-    stream = b"".join(f.encode() for f in frames)
-    points = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
-    decoder = FrameDecoder(max_frame_size=512)
-    out: list[Frame] = []
-    for lo, hi in itertools.pairwise(points):
-        out += decoder.feed(stream[lo:hi])
-    assert out == frames
-    assert decoder.buffered == 0
+@given(frame=frame_st)
+def test_handshake_framing_round_trips(frame: Frame) -> None:
+    wire = frame.encode()
+    assert parse_header(wire[:HEADER_SIZE], 512) == (frame.type, len(frame.payload))
+    assert wire[HEADER_SIZE:] == frame.payload
 
 
-def test_oversized_length_refused_before_the_body() -> None:
-    decoder = FrameDecoder(max_frame_size=100)
-    assert decoder.feed(encode_frame(FrameType.PING, b"x")) == [Frame(FrameType.PING, b"x")]
+def test_bad_headers_refused_before_the_body() -> None:
     with pytest.raises(OversizedFrame):
-        decoder.feed((101).to_bytes(4, "big") + bytes([FrameType.CONSENSUS]))  # header only
-    with pytest.raises(OversizedFrame):  # poisoned: the stream cannot be resynchronised
-        decoder.feed(encode_frame(FrameType.PING, b""))
-    assert OversizedFrame("x").code == "oversized_frame"
-
-
-def test_unknown_type_and_empty_frame_refused() -> None:
+        parse_header((101).to_bytes(4, "big") + bytes([FrameType.LINK_INIT]), 100)
     with pytest.raises(UnknownFrameType):
-        FrameDecoder().feed((1).to_bytes(4, "big") + b"\xee")
+        parse_header((1).to_bytes(4, "big") + b"\xee", 100)
     with pytest.raises(BadFrame, match="length 0"):
-        FrameDecoder().feed(b"\x00\x00\x00\x00\x07")
+        parse_header(b"\x00\x00\x00\x00\x07", 100)
     with pytest.raises(OversizedFrame):
         encode_frame(FrameType.TXS, b"x" * 10, max_frame_size=10)
-    assert parse_header(encode_frame(FrameType.TXS, b"abc")[:HEADER_SIZE], 10) == (
-        FrameType.TXS, 3,
-    )
+    assert OversizedFrame("x").code == "oversized_frame"
 
 
 def test_batch_round_trip() -> None:
@@ -102,29 +85,6 @@ def test_batch_round_trip() -> None:
         decode_batch(encode_batch(items), max_items=2)
     with pytest.raises(BadFrame):
         decode_batch(b"\xff", max_items=2)
-
-
-def _hello(key: SigningKey, nonce: bytes, chain: str = CHAIN) -> Hello:
-    return Hello(chain, GENESIS, key.public_key, nonce)
-
-
-def test_handshake_core() -> None:
-    a, b = _hello(KEYS[0], b"\x01" * 32), _hello(KEYS[1], b"\x02" * 32)
-    assert Hello.decode(a.encode()) == a
-    assert check_hello(b, a, VALIDATORS) == "v1"
-    check_ack(sign_ack(KEYS[1], b, a), a, b)  # b's ACK over a's nonce verifies at a
-    with pytest.raises(HandshakeFailed, match="does not verify"):  # reflected back to b
-        check_ack(sign_ack(KEYS[1], b, a), b, a)
-    with pytest.raises(HandshakeFailed, match="does not verify"):  # replayed on a new nonce
-        check_ack(sign_ack(KEYS[1], b, a), _hello(KEYS[0], b"\x03" * 32), b)
-    with pytest.raises(HandshakeFailed, match="not a validator"):
-        check_hello(_hello(OUTSIDER, b"\x02" * 32), a, VALIDATORS)
-    with pytest.raises(HandshakeFailed, match="chain"):
-        check_hello(_hello(KEYS[1], b"\x02" * 32, chain="other"), a, VALIDATORS)
-    with pytest.raises(ConnectedToSelf):
-        check_hello(a, a, VALIDATORS)
-    with pytest.raises(HandshakeFailed, match="malformed"):
-        Hello.decode(a.encode()[:-1])
 
 
 def test_policy_core() -> None:
@@ -224,21 +184,41 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def read_frame(reader: asyncio.StreamReader) -> Frame:
-    ftype, size = parse_header(await reader.readexactly(HEADER_SIZE), 1 << 24)
+    ftype, size = parse_header(await reader.readexactly(HEADER_SIZE), HANDSHAKE_MAX_FRAME_SIZE)
     return Frame(ftype, await reader.readexactly(size))
 
 
-async def raw_handshake(
-    key: SigningKey, port: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Authenticate by hand, to then misbehave in ways PeerTransport never would."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    ours = _hello(key, random.randbytes(32))
-    writer.write(encode_frame(FrameType.HELLO, ours.encode()))
-    theirs = Hello.decode((await read_frame(reader)).payload)
-    writer.write(encode_frame(FrameType.HELLO_ACK, sign_ack(key, ours, theirs)))
-    check_ack((await read_frame(reader)).payload, ours, theirs)
-    return reader, writer
+class RawPeer:
+    """A validator key on a raw socket: authenticates by hand (the initiator's side of
+    node.peerlink), then misbehaves in ways PeerTransport never would."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 session: Session) -> None:
+        self.reader, self.writer, self.session = reader, writer, session
+        self._inbox: list[Frame] = []
+
+    @classmethod
+    async def connect(cls, key: SigningKey, port: int) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        params = LinkParams(key, CHAIN, GENESIS, VALIDATORS, 1 << 24)
+        initiator = Initiator(params, secrets.token_bytes(32))
+        writer.write(encode_frame(FrameType.LINK_INIT, initiator.init()))
+        response = await read_frame(reader)
+        assert response.type is FrameType.LINK_RESPONSE
+        finish, session = initiator.on_response(response.payload)
+        writer.write(encode_frame(FrameType.LINK_FINISH, finish))
+        return cls(reader, writer, session)
+
+    def send(self, frame_type: FrameType, payload: bytes) -> None:
+        self.writer.write(self.session.sealer.seal(frame_type, payload))
+
+    async def read(self) -> Frame:
+        while not self._inbox:
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self._inbox += self.session.opener.feed(data)
+        return self._inbox.pop(0)
 
 
 async def closed_by_peer(reader: asyncio.StreamReader, timeout: float = 3.0) -> bool:
@@ -370,28 +350,37 @@ def test_raw_socket_attacks_are_cut_off_others_unaffected(
             writer.close()
         await still_exchanging(net, b"after-raw")
 
-        # Authenticated as validator 3, then an oversized frame: cut off, counted, no ban yet.
+        # Authenticated as validator 3, then an impossible length: anyone on the path could
+        # have written it, so the link is cut and nobody is charged.
         intruder = KEYS[3].public_key
-        reader, writer = await raw_handshake(KEYS[3], port)
+        peer = await RawPeer.connect(KEYS[3], port)
         await wait_until(lambda: intruder in target.peers())
-        writer.write((10**6).to_bytes(4, "big") + bytes([FrameType.CONSENSUS]))
-        assert await closed_by_peer(reader)
-        writer.close()
-        assert target.stats(intruder).bad_frames == 1
+        peer.writer.write((10**6).to_bytes(4, "big") + bytes(20))
+        assert await closed_by_peer(peer.reader)
+        peer.writer.close()
+        assert target.stats(intruder).link_errors == 1 and target.stats(intruder).bad_frames == 0
         assert target.ban_remaining(intruder) == 0
 
+        # A frame that opens under the session key but breaks the protocol (a handshake
+        # frame after the handshake) is validator 3's own doing: charged, no ban yet.
+        peer = await RawPeer.connect(KEYS[3], port)
+        await wait_until(lambda: intruder in target.peers())
+        peer.send(FrameType.LINK_INIT, b"again")
+        peer.send(FrameType.CONSENSUS, b"after the bad one")
+        await wait_until(lambda: target.stats(intruder).bad_frames == 1)
+        assert target.ban_remaining(intruder) == 0 and intruder in target.peers()
+
         # Authenticated flood: past the rate limit the points add up to a ban.
-        reader, writer = await raw_handshake(KEYS[3], port)
-        flood = encode_frame(FrameType.CONSENSUS, b"spam") * 2000
-        writer.write(flood)
+        for _ in range(2000):
+            peer.send(FrameType.CONSENSUS, b"spam")
         await still_exchanging(net, b"during-flood")
-        assert await closed_by_peer(reader)
-        writer.close()
+        assert await closed_by_peer(peer.reader)
+        peer.writer.close()
         assert target.stats(intruder).rate_limited > 0  # 50 points left from the bad frame
         assert target.ban_remaining(intruder) > 20
         # ... and while banned it cannot come back.
         with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
-            await raw_handshake(KEYS[3], port)
+            await RawPeer.connect(KEYS[3], port)
         assert all(p.startswith(b"spam") is False for got in net.got[1:] for _, _, p in got)
         await still_exchanging(net, b"after-flood")
         assert net.meshed()
@@ -408,17 +397,17 @@ def test_keepalive_ping_pong_and_dead_peer(caplog: pytest.LogCaptureFixture) -> 
         net = Net(1)
         await net.start()
         node = net.nodes[0]
-        reader, writer = await raw_handshake(KEYS[3], node.port)
-        assert (await read_frame(reader)).type is FrameType.PING  # within ping_interval
-        writer.write(encode_frame(FrameType.PING, b"abc"))
-        while (frame := await read_frame(reader)).type is not FrameType.PONG:
+        peer = await RawPeer.connect(KEYS[3], node.port)
+        assert (await peer.read()).type is FrameType.PING  # within ping_interval
+        peer.send(FrameType.PING, b"abc")
+        while (frame := await peer.read()).type is not FrameType.PONG:
             pass
         assert frame.payload == b"abc"
         # From now on validator 3 sends nothing: dead after dead_timeout (1 s here).
         started = time.monotonic()
-        assert await closed_by_peer(reader)
+        assert await closed_by_peer(peer.reader)
         assert 0.8 < time.monotonic() - started < 2.5
-        writer.close()
+        peer.writer.close()
         await net.stop()
 
     run(body)
@@ -437,13 +426,14 @@ def test_slow_peer_costs_drops_not_blocking_then_is_cut(caplog: pytest.LogCaptur
         await net.start()
         node = net.nodes[0]
         # Validator 3 authenticates and keeps pinging (so it is alive) but never reads.
-        _reader, writer = await raw_handshake(KEYS[3], node.port)
+        peer = await RawPeer.connect(KEYS[3], node.port)
+        writer = peer.writer
         key = KEYS[3].public_key
 
         async def keep_pinging() -> None:
             with contextlib.suppress(ConnectionError):
                 while True:
-                    writer.write(encode_frame(FrameType.PING, b""))
+                    peer.send(FrameType.PING, b"")
                     await asyncio.sleep(0.1)
 
         pinger = asyncio.create_task(keep_pinging())
@@ -502,3 +492,85 @@ def test_send_refuses_control_frames_and_oversized_payloads() -> None:
 
     run(body)
 
+
+
+def test_held_frames_wait_for_release_then_arrive_in_order() -> None:
+    """An application not ready yet (hold_frames=True) gets nothing, then everything in
+    order on release_frames(); stop() while held does not hang. Fails when on_frame is
+    called before release (checked by hand: frames arrived at once)."""
+    async def body() -> None:
+        got: list[bytes] = []
+        held = PeerTransport(KEYS[1], chain_id=CHAIN, genesis_hash=GENESIS, validators=VALIDATORS,
+                             on_frame=lambda _k, _t, p: got.append(p), config=FAST, hold_frames=True)
+        await held.start()
+        peer = await RawPeer.connect(KEYS[0], held.port)
+        await wait_until(lambda: held.peers() == [KEYS[0].public_key])
+        for n in range(50):
+            peer.send(FrameType.CONSENSUS, b"early %d" % n)
+        await asyncio.sleep(0.3)
+        assert got == [] and held.peers() == [KEYS[0].public_key]  # held, still connected
+        held.release_frames()
+        await wait_until(lambda: len(got) == 50)
+        assert got == [b"early %d" % n for n in range(50)]
+        peer.writer.close()
+        await held.stop()
+
+        stuck = PeerTransport(KEYS[1], chain_id=CHAIN, genesis_hash=GENESIS, validators=VALIDATORS,
+                              on_frame=lambda _k, _t, p: got.append(p), config=FAST, hold_frames=True)
+        await stuck.start()
+        peer = await RawPeer.connect(KEYS[0], stuck.port)
+        peer.send(FrameType.CONSENSUS, b"never")
+        await wait_until(lambda: stuck.stats(KEYS[0].public_key).frames_in == 1)
+        await stuck.stop()  # the reader waiting for release must end with the connection
+        peer.writer.close()
+        assert b"never" not in got
+
+    run(body)
+
+
+def test_outgoing_bytes_per_peer_are_bounded() -> None:
+    """A peer that asks for large frames and never reads them: past max_queue_bytes,
+    send() drops. Fails when only the frame count bounds the queue (checked by hand:
+    all 50 frames, 50 MB, were queued)."""
+    config = TransportConfig(handshake_timeout=2.0, ping_interval=0.2, dead_timeout=5.0,
+                             max_frame_size=2 * 1024 * 1024, max_queue_bytes=2_500_000)
+
+    async def body() -> None:
+        net = Net(1, config)
+        await net.start()
+        node = net.nodes[0]
+        peer = await RawPeer.connect(KEYS[3], node.port)
+        key = KEYS[3].public_key
+        await wait_until(lambda: key in node.peers())
+        results = [node.send(key, FrameType.SYNC_RESPONSE, b"x" * 1_000_000) for _ in range(50)]
+        assert results.count(True) == 2 and node.stats(key).drops == 48
+        peer.writer.close()
+        await net.stop()
+
+    run(body)
+
+
+def test_dialling_our_own_address_stops_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The listener never answers its own key, so the dialler must learn it dialled
+    itself from the listener. Fails when it does not (checked by hand: it redialled
+    itself every backoff interval, a handshake failure each time)."""
+    caplog.set_level(logging.INFO, "node.transport")
+
+    async def body() -> None:
+        node = Net(1).nodes[0]
+        await node.start()
+        node.connect_to([node.address])
+        await wait_until(lambda: "is our own address" in caplog.text)
+        await asyncio.sleep(0.3)  # several backoff intervals: no redial
+        assert node.handshake_failures == 0
+        assert node.open_connections() == 0
+        # Somebody else claiming our key is a failed handshake, not a self-dial.
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+        params = LinkParams(KEYS[0], CHAIN, GENESIS, VALIDATORS, 1 << 20)
+        writer.write(encode_frame(FrameType.LINK_INIT, Initiator(params, bytes(range(32))).init()))
+        assert await closed_by_peer(reader)
+        writer.close()
+        await wait_until(lambda: node.handshake_failures == 1)
+        await node.stop()
+
+    run(body)
