@@ -71,7 +71,7 @@ def node_run(
     from node.validator import run_node
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_node(NodeConfig.load(config)))
+    raise typer.Exit(asyncio.run(run_node(NodeConfig.load(config))))
 
 
 @app.command()

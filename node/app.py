@@ -68,8 +68,6 @@ class LedgerApplication:
             max_block_ballots or chain.genesis.params.max_block_ballots, chain.genesis.params.max_block_ballots
         )
         self._validated: dict[bytes, _Validated] = {}
-        # Ballots of a synced block already checked by worker processes (node.precheck).
-        self.extra_admitted: Mapping[bytes, CheckedBallot] = {}
         self._decoded: dict[bytes, Block] = {}
         self.refused_blocks = 0
 
@@ -91,7 +89,12 @@ class LedgerApplication:
         self._decoded[raw] = block
         return raw
 
-    def validate_block(self, height: int, raw: bytes) -> bool:
+    def validate_block(
+        self, height: int, raw: bytes, *, admitted: Mapping[bytes, CheckedBallot] | None = None
+    ) -> bool:
+        """valid(v). ``admitted``: ballots of a synced block that worker processes already
+        checked (``node.blocksync``); the result is kept, so the core's own question about
+        the same block on the same tip is answered from it."""
         try:
             block = self._decode(raw)
             if block.header.height != height:
@@ -102,7 +105,7 @@ class LedgerApplication:
             # Timeliness is a proposal rule, not a chain rule: replay cannot know "now".
             if block.header.time_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:
                 raise BadTime(f"block time {block.header.time_ms} is too far in the future")
-            effects = self.chain.check(block, admitted=self._admitted())
+            effects = self.chain.check(block, admitted=self._admitted(admitted))
         except LedgerError as exc:
             self.refused_blocks += 1
             log.warning("refusing proposed block at height %d: %s", height, exc)
@@ -129,9 +132,9 @@ class LedgerApplication:
         self._decoded.clear()
         return effects
 
-    def _admitted(self) -> Mapping[bytes, CheckedBallot]:
-        if self.extra_admitted:
-            return _Either(self.extra_admitted, self.mempool.admitted)
+    def _admitted(self, extra: Mapping[bytes, CheckedBallot] | None = None) -> Mapping[bytes, CheckedBallot]:
+        if extra:
+            return _Either(extra, self.mempool.admitted)
         return self.mempool.admitted
 
     def _decode(self, raw: bytes) -> Block:

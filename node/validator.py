@@ -13,16 +13,16 @@ import contextlib
 import logging
 import signal
 import time
+from collections import deque
 from typing import Any
 
 from contracts import ContractError
-from ledger import codec
 from ledger.block import CommitCertificate
 from ledger.chain import Chain
 from ledger.errors import BadTransaction, LedgerError
 from ledger.genesis import Genesis
-from ledger.rules import admitted_from_flags
 from node.app import LedgerApplication
+from node.blocksync import BlockSync, SyncedBlock
 from node.config import NodeConfig, read_key, split_address
 from node.consensus.core import (
     Broadcast,
@@ -36,7 +36,7 @@ from node.consensus.core import (
 )
 from node.consensus.messages import decode_message, encode_message
 from node.eth_rpc import EthMethods
-from node.evm import open_executor
+from node.evm import LevelStateDB, open_executor
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
 from node.mempool import Mempool
@@ -49,12 +49,13 @@ from node.wal import SigningLog
 
 log = logging.getLogger("node.validator")
 
-SYNC_BATCH_BLOCKS = 200
-SYNC_RESPONSE_BYTES = 6 * 1024 * 1024
-SYNC_RETRY_S = 0.5
 GOSSIP_FLUSH_S = 0.01
 MAX_GOSSIP_BATCH = 2000
 BAD_MESSAGE_PENALTY = 20.0
+# Consensus frames held while the core is not started yet (peers may race our start-up).
+MAX_EARLY_FRAMES = 1024
+MAX_EARLY_BYTES = 16 * 1024 * 1024
+EXIT_HALTED = 3  # the process's exit code after a persistence failure
 
 
 def wall_clock_ms() -> int:
@@ -112,7 +113,7 @@ class ValidatorNode:
             validators={v.public_key: v.name for v in self.genesis.validators.validators},
             host=host,
             port=port,
-            on_frame=self._on_frame,
+            on_frame=self.on_frame,
         )
         rpc_host, rpc_port = split_address(config.rpc_listen)
         methods = BallotMethods(self).table()
@@ -121,10 +122,15 @@ class ValidatorNode:
             methods["eth_sendRawTransaction"] = self._send_raw_transaction
         self.rpc = RpcServer(methods, rpc_host, rpc_port)
         self.prechecker = BallotPrechecker(self.genesis)
+        self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
-        self._last_sync_request = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = False
+        self._early: deque[tuple[bytes, bytes]] = deque()
+        self._early_bytes = 0
+        self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
 
@@ -145,7 +151,18 @@ class ValidatorNode:
         return self.engine.open_elections(self.chain.store.tip.state_root, now_ms)
 
     # --- lifecycle ------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> int:
+        """Serve until ``stop`` is set or the validator halts; 0 for a clean stop, else
+        :data:`EXIT_HALTED` (the cause is logged)."""
+        self._stop = stop
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.close()
+        return EXIT_HALTED if self.failure is not None else 0
+
+    async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.transport.start()
         self.transport.connect_to(split_address(p.address) for p in self.config.peers)
@@ -153,21 +170,44 @@ class ValidatorNode:
         log.info("%s serving: p2p %s, rpc %s, height %d", self.config.name, self.config.p2p_listen,
                  self.config.rpc_listen, self.chain.store.height)
         self._perform(self.core.start())
-        try:
-            await stop.wait()
-        finally:
-            await self.rpc.stop()
-            await self.transport.stop()
-            self.prechecker.close()
-            self.wal.close()
-            self.chain.close()
-            log.info("%s stopped at height %d", self.config.name, self.chain.store.height)
+        self._started = True
+        early, self._early = self._early, deque()
+        self._early_bytes = 0
+        for peer, payload in early:
+            await self.on_frame(peer, FrameType.CONSENSUS, payload)
+
+    async def close(self) -> None:
+        await self.rpc.stop()
+        await self.transport.stop()
+        self.prechecker.close()
+        self.wal.close()
+        self.chain.close()
+        if self.engine is not None and isinstance(self.engine.db, LevelStateDB):
+            self.engine.db.close()
+        log.info("%s stopped at height %d", self.config.name, self.chain.store.height)
+
+    def _halt(self, what: str, exc: BaseException) -> None:
+        """Stop for good: nothing more is sent or decided, and the process exits non-zero.
+
+        The core already counts a message as signed when it asks for it to be persisted;
+        if the write failed, sending it (now, or by a later gossip) would let a restart,
+        which knows only the log, sign a conflicting one."""
+        if self.failure is None:
+            self.failure = exc
+            log.critical("%s: %s failed (%s: %s); stopping", self.config.name, what, type(exc).__name__, exc)
+        if self._stop is not None:
+            self._stop.set()
 
     # --- performing the core's outputs ----------------------------------------------------
     def _perform(self, outputs: list[Output]) -> None:
         for out in outputs:
+            if self.failure is not None:
+                return  # halted: the rest of this list (and everything after) is dropped
             if isinstance(out, Persist):
-                self.wal.append(out.message.height, encode_message(out.message))
+                try:
+                    self.wal.append(out.message.height, encode_message(out.message))
+                except Exception as exc:  # any disk or database fault
+                    self._halt("the signing log write", exc)
             elif isinstance(out, Broadcast):
                 self.transport.broadcast(FrameType.CONSENSUS, encode_message(out.message))
             elif isinstance(out, ScheduleTimeout):
@@ -177,22 +217,29 @@ class ValidatorNode:
                 self._commit(out.block, out.certificate)
 
     def _on_timer(self, timeout: Timeout) -> None:
-        self._perform(self.core.on_timeout(timeout))
+        if self.failure is None:
+            self._perform(self.core.on_timeout(timeout))
 
     def _commit(self, block: bytes, certificate: CommitCertificate) -> None:
         try:
             effects = self.app.commit(block, certificate)
-        except LedgerError:
+            self.wal.prune_below(certificate.height + 1)
+        except Exception as exc:
             # The core only decides blocks the rules accepted and a quorum certified;
             # failing here means the disk or the code is broken: stop rather than fork.
-            log.critical("could not commit decided block %d", certificate.height, exc_info=True)
-            raise
-        self.wal.prune_below(certificate.height + 1)
+            self._halt(f"committing decided block {certificate.height}", exc)
+            return
         self._bump("blocks_committed")
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
 
     # --- network --------------------------------------------------------------------------
-    async def _on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
+    async def on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
+        """Every frame a peer sends (the transport's ``on_frame``)."""
+        if self.failure is not None:
+            return
+        if not self._started and frame_type in (FrameType.CONSENSUS, FrameType.SYNC_RESPONSE):
+            self._hold(peer, frame_type, payload)
+            return
         try:
             if frame_type == FrameType.CONSENSUS:
                 self._on_consensus(peer, payload)
@@ -203,12 +250,23 @@ class ValidatorNode:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
             elif frame_type == FrameType.SYNC_REQUEST:
-                self._on_sync_request(peer, payload)
+                self.transport.send(peer, FrameType.SYNC_RESPONSE, self.sync.serve(payload))
             elif frame_type == FrameType.SYNC_RESPONSE:
                 await self._on_sync_response(peer, payload)
         except LedgerError as exc:
             self._bump(f"bad_{frame_type.name.lower()}")
             self.transport.report_misbehaviour(peer, BAD_MESSAGE_PENALTY, f"{frame_type.name}: {exc}")
+
+    def _hold(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
+        """A peer raced our start-up: keep its consensus messages (bounded) for after it.
+        A sync response cannot be one we asked for yet."""
+        if frame_type != FrameType.CONSENSUS or len(self._early) >= MAX_EARLY_FRAMES or (
+            self._early_bytes + len(payload) > MAX_EARLY_BYTES
+        ):
+            self._bump("dropped_before_start")
+            return
+        self._early.append((peer, payload))
+        self._early_bytes += len(payload)
 
     def _on_consensus(self, peer: bytes, payload: bytes) -> None:
         message = decode_message(payload)
@@ -229,63 +287,32 @@ class ValidatorNode:
         for i in range(0, len(pending), MAX_GOSSIP_BATCH):
             self.transport.broadcast(FrameType.TXS, encode_batch(pending[i : i + MAX_GOSSIP_BATCH]))
 
-    # --- block sync -----------------------------------------------------------------------
+    # --- block sync (node.blocksync) ------------------------------------------------------
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_sync_request < SYNC_RETRY_S:
-            return
-        self._last_sync_request = now
-        start = self.chain.store.height + 1
-        payload = codec.encode([codec.int_bytes(start), codec.int_bytes(SYNC_BATCH_BLOCKS)])
-        self.transport.send(peer, FrameType.SYNC_REQUEST, payload)
-        self._bump("sync_requests")
-
-    def _on_sync_request(self, peer: bytes, payload: bytes) -> None:
-        fields = codec.as_list(codec.decode(payload, max_size=64), 2, "sync request")
-        start = max(1, codec.as_int(fields[0], "sync start"))
-        count = min(codec.as_int(fields[1], "sync count"), SYNC_BATCH_BLOCKS)
-        store = self.chain.store
-        items: list[codec.Item] = []
-        size = 0
-        for height in range(start, min(store.height, start + count - 1) + 1):
-            block, cert = store.raw_block(height), store.raw_certificate(height)
-            size += len(block) + len(cert)
-            if items and size > SYNC_RESPONSE_BYTES:
-                break
-            items.append([block, cert])
-        self.transport.send(peer, FrameType.SYNC_RESPONSE, codec.encode(items))
+        payload = self.sync.request(force=force)
+        if payload is not None:
+            self.transport.send(peer, FrameType.SYNC_REQUEST, payload)
+            self._bump("sync_requests")
 
     async def _on_sync_response(self, peer: bytes, payload: bytes) -> None:
-        items = codec.as_list(codec.decode(payload), None, "sync response")
-        entries: list[tuple[bytes, CommitCertificate]] = []
-        for item in items:
-            pair = codec.as_list(item, 2, "sync entry")
-            block = codec.as_bytes(pair[0], "sync block")
-            entries.append((block, CommitCertificate.decode(codec.as_bytes(pair[1], "sync certificate"))))
-        entries = [e for e in entries if e[1].height > self.chain.store.height]
-        if not entries:
-            return
-        # Signatures and proofs in worker processes first; the in-order apply skips them.
-        flags = await self.prechecker.check([block for block, _ in entries])
-        applied = 0
-        for (block, certificate), ok in zip(entries, flags, strict=True):
-            if certificate.height != self.chain.store.height + 1:
-                continue  # decided meanwhile by consensus, or out of order
-            self.app.extra_admitted = admitted_from_flags(self.genesis, block, ok)
-            try:
-                # The core checks the block with the ledger rules and the certificate's
-                # quorum before deciding it; a bad entry is dropped and counted there.
-                before = self.chain.store.height
-                self._perform(self.core.on_commit(block, certificate))
-            finally:
-                self.app.extra_admitted = {}
-            if self.chain.store.height == before:
-                raise LedgerError(f"synced block {certificate.height} was refused")
-            applied += 1
-        if applied:
-            self._bump("blocks_synced", applied)
-            if applied == len(entries):
-                self._request_sync(peer, force=True)  # there may be more
+        outcome = await self.sync.receive(payload, self._decide_synced)
+        if outcome.applied:
+            self._bump("blocks_synced", outcome.applied)
+        if outcome.ask_more and self.failure is None:
+            self._request_sync(peer, force=True)
+
+    def _decide_synced(self, synced: SyncedBlock) -> bool:
+        """Hand a fetched block to the core (which checks it and its certificate); True if
+        the chain grew by it."""
+        if self.failure is not None:
+            return True  # halted meanwhile: no fault of the peer
+        # Checked here with the workers' results; the core's own check is then answered
+        # from the application's cache.
+        if not self.app.validate_block(synced.height, synced.block, admitted=synced.admitted):
+            return False
+        before = self.chain.store.height
+        self._perform(self.core.on_commit(synced.block, synced.certificate))
+        return self.chain.store.height > before or self.failure is not None
 
     # --- status ---------------------------------------------------------------------------
     def _bump(self, name: str, by: int = 1) -> None:
@@ -311,10 +338,11 @@ class ValidatorNode:
         }
 
 
-async def run_node(config: NodeConfig) -> None:
+async def run_node(config: NodeConfig) -> int:
+    """Run one validator until SIGINT or SIGTERM; the process's exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     node = ValidatorNode(config)
-    await node.run(stop)
+    return await node.run(stop)

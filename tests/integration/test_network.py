@@ -136,6 +136,10 @@ def test_crash_one_chain_goes_on_restart_catches_up(net: Localnet, ballots: list
     _wait(lambda: _status(net, 3)["height"] >= grown_to, what="restarted validator catching up")
     _same_chain(net, [0, 1, 2, 3], grown_to)
     assert _final(net, 3, codes)
+    # No peer frame ended in a traceback (one racing the restart's start-up is held for after it).
+    for i in range(4):
+        text = net.log_path(i).read_text(errors="replace")
+        assert "on_frame failed" not in text and "call start() first" not in text, net.log_path(i)
 
 
 def test_two_down_halts_without_fork_then_resumes(net: Localnet, ballots: list[bytes]) -> None:
