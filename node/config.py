@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,30 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write a secret readable by its owner only (mode 0600 from the start)."""
+    """Write a secret readable by its owner only, atomically: it goes to a new file of
+    mode 0600 beside ``path``, synced, that then replaces ``path``. Whatever was at
+    ``path`` (a file of another mode, a link) is replaced, never written through, so the
+    secret is never readable by others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_key(path: Path, key: SigningKey) -> None:
