@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import tomli_w
@@ -35,6 +36,7 @@ from ledger.receipt import _RECEIPT_FIELDS_BYTES, MAX_PROOF_HASHES, MAX_RECEIPT_
 from node import tomlbound
 from node.config import MAX_CONFIG_BYTES, ConfigError, NodeConfig
 from node.gateway.config import MAX_KEYS_FILE_BYTES, GatewayConfig, GatewayConfigError, add_key, load_keys
+from verifier import export
 from verifier.checkpoints import _SUMMARY_BYTES, SavedCheckpoint
 from verifier.verify import max_results_bytes, results_text
 
@@ -241,3 +243,17 @@ def test_toml_strings_and_comments_hide_brackets() -> None:
     text = b'a = "[[[\\"[[" # [[[[\nb = \'[[[\'\nc = """\n[[[\\"""]]]\n"""\nd = \'\'\'[[[\'\'\'\n[t]\ne = [[1]]\n'
     assert tomlbound.nesting_depth(text) == 2
     assert tomlbound.loads(text, max_bytes=len(text), max_depth=2)["t"]["e"] == [[1]]
+
+
+@pytest.mark.parametrize("data, lines, kept", [
+    (b"", 0, b""), (b"torn", 0, b""), (b"a\nbb\n", 2, b"a\nbb\n"), (b"a\nbb\nccc\ndd", 3, b"a\nbb\nccc\n"),
+    (b"\n" * 9 + b"x" * 7, 9, b"\n" * 9),
+])
+def test_a_resumed_export_counts_lines_in_pieces(tmp_path: Path, data: bytes, lines: int, kept: bytes) -> None:
+    """An export resumes after its whole lines (a torn last one is dropped), reading the
+    bundle in pieces (4 bytes here) rather than whole."""
+    path = tmp_path / "blocks.jsonl"
+    path.write_bytes(data)
+    with mock.patch.object(export, "_CHUNK", 4):
+        assert export._complete_lines(path) == lines
+    assert path.read_bytes() == kept
