@@ -144,7 +144,7 @@ def verify_bundle(
             report.failure = {"check": "published_result", "where": RESULTS_FILE, "message": mismatch}
             report.seconds = time.perf_counter() - started
             return report
-    # Checked last, so that a bundle export is still writing is replayed (and with a
+    # Checked last, so that a bundle that export is still writing is replayed (and with a
     # state, saved) as far as it goes, and then reported incomplete.
     missing = [name for name in bundle_files(genesis) if not (directory / name).is_file()]
     if missing:
