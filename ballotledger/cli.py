@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ballotledger import authority_cli, gateway_cli
 
@@ -24,6 +25,13 @@ app.command("vote")(gateway_cli.vote)
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
 app.add_typer(checkpoint_app, name="checkpoint")
 console = Console()
+
+
+def refuse(title: str, exc: BaseException, code: int = 2) -> typer.Exit:
+    """Say in one line why the input is refused (no traceback); the caller raises the
+    exit this returns."""
+    console.print(f"[red]{title}[/]: {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(code)
 
 
 @app.command()
@@ -67,11 +75,19 @@ def node_run(
     import asyncio
     import logging
 
-    from node.config import NodeConfig
+    from ledger.errors import LedgerError
+    from ledger.files import load_genesis
+    from node.config import NodeConfig, read_key
     from node.validator import run_node
 
+    try:  # every file the node reads at start, refused here in one line
+        node_config = NodeConfig.load(config)
+        load_genesis(node_config.genesis_file)
+        read_key(node_config.key_file)
+    except (LedgerError, OSError) as exc:
+        raise refuse("unusable config", exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise typer.Exit(asyncio.run(run_node(NodeConfig.load(config))))
+    raise typer.Exit(asyncio.run(run_node(node_config)))
 
 
 @app.command()
@@ -189,19 +205,18 @@ def checkpoint_compare(
 ) -> None:
     """Prove the newer log extends the older one. Exit 0 consistent, 1 rewritten or forked, 2 unusable."""
     from ledger.errors import LedgerError
-    from ledger.genesis import Genesis
+    from ledger.files import load_genesis
     from verifier.checkpoints import SavedCheckpoint, compare
     from verifier.rpc_client import RpcClient
 
     try:
-        genesis = Genesis.from_json(genesis_file.read_bytes())
+        genesis = load_genesis(genesis_file)
         a, b = SavedCheckpoint.load(old), SavedCheckpoint.load(new)
         with RpcClient(rpc) as client:
             proof = [bytes.fromhex(h) for h in client.call(
                 "ballot_getConsistencyProof", a.checkpoint.header.log_size, b.checkpoint.header.log_size)]
     except (LedgerError, OSError, ValueError) as exc:
-        console.print(f"[red]unusable input[/]: {exc}")
-        raise typer.Exit(2) from exc
+        raise refuse("unusable input", exc) from None
     try:
         compare(genesis, a, b, proof)
     except LedgerError as exc:
@@ -218,20 +233,18 @@ def receipt_verify(
 ) -> None:
     """Check a receipt's inclusion proof against its quorum-signed checkpoint."""
     from ledger.errors import LedgerError
-    from ledger.genesis import Genesis
-    from ledger.receipt import Receipt
+    from ledger.files import load_genesis, read_bounded
+    from ledger.receipt import MAX_RECEIPT_JSON_BYTES, Receipt
 
     try:
-        g = Genesis.from_json(genesis.read_bytes())
-        r = Receipt.from_json_obj(json.loads(receipt.read_text()))
+        g = load_genesis(genesis)
+        r = Receipt.from_json(read_bounded(receipt, MAX_RECEIPT_JSON_BYTES), what=str(receipt))
     except (OSError, ValueError, LedgerError) as exc:
-        console.print(f"[red]unusable input[/]: {exc}")
-        raise typer.Exit(2) from exc
+        raise refuse("unusable input", exc) from None
     try:
         r.verify(g)
     except LedgerError as exc:
-        console.print(f"[bold red]INVALID[/]: {exc}")
-        raise typer.Exit(1) from exc
+        raise refuse("[bold]INVALID[/]", exc, 1) from None
     console.print(f"[bold green]VALID[/]: ballot {r.tracking_code.hex()} is leaf {r.log_index} of the "
                   f"log signed at height {r.checkpoint.header.height}")
 

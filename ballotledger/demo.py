@@ -4,7 +4,6 @@ verifier's report on the exported bundle."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import shutil
 import time
@@ -21,8 +20,9 @@ from ledger.ballot import BallotEnvelope
 from ledger.block import Checkpoint
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
+from ledger.files import read_bounded
 from ledger.genesis import Genesis
-from ledger.receipt import Receipt
+from ledger.receipt import MAX_RECEIPT_JSON_BYTES, Receipt
 from node.config import ConsensusTimeouts
 from node.gateway.client import GatewayClient, GatewayProblem, verified_receipt
 from verifier.checkpoints import SavedCheckpoint
@@ -103,7 +103,7 @@ def run_demo(out: Path, voters: int, validators: int, console: Console) -> int:
     console.rule(f"verifier: ballotledger verify {out / 'bundle'}")
     report = verify_bundle(out / "bundle", pin_genesis=genesis.hash().hex())
     print_report(console, report)
-    receipt = Receipt.from_json_obj(json.loads((out / "receipt.json").read_text()))
+    receipt = Receipt.from_json(read_bounded(out / "receipt.json", MAX_RECEIPT_JSON_BYTES))
     receipt.verify(genesis)
     console.print("[bold green]Receipt verified[/]: voter 0's ballot is in the quorum-signed log")
     return report.exit_code

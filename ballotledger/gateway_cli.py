@@ -24,10 +24,21 @@ def run(
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
-    from node.gateway.config import GatewayConfig
+    from rich.markup import escape
+
+    from ledger.errors import LedgerError
+    from ledger.files import load_genesis
+    from node.gateway.config import GatewayConfig, load_keys
     from node.gateway.server import run_gateway
 
-    run_gateway(GatewayConfig.load(config), log_level=log_level)
+    try:  # every file the gateway reads at start, refused here in one line
+        gateway_config = GatewayConfig.load(config)
+        load_genesis(gateway_config.genesis_file)
+        load_keys(gateway_config.api_keys_file)
+    except (LedgerError, OSError) as exc:
+        console.print(f"[red]unusable config[/]: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    run_gateway(gateway_config, log_level=log_level)
 
 
 @app.command("add-key")
@@ -50,18 +61,15 @@ def init(
     name: str = typer.Option("frontend", help="Name of the first front end's API key."),
 ) -> None:
     """Write DIR/gateway/gateway.toml for a local network and one API key (printed once)."""
-    import tomllib
-
     import tomli_w
 
+    from node.config import NodeConfig
     from node.gateway.config import GatewayConfig
     from node.gateway.config import add_key as add
 
     gw = directory / "gateway"
     gw.mkdir(parents=True, exist_ok=True)
-    urls = tuple(
-        f"http://{tomllib.loads(p.read_text())['rpc']['listen']}" for p in sorted(directory.glob("node*/node.toml"))
-    )
+    urls = tuple(f"http://{NodeConfig.load(p).rpc_listen}" for p in sorted(directory.glob("node*/node.toml")))
     config = GatewayConfig(listen=listen, genesis_file=(directory / "genesis.json").resolve(), validators=urls,
                            outbox_dir=(gw / "outbox").resolve(), api_keys_file=(gw / "api_keys.json").resolve())
     (gw / "gateway.toml").write_text(tomli_w.dumps(config.to_obj()))
@@ -81,7 +89,7 @@ def vote(
     timeout: float = typer.Option(60.0, help="Seconds to wait for finality."),
 ) -> None:
     """Cast one demo voter's ballot through the gateway, wait until final, verify the receipt."""
-    from ledger.genesis import Genesis
+    from ledger.files import load_genesis, load_json
     from node.gateway.client import GatewayClient, GatewayProblem, verified_receipt
 
     if api_key is None:
@@ -89,11 +97,11 @@ def vote(
         raise typer.Exit(2)
     if gateway is None:
         described = directory / "localnet.json"
-        gateway = json.loads(described.read_text()).get("gateway") if described.exists() else None
+        gateway = load_json(described, max_bytes=1 << 20, max_depth=3).get("gateway") if described.exists() else None
         if not gateway:
             console.print("[red]no --gateway and no gateway in localnet.json[/]")
             raise typer.Exit(2)
-    genesis = Genesis.from_json((directory / "genesis.json").read_bytes())
+    genesis = load_genesis(directory / "genesis.json")
     envelope = demo_ballot(directory, voter, choice, election_id=election)
     try:
         with GatewayClient(gateway, api_key) as client:
@@ -117,13 +125,13 @@ def vote(
 def demo_ballot(directory: Path, voter: int, choice: int, *, election_id: str | None = None) -> BallotEnvelope:
     """Demo voter ``voter``'s signed ballot for ``choice`` (credentials derived from the
     seed in voters.json: for demos and tests only)."""
-    from ballotledger.netsetup import VOTERS_FILE, voter_key
+    from ballotledger.netsetup import read_voters, voter_key
     from ledger.ballot import BallotEnvelope
     from ledger.credentials import CredentialSet
-    from ledger.genesis import Genesis
+    from ledger.files import load_genesis
 
-    genesis = Genesis.from_json((directory / "genesis.json").read_bytes())
-    voters = json.loads((directory / VOTERS_FILE).read_text())
+    genesis = load_genesis(directory / "genesis.json")
+    voters = read_voters(directory)
     if not 0 <= voter < voters["count"]:
         raise typer.BadParameter(f"voter must be below {voters['count']}")
     keys = [voter_key(voters["seed"], i).public_key for i in range(voters["count"])]

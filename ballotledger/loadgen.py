@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +20,11 @@ from typing import Any
 
 import httpx
 
-from ballotledger.netsetup import VOTERS_FILE, voter_key
+from ballotledger.netsetup import read_voters, voter_key
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
 from ledger.credentials import CredentialSet
-from ledger.genesis import Genesis
+from ledger.files import load_genesis
 from ledger.hashing import keccak256
 
 POLL_S = 0.05
@@ -36,8 +35,8 @@ def make_ballots(
 ) -> list[bytes]:
     """``count`` ballots from the demo voters of a network made by ``init_network``;
     voter ``i`` picks ``choice(i)`` (default ``i % 3``)."""
-    genesis = Genesis.from_json((directory / "genesis.json").read_bytes())
-    voters = json.loads((directory / VOTERS_FILE).read_text())
+    genesis = load_genesis(directory / "genesis.json")
+    voters = read_voters(directory)
     if offset + count > voters["count"]:
         raise ValueError(f"only {voters['count']} demo voters; asked for {offset + count}")
     keys = [voter_key(voters["seed"], i) for i in range(voters["count"])]

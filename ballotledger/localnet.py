@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from ballotledger.netsetup import free_ports, init_network
-from ledger.genesis import Genesis
-from node.config import ConsensusTimeouts
+from ledger.files import load_genesis
+from node.config import ConsensusTimeouts, NodeConfig
+from node.gateway.config import GatewayConfig
 from verifier.rpc_client import RpcClient, RpcUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,9 +67,7 @@ def init_gateway(directory: Path) -> Path:
 
     gw = directory / "gateway"
     gw.mkdir(parents=True, exist_ok=True)
-    urls = tuple(
-        f"http://{tomllib.loads(p.read_text())['rpc']['listen']}" for p in sorted(directory.glob("node*/node.toml"))
-    )
+    urls = tuple(f"http://{NodeConfig.load(p).rpc_listen}" for p in sorted(directory.glob("node*/node.toml")))
     config = GatewayConfig(
         listen=f"127.0.0.1:{free_ports(1)[0]}", genesis_file=(directory / "genesis.json").resolve(),
         validators=urls, outbox_dir=(gw / "outbox").resolve(), api_keys_file=(gw / "api_keys.json").resolve(),
@@ -86,17 +84,12 @@ class Localnet:
         self.configs = sorted(directory.glob("node*/node.toml"))
         if not self.configs:
             raise FileNotFoundError(f"{directory} holds no node*/node.toml: run init first")
-        self.genesis = Genesis.from_json((directory / "genesis.json").read_bytes())
+        self.genesis = load_genesis(directory / "genesis.json")
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.rpc_urls = []
-        for path in self.configs:
-            rpc = tomllib.loads(path.read_text())["rpc"]["listen"]
-            self.rpc_urls.append(f"http://{rpc}")
+        self.rpc_urls = [f"http://{NodeConfig.load(path).rpc_listen}" for path in self.configs]
         gateway_config = directory / "gateway" / "gateway.toml"
         self.gateway_config = gateway_config if gateway_config.exists() else None
-        self.gateway_url = (
-            f"http://{tomllib.loads(gateway_config.read_text())['gateway']['listen']}" if self.gateway_config else None
-        )
+        self.gateway_url = f"http://{GatewayConfig.load(gateway_config).listen}" if self.gateway_config else None
         self.gateway_proc: subprocess.Popen[bytes] | None = None
 
     @classmethod

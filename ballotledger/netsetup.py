@@ -7,16 +7,20 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
 from ballotledger.election_kit import DAY_MS, demo_genesis
 from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
+from ledger.errors import BadEncoding
+from ledger.files import load_json
 from ledger.genesis import ChainParams, Genesis
 from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, write_key
 
 VOTERS_FILE = "voters.json"
+MAX_VOTERS_FILE_BYTES = 4096  # a seed, a count and an election id
 
 
 def free_ports(n: int) -> list[int]:
@@ -104,3 +108,11 @@ def init_network(
         path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))
         configs.append(path)
     return NetworkLayout(directory, genesis, configs)
+
+
+def read_voters(directory: Path) -> dict[str, Any]:
+    """The demo voters' description (seed, count, election id) that init wrote."""
+    obj = load_json(directory / VOTERS_FILE, max_bytes=MAX_VOTERS_FILE_BYTES, max_depth=1)
+    if not isinstance(obj, dict):
+        raise BadEncoding(f"{directory / VOTERS_FILE} is not a JSON object")
+    return obj

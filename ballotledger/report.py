@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from verifier.verify import Report
@@ -12,10 +13,11 @@ def print_report(console: Console, report: Report) -> None:
     if report.failure is not None:
         f = report.failure
         title = "INVALID" if report.exit_code == 1 else "UNUSABLE INPUT"
-        console.print(f"[bold red]{title}[/]: check [bold]{f['check']}[/] failed")
+        # one line each, whatever the width, and nothing from the input taken as markup
+        console.print(f"[bold red]{title}[/]: check [bold]{escape(f['check'])}[/] failed", soft_wrap=True)
         if f.get("where"):
-            console.print(f"  where: {f['where']}")
-        console.print(f"  why:   {f['message']}")
+            console.print(f"  where: {escape(f['where'])}", soft_wrap=True)
+        console.print(f"  why:   {escape(f['message'])}", soft_wrap=True)
         return
     summary = Table(title="Chain verified from genesis", show_header=False)
     summary.add_row("chain id", str(report.chain_id))

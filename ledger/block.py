@@ -30,6 +30,9 @@ VOTE_TAG = tag("vote/v1")
 CERTIFICATE_TAG = tag("certificate/v1")
 TXS_TAG = tag("transactions/v1")
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 4096
+MAX_CERTIFICATE_BYTES = 65536
+MAX_CHECKPOINT_BYTES = 1 << 20
 
 
 @contextmanager
@@ -104,7 +107,7 @@ class BlockHeader:
 
     @classmethod
     def decode(cls, data: bytes) -> BlockHeader:
-        header = cls.from_item(codec.decode(data, max_size=4096))
+        header = cls.from_item(codec.decode(data, max_size=MAX_HEADER_BYTES))
         if header.encode() != data:
             raise BadEncoding("header: non-canonical encoding")
         return header
@@ -185,7 +188,7 @@ class CommitCertificate:
 
     @classmethod
     def decode(cls, data: bytes) -> CommitCertificate:
-        cert = cls.from_item(codec.decode(data, max_size=65536))
+        cert = cls.from_item(codec.decode(data, max_size=MAX_CERTIFICATE_BYTES))
         if cert.encode() != data:
             raise BadEncoding("certificate: non-canonical encoding")
         return cert
@@ -303,7 +306,7 @@ class Checkpoint:
 
     @classmethod
     def decode(cls, data: bytes) -> Checkpoint:
-        f = codec.as_list(codec.decode(data, max_size=1 << 20), 2, "checkpoint")
+        f = codec.as_list(codec.decode(data, max_size=MAX_CHECKPOINT_BYTES), 2, "checkpoint")
         cp = cls(BlockHeader.decode(codec.as_bytes(f[0], "checkpoint header")), CommitCertificate.from_item(f[1]))
         if cp.encode() != data:
             raise BadEncoding("checkpoint: non-canonical encoding")

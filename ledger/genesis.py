@@ -10,12 +10,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from ledger import codec
+from ledger import codec, jsonbound
 from ledger.codec import Item
-from ledger.crypto import check_public_key
-from ledger.errors import BadEncoding, BadGenesis, BadPublicKey, LedgerError
+from ledger.crypto import SigningKey, check_public_key
+from ledger.errors import BadEncoding, BadGenesis, BadPublicKey, LedgerError, Oversized, TooDeep
 from ledger.hashing import HASH_SIZE, tag, tagged_hash
 
 GENESIS_TAG = tag("genesis/v1")
@@ -28,8 +29,9 @@ REVOTING_POLICIES = ("first-counts", "last-counts")
 PLAINTEXT_SCHEME = "plaintext-choice/v1"
 ENCRYPTED_SCHEME = "elgamal-secp256k1/v1"  # ledger.encrypted_ballot.SCHEME
 PAYLOAD_SCHEMES = (PLAINTEXT_SCHEME, "opaque/v1", ENCRYPTED_SCHEME)
-MAX_CONTESTS = 64  # as ledger.encrypted_ballot allows
+MAX_CONTESTS = 32  # per encrypted election (ledger.encrypted_ballot allows 64)
 MAX_CONTEST_CHOICES = 64
+MAX_CONTEST_QUESTION_BYTES = 256
 
 
 def window_contains(opens_at_ms: int, closes_at_ms: int, time_ms: int) -> bool:
@@ -37,10 +39,34 @@ def window_contains(opens_at_ms: int, closes_at_ms: int, time_ms: int) -> bool:
     (excluded). The registry's records are read with it too."""
     return opens_at_ms <= time_ms < closes_at_ms
 
+# Ceilings of every genesis, roomy for any real election. With them the largest genesis
+# file has a size known in advance (:func:`max_genesis_json_bytes`), so a larger one is
+# refused before it is read. Elections and choices are the registry contract's own limits.
+MAX_VALIDATORS = 256
+MAX_ELECTIONS = 256
+MAX_CHOICES = 255
+MAX_VALIDATOR_NAME_BYTES = 64
+MAX_QUESTION_BYTES = 1024
+MAX_CHOICE_BYTES = 128
+MAX_GENESIS_INT = 2**64 - 1
+# genesis object > "elections" > an election > "contests" > a contest > "choices": the
+# deepest a genesis nests
+GENESIS_JSON_DEPTH = 6
+
 
 def check_identifier(value: str, what: str) -> None:
     if not _ID_RE.match(value):
         raise BadGenesis(f"{what} {value!r} must match {_ID_RE.pattern}")
+
+
+def _check_text(value: str, max_bytes: int, what: str) -> None:
+    if len(value.encode()) > max_bytes:
+        raise BadGenesis(f"{what} is longer than {max_bytes} bytes (UTF-8)")
+
+
+def _check_int(value: int, what: str) -> None:
+    if not 0 <= value <= MAX_GENESIS_INT:
+        raise BadGenesis(f"{what} must be from 0 to 2**64-1")
 
 
 @dataclass(frozen=True)
@@ -59,10 +85,12 @@ class ValidatorSet:
     _index: dict[bytes, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.validators:
-            raise BadGenesis("the validator set is empty")
+        if not 1 <= len(self.validators) <= MAX_VALIDATORS:
+            raise BadGenesis(f"the validator set must have 1 to {MAX_VALIDATORS} validators")
         index: dict[bytes, int] = {}
         for i, v in enumerate(self.validators):
+            _check_text(v.name, MAX_VALIDATOR_NAME_BYTES, "validator name")
+            _check_int(v.power, f"validator {v.name}: power")
             if v.power <= 0:
                 raise BadGenesis(f"validator {v.name}: power must be positive")
             if v.public_key in index:
@@ -102,6 +130,10 @@ class ChainParams:
     # network `ballotledger init` makes runs it; a chain without it (tests of the ballot
     # rules alone, the consensus simulator) keeps the genesis windows and no state.
     contracts: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_block_ballots", "max_ballot_bytes", "max_payload_bytes", "max_proof_depth"):
+            _check_int(getattr(self, name), f"params.{name}")
 
     def item(self) -> Item:
         return [
@@ -169,8 +201,15 @@ class ElectionDef:
             raise BadGenesis(f"election {self.election_id}: revoting must be one of {REVOTING_POLICIES}")
         if self.payload_scheme not in PAYLOAD_SCHEMES:
             raise BadGenesis(f"election {self.election_id}: payload scheme must be one of {PAYLOAD_SCHEMES}")
-        if self.payload_scheme == PLAINTEXT_SCHEME and not 1 <= len(self.choices) <= 255:
-            raise BadGenesis(f"election {self.election_id}: needs 1 to 255 choices")
+        if self.payload_scheme == PLAINTEXT_SCHEME and not self.choices:
+            raise BadGenesis(f"election {self.election_id}: needs 1 to {MAX_CHOICES} choices")
+        if len(self.choices) > MAX_CHOICES:
+            raise BadGenesis(f"election {self.election_id}: more than {MAX_CHOICES} choices")
+        _check_text(self.question, MAX_QUESTION_BYTES, f"election {self.election_id}: question")
+        for choice in self.choices:
+            _check_text(choice, MAX_CHOICE_BYTES, f"election {self.election_id}: choice")
+        for name in ("credential_count", "opens_at_ms", "closes_at_ms"):
+            _check_int(getattr(self, name), f"election {self.election_id}: {name}")
         self._check_scheme_fields()
 
     def _check_scheme_fields(self) -> None:
@@ -182,6 +221,12 @@ class ElectionDef:
             raise BadGenesis(f"election {self.election_id}: an encrypted election's choices are in its contests")
         if not 1 <= len(self.contests) <= MAX_CONTESTS:
             raise BadGenesis(f"election {self.election_id}: needs 1 to {MAX_CONTESTS} contests")
+        if sum(len(c.choices) for c in self.contests) > MAX_CHOICES:  # the registry's count per result
+            raise BadGenesis(f"election {self.election_id}: more than {MAX_CHOICES} choices in all its contests")
+        for contest in self.contests:
+            _check_text(contest.question, MAX_CONTEST_QUESTION_BYTES, f"election {self.election_id}: contest question")
+            for choice in contest.choices:
+                _check_text(choice, MAX_CHOICE_BYTES, f"election {self.election_id}: choice")
         try:
             check_public_key(self.joint_key)
         except BadPublicKey as exc:
@@ -240,6 +285,9 @@ class Genesis:
 
     def __post_init__(self) -> None:
         check_identifier(self.chain_id, "chain id")
+        _check_int(self.genesis_time_ms, "genesis_time_ms")
+        if len(self.elections) > MAX_ELECTIONS:
+            raise BadGenesis(f"more than {MAX_ELECTIONS} elections")
         try:
             check_public_key(self.authority)
             for v in self.validators.validators:
@@ -297,11 +345,15 @@ class Genesis:
         return json.dumps(self.to_json_obj(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Genesis:
+    def from_json(cls, text: str | bytes, *, what: str = "genesis") -> Genesis:
+        """Parse a genesis file: ``Oversized`` if larger than any genesis can be,
+        ``TooDeep`` if nested deeper, ``BadGenesis`` for anything else wrong with it."""
         try:
-            obj = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadGenesis(f"genesis is not valid JSON: {exc}") from exc
+            obj = jsonbound.loads(text, max_bytes=max_genesis_json_bytes(), max_depth=GENESIS_JSON_DEPTH, what=what)
+        except (Oversized, TooDeep):
+            raise
+        except BadEncoding as exc:
+            raise BadGenesis(exc.message) from None
         return cls.from_json_obj(obj)
 
     @classmethod
@@ -312,6 +364,50 @@ class Genesis:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadGenesis(f"genesis JSON is malformed: {exc!r}") from exc
+
+
+@cache
+def max_genesis_json_bytes(validators: int = MAX_VALIDATORS, elections: int = MAX_ELECTIONS) -> int:
+    """The size of the largest canonical genesis file with this many validators and
+    elections (by default the ceilings): every other field at its ceiling, in the
+    characters whose JSON escapes are longest. Each validator and each election adds the
+    same number of bytes, so three small files give the size of any."""
+    one = len(widest_genesis(1, 1).to_json())
+    per_validator = len(widest_genesis(2, 1).to_json()) - one
+    per_election = len(widest_genesis(1, 2).to_json()) - one
+    return one + (validators - 1) * per_validator + (elections - 1) * per_election
+
+
+def widest_genesis(validators: int, elections: int) -> Genesis:
+    """A genesis whose every field is at its widest in canonical JSON."""
+    widest = "\x01"  # one UTF-8 byte, six in JSON ("\u0001"): no character escapes longer per byte
+    big = MAX_GENESIS_INT
+    keys = [SigningKey.from_seed(f"widest-{i}".encode()).public_key for i in range(validators + 1)]
+    return Genesis(
+        chain_id="c" * 64,
+        genesis_time_ms=big,
+        authority=keys[0],
+        validators=ValidatorSet(tuple(ValidatorInfo(widest * MAX_VALIDATOR_NAME_BYTES, k, big) for k in keys[1:])),
+        params=ChainParams(big, big, big, big, contracts=False),  # "false" is longer than "true"
+        elections=tuple(_widest_election(f"{i:064d}", widest, big, keys[0]) for i in range(elections)),
+    )
+
+
+def _widest_election(election_id: str, widest: str, big: int, key: bytes) -> ElectionDef:
+    """The widest election in JSON: an encrypted one, whose contests each carry a question
+    of their own, with every one of its choices in a contest of its own as far as the
+    contest ceiling goes (a test holds it wider than the widest plaintext election)."""
+    per_contest, extra = divmod(MAX_CHOICES, MAX_CONTESTS)
+    sizes = [per_contest + (1 if i < extra else 0) for i in range(MAX_CONTESTS)]
+    return ElectionDef(
+        election_id=election_id, question=widest * MAX_QUESTION_BYTES, choices=(), credential_root=bytes(HASH_SIZE),
+        credential_count=big, opens_at_ms=big - 1, closes_at_ms=big,
+        revoting=max(REVOTING_POLICIES, key=len), payload_scheme=ENCRYPTED_SCHEME,
+        contests=tuple(
+            Contest(widest * MAX_CONTEST_QUESTION_BYTES, (widest * MAX_CHOICE_BYTES,) * n, n) for n in sizes
+        ),
+        joint_key=key,
+    )
 
 
 def _exact_keys(obj: Mapping[str, Any], keys: set[str], what: str) -> None:

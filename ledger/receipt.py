@@ -10,12 +10,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ledger import merkle
-from ledger.block import Checkpoint
+from ledger import jsonbound, merkle
+from ledger.block import MAX_CHECKPOINT_BYTES, Checkpoint
 from ledger.errors import BadEncoding, BadInclusionProof, LedgerError, WrongChain
 from ledger.genesis import Genesis, decode_hex_field
+from ledger.hashing import HASH_SIZE
 
 RECEIPT_FORMAT = "ballot-ledger/receipt/v1"
+# A log of fewer than 2**64 leaves has inclusion proofs of at most 64 hashes.
+MAX_PROOF_HASHES = 64
+# Room for the fields beside the checkpoint and the proof (format, two identifiers, the
+# tracking code, two integers) with their keys and layout, at their widest.
+_RECEIPT_FIELDS_BYTES = 2048
+MAX_RECEIPT_JSON_BYTES = (
+    2 * MAX_CHECKPOINT_BYTES + MAX_PROOF_HASHES * (2 * HASH_SIZE + 8) + _RECEIPT_FIELDS_BYTES
+)
+RECEIPT_JSON_DEPTH = 2  # the receipt object > its inclusion proof
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,12 @@ class Receipt:
         return json.dumps(self.to_json_obj(), indent=2) + "\n"
 
     @classmethod
+    def from_json(cls, text: str | bytes, *, what: str = "receipt") -> Receipt:
+        """A receipt file: bounded in size and depth before it is parsed."""
+        obj = jsonbound.loads(text, max_bytes=MAX_RECEIPT_JSON_BYTES, max_depth=RECEIPT_JSON_DEPTH, what=what)
+        return cls.from_json_obj(obj)
+
+    @classmethod
     def from_json_obj(cls, obj: Any) -> Receipt:
         try:
             if obj.get("format") != RECEIPT_FORMAT:
@@ -55,9 +71,7 @@ class Receipt:
                 log_index=_nonneg(obj["log_index"], "log_index"),
                 height=_nonneg(obj["height"], "height"),
                 checkpoint=Checkpoint.decode(decode_hex_field(obj["checkpoint"], "checkpoint")),
-                inclusion_proof=tuple(
-                    decode_hex_field(h, "inclusion_proof") for h in obj["inclusion_proof"]
-                ),
+                inclusion_proof=_proof(obj["inclusion_proof"]),
             )
         except LedgerError:
             raise
@@ -77,6 +91,12 @@ class Receipt:
         merkle.verify_inclusion(
             self.tracking_code, self.log_index, header.log_size, self.inclusion_proof, header.log_root
         )
+
+
+def _proof(value: Any) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or len(value) > MAX_PROOF_HASHES:
+        raise BadEncoding(f"inclusion_proof must be a list of at most {MAX_PROOF_HASHES} hashes")
+    return tuple(decode_hex_field(h, "inclusion_proof") for h in value)
 
 
 def _nonneg(value: Any, what: str) -> int:

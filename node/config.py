@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import os
-import tomllib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
+from ledger.files import read_bounded
+from node import tomlbound
+
+# A node's config is a few kilobytes, about 40 with a peer for every validator genesis
+# allows; a megabyte leaves room for any comments. Tables, arrays of tables and inline
+# values nest two or three deep.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 4
+MAX_KEY_FILE_BYTES = 4096  # 64 hex digits and a newline, with room for whitespace
 
 
 class ConfigError(LedgerError):
     code = "bad_config"
+
+
+def load_toml(path: Path, error: type[LedgerError]) -> dict[str, Any]:
+    """A config file bounded in size and nesting, or ``error`` in one line naming it."""
+    try:
+        return tomlbound.load(path, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH)
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror}") from None
+    except LedgerError as exc:
+        raise error(exc.message) from None
 
 
 @dataclass(frozen=True)
@@ -46,16 +65,11 @@ class NodeConfig:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
         p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read {p}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+        raw = load_toml(p, ConfigError)
         try:
             return cls._from_obj(raw, p.parent)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{p}: {exc!r}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{p}: {exc!r}") from None
 
     @classmethod
     def _from_obj(cls, raw: dict[str, Any], base: Path) -> NodeConfig:
@@ -118,11 +132,30 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write a secret readable by its owner only (mode 0600 from the start)."""
+    """Write a secret readable by its owner only, atomically: it goes to a new file of
+    mode 0600 beside ``path``, synced, that then replaces ``path``. Whatever was at
+    ``path`` (a file of another mode, a link) is replaced, never written through, so the
+    secret is never readable by others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_key(path: Path, key: SigningKey) -> None:
@@ -131,10 +164,9 @@ def write_key(path: Path, key: SigningKey) -> None:
 
 def read_key(path: Path) -> SigningKey:
     try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read key file {path}: {exc}") from exc
-    try:
+        text = read_bounded(path, MAX_KEY_FILE_BYTES).decode().strip()
         return SigningKey(bytes.fromhex(text))
-    except (ValueError, LedgerError) as exc:
-        raise ConfigError(f"{path} does not hold a secp256k1 secret key in hex") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from None
+    except (ValueError, LedgerError):
+        raise ConfigError(f"{path} does not hold a secp256k1 secret key in hex") from None

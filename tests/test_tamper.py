@@ -234,3 +234,31 @@ def test_parallel_replay_names_the_same_failure(
     pristine: Path, tmp_path: Path, name: str, tamper: Callable[[Lines], Lines], check: str, where: str
 ) -> None:
     _assert_named(pristine, tmp_path, tamper, check, where, jobs=2)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_covered_file_must_be_there(pristine: Path, tmp_path: Path, name: str) -> None:
+    """A bundle without any one of its files is not VALID: without genesis.json or
+    blocks.jsonl there is nothing to replay (unusable input, exit 2); without any other
+    the chain is replayed and the bundle then reported incomplete (exit 1, the file named).
+    Fails when a file's absence is taken for a bundle that never had it."""
+    bundle = _copy(pristine, tmp_path / "b")
+    (bundle / name).unlink()
+    report = verify_bundle(bundle)
+    assert not report.valid and report.failure is not None
+    if name in ("genesis.json", BLOCKS_FILE):
+        assert (report.exit_code, report.failure["check"]) == (2, "unusable_input")
+        assert name in report.failure["message"]
+    else:
+        assert (report.exit_code, report.failure["check"], report.failure["where"]) == (1, "missing_file", name)
+        assert report.ballots == 120  # replayed all the same
+
+
+@pytest.mark.parametrize("name", ["genesis.json", "results.json", "README", REGISTRY_ARTIFACT_FILE])
+def test_a_file_larger_than_any_valid_one_is_refused_unread(pristine: Path, tmp_path: Path, name: str) -> None:
+    bundle = _copy(pristine, tmp_path / "b")
+    with (bundle / name).open("r+b") as fh:
+        fh.truncate(1 << 30)  # sparse: refused by its size
+    report = verify_bundle(bundle)
+    assert report.failure is not None
+    assert (report.exit_code, report.failure["check"], report.failure["where"]) == (2, "oversized", name)

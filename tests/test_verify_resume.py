@@ -24,10 +24,17 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _blocks_replayed(directory: Path, state: Path) -> tuple[list[int], dict[str, object]]:
+def _blocks_replayed(
+    directory: Path, state: Path, *, missing: str | None = None
+) -> tuple[list[int], dict[str, object]]:
+    """Verify with a state; valid, or (``missing``) valid as far as it goes but lacking that file."""
     seen: list[int] = []
     report = verify_bundle(directory, state_dir=state, on_block=lambda h, n: seen.append(h))
-    assert report.valid, report.failure
+    if missing is None:
+        assert report.valid, report.failure
+    else:
+        assert report.failure is not None and report.exit_code == 1
+        assert (report.failure["check"], report.failure["where"]) == ("missing_file", missing)
     return seen, report.to_json_obj()
 
 
@@ -58,9 +65,9 @@ def test_a_grown_bundle_is_checked_from_its_new_blocks(bundle: Path, tmp_path: P
     partial = shutil.copytree(bundle, tmp_path / "partial")
     lines = (bundle / BLOCKS_FILE).read_bytes().splitlines(keepends=True)
     (partial / BLOCKS_FILE).write_bytes(b"".join(lines[:3]))
-    (partial / "results.json").unlink()  # the claim is for the whole chain
+    (partial / "results.json").unlink()  # not written yet: export writes it last
     state = tmp_path / "state"
-    seen, _ = _blocks_replayed(partial, state)
+    seen, _ = _blocks_replayed(partial, state, missing="results.json")  # replayed and saved, then incomplete
     assert seen == [1, 2, 3]
     (partial / BLOCKS_FILE).write_bytes(b"".join(lines))  # the export went on
     shutil.copy(bundle / "results.json", partial / "results.json")

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ledger.errors import BadEncoding, LedgerError
-from ledger.genesis import Genesis, decode_hex_field
+from ledger import jsonbound
+from ledger.ballot import MAX_ENVELOPE_BYTES
+from ledger.block import MAX_BLOCK_BYTES, MAX_CERTIFICATE_BYTES, MAX_HEADER_BYTES
+from ledger.errors import BadEncoding, LedgerError, Oversized, TooDeep
+from ledger.files import read_bounded
+from ledger.genesis import ChainParams, Genesis, decode_hex_field, max_genesis_json_bytes
 
 BUNDLE_README = """\
 ballot-ledger election bundle (format v1)
@@ -42,7 +46,15 @@ Check it with:  ballotledger verify THIS_DIRECTORY [--pin-genesis HASH] [--json]
 """
 GENESIS_FILE = "genesis.json"
 BLOCKS_FILE = "blocks.jsonl"
+RESULTS_FILE = "results.json"
+README_FILE = "README"
 REGISTRY_ARTIFACT_FILE = "contracts/ElectionRegistry.json"
+
+
+def bundle_files(genesis: Genesis) -> list[str]:
+    """Every file a bundle of this chain holds, each covered by the verifier."""
+    files = [GENESIS_FILE, BLOCKS_FILE, RESULTS_FILE, README_FILE]
+    return [*files, REGISTRY_ARTIFACT_FILE] if genesis.params.contracts else files
 
 
 def write_contract_artifacts(out: Path, genesis: Genesis) -> None:
@@ -64,6 +76,12 @@ class UnusableBundle(LedgerError):
     code = "unusable_input"
 
 
+class MissingFile(LedgerError):
+    """A file every bundle holds is absent: not the bundle export writes (exit code 1)."""
+
+    code = "missing_file"
+
+
 class NonCanonical(BadEncoding):
     """A bundle file that parses but is not byte-for-byte the form ballotledger writes."""
 
@@ -74,6 +92,25 @@ class StateMismatch(UnusableBundle):
     """A saved verification state that does not belong to this bundle (exit code 2)."""
 
     code = "state_mismatch"
+
+
+class OversizedInput(UnusableBundle, Oversized):
+    """A file, or a line of one, larger than any valid one: not read (exit code 2)."""
+
+    code = "oversized"
+
+
+class TooDeepInput(UnusableBundle, TooDeep):
+    """JSON nested deeper than any valid file of its kind: not parsed (exit code 2)."""
+
+    code = "too_deep"
+
+
+def unreadable(exc: Oversized | TooDeep, where: str) -> UnusableBundle:
+    """A size or depth refusal of a bounded reader, as the unusable input it makes a
+    bundle: the verifier will not read such input, so it cannot check it."""
+    kind = TooDeepInput if isinstance(exc, TooDeep) else OversizedInput
+    return kind(exc.message, where=where if exc.where is None else f"{where}: {exc.where}")
 
 
 @dataclass(frozen=True)
@@ -99,27 +136,61 @@ def read_genesis(directory: Path) -> Genesis:
     path = directory / GENESIS_FILE
     if not path.is_file():
         raise UnusableBundle(f"{path} not found: not an election bundle")
-    raw = path.read_bytes()
-    genesis = Genesis.from_json(raw)
+    try:
+        raw = read_bounded(path, max_genesis_json_bytes(), what=GENESIS_FILE)
+        genesis = Genesis.from_json(raw, what=GENESIS_FILE)
+    except (Oversized, TooDeep) as exc:
+        raise unreadable(exc, GENESIS_FILE) from None
+    except OSError as exc:
+        raise UnusableBundle(f"cannot read {path}: {exc.strerror}") from None
     # One canonical text per genesis, so no byte of the file can change unnoticed.
     if raw != genesis.to_json().encode():
         raise NonCanonical("genesis.json is not in canonical form (as written by ballotledger)", where=GENESIS_FILE)
     return genesis
 
 
-def iter_block_lines(
-    directory: Path, *, resume: ResumePoint | None = None, track_prefix: bool = False
-) -> Iterator[BundleLine]:
-    """Stream ``blocks.jsonl``; a malformed line raises BadEncoding naming the line.
+def max_block_bytes(params: ChainParams) -> int:
+    """The largest block encoding a chain with these parameters can accept: its ballots
+    at their limits beside the largest header and last commit; on a chain that runs
+    contracts, transactions may fill a block up to the decoders' ceiling."""
+    if params.contracts:
+        return MAX_BLOCK_BYTES
+    ballot = min(params.max_ballot_bytes, MAX_ENVELOPE_BYTES) + _ITEM_PREFIX
+    ballots = _LIST_PREFIX + params.max_block_ballots * ballot
+    last_commit = _LIST_PREFIX + MAX_CERTIFICATE_BYTES
+    return min(MAX_BLOCK_BYTES, _LIST_PREFIX + MAX_HEADER_BYTES + _ITEM_PREFIX + ballots + 1 + last_commit)
 
+
+def max_line_bytes(genesis: Genesis) -> int:
+    """The longest line of this chain's blocks.jsonl that can be valid (its newline included)."""
+    return (len(_LINE_HEAD) + 2 * max_block_bytes(genesis.params) + len(_LINE_MID)
+            + 2 * MAX_CERTIFICATE_BYTES + len(_LINE_TAIL))
+
+
+def iter_block_lines(
+    directory: Path,
+    *,
+    genesis: Genesis | None = None,
+    resume: ResumePoint | None = None,
+    track_prefix: bool = False,
+) -> Iterator[BundleLine]:
+    """Stream ``blocks.jsonl``; a malformed line raises BadEncoding naming the line, one
+    longer than :func:`max_line_bytes` an ``OversizedInput`` (without reading it whole).
+
+    ``genesis``: the bundle's (read from it if not given), for the longest line.
     ``resume``: start after a saved point, once the bytes before it hash as they did.
     ``track_prefix``: give each line the sha256 of the file up to its end (for saving).
     """
     path = directory / BLOCKS_FILE
     if not path.is_file():
         raise UnusableBundle(f"{path} not found: not an election bundle")
+    max_line = max_line_bytes(read_genesis(directory) if genesis is None else genesis)
     prefix = hashlib.sha256() if track_prefix or resume is not None else None
-    with path.open("rb", buffering=_READ_BUFFER) as fh:
+    try:
+        fh = path.open("rb", buffering=_READ_BUFFER)
+    except OSError as exc:
+        raise UnusableBundle(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
         number, offset = 0, 0
         if resume is not None:
             assert prefix is not None
@@ -130,17 +201,72 @@ def iter_block_lines(
                     "its bytes before that point changed; verify again from the start"
                 )
             number, offset = resume.lines, resume.offset
-        for raw in fh:
+        while True:
             number += 1
-            offset += len(raw)
-            if prefix is not None:
-                prefix.update(raw)
+            where = f"{BLOCKS_FILE} line {number}"
             try:
-                yield _parse_line(raw, number, offset, prefix.digest() if track_prefix and prefix else b"")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadEncoding(f"not JSON: {exc}", where=f"{BLOCKS_FILE} line {number}") from exc
+                raw = _next_line(fh, max_line)
+                if not raw:
+                    return
+                offset += len(raw)
+                if prefix is not None:
+                    prefix.update(raw)
+                line = _parse_line(raw, number, offset, prefix.digest() if track_prefix and prefix else b"")
+            except (Oversized, TooDeep) as exc:
+                raise unreadable(exc, where) from None
             except LedgerError as exc:
-                raise exc.at(f"{BLOCKS_FILE} line {number}") from None
+                raise exc.at(where) from None
+            yield line
+
+
+def _next_line(fh: BinaryIO, max_line: int) -> bytes | bytearray:
+    """The next line (with its newline; the file's last bytes may lack one), b"" at the
+    end; ``Oversized`` for a line longer than ``max_line``, found out without holding
+    more than ``max_line`` bytes of it.
+
+    Only a line that starts as every canonical line does is held up to ``max_line``;
+    any other is invalid whatever follows, so just enough of it to say why is kept, and
+    the rest is only measured."""
+    head = fh.readline(len(_LINE_HEAD))
+    if not head or head.endswith(b"\n"):
+        return head
+    fh.seek(-len(head), os.SEEK_CUR)  # still in the buffer: no system call
+    keep = max_line if head == _LINE_HEAD else min(max_line, _DIAGNOSED_LINE_BYTES)
+    line = _read_line(fh, keep + 1)
+    if len(line) <= keep:
+        return line
+    length = len(line) if keep == max_line else len(line) + _skip_line(fh, max_line + 1 - len(line))
+    if length > max_line:
+        raise Oversized(f"line longer than {max_line} bytes, the longest a valid block line can be on this chain")
+    raise NonCanonical(f"line of {length} bytes does not begin as a block line does: not in canonical form")
+
+
+def _read_line(fh: BinaryIO, limit: int) -> bytes | bytearray:
+    """The line at ``fh``, or its first ``limit`` bytes. A line that fits the read buffer
+    (a block of up to 8 MiB) is one read; a longer one grows in place, so it is held
+    once rather than once in pieces and again joined."""
+    first = fh.readline(min(limit, _READ_BUFFER))
+    if len(first) < min(limit, _READ_BUFFER) or first.endswith(b"\n") or len(first) == limit:
+        return first
+    line = bytearray(first)
+    del first
+    while len(line) < limit:
+        chunk = fh.readline(min(_READ_BUFFER, limit - len(line)))
+        line += chunk
+        if not chunk or chunk.endswith(b"\n"):
+            break
+    return line
+
+
+def _skip_line(fh: BinaryIO, budget: int) -> int:
+    """Read past the rest of a line, at most ``budget`` bytes, keeping none; bytes read."""
+    skipped = 0
+    while skipped < budget:
+        chunk = fh.readline(min(_SKIP_CHUNK, budget - skipped))
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            break
+    return skipped
 
 
 def _hash_prefix(fh: BinaryIO, size: int, into: Any) -> None:
@@ -154,13 +280,17 @@ def _hash_prefix(fh: BinaryIO, size: int, into: Any) -> None:
 
 
 _READ_BUFFER = 1 << 24  # lines are megabytes; a small buffer makes readline copy in pieces
+_DIAGNOSED_LINE_BYTES = 1 << 20  # a non-canonical line up to this long is parsed to say what is wrong
+_SKIP_CHUNK = 1 << 20
+_ITEM_PREFIX = 3  # the RLP prefix of an item shorter than 64 KiB
+_LIST_PREFIX = 9  # the longest RLP prefix
 _LINE_HEAD = b'{"block": "'
 _LINE_MID = b'", "certificate": "'
 _LINE_TAIL = b'"}\n'
 _UPPER_HEX = (b"A", b"B", b"C", b"D", b"E", b"F")
 
 
-def _canonical_fields(raw: bytes) -> tuple[bytes, bytes] | None:
+def _canonical_fields(raw: bytes | bytearray) -> tuple[bytes, bytes] | None:
     """The two fields of a line that is exactly in canonical form (what ``block_line``
     writes), straight from the bytes; None for any other line, which :func:`_parse_line`
     then reads as JSON to say what is wrong with it."""
@@ -181,11 +311,12 @@ def _canonical_fields(raw: bytes) -> tuple[bytes, bytes] | None:
         return None
 
 
-def _parse_line(raw: bytes, number: int, end_offset: int, prefix_sha256: bytes) -> BundleLine:
+def _parse_line(raw: bytes | bytearray, number: int, end_offset: int, prefix_sha256: bytes) -> BundleLine:
     fields = _canonical_fields(raw)
     if fields is not None:
         return BundleLine(number, fields[0], fields[1], end_offset, prefix_sha256)
-    obj = json.loads(raw)
+    # Its size is bounded by the reader (_next_line); its depth is one object of two strings.
+    obj = jsonbound.loads(bytes(raw), max_bytes=len(raw), max_depth=1, what="line")
     if not isinstance(obj, dict) or set(obj) != {"block", "certificate"}:
         raise BadEncoding('each line must be {"block": HEX, "certificate": HEX}')
     block_hex, cert_hex = obj["block"], obj["certificate"]

@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from ledger import merkle
-from ledger.block import Checkpoint
+from ledger.block import MAX_CHECKPOINT_BYTES, Checkpoint
 from ledger.errors import BadConsistencyProof, BadEncoding, LedgerError, WrongChain
+from ledger.files import load_json
 from ledger.genesis import Genesis, decode_hex_field
 
 CHECKPOINT_FORMAT = "ballot-ledger/checkpoint/v1"
+# Room for the summary beside the checkpoint's hex (format, chain id, genesis hash, height,
+# log size and root) with its keys and layout, at its widest.
+_SUMMARY_BYTES = 2048
+MAX_CHECKPOINT_FILE_BYTES = 2 * MAX_CHECKPOINT_BYTES + _SUMMARY_BYTES
 
 
 class ConflictingCheckpoints(LedgerError):
@@ -49,7 +54,7 @@ class SavedCheckpoint:
     @classmethod
     def load(cls, path: Path) -> SavedCheckpoint:
         try:
-            obj: Any = json.loads(path.read_text())
+            obj: Any = load_json(path, max_bytes=MAX_CHECKPOINT_FILE_BYTES, max_depth=1)
             if obj.get("format") != CHECKPOINT_FORMAT:
                 raise BadEncoding(f"{path} is not a {CHECKPOINT_FORMAT} file")
             cp = Checkpoint.decode(decode_hex_field(obj["checkpoint"], "checkpoint"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ledger.block import Block
 from ledger.errors import BadEncoding
+from ledger.files import load_genesis
 from ledger.genesis import Genesis
 from verifier.bundle import (
     BLOCKS_FILE,
@@ -27,18 +28,24 @@ from verifier.rpc_client import RpcClient
 from verifier.verify import results_text
 
 PAGE = 200
+_CHUNK = 1 << 24
 
 
 def _complete_lines(path: Path) -> int:
-    """Count whole lines; drop a torn last line left by an interrupted export."""
+    """Count whole lines; drop a torn last line left by an interrupted export. Read in
+    pieces: a bundle may be far larger than memory."""
     if not path.exists():
         return 0
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep != len(data):
-        with path.open("r+b") as fh:
+    lines = keep = 0
+    with path.open("r+b") as fh:
+        while chunk := fh.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk.rfind(b"\n")
+            if last >= 0:
+                keep = fh.tell() - len(chunk) + last + 1
+        if keep != fh.tell():
             fh.truncate(keep)
-    return data[:keep].count(b"\n")
+    return lines
 
 
 def export_bundle(
@@ -50,7 +57,7 @@ def export_bundle(
         genesis = Genesis.from_json_obj(rpc.call("ballot_getGenesis"))
         genesis_path = out / GENESIS_FILE
         if genesis_path.exists():
-            existing = Genesis.from_json(genesis_path.read_bytes())
+            existing = load_genesis(genesis_path)
             if existing.hash() != genesis.hash():
                 raise UnusableBundle(f"{out} holds a bundle of another chain ({existing.chain_id})")
         else:

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from contracts import REGISTRY_ADDRESS
 from contracts.engine import EvmExecutor, LevelStateDB
-from ledger import workers
+from ledger import jsonbound, workers
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -47,6 +47,14 @@ class ReplayResult:
 
 
 PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
+# progress > "tally" > "elections" > [recorded, counted, counts] > counts
+_PROGRESS_DEPTH = 5
+
+
+def _max_progress_bytes(genesis: Genesis) -> int:
+    """Room for the saved progress: the tip (a log frontier of at most 64 hashes, in hex)
+    and, per election, its two counts and up to 256 payload counts of 20 digits each."""
+    return 64 * 1024 + len(genesis.elections) * 256 * 32
 # The replay makes millions of short-lived objects and few reference cycles, so Python's
 # collector, run by allocation counts, mostly rescans live objects (~7% of a replay's
 # time); during a replay it runs instead once every this many blocks.
@@ -75,11 +83,14 @@ def saved_progress(index: DiskIndex, genesis: Genesis) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        obj = json.loads(raw)
+        obj = jsonbound.loads(raw, max_bytes=_max_progress_bytes(genesis), max_depth=_PROGRESS_DEPTH,
+                              what="saved progress")
         if obj.get("format") != PROGRESS_FORMAT:
             raise ValueError(f"format {obj.get('format')!r}")
     except (ValueError, AttributeError) as exc:
         raise StateMismatch(f"unreadable verification state in {index.path}: {exc}") from exc
+    except LedgerError as exc:
+        raise StateMismatch(f"unreadable verification state in {index.path}: {exc.message}") from None
     if obj["genesis_hash"] != genesis.hash().hex():
         raise StateMismatch(f"the verification state in {index.path} is for another chain (genesis "
                             f"{obj['genesis_hash'][:16]}...)")

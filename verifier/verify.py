@@ -9,16 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from contracts import REGISTRY_ADDRESS, load_artifact
-from ledger.errors import BadGenesis, LedgerError
+from ledger import jsonbound
+from ledger.errors import BadEncoding, BadGenesis, LedgerError, Oversized, TooDeep
+from ledger.files import read_bounded
 from ledger.genesis import Genesis
+from ledger.tally import Tally
 from verifier.bundle import (
     BUNDLE_README,
+    README_FILE,
     REGISTRY_ARTIFACT_FILE,
+    RESULTS_FILE,
+    MissingFile,
     NonCanonical,
     UnusableBundle,
+    bundle_files,
     iter_block_lines,
     read_genesis,
     registry_artifact_bytes,
+    unreadable,
 )
 from verifier.index import DiskIndex
 from verifier.replay import ReplayResult, replay, resume_point, saved_progress
@@ -26,6 +34,9 @@ from verifier.replay import ReplayResult, replay, resume_point, saved_progress
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_UNUSABLE = 2
+# results object > "elections" > an election > "tally": the deepest results.json nests
+RESULTS_JSON_DEPTH = 4
+_WIDEST_COUNT = 2**64 - 1
 
 
 @dataclass
@@ -76,11 +87,14 @@ def verify_bundle(
         return Report(False, EXIT_INVALID, failure=_failure(exc))
     except (UnusableBundle, BadGenesis) as exc:
         return Report(False, EXIT_UNUSABLE, failure=_failure(exc))
-    readme = directory / "README"
-    if readme.exists() and readme.read_bytes() != BUNDLE_README.encode():
+    try:
+        readme = _read_exact_file(directory, README_FILE, BUNDLE_README.encode())
+        artifact = _artifact_mismatch(directory, genesis)
+    except UnusableBundle as exc:
+        return Report(False, EXIT_UNUSABLE, failure=_failure(exc))
+    if readme is not None:
         return Report(False, EXIT_INVALID, failure={
-            "check": "non_canonical", "where": "README", "message": "README differs from the format description"})
-    artifact = _artifact_mismatch(directory, genesis)
+            "check": "non_canonical", "where": README_FILE, "message": "README differs from the format description"})
     if artifact is not None:
         return Report(False, EXIT_INVALID, failure=artifact)
     report = Report(False, EXIT_INVALID, genesis_hash=genesis.hash().hex(), chain_id=genesis.chain_id)
@@ -93,7 +107,7 @@ def verify_bundle(
         return report
     try:
         if state_dir is None:
-            result = replay(genesis, iter_block_lines(directory), on_block=on_block, jobs=jobs)
+            result = replay(genesis, iter_block_lines(directory, genesis=genesis), on_block=on_block, jobs=jobs)
         else:
             index = DiskIndex(genesis, keep_at=state_dir)
             try:
@@ -102,7 +116,7 @@ def verify_bundle(
                 index.close()
                 raise
             point = resume_point(saved) if saved is not None else None
-            lines = iter_block_lines(directory, resume=point, track_prefix=True)
+            lines = iter_block_lines(directory, genesis=genesis, resume=point, track_prefix=True)
             result = replay(genesis, lines, on_block=on_block, jobs=jobs, index=index, saved=saved)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
@@ -119,7 +133,7 @@ def verify_bundle(
         report.seconds = time.perf_counter() - started
         return report
     try:
-        claim = _published_results(directory)
+        claim = _published_results(directory, genesis)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
         report.failure = _failure(exc)
@@ -127,37 +141,76 @@ def verify_bundle(
     if claim is not None:
         mismatch = _compare_results(claim, result.tally.to_json_obj())
         if mismatch is not None:
-            report.failure = {"check": "published_result", "where": "results.json", "message": mismatch}
+            report.failure = {"check": "published_result", "where": RESULTS_FILE, "message": mismatch}
             report.seconds = time.perf_counter() - started
             return report
+    # Checked last, so that a bundle that export is still writing is replayed (and with a
+    # state, saved) as far as it goes, and then reported incomplete.
+    missing = [name for name in bundle_files(genesis) if not (directory / name).is_file()]
+    if missing:
+        report.failure = _failure(MissingFile(
+            f"the bundle lacks {', '.join(missing)}: every file of a bundle is covered, so none may be missing",
+            where=", ".join(missing)))
+        report.seconds = time.perf_counter() - started
+        return report
     report.valid = True
     report.exit_code = EXIT_VALID
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _published_results(directory: Path) -> Any:
-    path = directory / "results.json"
+def _published_results(directory: Path, genesis: Genesis) -> Any:
+    path = directory / RESULTS_FILE
     if not path.exists():
         return None
+    limit = max_results_bytes(genesis)
     try:
-        text = path.read_bytes().decode("utf-8")
-        obj = json.loads(text)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise UnusableBundle(f"results.json is not JSON: {exc}") from exc
-    if text != results_text(obj):
+        raw = read_bounded(path, limit, what=RESULTS_FILE)
+        obj = jsonbound.loads(raw, max_bytes=limit, max_depth=RESULTS_JSON_DEPTH, what=RESULTS_FILE)
+    except (Oversized, TooDeep) as exc:
+        raise unreadable(exc, RESULTS_FILE) from None
+    except BadEncoding as exc:
+        raise UnusableBundle(f"results.json is not JSON: {exc.message}", where=RESULTS_FILE) from None
+    except OSError as exc:
+        raise UnusableBundle(f"cannot read {path}: {exc.strerror}", where=RESULTS_FILE) from None
+    if raw != results_text(obj).encode():
         return {"format": "non-canonical"}  # reported as a published_result failure
     return obj
 
 
+def max_results_bytes(genesis: Genesis) -> int:
+    """The longest results.json this chain can have: its elections and choices, with the
+    height and every count at 20 digits (2**64, more than any chain records)."""
+    obj = Tally(genesis).to_json_obj()
+    obj["height"] = _WIDEST_COUNT
+    for election in obj["elections"].values():
+        for key in election:
+            election[key] = dict.fromkeys(election[key], _WIDEST_COUNT) if key == "tally" else _WIDEST_COUNT
+    return len(results_text(obj).encode())
+
+
+def _read_exact_file(directory: Path, name: str, expected: bytes) -> bytes | None:
+    """None if ``name`` is absent or holds exactly ``expected``, else what it holds
+    (never more than ``expected``'s length is read: a larger file is unusable input)."""
+    path = directory / name
+    if not path.exists():
+        return None
+    try:
+        data = read_bounded(path, len(expected), what=name)
+    except Oversized as exc:
+        raise unreadable(exc, name) from None
+    except OSError as exc:
+        raise UnusableBundle(f"cannot read {path}: {exc.strerror}", where=name) from None
+    return None if data == expected else data
+
+
 def _artifact_mismatch(directory: Path, genesis: Genesis) -> dict[str, Any] | None:
     """The bundle's contract artifact, if it has one, is the one genesis deploys."""
-    path = directory / REGISTRY_ARTIFACT_FILE
-    if not path.exists():
+    if not (directory / REGISTRY_ARTIFACT_FILE).exists():
         return None
     if not genesis.params.contracts:
         message = "this chain runs no contracts, yet the bundle carries a contract artifact"
-    elif path.read_bytes() != registry_artifact_bytes():
+    elif _read_exact_file(directory, REGISTRY_ARTIFACT_FILE, registry_artifact_bytes()) is not None:
         message = "not the election registry artifact this chain deploys (byte for byte)"
     else:
         return None

@@ -6,12 +6,18 @@ import hashlib
 import json
 import os
 import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.files import load_json
+from node.config import load_toml
+
+# A keys file holds one short entry (name, hash, rate, burst) per front end: some 150
+# bytes each, so four megabytes hold tens of thousands. {"keys": [{...}]} nests 3 deep.
+MAX_KEYS_FILE_BYTES = 4 << 20
+KEYS_FILE_DEPTH = 3
 
 
 class GatewayConfigError(LedgerError):
@@ -56,16 +62,11 @@ class GatewayConfig:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GatewayConfig:
         p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text())
-        except OSError as exc:
-            raise GatewayConfigError(f"cannot read {p}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise GatewayConfigError(f"{p} is not valid TOML: {exc}") from exc
+        raw = load_toml(p, GatewayConfigError)
         try:
             return cls.from_obj(raw.get("gateway", raw), p.parent)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GatewayConfigError(f"{p}: {exc!r}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise GatewayConfigError(f"{p}: {exc!r}") from None
 
     @classmethod
     def from_obj(cls, raw: dict[str, Any], base: Path) -> GatewayConfig:
@@ -141,7 +142,7 @@ def new_key() -> str:
 def load_keys(path: Path) -> dict[bytes, ApiKey]:
     """The keys file: ``{"keys": [{"name", "sha256", "rate_per_s", "burst"}]}``."""
     try:
-        obj = json.loads(path.read_text())
+        obj = _read_keys_file(path)
         keys = {}
         for entry in obj["keys"]:
             k = ApiKey(
@@ -154,16 +155,25 @@ def load_keys(path: Path) -> dict[bytes, ApiKey]:
                 raise ValueError(f"key {k.name}: bad hash, rate or burst")
             keys[k.key_hash] = k
         return keys
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GatewayConfigError(f"{path}: malformed keys file: {exc!r}") from None
+
+
+def _read_keys_file(path: Path) -> Any:
+    try:
+        return load_json(path, max_bytes=MAX_KEYS_FILE_BYTES, max_depth=KEYS_FILE_DEPTH)
     except OSError as exc:
-        raise GatewayConfigError(f"cannot read {path}: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GatewayConfigError(f"{path}: malformed keys file: {exc!r}") from exc
+        raise GatewayConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except LedgerError as exc:
+        raise GatewayConfigError(exc.message) from None
 
 
 def add_key(path: Path, name: str, *, rate_per_s: float = 1000.0, burst: float = 2000.0) -> str:
     """Create a key for front end ``name``, store only its hash, return the key (shown once)."""
-    obj: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"keys": []}
-    if any(e["name"] == name for e in obj["keys"]):
+    obj: Any = _read_keys_file(path) if path.exists() else {"keys": []}
+    if not isinstance(obj, dict) or not isinstance(obj.get("keys"), list):
+        raise GatewayConfigError(f"{path}: malformed keys file: no list of keys")
+    if any(isinstance(e, dict) and e.get("name") == name for e in obj["keys"]):
         raise GatewayConfigError(f"{path}: a key named {name!r} exists")
     key = new_key()
     obj["keys"].append({"name": name, "sha256": hash_key(key).hex(), "rate_per_s": rate_per_s, "burst": burst})
