@@ -196,26 +196,28 @@ class FixedBase:
     is kept for the life of the object. Never use it with a secret scalar: which table
     entries are read depends on k."""
 
-    __slots__ = ("_rows", "point")
+    __slots__ = ("_flat", "point", "rows")
 
     def __init__(self, point: Point) -> None:
         self.point = point
-        rows: list[list[Any]] = []
-        row_base = point
+        # One contiguous array (better locality for the library's reads and ours); row i
+        # holds d * 256^i * P at index 256 * i + d, and index 256 * i is unused.
+        flat = ffi.new("secp256k1_pubkey[8192]")
+        pair = ffi.new("secp256k1_pubkey *[2]")
+        ffi.memmove(flat + 1, point.raw, 64)
         for i in range(32):
-            row: list[Any] = [ffi.NULL, row_base.raw]
-            prev = row_base
-            for _ in range(2, 256):
-                nxt = add((prev, row_base))
-                assert nxt is not None  # d * P for 0 < d < 256 <= ORDER is never the identity
-                row.append(nxt.raw)
-                prev = nxt
-            rows.append(row)
-            if i < 31:
-                shifted = row_base.mul(256)
-                assert shifted is not None
-                row_base = shifted
-        self._rows = rows
+            row = flat + 256 * i
+            if i:  # 256^i P = 2 * (128 * 256^(i-1) P); combine's output must not be an input
+                pair[0] = pair[1] = flat + 256 * (i - 1) + 128
+                if not lib.secp256k1_ec_pubkey_combine(_CTX, row + 1, pair, 2):
+                    raise AssertionError("doubling gave the identity")  # pragma: no cover
+            for d in range(2, 256):
+                pair[0], pair[1] = row + (d - 1), row + 1
+                # d * P for 0 < d < 256 <= ORDER is never the identity
+                if not lib.secp256k1_ec_pubkey_combine(_CTX, row + d, pair, 2):
+                    raise AssertionError("table entry was the identity")  # pragma: no cover
+        self._flat = flat
+        self.rows = [[flat + (256 * i + d) for d in range(256)] for i in range(32)]  # rows[i][d]
 
     def mul(self, k: int) -> Point | None:
         """point^k for a public scalar k; None when k = 0 mod ORDER."""
@@ -230,16 +232,19 @@ class FixedBase:
         """Write point^k into the struct ``out``, for 0 < k < ORDER; ``scratch`` is a
         ``secp256k1_pubkey *[32]`` owned by the caller's thread (cffi releases the GIL
         during the combine)."""
-        rows = self._rows
-        n = 0
-        for i, digit in enumerate(k.to_bytes(32, "little")):
-            if digit:
-                scratch[n] = rows[i][digit]
-                n += 1
+        n = self.terms(k, scratch)
         # Partial sums are multiples below k < ORDER, so only the result could be the
         # identity, and k != 0 excludes that.
         if not lib.secp256k1_ec_pubkey_combine(_CTX, out, scratch, n):
             raise AssertionError("fixed-base sum was the identity")  # pragma: no cover
+
+    def terms(self, k: int, scratch: Any) -> int:
+        """Write into ``scratch`` the table points that sum to point^k (0 < k < ORDER)
+        and return how many: a caller can add its own terms after them and sum all in
+        one combine."""
+        picked = [row[digit] for row, digit in zip(self.rows, k.to_bytes(32, "little"), strict=True) if digit]
+        scratch[0 : len(picked)] = picked  # one slice assignment: far cheaper than item by item
+        return len(picked)
 
 
 _BASE_TABLE: FixedBase | None = None

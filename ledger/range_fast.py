@@ -16,7 +16,7 @@ from typing import Any
 
 from coincurve._libsecp256k1 import ffi, lib
 
-from ledger.group import LIB_CONTEXT, ORDER, POINT_SIZE, FixedBase, base_mul
+from ledger.group import LIB_CONTEXT, ORDER, POINT_SIZE, FixedBase, base_mul, base_table
 
 _COMPRESSED = lib.SECP256K1_EC_COMPRESSED
 _STRUCT_SIZE = 64  # sizeof(secp256k1_pubkey)
@@ -24,18 +24,20 @@ _local = threading.local()
 
 
 class _Scratch:
-    """Per-thread structs: two terms, a shifted beta, the sum, and the arrays naming them."""
+    """Per-thread structs: the variable-base term, the sum, the array of terms (a table
+    sum has at most 32, plus one of ours), and the serialised commitments."""
 
     def __init__(self) -> None:
-        self.term_g = ffi.new("secp256k1_pubkey *")
-        self.term_x = ffi.new("secp256k1_pubkey *")
-        self.shifted = ffi.new("secp256k1_pubkey *")
+        self.term = ffi.new("secp256k1_pubkey *")
         self.total = ffi.new("secp256k1_pubkey *")
-        self.pair = ffi.new("secp256k1_pubkey *[2]", [self.term_g, self.term_x])
         self.shift_pair = ffi.new("secp256k1_pubkey *[2]", [ffi.NULL, ffi.NULL])
-        self.table_scratch = ffi.new("secp256k1_pubkey *[32]")
-        self.out = ffi.new("unsigned char[33]")
+        self.terms = ffi.new("secp256k1_pubkey *[33]")
+        self.out = ffi.new(f"unsigned char[{2 * POINT_SIZE * _MAX_BRANCHES}]")
+        self.slots = [self.out + POINT_SIZE * i for i in range(2 * _MAX_BRANCHES)]
         self.out_len = ffi.new("size_t *", POINT_SIZE)
+
+
+_MAX_BRANCHES = 65  # a contest limit is at most 64 choices: 65 branches
 
 
 def _scratch() -> _Scratch:
@@ -59,44 +61,50 @@ def _neg_multiple_raw(j: int) -> Any:
 
 def range_commitments_fast(
     key_table: FixedBase, alpha: Any, beta: Any, challenges: tuple[int, ...], responses: tuple[int, ...]
-) -> list[bytes] | None:
-    """The encoded commitments (a_0, b_0, ...), or None where the reference must decide."""
+) -> bytes | None:
+    """a_0 || b_0 || a_1 || ... encoded (33 bytes each), or None where the reference
+    must decide.
+
+    Each commitment is one combine call: the fixed-base table's terms for g^v (or K^v)
+    and, after them, the variable-base term alpha^-c (or (beta g^-j)^-c). Commitments
+    are serialised side by side into one buffer, ready to hash."""
+    if len(challenges) > _MAX_BRANCHES:
+        return None
     s = _scratch()
     ctx = LIB_CONTEXT
-    term_g, term_x, total, pair, out, out_len = s.term_g, s.term_x, s.total, s.pair, s.out, s.out_len
-    create = lib.secp256k1_ec_pubkey_create
+    term, total, terms, slots, out, out_len = s.term, s.total, s.terms, s.slots, s.out, s.out_len
+    g_rows, k_rows = base_table().rows, key_table.rows
     tweak_mul = lib.secp256k1_ec_pubkey_tweak_mul
     combine = lib.secp256k1_ec_pubkey_combine
     serialize = lib.secp256k1_ec_pubkey_serialize
     memmove = ffi.memmove
-    result: list[bytes] = []
     for j, (c, v) in enumerate(zip(challenges, responses, strict=True)):
         if c == 0 or v == 0:
             return None
         neg_c = (ORDER - c).to_bytes(32, "big")
-        v_bytes = v.to_bytes(32, "big")
+        digits = v.to_bytes(32, "little")  # the table's 8-bit windows (see FixedBase.terms)
         # a_j = g^v alpha^-c
-        create(ctx, term_g, v_bytes)
-        memmove(term_x, alpha, _STRUCT_SIZE)
-        tweak_mul(ctx, term_x, neg_c)
-        if not combine(ctx, total, pair, 2):
+        memmove(term, alpha, _STRUCT_SIZE)
+        tweak_mul(ctx, term, neg_c)
+        picked = [row[d] for row, d in zip(g_rows, digits, strict=True) if d]
+        picked.append(term)
+        terms[0 : len(picked)] = picked
+        if not combine(ctx, total, terms, len(picked)):
             return None
-        out_len[0] = POINT_SIZE
-        serialize(ctx, out, out_len, total, _COMPRESSED)
-        result.append(ffi.buffer(out)[:])
+        serialize(ctx, slots[2 * j], out_len, total, _COMPRESSED)
         # b_j = K^v (beta g^-j)^-c
-        key_table.mul_into(v, term_g, s.table_scratch)
         if j == 0:
-            memmove(term_x, beta, _STRUCT_SIZE)
+            memmove(term, beta, _STRUCT_SIZE)
         else:
             s.shift_pair[0] = beta
             s.shift_pair[1] = _neg_multiple_raw(j)
-            if not combine(ctx, term_x, s.shift_pair, 2):
+            if not combine(ctx, term, s.shift_pair, 2):
                 return None
-        tweak_mul(ctx, term_x, neg_c)
-        if not combine(ctx, total, pair, 2):
+        tweak_mul(ctx, term, neg_c)
+        picked = [row[d] for row, d in zip(k_rows, digits, strict=True) if d]
+        picked.append(term)
+        terms[0 : len(picked)] = picked
+        if not combine(ctx, total, terms, len(picked)):
             return None
-        out_len[0] = POINT_SIZE
-        serialize(ctx, out, out_len, total, _COMPRESSED)
-        result.append(ffi.buffer(out)[:])
-    return result
+        serialize(ctx, slots[2 * j + 1], out_len, total, _COMPRESSED)
+    return ffi.buffer(out, 2 * POINT_SIZE * len(challenges))[:]  # type: ignore[no-any-return]

@@ -131,8 +131,8 @@ def verify_range(
             key_table, ciphertext.alpha.raw, ciphertext.beta.raw, proof.challenges, proof.responses
         )
     if commitments is None:
-        commitments = range_commitments(key_table, ciphertext, proof)
-    c = hash_to_scalar(domain, statement + b"".join(commitments))
+        commitments = b"".join(range_commitments(key_table, ciphertext, proof))
+    c = hash_to_scalar(domain, statement + commitments)
     return sum(proof.challenges) % ORDER == c
 
 
