@@ -187,64 +187,76 @@ def decode_optional(data: bytes, what: str = "point") -> Point | None:
 GENERATOR: Point = base_mul(1)  # type: ignore[assignment]
 
 
+_WINDOWS = 32  # 8-bit windows of a 256-bit scalar
+_STRUCT_SHIFT = 6  # sizeof(secp256k1_pubkey) == 64
+_WORD = 8  # sizeof(uintptr_t)
+if ffi.sizeof("secp256k1_pubkey") != 1 << _STRUCT_SHIFT or ffi.sizeof("uintptr_t") != _WORD:  # pragma: no cover
+    raise ImportError("FixedBase assumes 64-byte pubkey structs and 64-bit pointers")
+TERM_WORDS = _WINDOWS + 1  # the table's terms for one scalar: one per window, and the offset
+
+
+def scalar_lanes(k: int) -> int:
+    """The 8-bit windows of k (little-endian), each in its own 64-bit lane and scaled by
+    the struct size: an integer that, added to ``FixedBase.lane_base``, is the block of
+    the table entries' addresses. Built by C-level slicing, not a Python loop."""
+    lanes = bytearray(_WINDOWS * _WORD)
+    lanes[0::_WORD] = k.to_bytes(_WINDOWS, "little")
+    return int.from_bytes(lanes, "little") << _STRUCT_SHIFT
+
+
 class FixedBase:
     """Variable-time multiples of one fixed point, for verification only.
 
-    A table of d * 256^i * P (i < 32, 0 < d < 256) makes P^k one libsecp256k1 combine
-    of at most 32 table points: on this machine it costs about half a ``tweak_mul``.
-    Building it takes about 8,200 point additions (some 50 ms); the memory, about 1 MB,
-    is kept for the life of the object. Never use it with a secret scalar: which table
-    entries are read depends on k."""
+    Row i of the table holds (d + 1) * 256^i * P at index 256 i + d, for every byte d;
+    the last entry is -(sum of 256^i) * P. For any k, the entry of each of k's 32 bytes
+    plus that last one sum to k * P: 33 points with fixed places, whose addresses are
+    one integer addition (``scalar_lanes``), summed by one libsecp256k1 combine (with
+    room for a caller's own term after them). On this machine that costs about half a
+    ``tweak_mul``. Building takes 8,200 point additions (some 50 ms) and 512 KiB.
+    Never use it with a secret scalar: which entries are read depends on k."""
 
-    __slots__ = ("_flat", "point", "rows")
+    __slots__ = ("_flat", "lane_base", "offset_word", "point")
 
     def __init__(self, point: Point) -> None:
         self.point = point
-        # One contiguous array (better locality for the library's reads and ours); row i
-        # holds d * 256^i * P at index 256 * i + d, and index 256 * i is unused.
-        flat = ffi.new("secp256k1_pubkey[8192]")
+        flat = ffi.new(f"secp256k1_pubkey[{256 * _WINDOWS + 1}]")
         pair = ffi.new("secp256k1_pubkey *[2]")
-        ffi.memmove(flat + 1, point.raw, 64)
-        for i in range(32):
+        ffi.memmove(flat, point.raw, 64)
+        for i in range(_WINDOWS):
             row = flat + 256 * i
             if i:  # 256^i P = 2 * (128 * 256^(i-1) P); combine's output must not be an input
-                pair[0] = pair[1] = flat + 256 * (i - 1) + 128
-                if not lib.secp256k1_ec_pubkey_combine(_CTX, row + 1, pair, 2):
+                pair[0] = pair[1] = flat + 256 * (i - 1) + 127
+                if not lib.secp256k1_ec_pubkey_combine(_CTX, row, pair, 2):
                     raise AssertionError("doubling gave the identity")  # pragma: no cover
-            for d in range(2, 256):
-                pair[0], pair[1] = row + (d - 1), row + 1
-                # d * P for 0 < d < 256 <= ORDER is never the identity
+            for d in range(1, 256):
+                pair[0], pair[1] = row + (d - 1), row
+                # (d + 1) * 256^i * P is never the identity: 256^i * (d + 1) < 2^264 has no factor ORDER
                 if not lib.secp256k1_ec_pubkey_combine(_CTX, row + d, pair, 2):
                     raise AssertionError("table entry was the identity")  # pragma: no cover
+        offset = point.mul(-sum(256**i for i in range(_WINDOWS)))
+        assert offset is not None
+        ffi.memmove(flat + 256 * _WINDOWS, offset.raw, 64)
         self._flat = flat
-        self.rows = [[flat + (256 * i + d) for d in range(256)] for i in range(32)]  # rows[i][d]
+        base = int(ffi.cast("uintptr_t", flat))
+        self.lane_base = sum((base + (256 * i << _STRUCT_SHIFT)) << (64 * i) for i in range(_WINDOWS))
+        self.offset_word = base + (256 * _WINDOWS << _STRUCT_SHIFT)
+
+    def fill(self, lanes: int, words: Any) -> None:
+        """Write the addresses of the 33 terms for the scalar whose ``scalar_lanes`` are
+        ``lanes`` into ``words[0:33]`` (a ``uintptr_t`` array the caller owns, seen by
+        the library as ``secp256k1_pubkey **``)."""
+        ffi.memmove(words, (self.lane_base + lanes).to_bytes(_WINDOWS * _WORD, "little"), _WINDOWS * _WORD)
+        words[_WINDOWS] = self.offset_word
 
     def mul(self, k: int) -> Point | None:
         """point^k for a public scalar k; None when k = 0 mod ORDER."""
         k %= ORDER
-        if k == 0:
-            return None
+        words = ffi.new(f"uintptr_t[{TERM_WORDS}]")  # per call: cffi releases the GIL in combine
+        self.fill(scalar_lanes(k), words)
         out = ffi.new("secp256k1_pubkey *")
-        self.mul_into(k, out, ffi.new("secp256k1_pubkey *[32]"))
+        if not lib.secp256k1_ec_pubkey_combine(_CTX, out, ffi.cast("secp256k1_pubkey **", words), TERM_WORDS):
+            return None
         return Point(out)
-
-    def mul_into(self, k: int, out: Any, scratch: Any) -> None:
-        """Write point^k into the struct ``out``, for 0 < k < ORDER; ``scratch`` is a
-        ``secp256k1_pubkey *[32]`` owned by the caller's thread (cffi releases the GIL
-        during the combine)."""
-        n = self.terms(k, scratch)
-        # Partial sums are multiples below k < ORDER, so only the result could be the
-        # identity, and k != 0 excludes that.
-        if not lib.secp256k1_ec_pubkey_combine(_CTX, out, scratch, n):
-            raise AssertionError("fixed-base sum was the identity")  # pragma: no cover
-
-    def terms(self, k: int, scratch: Any) -> int:
-        """Write into ``scratch`` the table points that sum to point^k (0 < k < ORDER)
-        and return how many: a caller can add its own terms after them and sum all in
-        one combine."""
-        picked = [row[digit] for row, digit in zip(self.rows, k.to_bytes(32, "little"), strict=True) if digit]
-        scratch[0 : len(picked)] = picked  # one slice assignment: far cheaper than item by item
-        return len(picked)
 
 
 _BASE_TABLE: FixedBase | None = None
