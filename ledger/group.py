@@ -127,6 +127,9 @@ class Point:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Point) and self.encode() == other.encode()
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:  # pickled as its encoding (worker processes)
+        return (Point.decode, (self.encode(),))
+
     def __hash__(self) -> int:
         return hash(self.encode())
 
@@ -185,6 +188,16 @@ def decode_optional(data: bytes, what: str = "point") -> Point | None:
 
 
 GENERATOR: Point = base_mul(1)  # type: ignore[assignment]
+_NEG_MULTIPLES: list[Point] = []
+
+
+def neg_base_multiple(j: int) -> Point:
+    """g^-j for j >= 1 (kept: range proofs shift beta by these for every branch)."""
+    while len(_NEG_MULTIPLES) < j:
+        p = base_mul(-(len(_NEG_MULTIPLES) + 1))
+        assert p is not None
+        _NEG_MULTIPLES.append(p)
+    return _NEG_MULTIPLES[j - 1]
 
 
 _WINDOWS = 32  # 8-bit windows of a 256-bit scalar

@@ -16,7 +16,16 @@ from typing import Any
 
 from coincurve._libsecp256k1 import ffi, lib
 
-from ledger.group import LIB_CONTEXT, ORDER, POINT_SIZE, TERM_WORDS, FixedBase, base_mul, base_table, scalar_lanes
+from ledger.group import (
+    LIB_CONTEXT,
+    ORDER,
+    POINT_SIZE,
+    TERM_WORDS,
+    FixedBase,
+    base_table,
+    neg_base_multiple,
+    scalar_lanes,
+)
 
 _COMPRESSED = lib.SECP256K1_EC_COMPRESSED
 _STRUCT_SIZE = 64  # sizeof(secp256k1_pubkey)
@@ -52,17 +61,6 @@ def _scratch() -> _Scratch:
     except AttributeError:
         scratch = _local.scratch = _Scratch()
     return scratch
-
-
-_NEG_G_RAW: list[Any] = []  # raw structs of -j*g, j = 1, 2, ...
-
-
-def _neg_multiple_raw(j: int) -> Any:
-    while len(_NEG_G_RAW) < j:
-        p = base_mul(-(len(_NEG_G_RAW) + 1))
-        assert p is not None
-        _NEG_G_RAW.append(p.raw)
-    return _NEG_G_RAW[j - 1]
 
 
 def range_commitments_fast(
@@ -103,7 +101,7 @@ def range_commitments_fast(
             memmove(term, beta, _STRUCT_SIZE)
         else:
             s.shift_pair[0] = beta
-            s.shift_pair[1] = _neg_multiple_raw(j)
+            s.shift_pair[1] = neg_base_multiple(j).raw
             if not combine(ctx, term, s.shift_pair, 2):
                 return None
         tweak_mul(ctx, term, neg_c)

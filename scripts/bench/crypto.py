@@ -56,8 +56,16 @@ from ledger.encrypted_ballot import (
     encrypt_ballot,
     verify_payload,
 )
-from ledger.group import LIB_CONTEXT, ORDER, POINT_SIZE, TERM_WORDS, base_mul, base_table, scalar_lanes
-from ledger.range_fast import _neg_multiple_raw
+from ledger.group import (
+    LIB_CONTEXT,
+    ORDER,
+    POINT_SIZE,
+    TERM_WORDS,
+    base_mul,
+    base_table,
+    neg_base_multiple,
+    scalar_lanes,
+)
 from ledger.tally_crypto import CiphertextAccumulator, TallyContext, decrypt_tally, make_decryption_share, verify_tally
 from ledger.trustees import (
     CeremonyContext,
@@ -163,7 +171,7 @@ class FloorBallot:
                     words[TERM_WORDS] = int(ffi.cast("uintptr_t", self.term))
                     self.keep.append(words)
                     arrays.append(ffi.cast("secp256k1_pubkey **", words))
-                shift = None if j == 0 else ffi.new("secp256k1_pubkey *[2]", [beta, _neg_multiple_raw(j)])
+                shift = None if j == 0 else ffi.new("secp256k1_pubkey *[2]", [beta, neg_base_multiple(j).raw])
                 self.branches.append((alpha, beta, neg_c, arrays[0], TERM_WORDS + 1, arrays[1], TERM_WORDS + 1, shift))
         self.out = ffi.new("unsigned char[33]")
         self.out_len = ffi.new("size_t *", POINT_SIZE)
