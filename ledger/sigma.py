@@ -21,7 +21,6 @@ never produces one (it would need a nonce of 0), and a verifier refuses nothing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.elgamal import Blinder, Ciphertext, ElectionKey, EncryptedSum
@@ -177,9 +176,3 @@ def verify_schnorr(public: Point, proof: SchnorrProof, domain: bytes, statement:
     neg_c = ORDER - proof.challenge if proof.challenge else 0
     a = add((base_mul(proof.response), public.mul(neg_c)))
     return hash_to_scalar(domain, statement + encode_optional(a)) == proof.challenge
-
-
-def scalars_of(values: Sequence[int]) -> list[bytes]:
-    """Scalars as 32-byte strings (the proofs' wire form)."""
-    return [v.to_bytes(32, "big") for v in values]
-

@@ -44,6 +44,7 @@ from ledger.group import (
 )
 from ledger.hashing import tag
 from ledger.sigma import DleqProof, prove_dleq, verify_dleq
+from ledger.trustees import CeremonyContext, Commitments, joint_key, public_share_key
 
 SHARE_DOMAIN = tag("tally/decryption-share")
 MAX_TALLY_CHOICES = 64 * 64
@@ -140,6 +141,19 @@ class TallyContext:
     joint_key: bytes
     threshold: int
     share_keys: tuple[bytes, ...]
+
+    @classmethod
+    def from_ceremony(cls, ceremony: CeremonyContext, qualified: Sequence[Commitments]) -> TallyContext:
+        """The context a key ceremony leads to: K and every trustee's X_j from the
+        qualified dealers' commitments (``trustees.qualified_dealers``)."""
+        keys = []
+        for j in range(1, len(ceremony.trustees) + 1):
+            point = public_share_key(j, qualified)
+            if point is None:  # needs the dealers' polynomials to vanish at j: a broken ceremony
+                raise BadDecryptionShare(f"trustee {j}'s public share key is the identity")
+            keys.append(point.encode())
+        return cls(ceremony.chain_id, ceremony.election_id, joint_key(qualified).encode(), ceremony.threshold,
+                   tuple(keys))
 
     def share_key(self, trustee: int) -> Point:
         if not 1 <= trustee <= len(self.share_keys):

@@ -74,7 +74,6 @@ from ledger.trustees import (
     deal,
     decrypt_share,
     joint_key,
-    public_share_key,
     qualified_dealers,
 )
 
@@ -207,16 +206,11 @@ def bench_floor(floors: list[FloorBallot]) -> Clock:
 
 
 def bench_tally(
-    cer: tuple[CeremonyContext, dict[int, TrusteeSecret], Any], key: bytes, ctx: BallotContext,
+    cer: tuple[CeremonyContext, dict[int, TrusteeSecret], Any], ctx: BallotContext,
     payloads: list[bytes], n_ballots: int,
 ) -> dict[str, Any]:
     cctx, secrets, qualified = cer
-    share_keys = []
-    for j in range(1, 6):
-        point = public_share_key(j, qualified)
-        assert point is not None
-        share_keys.append(point.encode())
-    tctx = TallyContext(cctx.chain_id, cctx.election_id, key, cctx.threshold, tuple(share_keys))
+    tctx = TallyContext.from_ceremony(cctx, qualified)
 
     def sums() -> tuple[Any, float]:
         acc = CiphertextAccumulator(5)
@@ -320,7 +314,7 @@ def main() -> None:
     figures["floor_ballots_per_s_wall"] = round(n * rounds / sum(c.wall for c in floor), 1)
     figures["clock"] = "process CPU time (wall-clock rates in *_wall)"
     print("  tally ...", file=sys.stderr)
-    figures.update(bench_tally(cer, key, ctxs[0], payloads, 40_000 if args.quick else TALLY_TARGET))
+    figures.update(bench_tally(cer, ctxs[0], payloads, 40_000 if args.quick else TALLY_TARGET))
     if args.skip_electionguard:
         figures["electionguard_verify_ballots_per_s"] = None
         figures["electionguard_reason"] = "skipped (--skip-electionguard)"

@@ -42,12 +42,10 @@ def _credential(voter: int) -> bytes:
 def _election() -> tuple[TallyContext, list[bytes], BallotContext, dict[int, int]]:
     cer = run_ceremony(5, 3)
     shares = {j: s.share for j, s in cer.secrets.items() if s.share is not None}
-    share_keys = []
+    tctx = TallyContext.from_ceremony(cer.ctx, cer.commitments)
+    assert tctx.joint_key == cer.key.encode() and tctx.threshold == 3
     for j in range(1, 6):
-        point = public_share_key(j, cer.commitments)
-        assert point is not None
-        share_keys.append(point.encode())
-    tctx = TallyContext(cer.ctx.chain_id, cer.ctx.election_id, cer.key.encode(), 3, tuple(share_keys))
+        assert tctx.share_key(j) == public_share_key(j, cer.commitments)
     payloads = []
     bctx = BallotContext(cer.ctx.chain_id, cer.ctx.election_id, cer.key.encode(), _credential(0), SHAPE)
     for v, votes in enumerate(VOTES):
