@@ -13,12 +13,17 @@ decompressed once, when it is decoded. Which libsecp256k1 call does what, and wh
 - ``Point.mul`` (P^k): ``secp256k1_ec_pubkey_tweak_mul``, constant time.
 - ``add`` (sums): ``secp256k1_ec_pubkey_combine``; its addition formula is complete for
   the running sum (doubling and an identity partial sum included); only an identity
-  *result* is refused by the library, and that is reported here as ``None``.
-- ``FixedBase.mul``: a variable-time table lookup (32 windows of 8 bits, summed by one
-  combine call) for a base used millions of times (g, the election key). It is faster
-  than ``tweak_mul`` and is only for public scalars (verification, never encryption).
+  *result* is refused by the library, and that is reported here as ``None``. The
+  library zeroes its output before reading the inputs: the output is never an input.
+- ``FixedBase``: a variable-time table (one entry per byte of the scalar, 33 points
+  summed by one combine call) for a base used millions of times (g, the election key).
+  It costs about half a ``tweak_mul`` and is only for public scalars (verification,
+  never encryption).
 
 Negation is ``secp256k1_ec_pubkey_negate`` (a field negation of y: about 0.2 µs).
+Measured here (one core, process time, a busy machine): parse 5 µs, ``create`` 18.5 µs,
+``tweak_mul`` 33 µs, a 33-point combine 11 µs. coincurve's object API adds a parse and
+an object per call (``PublicKey.multiply``: 39 µs), hence raw structs kept decoded.
 """
 
 from __future__ import annotations
