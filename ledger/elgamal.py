@@ -94,8 +94,8 @@ ZERO_SUM = EncryptedSum(None, None)
 
 
 class Blinder:
-    """g^t for secret t by the same library calls whatever t is (zero included):
-    g^t = g^(t + rho) * g^(-rho) for a random rho fixed for one ballot."""
+    """Multiplies by g^t for a secret t with the same library calls whatever t is (zero
+    included): g^t = g^(t + rho) * g^(-rho) for a random rho fixed for one ballot."""
 
     __slots__ = ("_neg", "_rho")
 
@@ -103,9 +103,10 @@ class Blinder:
         self._rho = rng()
         self._neg = base_mul(-self._rho)
 
-    def base_mul(self, t: int) -> Point | None:
-        # If t + rho happened to be 0, g^(t+rho) is the identity and the sum is still g^t.
-        return add((base_mul(t + self._rho), self._neg))
+    def times_base(self, point: Point | None, t: int) -> Point | None:
+        """point * g^t as one sum of three terms, so t = 0 costs what any t costs.
+        (If t + rho happened to be 0, g^(t+rho) is the identity and the sum still right.)"""
+        return add((point, base_mul(t + self._rho), self._neg))
 
 
 def encrypt(key: ElectionKey, m: int, r: int, blinder: Blinder | None = None) -> Ciphertext:
@@ -114,7 +115,7 @@ def encrypt(key: ElectionKey, m: int, r: int, blinder: Blinder | None = None) ->
         raise ValueError("nonce out of range")
     blinder = blinder or Blinder()
     alpha = base_mul(r)
-    beta = add((key.point.mul(r), blinder.base_mul(m)))
+    beta = blinder.times_base(key.point.mul(r), m)
     if alpha is None or beta is None:  # beta = 1 needs K^r = g^-m: a discrete log of K
         raise ValueError("degenerate encryption; draw another nonce")
     return Ciphertext(alpha, beta)

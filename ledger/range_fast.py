@@ -16,7 +16,16 @@ from typing import Any
 
 from coincurve._libsecp256k1 import ffi, lib
 
-from ledger.group import LIB_CONTEXT, ORDER, POINT_SIZE, FixedBase, base_mul
+from ledger.group import (
+    LIB_CONTEXT,
+    ORDER,
+    POINT_SIZE,
+    TERM_WORDS,
+    FixedBase,
+    base_table,
+    neg_base_multiple,
+    scalar_lanes,
+)
 
 _COMPRESSED = lib.SECP256K1_EC_COMPRESSED
 _STRUCT_SIZE = 64  # sizeof(secp256k1_pubkey)
@@ -24,18 +33,26 @@ _local = threading.local()
 
 
 class _Scratch:
-    """Per-thread structs: two terms, a shifted beta, the sum, and the arrays naming them."""
+    """Per-thread structs and arrays: the variable-base term, the sum, one array of term
+    addresses per table (the table's 33 terms, then ours), the serialised commitments."""
 
     def __init__(self) -> None:
-        self.term_g = ffi.new("secp256k1_pubkey *")
-        self.term_x = ffi.new("secp256k1_pubkey *")
-        self.shifted = ffi.new("secp256k1_pubkey *")
+        self.term = ffi.new("secp256k1_pubkey *")
         self.total = ffi.new("secp256k1_pubkey *")
-        self.pair = ffi.new("secp256k1_pubkey *[2]", [self.term_g, self.term_x])
         self.shift_pair = ffi.new("secp256k1_pubkey *[2]", [ffi.NULL, ffi.NULL])
-        self.table_scratch = ffi.new("secp256k1_pubkey *[32]")
-        self.out = ffi.new("unsigned char[33]")
+        term_word = int(ffi.cast("uintptr_t", self.term))
+        self.g_words = ffi.new(f"uintptr_t[{TERM_WORDS + 1}]")
+        self.k_words = ffi.new(f"uintptr_t[{TERM_WORDS + 1}]")
+        self.g_words[TERM_WORDS] = self.k_words[TERM_WORDS] = term_word
+        self.g_terms = ffi.cast("secp256k1_pubkey **", self.g_words)
+        self.k_terms = ffi.cast("secp256k1_pubkey **", self.k_words)
+        self.out = ffi.new(f"unsigned char[{2 * POINT_SIZE * _MAX_BRANCHES}]")
+        self.slots = [self.out + POINT_SIZE * i for i in range(2 * _MAX_BRANCHES)]
         self.out_len = ffi.new("size_t *", POINT_SIZE)
+
+
+_MAX_BRANCHES = 65  # a contest limit is at most 64 choices: 65 branches
+_N_TERMS = TERM_WORDS + 1
 
 
 def _scratch() -> _Scratch:
@@ -46,57 +63,50 @@ def _scratch() -> _Scratch:
     return scratch
 
 
-_NEG_G_RAW: list[Any] = []  # raw structs of -j*g, j = 1, 2, ...
-
-
-def _neg_multiple_raw(j: int) -> Any:
-    while len(_NEG_G_RAW) < j:
-        p = base_mul(-(len(_NEG_G_RAW) + 1))
-        assert p is not None
-        _NEG_G_RAW.append(p.raw)
-    return _NEG_G_RAW[j - 1]
-
-
 def range_commitments_fast(
     key_table: FixedBase, alpha: Any, beta: Any, challenges: tuple[int, ...], responses: tuple[int, ...]
-) -> list[bytes] | None:
-    """The encoded commitments (a_0, b_0, ...), or None where the reference must decide."""
+) -> bytes | None:
+    """a_0 || b_0 || a_1 || ... encoded (33 bytes each), or None where the reference
+    must decide.
+
+    Each commitment is one combine call: the fixed-base table's 33 terms for g^v (or
+    K^v) and, after them, the variable-base term alpha^-c (or (beta g^-j)^-c).
+    Commitments are serialised side by side into one buffer, ready to hash."""
+    if len(challenges) > _MAX_BRANCHES:
+        return None
     s = _scratch()
     ctx = LIB_CONTEXT
-    term_g, term_x, total, pair, out, out_len = s.term_g, s.term_x, s.total, s.pair, s.out, s.out_len
-    create = lib.secp256k1_ec_pubkey_create
+    term, total, slots, out_len = s.term, s.total, s.slots, s.out_len
+    g_table = base_table()
+    g_fill, k_fill = g_table.fill, key_table.fill
+    g_words, k_words, g_terms, k_terms = s.g_words, s.k_words, s.g_terms, s.k_terms
     tweak_mul = lib.secp256k1_ec_pubkey_tweak_mul
     combine = lib.secp256k1_ec_pubkey_combine
     serialize = lib.secp256k1_ec_pubkey_serialize
     memmove = ffi.memmove
-    result: list[bytes] = []
     for j, (c, v) in enumerate(zip(challenges, responses, strict=True)):
         if c == 0 or v == 0:
             return None
         neg_c = (ORDER - c).to_bytes(32, "big")
-        v_bytes = v.to_bytes(32, "big")
+        lanes = scalar_lanes(v)
         # a_j = g^v alpha^-c
-        create(ctx, term_g, v_bytes)
-        memmove(term_x, alpha, _STRUCT_SIZE)
-        tweak_mul(ctx, term_x, neg_c)
-        if not combine(ctx, total, pair, 2):
+        memmove(term, alpha, _STRUCT_SIZE)
+        tweak_mul(ctx, term, neg_c)
+        g_fill(lanes, g_words)
+        if not combine(ctx, total, g_terms, _N_TERMS):
             return None
-        out_len[0] = POINT_SIZE
-        serialize(ctx, out, out_len, total, _COMPRESSED)
-        result.append(ffi.buffer(out)[:])
+        serialize(ctx, slots[2 * j], out_len, total, _COMPRESSED)
         # b_j = K^v (beta g^-j)^-c
-        key_table.mul_into(v, term_g, s.table_scratch)
         if j == 0:
-            memmove(term_x, beta, _STRUCT_SIZE)
+            memmove(term, beta, _STRUCT_SIZE)
         else:
             s.shift_pair[0] = beta
-            s.shift_pair[1] = _neg_multiple_raw(j)
-            if not combine(ctx, term_x, s.shift_pair, 2):
+            s.shift_pair[1] = neg_base_multiple(j).raw
+            if not combine(ctx, term, s.shift_pair, 2):
                 return None
-        tweak_mul(ctx, term_x, neg_c)
-        if not combine(ctx, total, pair, 2):
+        tweak_mul(ctx, term, neg_c)
+        k_fill(lanes, k_words)
+        if not combine(ctx, total, k_terms, _N_TERMS):
             return None
-        out_len[0] = POINT_SIZE
-        serialize(ctx, out, out_len, total, _COMPRESSED)
-        result.append(ffi.buffer(out)[:])
-    return result
+        serialize(ctx, slots[2 * j + 1], out_len, total, _COMPRESSED)
+    return ffi.buffer(s.out, 2 * POINT_SIZE * len(challenges))[:]  # type: ignore[no-any-return]

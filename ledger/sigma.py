@@ -21,7 +21,6 @@ never produces one (it would need a nonce of 0), and a verifier refuses nothing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.elgamal import Blinder, Ciphertext, ElectionKey, EncryptedSum
@@ -34,6 +33,7 @@ from ledger.group import (
     base_mul,
     encode_optional,
     hash_to_scalar,
+    neg_base_multiple,
     random_scalar,
 )
 from ledger.range_fast import range_commitments_fast
@@ -76,7 +76,7 @@ def prove_range(
     parts = [statement]
     for j in branches:
         a = base_mul(s[j])
-        b = add((key.point.mul(s[j]), blinder.base_mul((j - message) * e[j])))
+        b = blinder.times_base(key.point.mul(s[j]), (j - message) * e[j])
         parts.append(encode_optional(a))
         parts.append(encode_optional(b))
     c = hash_to_scalar(domain, b"".join(parts))
@@ -84,17 +84,6 @@ def prove_range(
     challenges[message] = (c - sum(challenges)) % ORDER
     responses = tuple((s[j] + nonce * challenges[j]) % ORDER for j in branches)
     return RangeProof(tuple(challenges), responses)
-
-
-_NEG_MULTIPLES: list[Point] = []  # -j*g for j = 1, 2, ...
-
-
-def _neg_multiple(j: int) -> Point:
-    while len(_NEG_MULTIPLES) < j:
-        p = base_mul(-(len(_NEG_MULTIPLES) + 1))
-        assert p is not None
-        _NEG_MULTIPLES.append(p)
-    return _NEG_MULTIPLES[j - 1]
 
 
 def range_commitments(
@@ -105,7 +94,7 @@ def range_commitments(
     out: list[bytes] = []
     for j, (c, v) in enumerate(zip(proof.challenges, proof.responses, strict=True)):
         neg_c = ORDER - c if c else 0
-        shifted = beta if j == 0 else add((beta, _neg_multiple(j)))
+        shifted = beta if j == 0 else add((beta, neg_base_multiple(j)))
         a = add((base_mul(v), None if alpha is None else alpha.mul(neg_c)))
         b = add((key_table.mul(v), None if shifted is None else shifted.mul(neg_c)))
         out.append(encode_optional(a))
@@ -131,8 +120,8 @@ def verify_range(
             key_table, ciphertext.alpha.raw, ciphertext.beta.raw, proof.challenges, proof.responses
         )
     if commitments is None:
-        commitments = range_commitments(key_table, ciphertext, proof)
-    c = hash_to_scalar(domain, statement + b"".join(commitments))
+        commitments = b"".join(range_commitments(key_table, ciphertext, proof))
+    c = hash_to_scalar(domain, statement + commitments)
     return sum(proof.challenges) % ORDER == c
 
 
@@ -187,9 +176,3 @@ def verify_schnorr(public: Point, proof: SchnorrProof, domain: bytes, statement:
     neg_c = ORDER - proof.challenge if proof.challenge else 0
     a = add((base_mul(proof.response), public.mul(neg_c)))
     return hash_to_scalar(domain, statement + encode_optional(a)) == proof.challenge
-
-
-def scalars_of(values: Sequence[int]) -> list[bytes]:
-    """Scalars as 32-byte strings (the proofs' wire form)."""
-    return [v.to_bytes(32, "big") for v in values]
-

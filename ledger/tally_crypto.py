@@ -44,6 +44,7 @@ from ledger.group import (
 )
 from ledger.hashing import tag
 from ledger.sigma import DleqProof, prove_dleq, verify_dleq
+from ledger.trustees import CeremonyContext, Commitments, joint_key, public_share_key
 
 SHARE_DOMAIN = tag("tally/decryption-share")
 MAX_TALLY_CHOICES = 64 * 64
@@ -53,19 +54,22 @@ _CHUNK = 1024  # points summed per libsecp256k1 combine call
 # --- sums ------------------------------------------------------------------------------
 class CiphertextAccumulator:
     """Running sums per choice. Points are parsed into reused struct arrays and summed
-    by one library call per 1,024 (slot 0 carries the running total), so a tally of
-    millions of ballots allocates nothing per point."""
+    by one library call per 1,024 ballots (slot 0 carries the running total), so a
+    tally of millions of ballots allocates nothing per point. Not thread-safe: one
+    accumulator per thread or process (partial sums add with ``EncryptedSum.plus``)."""
 
     def __init__(self, choices: int) -> None:
         if not 1 <= choices <= MAX_TALLY_CHOICES:
             raise ValueError("choices out of range")
         self.choices = choices
         self.ballots = 0
-        self._structs = [ffi.new(f"secp256k1_pubkey[{_CHUNK + 1}]") for _ in range(2 * choices)]
-        self._ptrs = [ffi.new(f"secp256k1_pubkey *[{_CHUNK + 1}]") for _ in range(2 * choices)]
+        # Up to 1,024 ballots per library call, fewer for very wide ballots so that the
+        # arrays stay within about 8 MiB.
+        self._chunk = max(16, min(_CHUNK, (1 << 16) // choices))
+        self._structs = [ffi.new(f"secp256k1_pubkey[{self._chunk + 1}]") for _ in range(2 * choices)]
+        self._ptrs = [ffi.new(f"secp256k1_pubkey *[{self._chunk + 1}]") for _ in range(2 * choices)]
         for structs, ptrs in zip(self._structs, self._ptrs, strict=True):
-            for i in range(_CHUNK + 1):
-                ptrs[i] = structs + i
+            ptrs[0 : self._chunk + 1] = [structs + i for i in range(self._chunk + 1)]
         self._out = ffi.new("secp256k1_pubkey *")  # combine zeroes its output first: never an input
         self._has_total = [False] * (2 * choices)
         self._fill = 1  # next free slot, the same in every array (one point per ballot each)
@@ -95,7 +99,7 @@ class CiphertextAccumulator:
     def _advance(self) -> None:
         self.ballots += 1
         self._fill += 1
-        if self._fill > _CHUNK:
+        if self._fill > self._chunk:
             self._flush()
 
     def _flush(self) -> None:
@@ -140,6 +144,19 @@ class TallyContext:
     joint_key: bytes
     threshold: int
     share_keys: tuple[bytes, ...]
+
+    @classmethod
+    def from_ceremony(cls, ceremony: CeremonyContext, qualified: Sequence[Commitments]) -> TallyContext:
+        """The context a key ceremony leads to: K and every trustee's X_j from the
+        qualified dealers' commitments (``trustees.qualified_dealers``)."""
+        keys = []
+        for j in range(1, len(ceremony.trustees) + 1):
+            point = public_share_key(j, qualified)
+            if point is None:  # needs the dealers' polynomials to vanish at j: a broken ceremony
+                raise BadDecryptionShare(f"trustee {j}'s public share key is the identity")
+            keys.append(point.encode())
+        return cls(ceremony.chain_id, ceremony.election_id, joint_key(qualified).encode(), ceremony.threshold,
+                   tuple(keys))
 
     def share_key(self, trustee: int) -> Point:
         if not 1 <= trustee <= len(self.share_keys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.elgamal import Ciphertext, EncryptedSum
 from ledger.encrypted_ballot import BallotContext, ContestShape, encoded_ciphertexts, encrypt_ballot, verify_payload
@@ -42,12 +44,10 @@ def _credential(voter: int) -> bytes:
 def _election() -> tuple[TallyContext, list[bytes], BallotContext, dict[int, int]]:
     cer = run_ceremony(5, 3)
     shares = {j: s.share for j, s in cer.secrets.items() if s.share is not None}
-    share_keys = []
+    tctx = TallyContext.from_ceremony(cer.ctx, cer.commitments)
+    assert tctx.joint_key == cer.key.encode() and tctx.threshold == 3
     for j in range(1, 6):
-        point = public_share_key(j, cer.commitments)
-        assert point is not None
-        share_keys.append(point.encode())
-    tctx = TallyContext(cer.ctx.chain_id, cer.ctx.election_id, cer.key.encode(), 3, tuple(share_keys))
+        assert tctx.share_key(j) == public_share_key(j, cer.commitments)
     payloads = []
     bctx = BallotContext(cer.ctx.chain_id, cer.ctx.election_id, cer.key.encode(), _credential(0), SHAPE)
     for v, votes in enumerate(VOTES):
@@ -69,6 +69,7 @@ def _sums(payloads: list[bytes]) -> tuple[EncryptedSum, ...]:
 
 
 SUMS = _sums(PAYLOADS)
+SHARE_RAW = make_decryption_share(TCTX, SUMS, 2, SHARES[2]).encode()
 
 
 def test_t_of_n_tally_with_an_absent_trustee_and_a_bad_share() -> None:
@@ -159,3 +160,23 @@ def test_cancelling_ballots_give_identity_sums() -> None:
     posted = [make_decryption_share(TCTX, sums, j, SHARES[j]) for j in (1, 2, 3)]
     assert all(e.point is None for e in posted[0].entries)
     assert list(decrypt_tally(TCTX, sums, posted, 2).counts) == [0] * 6
+
+
+@given(st.data())
+def test_mutated_shares_never_verify(data: st.DataObject) -> None:
+    """A changed byte of a posted share is refused when decoded or when checked."""
+    raw = bytearray(SHARE_RAW)
+    for pos in data.draw(st.lists(st.integers(0, len(raw) - 1), min_size=1, max_size=3, unique=True)):
+        raw[pos] ^= data.draw(st.integers(1, 255))
+    with pytest.raises((BadEncoding, BadDecryptionShare)):
+        verify_decryption_share(TCTX, SUMS, DecryptionShare.decode(bytes(raw)))
+
+
+def test_wide_ballots_accumulate_in_small_chunks() -> None:
+    acc = CiphertextAccumulator(4000)
+    assert acc._chunk == 16
+    ct = verify_payload(dataclasses.replace(BCTX, credential=_credential(0)), PAYLOADS[0]).ballot.ciphertexts()[0]
+    for _ in range(40):
+        acc.add_ciphertexts([ct] * 4000)
+    sums = acc.sums()
+    assert sums[0] == sums[3999] == EncryptedSum(ct.alpha.mul(40), ct.beta.mul(40))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.errors import BadCeremonyProof, BadComplaint, BadEncoding, BadKeyFile, BadShare
 from ledger.group import ORDER, Point, base_mul, lagrange_at_zero
@@ -170,3 +172,24 @@ def test_points_of_commitments_are_checked_on_decode() -> None:
     with pytest.raises(BadEncoding):
         Commitments.decode(bytes(raw))
     assert isinstance(CER.key, Point)
+
+
+@given(st.data())
+def test_mutated_ceremony_messages_never_verify(data: st.DataObject) -> None:
+    """A changed byte of commitments is refused at decoding or by their proofs; of an
+    encrypted share, at decoding, decryption or Feldman's check."""
+    which = data.draw(st.sampled_from(["commitments", "share"]))
+    raw = bytearray(CER.commitments[1].encode() if which == "commitments" else _share(CER, 2, 3).encode())
+    for pos in data.draw(st.lists(st.integers(0, len(raw) - 1), min_size=1, max_size=3, unique=True)):
+        raw[pos] ^= data.draw(st.integers(1, 255))
+    if which == "commitments":
+        with pytest.raises((BadEncoding, BadCeremonyProof)):
+            verify_commitments(CER.ctx, Commitments.decode(bytes(raw)))
+        return
+    with pytest.raises((BadEncoding, BadShare)):
+        enc = EncryptedShare.decode(bytes(raw))
+        if enc.dealer not in CER.secrets or enc.recipient not in CER.secrets:
+            raise BadShare("names someone who is not a trustee")
+        share = decrypt_share(CER.ctx, enc, CER.secrets[enc.recipient])
+        if not verify_share(share, 3, _commitments(CER, enc.dealer)):
+            raise BadShare("fails Feldman's check")
