@@ -38,7 +38,14 @@ from node.consensus.core import (
     Timeout,
     TimeoutParams,
 )
-from node.consensus.messages import Message, Proposal, Vote, decode_message, encode_message
+from node.consensus.messages import (
+    Message,
+    Proposal,
+    Vote,
+    decode_message,
+    encode_message,
+    signing_slot,
+)
 
 CHAIN_ID = "sim-chain"
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -417,11 +424,9 @@ class Simulation:
     def _record_signed(self, node: SimNode, m: Message) -> None:
         if not node.honest:
             return
-        sender = m.proposer_index if isinstance(m, Proposal) else m.validator_index
-        if sender != node.index:
+        if m.sender != node.index:
             return  # a proposal persisted for a lock was signed by its proposer
-        kind = 0 if isinstance(m, Proposal) else int(m.kind)
-        key = (node.index, m.height, m.round, kind)
+        key = (node.index, *signing_slot(m))
         data = encode_message(m)
         previous = self.signed.setdefault(key, data)
         if previous != data:

@@ -134,8 +134,7 @@ def assert_write_ahead(outs: list[Output], index: int) -> None:
             persisted.add(encode_message(o.message))
         elif isinstance(o, Broadcast):
             m = o.message
-            sender = m.proposer_index if isinstance(m, Proposal) else m.validator_index
-            if sender == index:
+            if m.sender == index:
                 assert encode_message(m) in persisted, m
 
 
@@ -364,7 +363,7 @@ def test_bad_messages_are_dropped_and_counted() -> None:
         "wrong_proposer": 1,
         "far_future": 1,
     }
-    assert not core._votes  # nothing of it was counted
+    assert core.votes.is_empty()  # nothing of it was counted
     core.on_vote(good)
     core.on_vote(good)
     assert core.stats["duplicate"] == 1
