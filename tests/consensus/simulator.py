@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,7 @@ class SimulationFailure(AssertionError):
 
 # --- the ledger side ----------------------------------------------------------------
 _KEYS: dict[int, SigningKey] = {}
-_GENESIS: dict[int, Genesis] = {}
+_GENESIS: dict[tuple[int, tuple[int, ...] | None], Genesis] = {}
 
 
 def validator_key(i: int) -> SigningKey:
@@ -87,8 +88,9 @@ def validator_key(i: int) -> SigningKey:
 
 
 def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
-    if powers is None and n in _GENESIS:
-        return _GENESIS[n]
+    """A chain of ``n`` validators, of equal power unless ``powers`` says otherwise."""
+    if (n, powers) in _GENESIS:
+        return _GENESIS[(n, powers)]
     validators = ValidatorSet(
         tuple(
             ValidatorInfo(f"v{i}", validator_key(i).public_key, 1 if powers is None else powers[i])
@@ -103,8 +105,7 @@ def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
         params=ChainParams(),
         elections=(),
     )
-    if powers is None:
-        _GENESIS[n] = genesis
+    _GENESIS[(n, powers)] = genesis
     return genesis
 
 
@@ -236,10 +237,21 @@ class Schedule:
     crashes: tuple[Crash, ...] = ()
     gst: float = 0.0
     target_height: int = 3
+    powers: tuple[int, ...] | None = None  # voting powers; None: all equal
 
     @property
     def f(self) -> int:
+        """How many validators may be faulty (Byzantine or down for good) at once."""
         return (self.n - 1) // 3
+
+    def power(self, nodes: Iterable[int]) -> int:
+        return sum(1 if self.powers is None else self.powers[i] for i in nodes)
+
+    def may_fail(self, faulty: Iterable[int]) -> bool:
+        """Whether ``faulty`` may all be faulty: at most f of them, under 1/3 of the power."""
+        nodes = set(faulty)
+        total = self.power(range(self.n))
+        return len(nodes) <= self.f and 3 * self.power(nodes) < total
 
     def effective_gst(self) -> float:
         ends = [self.gst]
@@ -249,11 +261,21 @@ class Schedule:
         return max(ends)
 
 
+def faulty_within_bounds(shape: Schedule, nodes: list[int]) -> list[int]:
+    """The longest prefix of ``nodes`` that may all be faulty in ``shape``'s validator set."""
+    while not shape.may_fail(nodes):
+        nodes = nodes[:-1]
+    return nodes
+
+
 def random_schedule(rng: random.Random, seed: int) -> Schedule:
-    """A schedule drawn from ``rng`` (the seeded-loop counterpart of the hypothesis one)."""
+    """A schedule drawn from ``rng`` (the seeded-loop counterpart of the hypothesis one).
+    About a third have validators of unequal power (1 to 4)."""
     n = rng.randint(4, 7)
     f = (n - 1) // 3
-    byz_nodes = rng.sample(range(n), rng.randint(0, f))
+    powers = tuple(rng.randint(1, 4) for _ in range(n)) if rng.random() < 0.35 else None
+    shape = Schedule(seed=seed, n=n, powers=powers)
+    byz_nodes = faulty_within_bounds(shape, rng.sample(range(n), rng.randint(0, f)))
     byzantine = tuple((i, rng.choice(BEHAVIOURS)) for i in sorted(byz_nodes))
     honest = [i for i in range(n) if i not in byz_nodes]
     partitions = []
@@ -262,17 +284,18 @@ def random_schedule(rng: random.Random, seed: int) -> Schedule:
         group = frozenset(rng.sample(range(n), rng.randint(1, n - 1)))
         partitions.append(Partition(start, start + rng.uniform(0.5, 8), group))
     crashes = []
-    spare = len(honest) - (2 * n // 3 + 1)  # honest validators that may stay down for good
+    faulty = list(byz_nodes)  # a validator down for good counts as faulty
     for node in rng.sample(honest, rng.randint(0, min(2, len(honest)))):
         at = rng.uniform(0, 10)
-        if spare > 0 and rng.random() < 0.3:
-            spare -= 1
+        if shape.may_fail([*faulty, node]) and rng.random() < 0.3:
+            faulty.append(node)
             crashes.append(Crash(node, at, None))
         else:
             crashes.append(Crash(node, at, at + rng.uniform(0.1, 6)))
     return Schedule(
         seed=seed,
         n=n,
+        powers=powers,
         byzantine=byzantine,
         drop_rate=rng.choice([0.0, 0.05, 0.2, 0.4]),
         dup_rate=rng.choice([0.0, 0.1]),
@@ -333,7 +356,7 @@ class Simulation:
         self.s = schedule
         self.rng = random.Random(schedule.seed)
         self.timeouts = timeouts
-        self.genesis = make_genesis(schedule.n)
+        self.genesis = make_genesis(schedule.n, schedule.powers)
         self.validators = self.genesis.validators
         self.now = 0.0
         self.gst = schedule.effective_gst()
@@ -363,7 +386,7 @@ class Simulation:
         return GENESIS_TIME_MS + int(self.now * 1000)
 
     def _new_app(self, i: int) -> SimApp:
-        return SimApp(make_genesis(self.s.n), validator_key(i).public_key, self._clock_ms)
+        return SimApp(self.genesis, validator_key(i).public_key, self._clock_ms)
 
     def _new_core(self, node: SimNode) -> ConsensusCore:
         height = node.height + 1

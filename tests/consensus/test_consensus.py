@@ -15,6 +15,7 @@ import time
 import tracemalloc
 from collections import Counter
 from dataclasses import replace
+from itertools import combinations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -43,10 +44,12 @@ from tests.consensus.simulator import (
     Partition,
     Schedule,
     Simulation,
+    faulty_within_bounds,
     make_genesis,
     random_schedule,
     validator_key,
 )
+from tests.test_certificate_quorum import SETS as QUORUM_SETS
 
 N = 4
 VALIDATORS = make_genesis(N).validators
@@ -443,6 +446,26 @@ def test_simulation_with_each_byzantine_behaviour(behaviour: str, n: int) -> Non
     assert min(h for i, h in result.heights.items() if i >= f) >= 3
 
 
+@pytest.mark.parametrize(
+    "powers, byzantine",
+    [
+        ((1, 3, 1, 2, 1, 1, 2), ((0, "equivocate_vote"), (2, "amnesia"))),  # 2 of 11: under 1/3
+        ((2, 1, 1, 3, 1), ((1, "equivocate_proposal"),)),  # 1 of 8
+    ],
+)
+def test_simulation_with_unequal_powers(powers: tuple[int, ...], byzantine: tuple[tuple[int, str], ...]) -> None:
+    """Quorums by power, not by head count: a heavy validator's vote weighs more."""
+    n = len(powers)
+    schedule = Schedule(
+        seed=sum(powers), n=n, powers=powers, byzantine=byzantine, drop_rate=0.2, dup_rate=0.1,
+        max_delay=0.5, partitions=(Partition(1.0, 4.0, frozenset({n - 1})),),
+        crashes=(Crash(n - 2, 2.0, 5.0),), gst=6.0, target_height=3,
+    )
+    assert schedule.may_fail([i for i, _ in byzantine])
+    result = Simulation(schedule).run()
+    assert min(h for i, h in result.heights.items() if i not in dict(byzantine)) >= 3
+
+
 def test_simulation_is_deterministic() -> None:
     schedule = random_schedule(random.Random(7), 7)
     a, b = Simulation(schedule).run(), Simulation(schedule).run()
@@ -453,7 +476,10 @@ def test_simulation_is_deterministic() -> None:
 def schedules(draw: st.DrawFn) -> Schedule:
     n = draw(st.integers(4, 7))
     f = (n - 1) // 3
+    powers = draw(st.none() | st.tuples(*[st.integers(1, 4)] * n))
+    shape = Schedule(seed=0, n=n, powers=powers)
     byz_nodes = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=f))
+    byz_nodes = faulty_within_bounds(shape, byz_nodes)
     byzantine = tuple((i, draw(st.sampled_from(BEHAVIOURS))) for i in sorted(byz_nodes))
     honest = [i for i in range(n) if i not in byz_nodes]
     partitions = []
@@ -462,18 +488,19 @@ def schedules(draw: st.DrawFn) -> Schedule:
         group = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n - 1))
         partitions.append(Partition(start, start + draw(st.floats(0.2, 8)), frozenset(group)))
     crashes = []
-    spare = len(honest) - (2 * n // 3 + 1)  # honest validators that may stay down for good
+    faulty = list(byz_nodes)  # a validator down for good counts as faulty
     crashed = draw(st.lists(st.sampled_from(honest), unique=True, max_size=2))
     for node in crashed:
         at = draw(st.floats(0, 10))
-        if spare > 0 and draw(st.booleans()):
-            spare -= 1
+        if shape.may_fail([*faulty, node]) and draw(st.booleans()):
+            faulty.append(node)
             crashes.append(Crash(node, at, None))
         else:
             crashes.append(Crash(node, at, at + draw(st.floats(0.05, 6))))
     return Schedule(
         seed=draw(st.integers(0, 2**32 - 1)),
         n=n,
+        powers=powers,
         byzantine=byzantine,
         drop_rate=draw(st.sampled_from([0.0, 0.05, 0.2, 0.4])),
         dup_rate=draw(st.sampled_from([0.0, 0.1])),
@@ -564,3 +591,59 @@ def test_a_flood_of_junk_rounds_leaves_nothing_behind() -> None:
     early_cost = statistics.median(times[:chunk])
     late_cost = statistics.median(times[-chunk:])
     assert late_cost < 3 * early_cost, (early_cost, late_cost)
+
+
+# --- quorum thresholds on sets where they differ ---------------------------------------------
+def _largest_and_smallest(powers: tuple[int, ...], num: int, den: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Signers of the largest power with power/total <= num/den, and of the smallest above."""
+    total = sum(powers)
+    subsets = [c for k in range(len(powers) + 1) for c in combinations(range(len(powers)), k)]
+    weight = lambda c: sum(powers[i] for i in c)  # noqa: E731
+    below = max((c for c in subsets if den * weight(c) <= num * total), key=weight)
+    above = min((c for c in subsets if den * weight(c) > num * total), key=weight)
+    return below, above
+
+
+def _follower(powers: tuple[int, ...]) -> ConsensusCore:
+    validators = make_genesis(len(powers), powers).validators
+    core = ConsensusCore(chain_id=CHAIN_ID, validators=validators, index=None, key=None, height=1,
+                         app=FakeApp(), timeouts=T)
+    core.start()
+    return core
+
+
+def _proposal_for(powers: tuple[int, ...], r: int, block: bytes) -> Proposal:
+    proposer = (1 + r) % len(powers)  # ValidatorSet.proposer: round robin
+    return Proposal.sign(validator_key(proposer), chain_id=CHAIN_ID, height=1, round_=r, block=block,
+                         valid_round=-1, proposer_index=proposer)
+
+
+@pytest.mark.parametrize("powers", [s[0] for s in QUORUM_SETS])
+def test_core_quorums_refuse_exactly_two_thirds_and_accept_just_above(powers: tuple[int, ...]) -> None:
+    """On 3, 6 and 7 validators and unequal powers, each quorum decision of the core: the
+    polka that locks (L36), the commit that decides (L49), the prevotes of any value that
+    start the prevote timeout (L34) and the f+1 that skip a round (L55). The largest
+    refused power is exactly 2/3 (exactly 1/3 for L55) wherever the set allows it.
+    Fails with ">= 2/3" or "> 1/2" in ValidatorSet.has_quorum, and with ">= 1/3" in
+    HeightVotes.skip_target (each tried by hand)."""
+    refused, accepted = _largest_and_smallest(powers, 2, 3)
+    for signers, enough in ((refused, False), (accepted, True)):
+        core = _follower(powers)
+        feed(core, _proposal_for(powers, 0, V), *(vote(i, PV, 0, V) for i in signers))
+        assert (core.locked_round == 0) is enough, (signers, "L36")
+        core = _follower(powers)
+        outs = feed(core, _proposal_for(powers, 0, V), *(vote(i, PC, 0, V) for i in signers))
+        decided = [o for o in outs if isinstance(o, Decide)]
+        assert bool(decided) is enough, (signers, "L49")
+        if decided:
+            decided[0].certificate.check(core.validators, chain_id=CHAIN_ID, height=1,
+                                         block_hash=keccak256(V))
+        core = _follower(powers)
+        core.on_timeout(Timeout(1, 0, TimerKind.PROPOSE))
+        outs = feed(core, *(vote(i, PV, 0, V if i % 2 else None) for i in signers))
+        assert bool(timers(outs, TimerKind.PREVOTE)) is enough, (signers, "L34")
+    few, some = _largest_and_smallest(powers, 1, 3)
+    for signers, enough in ((few, False), (some, True)):
+        core = _follower(powers)
+        feed(core, *(vote(i, PV, 3, None) for i in signers))
+        assert (core.round == 3) is enough, (signers, "L55")
