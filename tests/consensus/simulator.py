@@ -11,6 +11,16 @@ decider's chain and its certificate passes ``CommitCertificate.check``), that no
 validator signed two different messages for one (height, round, kind), and progress: the
 target height is reached within a bounded time after GST (global stabilisation time: the
 network is synchronous, partitions healed and every non-crashed honest validator up).
+
+It also holds every honest vote to the rule that justifies it, judged from outside the
+core: from what was actually sent on the network and from the validator's own signed
+votes (its lock is its latest non-nil precommit of the height, L36-40), never from the
+core's own state:
+
+* ``L22``: a non-nil prevote is for a value proposed in that round;
+* ``L23/L29``: a validator locked on v at round lr prevotes another value v' only for a
+  proposal of v' whose valid round vr is at least lr, with 2f+1 prevotes for v' sent in vr;
+* ``L36``: a non-nil precommit has 2f+1 prevotes for its value sent in its round.
 """
 
 from __future__ import annotations
@@ -366,6 +376,11 @@ class Simulation:
         self.stats: dict[str, int] = {}
         self.decided: dict[int, bytes] = {}
         self.signed: dict[tuple[int, int, int, int], bytes] = {}
+        # What was sent, properly signed, by anyone (for the rule checks above).
+        self.prevoters: dict[tuple[int, int, bytes], set[int]] = {}  # (h, r, id) -> senders
+        self.proposed: dict[tuple[int, int], set[tuple[bytes, int]]] = {}  # (h, r) -> (id, vr)
+        self.locks: dict[tuple[int, int], tuple[int, bytes]] = {}  # (node, h) -> (round, id)
+        self._block_ids: dict[bytes, bytes] = {}
         self._decode_cache: dict[bytes, Message | None] = {}
         byz = dict(schedule.byzantine)
         self.nodes = [
@@ -436,7 +451,7 @@ class Simulation:
             elif isinstance(o, Broadcast):
                 self._record_signed(node, o.message)
                 if node.honest:
-                    self._broadcast(node.index, encode_message(o.message))
+                    self._send_message(node.index, o.message)
                 else:
                     self._byzantine_broadcast(node, o.message)
             elif isinstance(o, ScheduleTimeout):
@@ -454,6 +469,50 @@ class Simulation:
         previous = self.signed.setdefault(key, data)
         if previous != data:
             self._fail(f"honest validator {node.index} signed two messages for {key[1:]}")
+        if previous is data and isinstance(m, Vote):  # newly signed: check what justifies it
+            self._note_sent(m)
+            self._check_vote(node.index, m)
+
+    # --- the rules each honest vote must follow, judged from outside the core ---------------
+    def _send_message(self, src: int, m: Message, targets: list[int] | None = None) -> None:
+        self._note_sent(m)
+        self._broadcast(src, encode_message(m), targets)
+
+    def _note_sent(self, m: Message) -> None:
+        if isinstance(m, Proposal):
+            block_id = self._block_ids.get(m.block)
+            if block_id is None:
+                block_id = self._block_ids[m.block] = Block.decode(m.block).hash()
+            self.proposed.setdefault((m.height, m.round), set()).add((block_id, m.valid_round))
+        elif m.kind == VoteKind.PREVOTE:
+            self.prevoters.setdefault((m.height, m.round, m.block_hash), set()).add(m.validator_index)
+
+    def _polka(self, height: int, round_: int, block_id: bytes) -> bool:
+        """2f+1 of the power sent prevotes for ``block_id`` in (height, round)."""
+        senders = self.prevoters.get((height, round_, block_id), set())
+        return self.validators.has_quorum(sum(self.validators.validators[i].power for i in senders))
+
+    def _check_vote(self, i: int, v: Vote) -> None:
+        h, r, x = v.height, v.round, v.block_hash
+        if not x:
+            return  # nil is always allowed (L26, L32, L45, L59, L63)
+        if v.kind == VoteKind.PRECOMMIT:
+            if not self._polka(h, r, x):
+                self._fail(f"L36: honest validator {i} precommitted {x.hex()[:8]} at {(h, r)} without a polka")
+            self.locks[(i, h)] = (r, x)  # L38-39: the lock moves with every non-nil precommit
+            return
+        proposals = [vr for block_id, vr in self.proposed.get((h, r), ()) if block_id == x]
+        if not proposals:
+            self._fail(f"L22: honest validator {i} prevoted {x.hex()[:8]} at {(h, r)}, never proposed there")
+        locked_round, locked_id = self.locks.get((i, h), (-1, b""))
+        if locked_round < 0 or locked_id == x:
+            return  # L23/L29: not locked, or locked on this value
+        if not any(locked_round <= vr and self._polka(h, vr, x) for vr in proposals):
+            line = "L23" if proposals == [-1] else "L29"
+            self._fail(
+                f"{line}: honest validator {i} locked on {locked_id.hex()[:8]} at round {locked_round} "
+                f"prevoted {x.hex()[:8]} at {(h, r)} (valid rounds proposed: {sorted(proposals)})"
+            )
 
     def _on_decide(self, node: SimNode, d: Decide) -> None:
         if d.height != node.height + 1:
@@ -482,7 +541,7 @@ class Simulation:
         if b == "amnesia" and isinstance(m, Vote) and m.kind == VoteKind.PRECOMMIT:
             # Precommit to one peer only: helps one validator decide while the others
             # move on, which is exactly what locks must survive.
-            self._broadcast(node.index, encode_message(m), [self.rng.choice(others)])
+            self._send_message(node.index, m, [self.rng.choice(others)])
             return
         if b == "equivocate_proposal" and isinstance(m, Proposal):
             alt_block = node.app.build_block(m.height, m.round, time_shift=1 + m.round)
@@ -490,8 +549,8 @@ class Simulation:
                 key, chain_id=m.chain_id, height=m.height, round_=m.round, block=alt_block,
                 valid_round=-1, proposer_index=m.proposer_index,
             )
-            self._broadcast(node.index, encode_message(m), others[:half])
-            self._broadcast(node.index, encode_message(alt), others[half:])
+            self._send_message(node.index, m, others[:half])
+            self._send_message(node.index, alt, others[half:])
             return
         if b == "equivocate_vote" and isinstance(m, Vote):
             other_hash = b"" if m.block_hash else keccak256(self.rng.randbytes(8))
@@ -500,8 +559,8 @@ class Simulation:
                 block_hash=other_hash, validator_index=m.validator_index,
             )
             split = self.rng.randint(0, len(others))
-            self._broadcast(node.index, encode_message(m), others[:split])
-            self._broadcast(node.index, encode_message(alt_vote), others[split:])
+            self._send_message(node.index, m, others[:split])
+            self._send_message(node.index, alt_vote, others[split:])
             return
         if b == "invalid_block" and isinstance(m, Proposal):
             bad = Proposal.sign(
@@ -509,9 +568,9 @@ class Simulation:
                 block=node.app.build_invalid_block(m.height), valid_round=-1,
                 proposer_index=m.proposer_index,
             )
-            self._broadcast(node.index, encode_message(bad))
+            self._send_message(node.index, bad)
             return
-        self._broadcast(node.index, encode_message(m))
+        self._send_message(node.index, m)
         if b == "future_height":
             for dh in (1, 1, 2, 5):
                 v = Vote.sign(
@@ -519,7 +578,7 @@ class Simulation:
                     height=m.height + dh, round_=self.rng.randint(0, 6),
                     block_hash=keccak256(self.rng.randbytes(8)), validator_index=node.index,
                 )
-                self._broadcast(node.index, encode_message(v))
+                self._send_message(node.index, v)
         elif b == "garbage":
             self._broadcast(node.index, self.rng.randbytes(self.rng.randint(0, 80)))
             data = bytearray(encode_message(m))
@@ -535,7 +594,7 @@ class Simulation:
                 key, chain_id="other-chain", kind=VoteKind.PREVOTE, height=m.height,
                 round_=m.round, block_hash=b"", validator_index=node.index,
             )
-            self._broadcast(node.index, encode_message(wrong_chain))
+            self._broadcast(node.index, encode_message(wrong_chain))  # refused: not noted
 
     # --- events ----------------------------------------------------------------
     def _decode(self, data: bytes) -> Message | None:

@@ -220,6 +220,92 @@ def test_lock_rule_and_valid_value_reproposal() -> None:
     assert_write_ahead(outs, 0)
 
 
+# --- the lock rule, branch by branch (L22-33) ------------------------------------------------
+# Each test below was run against these hand-made mutations of ConsensusCore._rule_proposal:
+#   "always vote for it": L29's condition replaced by True;
+#   "ignore the lock": L23's and L29's conditions both replaced by True;
+#   "no unlock by a later polka": L29 without ``lockedRound <= vr``;
+#   "no re-proposal of the locked value": L29 without ``lockedValue = v``.
+def _locked_on_v_at_2_with_a_polka_for_w_at_1() -> ConsensusCore:
+    """Validator 0 locks on w in round 1, relocks on v in round 2 (L36 on a later polka),
+    proposes v itself in round 3 and is now in round 4 (whose proposer is validator 1)."""
+    core, _ = make_core(0)
+    next_round(core)
+    core.on_proposal(proposal(1, W))  # L24: not locked yet
+    feed(core, vote(1, PV, 1, W), vote(2, PV, 1, W))  # with its own prevote: a polka for w
+    assert (core.locked_round, core.locked_hash) == (1, keccak256(W))
+    next_round(core)
+    outs = core.on_proposal(proposal(2, V))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L26: locked on w
+    feed(core, *(vote(i, PV, 2, V) for i in (1, 2, 3)))
+    assert (core.locked_round, core.locked_hash) == (2, keccak256(V))  # L38-39
+    next_round(core)
+    next_round(core)
+    assert core.round == 4
+    return core
+
+
+def test_lock_refuses_a_reproposal_whose_valid_round_is_older_than_the_lock() -> None:
+    """L28-32: locked on v at round 2; w is re-proposed with valid round 1 < 2 and its polka
+    from round 1 is in hand: prevote nil, keep the lock. Fails under "always vote for it"
+    and "ignore the lock" (the prevote is for w)."""
+    core = _locked_on_v_at_2_with_a_polka_for_w_at_1()
+    outs = core.on_proposal(proposal(4, W, vr=1))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L32
+    assert core.stats["lock_refused_reproposal"] == 1 and core.step == Step.PREVOTE  # L33
+    assert (core.locked_round, core.locked_hash) == (2, keccak256(V))
+
+
+def test_lock_accepts_a_reproposal_of_the_locked_value_with_an_older_valid_round() -> None:
+    """L29's second disjunct (lockedValue = v): locked on v at round 1 (relocked there on
+    its re-proposal), v re-proposed with valid round 0 < 1: prevote v. Fails under "no
+    re-proposal of the locked value" (the prevote is nil)."""
+    core, _ = make_core(0)
+    lock_on_v(core)  # locked on v at 0
+    next_round(core)
+    outs = core.on_proposal(proposal(1, V, vr=0))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L29: 0 <= 0
+    feed(core, vote(2, PV, 1, V), vote(3, PV, 1, V))
+    assert core.locked_round == 1
+    next_round(core)
+    outs = core.on_proposal(proposal(2, V, vr=0))  # valid round 0 < locked round 1
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L30
+    assert "lock_refused_reproposal" not in core.stats
+
+
+def test_lock_is_released_by_a_polka_from_the_lock_round_or_later() -> None:
+    """L29's first disjunct (lockedRound <= vr), at the boundary vr = lockedRound: locked on
+    w at round 1, where two equivocators also gave v a polka; v re-proposed with valid round
+    1: prevote v. Fails under "no unlock by a later polka" (nil), and with ``<`` for
+    ``<=``; the strictly later case is test_a_later_polka_unlocks_through_the_valid_round."""
+    core, _ = make_core(0)
+    next_round(core)
+    core.on_proposal(proposal(1, W))
+    feed(core, vote(1, PV, 1, W), vote(2, PV, 1, W))
+    assert (core.locked_round, core.locked_hash) == (1, keccak256(W))
+    feed(core, *(vote(i, PV, 1, V) for i in (1, 2, 3)))  # 1 and 2 equivocate
+    next_round(core)
+    next_round(core)
+    next_round(core)
+    outs = core.on_proposal(proposal(4, V, vr=1))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L30
+    assert core.stats["lock_released_by_later_polka"] == 1
+
+
+def test_lock_on_a_fresh_proposal() -> None:
+    """L22-26 (valid round -1): locked on v, a fresh proposal of v gets a prevote for v and
+    one of w a nil prevote. Fails under "ignore the lock" (w gets a prevote)."""
+    core, _ = make_core(0)
+    lock_on_v(core)
+    next_round(core)
+    outs = core.on_proposal(proposal(1, V))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L23: lockedValue = v
+    next_round(core)
+    outs = core.on_proposal(proposal(2, W))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L26
+    assert core.stats["lock_refused_proposal"] == 1
+
+
 def test_polka_in_the_current_round_relocks() -> None:
     core, _ = make_core(0)
     lock_on_v(core)
