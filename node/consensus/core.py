@@ -211,7 +211,6 @@ class ConsensusCore:
         self.timeouts = timeouts or TimeoutParams()
         self.max_buffer_rounds = max_buffer_rounds
         self.max_future_rounds = max_future_rounds
-        self._power = [v.power for v in validators.validators]
         self._signed_log = list(signed_log)
         self.stats: dict[str, int] = {}
         self.evidence: list[tuple[Message, Message]] = []
@@ -337,7 +336,7 @@ class ConsensusCore:
             self._count("far_future")
             return
         sender = m.sender
-        if not 0 <= sender < len(self._power):
+        if not 0 <= sender < len(self.validators):
             self._count("unknown_validator")
             return
         if isinstance(m, Proposal):

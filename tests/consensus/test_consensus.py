@@ -552,6 +552,26 @@ def test_simulation_with_unequal_powers(powers: tuple[int, ...], byzantine: tupl
     assert min(h for i, h in result.heights.items() if i not in dict(byzantine)) >= 3
 
 
+# Schedules in which an honest validator locked on one value meets a re-proposal of
+# another whose valid round is older than its lock (L28-32), found by drawing schedules
+# against a core whose L29 condition was replaced by True.
+LOCK_SCHEDULES = [
+    Schedule(seed=1, n=5, byzantine=((1, "amnesia"),), drop_rate=0.05, dup_rate=0.1, max_delay=0.05,
+             crashes=(Crash(0, 3.0, 4.0),), gst=0.0, target_height=2),
+]
+
+
+@pytest.mark.parametrize("schedule", LOCK_SCHEDULES)
+def test_schedules_where_a_lock_refuses_a_reproposal(schedule: Schedule) -> None:
+    """Each schedule reaches L32 (the counter shows it still does), and the simulator's
+    named checks fail on it when the lock rule is disabled (tried by hand): "always vote
+    for it" gives "L29: honest validator 2 locked on ... at round 1 prevoted ... at (1, 2)
+    (valid rounds proposed: [0])", "ignore the lock" gives "L23: honest validator 3 locked
+    on ... at round 0 prevoted ... at (1, 1) (valid rounds proposed: [-1])"."""
+    result = Simulation(schedule).run()
+    assert result.stats["core_lock_refused_reproposal"] > 0
+
+
 def test_simulation_is_deterministic() -> None:
     schedule = random_schedule(random.Random(7), 7)
     a, b = Simulation(schedule).run(), Simulation(schedule).run()
@@ -615,7 +635,11 @@ def test_simulated_schedules_keep_safety_and_progress(schedule: Schedule) -> Non
 
 def test_seeded_schedules() -> None:
     """The plain seeded-loop variant: fixed seeds, reproducible without hypothesis. The
-    schedules reach the lock rule's branches (counted by the cores), not only the easy path."""
+    schedules reach the lock rule's branches (counted by the cores), not only the easy path,
+    and the simulator's L22/L23/L29/L36 checks judge every honest vote in them: with L23's
+    condition replaced by True ("ignore the lock") seed 8 already fails with "L23: honest
+    validator 4 locked on ... prevoted ..." (tried by hand). L29's refusal branch is rare in
+    random schedules: test_schedules_where_a_lock_refuses_a_reproposal pins ones that reach it."""
     seeds = int(os.environ.get("CONSENSUS_SEEDED", "200"))
     stats: Counter[str] = Counter()
     for seed in range(seeds):
