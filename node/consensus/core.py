@@ -45,14 +45,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Protocol
 
-from ledger.block import CommitCertificate, CommitSignature, VoteKind
+from ledger.block import CommitCertificate, VoteKind
 from ledger.crypto import SigningKey
 from ledger.errors import BadSignature, LedgerError
 from ledger.genesis import ValidatorSet
-from node.consensus.messages import Message, Proposal, Vote
+from node.consensus.messages import PROPOSAL_SLOT, Message, Proposal, Vote, signing_slot
+from node.consensus.votes import HeightVotes
 
 
 class Step(IntEnum):
@@ -60,6 +61,14 @@ class Step(IntEnum):
     PROPOSE = 1
     PREVOTE = 2
     PRECOMMIT = 3
+
+
+class Rule(Enum):
+    """The upon-rules that fire only "for the first time" in a round."""
+
+    PREVOTE_TIMEOUT = "prevote_timeout"  # L34-35: 2f+1 prevotes of any value
+    POLKA_VALUE = "polka_value"  # L36-43: the proposal and 2f+1 prevotes for it
+    PRECOMMIT_TIMEOUT = "precommit_timeout"  # L47-48: 2f+1 precommits of any value
 
 
 class TimerKind(IntEnum):
@@ -153,18 +162,7 @@ class Application(Protocol):
         ...
 
 
-# Keys of the per-(round, kind) maps: 0 for a proposal, else the VoteKind.
-_PROPOSAL = 0
 MAX_EVIDENCE = 64
-MAX_VALUES_PER_SENDER = 3  # distinct values kept per (sender, round, kind) beyond wanted ones
-
-
-def _kind_key(message: Message) -> int:
-    return _PROPOSAL if isinstance(message, Proposal) else int(message.kind)
-
-
-def _sender(message: Message) -> int:
-    return message.proposer_index if isinstance(message, Proposal) else message.validator_index
 
 
 class _Slot:
@@ -213,8 +211,6 @@ class ConsensusCore:
         self.timeouts = timeouts or TimeoutParams()
         self.max_buffer_rounds = max_buffer_rounds
         self.max_future_rounds = max_future_rounds
-        self._power = [v.power for v in validators.validators]
-        self._total_power = validators.total_power
         self._signed_log = list(signed_log)
         self.stats: dict[str, int] = {}
         self.evidence: list[tuple[Message, Message]] = []
@@ -236,21 +232,11 @@ class ConsensusCore:
         self.valid_hash: bytes | None = None
         self._proposals: dict[int, _Slot] = {}
         self._extra: dict[int, _Slot] = {}  # a second (equivocating) proposal's block, for L49
-        # (round, kind) -> sender -> block hash -> vote. One sender may hold several values
-        # (it equivocated): like the paper's message counts, it counts once for each value
-        # and once in the "any value" totals, so every correct process can see the polka
-        # another saw whichever of an equivocator's votes reached it first.
-        self._votes: dict[tuple[int, int], dict[int, dict[bytes, Vote]]] = {}
-        self._tally: dict[tuple[int, int], dict[bytes, int]] = {}
-        self._vote_power: dict[tuple[int, int], int] = {}
-        self._members: dict[int, dict[int, int]] = {}  # round -> sender -> message count (L55)
-        self._member_power: dict[int, int] = {}
-        self._precommit_quorums: set[tuple[int, bytes]] = set()
-        self._fired: set[tuple[int, int]] = set()  # (line, round): "for the first time"
+        self.votes = HeightVotes(self.validators, max_future_rounds=self.max_future_rounds)
+        self.fired: set[tuple[Rule, int]] = set()  # (rule, round): "for the first time"
         self._signed: dict[tuple[int, int], Message] = {}
         self._max_signed_round = -1
         self._persisted: set[bytes] = set()
-        self._future: dict[int, set[int]] = {}  # sender -> rounds above self.round it sent in
         self._progress = 0
         self._gossiped_at = -1
 
@@ -349,8 +335,8 @@ class ConsensusCore:
         if m.height > self.height + 1:
             self._count("far_future")
             return
-        sender = _sender(m)
-        if not 0 <= sender < len(self._power):
+        sender = m.sender
+        if not 0 <= sender < len(self.validators):
             self._count("unknown_validator")
             return
         if isinstance(m, Proposal):
@@ -374,7 +360,7 @@ class ConsensusCore:
                 self._equivocation(slot.message, m)
                 return
         else:
-            versions = self._votes.get((m.round, int(m.kind)), {}).get(sender, {})
+            versions = self.votes.versions(m.round, m.kind, sender)
             if m.block_hash in versions:
                 self._count("duplicate")
                 return
@@ -382,14 +368,19 @@ class ConsensusCore:
                 return
             if versions:
                 self._equivocation(next(iter(versions.values())), m)
-                if len(versions) >= MAX_VALUES_PER_SENDER and not self._wanted(m.block_hash):
+                if not self.votes.has_room(m) and not self._wanted(m.block_hash):
                     return
         if sender == self.index:
             # Validly signed with our key, yet not by this process at this height: another
             # process holds the key. Never count it, or we could end up signing against it.
             self._count("own_key_elsewhere")
             return
-        if not self._admit_round(sender, m.round):
+        admission = self.votes.admit(sender, m.round)
+        if admission.evicted is not None:
+            self._count("evicted")
+            self._drop_proposal(sender, admission.evicted)
+        if not admission.kept:
+            self._count("round_window")
             return
         self._store(m)
 
@@ -424,7 +415,7 @@ class ConsensusCore:
         if m.round >= self.max_buffer_rounds:
             self._count("buffer_window")
             return
-        key = (_sender(m), m.round, _kind_key(m))
+        key = (m.sender, m.round, signing_slot(m)[2])
         existing = self._buffer.get(key)
         if existing is not None and existing == m:
             self._count("duplicate")
@@ -437,76 +428,23 @@ class ConsensusCore:
         self._buffer[key] = m
         self._count("buffered")
 
-    def _admit_round(self, sender: int, round_: int) -> bool:
-        """Bound what one sender can make us store above our round (L55 only needs recent)."""
-        if round_ <= self.round:
-            return True
-        rounds = self._future.setdefault(sender, set())
-        if round_ in rounds:
-            return True
-        if len(rounds) >= self.max_future_rounds:
-            lowest = min(rounds)
-            if round_ < lowest:
-                self._count("round_window")
-                return False
-            self._evict(sender, lowest)  # honest senders only move up: keep their newest
-            rounds.discard(lowest)
-            self._count("evicted")
-        rounds.add(round_)
-        return True
-
     def _store(self, m: Message) -> None:
         if m.round <= self.round:
             self._progress += 1
-        sender = _sender(m)
-        members = self._members.setdefault(m.round, {})
-        if sender not in members:
-            self._member_power[m.round] = self._member_power.get(m.round, 0) + self._power[sender]
-        members[sender] = members.get(sender, 0) + 1
         if isinstance(m, Proposal):
             self._proposals[m.round] = _Slot(m)
-            return
-        key = (m.round, int(m.kind))
-        versions = self._votes.setdefault(key, {}).setdefault(m.validator_index, {})
-        power = self._power[m.validator_index]
-        if not versions:
-            self._vote_power[key] = self._vote_power.get(key, 0) + power
-        versions[m.block_hash] = m
-        tally = self._tally.setdefault(key, {})
-        tally[m.block_hash] = tally.get(m.block_hash, 0) + power
-        if m.kind == VoteKind.PRECOMMIT and m.block_hash and self._quorum(tally[m.block_hash]):
-            self._precommit_quorums.add((m.round, m.block_hash))
+            self.votes.note_sender(m.proposer_index, m.round)
+        else:
+            self.votes.add(m)
 
-    def _evict(self, sender: int, round_: int) -> None:
-        members = self._members.get(round_, {})
-        if sender not in members:
-            return
-        del members[sender]
-        self._member_power[round_] -= self._power[sender]
+    def _drop_proposal(self, sender: int, round_: int) -> None:
+        """The sender's round was evicted: its proposal there goes with its votes."""
         slot = self._proposals.get(round_)
         if slot is not None and slot.message.proposer_index == sender:
             del self._proposals[round_]
             self._extra.pop(round_, None)
-        for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
-            key = (round_, int(kind))
-            versions = self._votes.get(key, {}).pop(sender, None)
-            if not versions:
-                continue
-            power = self._power[sender]
-            self._vote_power[key] -= power
-            for block_hash in versions:
-                self._tally[key][block_hash] -= power
-                lost = not self._quorum(self._tally[key][block_hash])
-                if kind == VoteKind.PRECOMMIT and block_hash and lost:
-                    self._precommit_quorums.discard((round_, block_hash))
 
     # --- helpers -------------------------------------------------------------------------
-    def _quorum(self, power: int) -> bool:
-        return self.validators.has_quorum(power)  # 2f+1
-
-    def _one_third(self, power: int) -> bool:
-        return 3 * power > self._total_power  # f+1: at least one correct process
-
     def _count(self, reason: str) -> None:
         self.stats[reason] = self.stats.get(reason, 0) + 1
 
@@ -539,7 +477,7 @@ class ConsensusCore:
 
     def _sign(self, m: Message) -> None:
         """Persist then broadcast a newly signed message; re-send if this slot is signed."""
-        key = (m.round, _kind_key(m))
+        key = signing_slot(m)[1:]
         existing = self._signed.get(key)
         if existing is not None:
             # Write-ahead rule: one message per (height, round, kind), ever. After a restart
@@ -587,9 +525,8 @@ class ConsensusCore:
     def _start_round(self, round_: int) -> None:
         """StartRound (L11-21)."""
         self.round = round_  # L12
+        self.votes.advance(round_)
         self._set_step(Step.PROPOSE)  # L13
-        for rounds in self._future.values():
-            rounds.difference_update([r for r in rounds if r <= round_])
         proposer = self.validators.proposer(self.height, round_)
         # L21 schedules this for non-proposers only. We schedule it for the proposer too (as
         # CometBFT does): a proposer that restarted may re-send a proposal with a valid round
@@ -597,7 +534,7 @@ class ConsensusCore:
         # once it has prevoted).
         self._schedule(TimerKind.PROPOSE, round_)
         if self.index is not None and proposer == self.index:  # L14
-            existing = self._signed.get((round_, _PROPOSAL))
+            existing = self._signed.get((round_, PROPOSAL_SLOT))
             if existing is not None:
                 self._sign(existing)
                 return
@@ -652,8 +589,7 @@ class ConsensusCore:
             return True
         # L28: needs 2f+1 prevotes for id(v) in round vr. An invalid v has no id we could
         # match; the proposal timeout (L57) prevotes nil for it.
-        polka = self._tally.get((vr, VoteKind.PREVOTE), {}).get(slot.block_hash, 0)
-        if not slot.valid or not self._quorum(polka):
+        if not slot.valid or not self.votes.prevotes(vr).has_quorum_for(slot.block_hash):
             return False
         self._count("prevote_on_reproposal")
         if self.locked_round <= vr or self.locked_hash == slot.block_hash:  # L29
@@ -668,30 +604,30 @@ class ConsensusCore:
 
     def _rule_prevote_timeout(self) -> None:
         """L34-35: 2f+1 prevotes of any kind, first time in this round."""
-        key = (34, self.round)
+        key = (Rule.PREVOTE_TIMEOUT, self.round)
         if (
             self.step == Step.PREVOTE
-            and key not in self._fired
-            and self._quorum(self._vote_power.get((self.round, VoteKind.PREVOTE), 0))
+            and key not in self.fired
+            and self.votes.prevotes(self.round).has_quorum_any()
         ):
-            self._fired.add(key)
+            self.fired.add(key)
             self._schedule(TimerKind.PREVOTE, self.round)
 
     def _rule_polka_value(self) -> bool:
         """L36-43: proposal plus 2f+1 prevotes for it: lock and precommit, or update valid."""
-        key = (36, self.round)
-        if self.step < Step.PREVOTE or key in self._fired:
+        key = (Rule.POLKA_VALUE, self.round)
+        if self.step < Step.PREVOTE or key in self.fired:
             return False
         slot = self._proposals.get(self.round)
         if slot is None:
             return False
-        tally = self._tally.get((self.round, VoteKind.PREVOTE), {})
-        if not any(h and self._quorum(p) for h, p in tally.items()):
+        prevotes = self.votes.prevotes(self.round)
+        if prevotes.quorum_value() is None:
             return False  # no polka at all: spare the validity check
         self._check(slot)
-        if not slot.valid or not self._quorum(tally.get(slot.block_hash, 0)):
+        if not slot.valid or not prevotes.has_quorum_for(slot.block_hash):
             return False
-        self._fired.add(key)
+        self.fired.add(key)
         if self.step == Step.PREVOTE:  # L37
             if self.locked_hash is not None and self.locked_hash != slot.block_hash:
                 self._count("relocked_on_another_value")
@@ -705,7 +641,7 @@ class ConsensusCore:
 
     def _rule_polka_nil(self) -> bool:
         """L44-46: 2f+1 prevotes for nil: precommit nil."""
-        if not self._quorum(self._tally.get((self.round, VoteKind.PREVOTE), {}).get(b"", 0)):
+        if not self.votes.prevotes(self.round).has_quorum_for(b""):
             return False
         self._vote(VoteKind.PRECOMMIT, b"")  # L45
         self._set_step(Step.PRECOMMIT)  # L46
@@ -713,10 +649,9 @@ class ConsensusCore:
 
     def _rule_precommit_timeout(self) -> None:
         """L47-48: 2f+1 precommits of any kind, first time in this round."""
-        key = (47, self.round)
-        power = self._vote_power.get((self.round, VoteKind.PRECOMMIT), 0)
-        if key not in self._fired and self._quorum(power):
-            self._fired.add(key)
+        key = (Rule.PRECOMMIT_TIMEOUT, self.round)
+        if key not in self.fired and self.votes.precommits(self.round).has_quorum_any():
+            self.fired.add(key)
             self._schedule(TimerKind.PRECOMMIT, self.round)
 
     def _rule_decide(self) -> bool:
@@ -725,16 +660,11 @@ class ConsensusCore:
         v may come from any proposal of this height with that id, not only round r's: the id
         binds the bytes, and a validator that missed round r's proposal can still decide.
         """
-        for round_, block_hash in sorted(self._precommit_quorums):
+        for round_, block_hash in self.votes.commits():
             slot = self._find_block(block_hash)
             if slot is None:
                 continue
-            votes = self._votes[(round_, VoteKind.PRECOMMIT)]
-            signatures = tuple(
-                CommitSignature(i, versions[block_hash].signature)
-                for i, versions in sorted(votes.items())
-                if block_hash in versions
-            )
+            signatures = self.votes.precommits(round_).signatures_for(block_hash)
             cert = CommitCertificate(self.chain_id, self.height, round_, block_hash, signatures)
             self._decide(round_, slot.message.block, cert)
             return True
@@ -760,11 +690,8 @@ class ConsensusCore:
 
     def _rule_round_skip(self) -> bool:
         """L55-56: f+1 senders of messages for a higher round: go to that round."""
-        best = -1
-        for round_, power in self._member_power.items():
-            if round_ > self.round and round_ > best and self._one_third(power):
-                best = round_
-        if best < 0:
+        best = self.votes.skip_target()
+        if best is None:
             return False
         self._start_round(best)
         return True
@@ -777,11 +704,11 @@ class ConsensusCore:
         out: dict[tuple[int, int, int, int], Message] = {}
         for (round_, kind), m in self._signed.items():
             if round_ >= r - 1:
-                out[(round_, kind, _sender(m), 0)] = m
+                out[(round_, kind, m.sender, 0)] = m
         for round_ in {r, self.valid_round}:
             slot = self._proposals.get(round_)
             if slot is not None:
-                out[(round_, _PROPOSAL, slot.message.proposer_index, 0)] = slot.message
+                out[(round_, PROPOSAL_SLOT, slot.message.proposer_index, 0)] = slot.message
         wanted = {(r, VoteKind.PREVOTE), (r, VoteKind.PRECOMMIT), (r - 1, VoteKind.PREVOTE),
                   (r - 1, VoteKind.PRECOMMIT), (self.valid_round, VoteKind.PREVOTE),
                   (self.locked_round, VoteKind.PREVOTE)}
@@ -789,9 +716,9 @@ class ConsensusCore:
         if current is not None:  # the polka the proposal's valid round claims (L28)
             wanted.add((current.message.valid_round, VoteKind.PREVOTE))
         for round_, kind in sorted(wanted):
-            for i, versions in self._votes.get((round_, int(kind)), {}).items():
-                for n, v in enumerate(versions.values()):
-                    out[(round_, int(kind), i, n)] = v
+            vote_set = self.votes.get(round_, kind)
+            for n, v in enumerate(() if vote_set is None else vote_set.votes()):
+                out[(round_, int(kind), v.validator_index, n)] = v
         for m in out.values():
             self._out.append(Broadcast(m))
 
@@ -806,7 +733,7 @@ class ConsensusCore:
             except BadSignature:
                 self._count("bad_log_entry")
                 continue
-            if _sender(m) == self.index:
+            if m.sender == self.index:
                 own.append(m)
             elif isinstance(m, Proposal):
                 self._receive(m, verified=True)  # the proposal we locked on
@@ -815,7 +742,7 @@ class ConsensusCore:
             self._start_round(0)
             return
         for m in own:
-            key = (m.round, _kind_key(m))
+            key = signing_slot(m)[1:]
             if key in self._signed:
                 continue
             self._signed[key] = m
@@ -826,6 +753,7 @@ class ConsensusCore:
             self._out.append(Broadcast(m))
         top = self._max_signed_round
         self.round = top  # never sign again below the highest round we signed in
+        self.votes.advance(top)
         if (top, VoteKind.PRECOMMIT) in self._signed:
             self.step = Step.PRECOMMIT
         elif (top, VoteKind.PREVOTE) in self._signed:
@@ -839,7 +767,7 @@ class ConsensusCore:
                 if slot is not None:
                     self.valid_round, self.valid_hash = round_, m.block_hash
                     self.valid_value = slot.message.block
-                    self._fired.add((36, round_))
+                    self.fired.add((Rule.POLKA_VALUE, round_))
                 break
         if self.step == Step.NEW_HEIGHT:
             self._start_round(top)  # only a proposal signed at the top round: re-send it

@@ -62,6 +62,10 @@ class Proposal:
     proposer_index: int
     signature: bytes
 
+    @property
+    def sender(self) -> int:
+        return self.proposer_index
+
     def digest(self) -> bytes:
         return proposal_digest(self.chain_id, self.height, self.round, self.block, self.valid_round)
 
@@ -132,6 +136,10 @@ class Vote:
     validator_index: int
     signature: bytes
 
+    @property
+    def sender(self) -> int:
+        return self.validator_index
+
     def digest(self) -> bytes:
         return vote_digest(self.chain_id, self.kind, self.height, self.round, self.block_hash)
 
@@ -198,6 +206,13 @@ class Vote:
 
 
 Message = Proposal | Vote
+PROPOSAL_SLOT = 0  # the kind of a proposal in a signing slot; votes use their VoteKind (1, 2)
+
+
+def signing_slot(message: Message) -> tuple[int, int, int]:
+    """(height, round, kind): a validator signs at most one message per slot, ever."""
+    kind = PROPOSAL_SLOT if isinstance(message, Proposal) else int(message.kind)
+    return (message.height, message.round, kind)
 
 
 class MessageType(IntEnum):

@@ -11,12 +11,23 @@ decider's chain and its certificate passes ``CommitCertificate.check``), that no
 validator signed two different messages for one (height, round, kind), and progress: the
 target height is reached within a bounded time after GST (global stabilisation time: the
 network is synchronous, partitions healed and every non-crashed honest validator up).
+
+It also holds every honest vote to the rule that justifies it, judged from outside the
+core: from what was actually sent on the network and from the validator's own signed
+votes (its lock is its latest non-nil precommit of the height, L36-40), never from the
+core's own state:
+
+* ``L22``: a non-nil prevote is for a value proposed in that round;
+* ``L23/L29``: a validator locked on v at round lr prevotes another value v' only for a
+  proposal of v' whose valid round vr is at least lr, with 2f+1 prevotes for v' sent in vr;
+* ``L36``: a non-nil precommit has 2f+1 prevotes for its value sent in its round.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +49,14 @@ from node.consensus.core import (
     Timeout,
     TimeoutParams,
 )
-from node.consensus.messages import Message, Proposal, Vote, decode_message, encode_message
+from node.consensus.messages import (
+    Message,
+    Proposal,
+    Vote,
+    decode_message,
+    encode_message,
+    signing_slot,
+)
 
 CHAIN_ID = "sim-chain"
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -70,7 +88,7 @@ class SimulationFailure(AssertionError):
 
 # --- the ledger side ----------------------------------------------------------------
 _KEYS: dict[int, SigningKey] = {}
-_GENESIS: dict[int, Genesis] = {}
+_GENESIS: dict[tuple[int, tuple[int, ...] | None], Genesis] = {}
 
 
 def validator_key(i: int) -> SigningKey:
@@ -80,8 +98,9 @@ def validator_key(i: int) -> SigningKey:
 
 
 def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
-    if powers is None and n in _GENESIS:
-        return _GENESIS[n]
+    """A chain of ``n`` validators, of equal power unless ``powers`` says otherwise."""
+    if (n, powers) in _GENESIS:
+        return _GENESIS[(n, powers)]
     validators = ValidatorSet(
         tuple(
             ValidatorInfo(f"v{i}", validator_key(i).public_key, 1 if powers is None else powers[i])
@@ -96,8 +115,7 @@ def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
         params=ChainParams(),
         elections=(),
     )
-    if powers is None:
-        _GENESIS[n] = genesis
+    _GENESIS[(n, powers)] = genesis
     return genesis
 
 
@@ -229,10 +247,21 @@ class Schedule:
     crashes: tuple[Crash, ...] = ()
     gst: float = 0.0
     target_height: int = 3
+    powers: tuple[int, ...] | None = None  # voting powers; None: all equal
 
     @property
     def f(self) -> int:
+        """How many validators may be faulty (Byzantine or down for good) at once."""
         return (self.n - 1) // 3
+
+    def power(self, nodes: Iterable[int]) -> int:
+        return sum(1 if self.powers is None else self.powers[i] for i in nodes)
+
+    def may_fail(self, faulty: Iterable[int]) -> bool:
+        """Whether ``faulty`` may all be faulty: at most f of them, under 1/3 of the power."""
+        nodes = set(faulty)
+        total = self.power(range(self.n))
+        return len(nodes) <= self.f and 3 * self.power(nodes) < total
 
     def effective_gst(self) -> float:
         ends = [self.gst]
@@ -242,11 +271,21 @@ class Schedule:
         return max(ends)
 
 
+def faulty_within_bounds(shape: Schedule, nodes: list[int]) -> list[int]:
+    """The longest prefix of ``nodes`` that may all be faulty in ``shape``'s validator set."""
+    while not shape.may_fail(nodes):
+        nodes = nodes[:-1]
+    return nodes
+
+
 def random_schedule(rng: random.Random, seed: int) -> Schedule:
-    """A schedule drawn from ``rng`` (the seeded-loop counterpart of the hypothesis one)."""
+    """A schedule drawn from ``rng`` (the seeded-loop counterpart of the hypothesis one).
+    About a third have validators of unequal power (1 to 4)."""
     n = rng.randint(4, 7)
     f = (n - 1) // 3
-    byz_nodes = rng.sample(range(n), rng.randint(0, f))
+    powers = tuple(rng.randint(1, 4) for _ in range(n)) if rng.random() < 0.35 else None
+    shape = Schedule(seed=seed, n=n, powers=powers)
+    byz_nodes = faulty_within_bounds(shape, rng.sample(range(n), rng.randint(0, f)))
     byzantine = tuple((i, rng.choice(BEHAVIOURS)) for i in sorted(byz_nodes))
     honest = [i for i in range(n) if i not in byz_nodes]
     partitions = []
@@ -255,17 +294,18 @@ def random_schedule(rng: random.Random, seed: int) -> Schedule:
         group = frozenset(rng.sample(range(n), rng.randint(1, n - 1)))
         partitions.append(Partition(start, start + rng.uniform(0.5, 8), group))
     crashes = []
-    spare = len(honest) - (2 * n // 3 + 1)  # honest validators that may stay down for good
+    faulty = list(byz_nodes)  # a validator down for good counts as faulty
     for node in rng.sample(honest, rng.randint(0, min(2, len(honest)))):
         at = rng.uniform(0, 10)
-        if spare > 0 and rng.random() < 0.3:
-            spare -= 1
+        if shape.may_fail([*faulty, node]) and rng.random() < 0.3:
+            faulty.append(node)
             crashes.append(Crash(node, at, None))
         else:
             crashes.append(Crash(node, at, at + rng.uniform(0.1, 6)))
     return Schedule(
         seed=seed,
         n=n,
+        powers=powers,
         byzantine=byzantine,
         drop_rate=rng.choice([0.0, 0.05, 0.2, 0.4]),
         dup_rate=rng.choice([0.0, 0.1]),
@@ -326,7 +366,7 @@ class Simulation:
         self.s = schedule
         self.rng = random.Random(schedule.seed)
         self.timeouts = timeouts
-        self.genesis = make_genesis(schedule.n)
+        self.genesis = make_genesis(schedule.n, schedule.powers)
         self.validators = self.genesis.validators
         self.now = 0.0
         self.gst = schedule.effective_gst()
@@ -336,6 +376,11 @@ class Simulation:
         self.stats: dict[str, int] = {}
         self.decided: dict[int, bytes] = {}
         self.signed: dict[tuple[int, int, int, int], bytes] = {}
+        # What was sent, properly signed, by anyone (for the rule checks above).
+        self.prevoters: dict[tuple[int, int, bytes], set[int]] = {}  # (h, r, id) -> senders
+        self.proposed: dict[tuple[int, int], set[tuple[bytes, int]]] = {}  # (h, r) -> (id, vr)
+        self.locks: dict[tuple[int, int], tuple[int, bytes]] = {}  # (node, h) -> (round, id)
+        self._block_ids: dict[bytes, bytes] = {}
         self._decode_cache: dict[bytes, Message | None] = {}
         byz = dict(schedule.byzantine)
         self.nodes = [
@@ -356,7 +401,7 @@ class Simulation:
         return GENESIS_TIME_MS + int(self.now * 1000)
 
     def _new_app(self, i: int) -> SimApp:
-        return SimApp(make_genesis(self.s.n), validator_key(i).public_key, self._clock_ms)
+        return SimApp(self.genesis, validator_key(i).public_key, self._clock_ms)
 
     def _new_core(self, node: SimNode) -> ConsensusCore:
         height = node.height + 1
@@ -406,7 +451,7 @@ class Simulation:
             elif isinstance(o, Broadcast):
                 self._record_signed(node, o.message)
                 if node.honest:
-                    self._broadcast(node.index, encode_message(o.message))
+                    self._send_message(node.index, o.message)
                 else:
                     self._byzantine_broadcast(node, o.message)
             elif isinstance(o, ScheduleTimeout):
@@ -417,15 +462,57 @@ class Simulation:
     def _record_signed(self, node: SimNode, m: Message) -> None:
         if not node.honest:
             return
-        sender = m.proposer_index if isinstance(m, Proposal) else m.validator_index
-        if sender != node.index:
+        if m.sender != node.index:
             return  # a proposal persisted for a lock was signed by its proposer
-        kind = 0 if isinstance(m, Proposal) else int(m.kind)
-        key = (node.index, m.height, m.round, kind)
+        key = (node.index, *signing_slot(m))
         data = encode_message(m)
         previous = self.signed.setdefault(key, data)
         if previous != data:
             self._fail(f"honest validator {node.index} signed two messages for {key[1:]}")
+        if previous is data and isinstance(m, Vote):  # newly signed: check what justifies it
+            self._note_sent(m)
+            self._check_vote(node.index, m)
+
+    # --- the rules each honest vote must follow, judged from outside the core ---------------
+    def _send_message(self, src: int, m: Message, targets: list[int] | None = None) -> None:
+        self._note_sent(m)
+        self._broadcast(src, encode_message(m), targets)
+
+    def _note_sent(self, m: Message) -> None:
+        if isinstance(m, Proposal):
+            block_id = self._block_ids.get(m.block)
+            if block_id is None:
+                block_id = self._block_ids[m.block] = Block.decode(m.block).hash()
+            self.proposed.setdefault((m.height, m.round), set()).add((block_id, m.valid_round))
+        elif m.kind == VoteKind.PREVOTE:
+            self.prevoters.setdefault((m.height, m.round, m.block_hash), set()).add(m.validator_index)
+
+    def _polka(self, height: int, round_: int, block_id: bytes) -> bool:
+        """2f+1 of the power sent prevotes for ``block_id`` in (height, round)."""
+        senders = self.prevoters.get((height, round_, block_id), set())
+        return self.validators.has_quorum(sum(self.validators.validators[i].power for i in senders))
+
+    def _check_vote(self, i: int, v: Vote) -> None:
+        h, r, x = v.height, v.round, v.block_hash
+        if not x:
+            return  # nil is always allowed (L26, L32, L45, L59, L63)
+        if v.kind == VoteKind.PRECOMMIT:
+            if not self._polka(h, r, x):
+                self._fail(f"L36: honest validator {i} precommitted {x.hex()[:8]} at {(h, r)} without a polka")
+            self.locks[(i, h)] = (r, x)  # L38-39: the lock moves with every non-nil precommit
+            return
+        proposals = [vr for block_id, vr in self.proposed.get((h, r), ()) if block_id == x]
+        if not proposals:
+            self._fail(f"L22: honest validator {i} prevoted {x.hex()[:8]} at {(h, r)}, never proposed there")
+        locked_round, locked_id = self.locks.get((i, h), (-1, b""))
+        if locked_round < 0 or locked_id == x:
+            return  # L23/L29: not locked, or locked on this value
+        if not any(locked_round <= vr and self._polka(h, vr, x) for vr in proposals):
+            line = "L23" if proposals == [-1] else "L29"
+            self._fail(
+                f"{line}: honest validator {i} locked on {locked_id.hex()[:8]} at round {locked_round} "
+                f"prevoted {x.hex()[:8]} at {(h, r)} (valid rounds proposed: {sorted(proposals)})"
+            )
 
     def _on_decide(self, node: SimNode, d: Decide) -> None:
         if d.height != node.height + 1:
@@ -454,7 +541,7 @@ class Simulation:
         if b == "amnesia" and isinstance(m, Vote) and m.kind == VoteKind.PRECOMMIT:
             # Precommit to one peer only: helps one validator decide while the others
             # move on, which is exactly what locks must survive.
-            self._broadcast(node.index, encode_message(m), [self.rng.choice(others)])
+            self._send_message(node.index, m, [self.rng.choice(others)])
             return
         if b == "equivocate_proposal" and isinstance(m, Proposal):
             alt_block = node.app.build_block(m.height, m.round, time_shift=1 + m.round)
@@ -462,8 +549,8 @@ class Simulation:
                 key, chain_id=m.chain_id, height=m.height, round_=m.round, block=alt_block,
                 valid_round=-1, proposer_index=m.proposer_index,
             )
-            self._broadcast(node.index, encode_message(m), others[:half])
-            self._broadcast(node.index, encode_message(alt), others[half:])
+            self._send_message(node.index, m, others[:half])
+            self._send_message(node.index, alt, others[half:])
             return
         if b == "equivocate_vote" and isinstance(m, Vote):
             other_hash = b"" if m.block_hash else keccak256(self.rng.randbytes(8))
@@ -472,8 +559,8 @@ class Simulation:
                 block_hash=other_hash, validator_index=m.validator_index,
             )
             split = self.rng.randint(0, len(others))
-            self._broadcast(node.index, encode_message(m), others[:split])
-            self._broadcast(node.index, encode_message(alt_vote), others[split:])
+            self._send_message(node.index, m, others[:split])
+            self._send_message(node.index, alt_vote, others[split:])
             return
         if b == "invalid_block" and isinstance(m, Proposal):
             bad = Proposal.sign(
@@ -481,9 +568,9 @@ class Simulation:
                 block=node.app.build_invalid_block(m.height), valid_round=-1,
                 proposer_index=m.proposer_index,
             )
-            self._broadcast(node.index, encode_message(bad))
+            self._send_message(node.index, bad)
             return
-        self._broadcast(node.index, encode_message(m))
+        self._send_message(node.index, m)
         if b == "future_height":
             for dh in (1, 1, 2, 5):
                 v = Vote.sign(
@@ -491,7 +578,7 @@ class Simulation:
                     height=m.height + dh, round_=self.rng.randint(0, 6),
                     block_hash=keccak256(self.rng.randbytes(8)), validator_index=node.index,
                 )
-                self._broadcast(node.index, encode_message(v))
+                self._send_message(node.index, v)
         elif b == "garbage":
             self._broadcast(node.index, self.rng.randbytes(self.rng.randint(0, 80)))
             data = bytearray(encode_message(m))
@@ -507,7 +594,7 @@ class Simulation:
                 key, chain_id="other-chain", kind=VoteKind.PREVOTE, height=m.height,
                 round_=m.round, block_hash=b"", validator_index=node.index,
             )
-            self._broadcast(node.index, encode_message(wrong_chain))
+            self._broadcast(node.index, encode_message(wrong_chain))  # refused: not noted
 
     # --- events ----------------------------------------------------------------
     def _decode(self, data: bytes) -> Message | None:

@@ -7,10 +7,15 @@ derandomized so CI runs are reproducible.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
+import statistics
+import time
+import tracemalloc
 from collections import Counter
 from dataclasses import replace
+from itertools import combinations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,10 +44,12 @@ from tests.consensus.simulator import (
     Partition,
     Schedule,
     Simulation,
+    faulty_within_bounds,
     make_genesis,
     random_schedule,
     validator_key,
 )
+from tests.test_certificate_quorum import SETS as QUORUM_SETS
 
 N = 4
 VALIDATORS = make_genesis(N).validators
@@ -134,8 +141,7 @@ def assert_write_ahead(outs: list[Output], index: int) -> None:
             persisted.add(encode_message(o.message))
         elif isinstance(o, Broadcast):
             m = o.message
-            sender = m.proposer_index if isinstance(m, Proposal) else m.validator_index
-            if sender == index:
+            if m.sender == index:
                 assert encode_message(m) in persisted, m
 
 
@@ -212,6 +218,92 @@ def test_lock_rule_and_valid_value_reproposal() -> None:
     (p,) = [m for m in sent(outs) if isinstance(m, Proposal)]
     assert (p.block, p.valid_round, p.round) == (V, 0, 3)
     assert_write_ahead(outs, 0)
+
+
+# --- the lock rule, branch by branch (L22-33) ------------------------------------------------
+# Each test below was run against these hand-made mutations of ConsensusCore._rule_proposal:
+#   "always vote for it": L29's condition replaced by True;
+#   "ignore the lock": L23's and L29's conditions both replaced by True;
+#   "no unlock by a later polka": L29 without ``lockedRound <= vr``;
+#   "no re-proposal of the locked value": L29 without ``lockedValue = v``.
+def _locked_on_v_at_2_with_a_polka_for_w_at_1() -> ConsensusCore:
+    """Validator 0 locks on w in round 1, relocks on v in round 2 (L36 on a later polka),
+    proposes v itself in round 3 and is now in round 4 (whose proposer is validator 1)."""
+    core, _ = make_core(0)
+    next_round(core)
+    core.on_proposal(proposal(1, W))  # L24: not locked yet
+    feed(core, vote(1, PV, 1, W), vote(2, PV, 1, W))  # with its own prevote: a polka for w
+    assert (core.locked_round, core.locked_hash) == (1, keccak256(W))
+    next_round(core)
+    outs = core.on_proposal(proposal(2, V))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L26: locked on w
+    feed(core, *(vote(i, PV, 2, V) for i in (1, 2, 3)))
+    assert (core.locked_round, core.locked_hash) == (2, keccak256(V))  # L38-39
+    next_round(core)
+    next_round(core)
+    assert core.round == 4
+    return core
+
+
+def test_lock_refuses_a_reproposal_whose_valid_round_is_older_than_the_lock() -> None:
+    """L28-32: locked on v at round 2; w is re-proposed with valid round 1 < 2 and its polka
+    from round 1 is in hand: prevote nil, keep the lock. Fails under "always vote for it"
+    and "ignore the lock" (the prevote is for w)."""
+    core = _locked_on_v_at_2_with_a_polka_for_w_at_1()
+    outs = core.on_proposal(proposal(4, W, vr=1))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L32
+    assert core.stats["lock_refused_reproposal"] == 1 and core.step == Step.PREVOTE  # L33
+    assert (core.locked_round, core.locked_hash) == (2, keccak256(V))
+
+
+def test_lock_accepts_a_reproposal_of_the_locked_value_with_an_older_valid_round() -> None:
+    """L29's second disjunct (lockedValue = v): locked on v at round 1 (relocked there on
+    its re-proposal), v re-proposed with valid round 0 < 1: prevote v. Fails under "no
+    re-proposal of the locked value" (the prevote is nil)."""
+    core, _ = make_core(0)
+    lock_on_v(core)  # locked on v at 0
+    next_round(core)
+    outs = core.on_proposal(proposal(1, V, vr=0))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L29: 0 <= 0
+    feed(core, vote(2, PV, 1, V), vote(3, PV, 1, V))
+    assert core.locked_round == 1
+    next_round(core)
+    outs = core.on_proposal(proposal(2, V, vr=0))  # valid round 0 < locked round 1
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L30
+    assert "lock_refused_reproposal" not in core.stats
+
+
+def test_lock_is_released_by_a_polka_from_the_lock_round_or_later() -> None:
+    """L29's first disjunct (lockedRound <= vr), at the boundary vr = lockedRound: locked on
+    w at round 1, where two equivocators also gave v a polka; v re-proposed with valid round
+    1: prevote v. Fails under "no unlock by a later polka" (nil), and with ``<`` for
+    ``<=``; the strictly later case is test_a_later_polka_unlocks_through_the_valid_round."""
+    core, _ = make_core(0)
+    next_round(core)
+    core.on_proposal(proposal(1, W))
+    feed(core, vote(1, PV, 1, W), vote(2, PV, 1, W))
+    assert (core.locked_round, core.locked_hash) == (1, keccak256(W))
+    feed(core, *(vote(i, PV, 1, V) for i in (1, 2, 3)))  # 1 and 2 equivocate
+    next_round(core)
+    next_round(core)
+    next_round(core)
+    outs = core.on_proposal(proposal(4, V, vr=1))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L30
+    assert core.stats["lock_released_by_later_polka"] == 1
+
+
+def test_lock_on_a_fresh_proposal() -> None:
+    """L22-26 (valid round -1): locked on v, a fresh proposal of v gets a prevote for v and
+    one of w a nil prevote. Fails under "ignore the lock" (w gets a prevote)."""
+    core, _ = make_core(0)
+    lock_on_v(core)
+    next_round(core)
+    outs = core.on_proposal(proposal(1, V))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [keccak256(V)]  # L23: lockedValue = v
+    next_round(core)
+    outs = core.on_proposal(proposal(2, W))
+    assert [m.block_hash for m in sent_votes(outs, PV)] == [b""]  # L26
+    assert core.stats["lock_refused_proposal"] == 1
 
 
 def test_polka_in_the_current_round_relocks() -> None:
@@ -364,7 +456,7 @@ def test_bad_messages_are_dropped_and_counted() -> None:
         "wrong_proposer": 1,
         "far_future": 1,
     }
-    assert not core._votes  # nothing of it was counted
+    assert core.votes.is_empty()  # nothing of it was counted
     core.on_vote(good)
     core.on_vote(good)
     assert core.stats["duplicate"] == 1
@@ -440,6 +532,46 @@ def test_simulation_with_each_byzantine_behaviour(behaviour: str, n: int) -> Non
     assert min(h for i, h in result.heights.items() if i >= f) >= 3
 
 
+@pytest.mark.parametrize(
+    "powers, byzantine",
+    [
+        ((1, 3, 1, 2, 1, 1, 2), ((0, "equivocate_vote"), (2, "amnesia"))),  # 2 of 11: under 1/3
+        ((2, 1, 1, 3, 1), ((1, "equivocate_proposal"),)),  # 1 of 8
+    ],
+)
+def test_simulation_with_unequal_powers(powers: tuple[int, ...], byzantine: tuple[tuple[int, str], ...]) -> None:
+    """Quorums by power, not by head count: a heavy validator's vote weighs more."""
+    n = len(powers)
+    schedule = Schedule(
+        seed=sum(powers), n=n, powers=powers, byzantine=byzantine, drop_rate=0.2, dup_rate=0.1,
+        max_delay=0.5, partitions=(Partition(1.0, 4.0, frozenset({n - 1})),),
+        crashes=(Crash(n - 2, 2.0, 5.0),), gst=6.0, target_height=3,
+    )
+    assert schedule.may_fail([i for i, _ in byzantine])
+    result = Simulation(schedule).run()
+    assert min(h for i, h in result.heights.items() if i not in dict(byzantine)) >= 3
+
+
+# Schedules in which an honest validator locked on one value meets a re-proposal of
+# another whose valid round is older than its lock (L28-32), found by drawing schedules
+# against a core whose L29 condition was replaced by True.
+LOCK_SCHEDULES = [
+    Schedule(seed=1, n=5, byzantine=((1, "amnesia"),), drop_rate=0.05, dup_rate=0.1, max_delay=0.05,
+             crashes=(Crash(0, 3.0, 4.0),), gst=0.0, target_height=2),
+]
+
+
+@pytest.mark.parametrize("schedule", LOCK_SCHEDULES)
+def test_schedules_where_a_lock_refuses_a_reproposal(schedule: Schedule) -> None:
+    """Each schedule reaches L32 (the counter shows it still does), and the simulator's
+    named checks fail on it when the lock rule is disabled (tried by hand): "always vote
+    for it" gives "L29: honest validator 2 locked on ... at round 1 prevoted ... at (1, 2)
+    (valid rounds proposed: [0])", "ignore the lock" gives "L23: honest validator 3 locked
+    on ... at round 0 prevoted ... at (1, 1) (valid rounds proposed: [-1])"."""
+    result = Simulation(schedule).run()
+    assert result.stats["core_lock_refused_reproposal"] > 0
+
+
 def test_simulation_is_deterministic() -> None:
     schedule = random_schedule(random.Random(7), 7)
     a, b = Simulation(schedule).run(), Simulation(schedule).run()
@@ -450,7 +582,10 @@ def test_simulation_is_deterministic() -> None:
 def schedules(draw: st.DrawFn) -> Schedule:
     n = draw(st.integers(4, 7))
     f = (n - 1) // 3
+    powers = draw(st.none() | st.tuples(*[st.integers(1, 4)] * n))
+    shape = Schedule(seed=0, n=n, powers=powers)
     byz_nodes = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=f))
+    byz_nodes = faulty_within_bounds(shape, byz_nodes)
     byzantine = tuple((i, draw(st.sampled_from(BEHAVIOURS))) for i in sorted(byz_nodes))
     honest = [i for i in range(n) if i not in byz_nodes]
     partitions = []
@@ -459,18 +594,19 @@ def schedules(draw: st.DrawFn) -> Schedule:
         group = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n - 1))
         partitions.append(Partition(start, start + draw(st.floats(0.2, 8)), frozenset(group)))
     crashes = []
-    spare = len(honest) - (2 * n // 3 + 1)  # honest validators that may stay down for good
+    faulty = list(byz_nodes)  # a validator down for good counts as faulty
     crashed = draw(st.lists(st.sampled_from(honest), unique=True, max_size=2))
     for node in crashed:
         at = draw(st.floats(0, 10))
-        if spare > 0 and draw(st.booleans()):
-            spare -= 1
+        if shape.may_fail([*faulty, node]) and draw(st.booleans()):
+            faulty.append(node)
             crashes.append(Crash(node, at, None))
         else:
             crashes.append(Crash(node, at, at + draw(st.floats(0.05, 6))))
     return Schedule(
         seed=draw(st.integers(0, 2**32 - 1)),
         n=n,
+        powers=powers,
         byzantine=byzantine,
         drop_rate=draw(st.sampled_from([0.0, 0.05, 0.2, 0.4])),
         dup_rate=draw(st.sampled_from([0.0, 0.1])),
@@ -499,7 +635,11 @@ def test_simulated_schedules_keep_safety_and_progress(schedule: Schedule) -> Non
 
 def test_seeded_schedules() -> None:
     """The plain seeded-loop variant: fixed seeds, reproducible without hypothesis. The
-    schedules reach the lock rule's branches (counted by the cores), not only the easy path."""
+    schedules reach the lock rule's branches (counted by the cores), not only the easy path,
+    and the simulator's L22/L23/L29/L36 checks judge every honest vote in them: with L23's
+    condition replaced by True ("ignore the lock") seed 8 already fails with "L23: honest
+    validator 4 locked on ... prevoted ..." (tried by hand). L29's refusal branch is rare in
+    random schedules: test_schedules_where_a_lock_refuses_a_reproposal pins ones that reach it."""
     seeds = int(os.environ.get("CONSENSUS_SEEDED", "200"))
     stats: Counter[str] = Counter()
     for seed in range(seeds):
@@ -508,3 +648,112 @@ def test_seeded_schedules() -> None:
         assert stats["core_lock_refused_proposal"] > 0, stats  # L26: locked on another value
         assert stats["core_relocked_on_another_value"] > 0, stats  # L38 after an earlier lock
         assert stats["core_prevote_on_reproposal"] > 0, stats  # L28: a valid-round proposal
+
+
+def _junk(r: int) -> list[Message]:
+    """What a Byzantine validator 3 sends for round ``r``: both votes for a fresh value,
+    and a proposal when the round is its own."""
+    value = keccak256(r.to_bytes(4, "big"))
+    msgs: list[Message] = [
+        Vote.sign(validator_key(3), chain_id=CHAIN_ID, kind=k, height=1, round_=r,
+                  block_hash=value, validator_index=3)
+        for k in (PV, PC)
+    ]
+    if VALIDATORS.proposer(1, r) == 3:
+        msgs.append(proposal(r, b"junk %d" % r))
+    return msgs
+
+
+def test_a_flood_of_junk_rounds_leaves_nothing_behind() -> None:
+    """One Byzantine sender climbing rounds 1..600 (votes and its own proposals): the core
+    holds exactly what the sender's newest ``max_future_rounds`` rounds alone would leave,
+    retained memory stops growing, and the per-message cost stays flat.
+
+    Fails when eviction leaves empty entries behind, as the core before votes.py did in
+    five tables (tried by keeping empty vote sets and zero round-skip powers: the equality
+    fails, and without it the growth check sees 536 KB over 800 messages). The cost check
+    is a coarse guard (median of the last sixth under three times the first's)."""
+    flooded, _ = make_core(0)
+    top = 600
+    times: list[float] = []
+    tracemalloc.start()
+    try:
+        for r in range(1, top + 1):
+            if r == 200:
+                gc.collect()
+                early = tracemalloc.get_traced_memory()[0]
+            for m in _junk(r):
+                started = time.perf_counter()
+                flooded.on_message(m)
+                times.append(time.perf_counter() - started)
+        gc.collect()
+        growth = tracemalloc.get_traced_memory()[0] - early
+    finally:
+        tracemalloc.stop()
+    assert flooded.round == 0 and flooded.stats["evicted"] == top - flooded.max_future_rounds
+    fresh, _ = make_core(0)
+    for r in range(top - flooded.max_future_rounds + 1, top + 1):
+        feed(fresh, *_junk(r))
+    assert flooded.votes == fresh.votes
+    assert flooded.votes.size() == 2 * flooded.max_future_rounds
+    assert growth < 64 * 1024, growth  # 400 rounds, 1,000 messages: nothing retained per message
+    chunk = len(times) // 6
+    early_cost = statistics.median(times[:chunk])
+    late_cost = statistics.median(times[-chunk:])
+    assert late_cost < 3 * early_cost, (early_cost, late_cost)
+
+
+# --- quorum thresholds on sets where they differ ---------------------------------------------
+def _largest_and_smallest(powers: tuple[int, ...], num: int, den: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Signers of the largest power with power/total <= num/den, and of the smallest above."""
+    total = sum(powers)
+    subsets = [c for k in range(len(powers) + 1) for c in combinations(range(len(powers)), k)]
+    weight = lambda c: sum(powers[i] for i in c)  # noqa: E731
+    below = max((c for c in subsets if den * weight(c) <= num * total), key=weight)
+    above = min((c for c in subsets if den * weight(c) > num * total), key=weight)
+    return below, above
+
+
+def _follower(powers: tuple[int, ...]) -> ConsensusCore:
+    validators = make_genesis(len(powers), powers).validators
+    core = ConsensusCore(chain_id=CHAIN_ID, validators=validators, index=None, key=None, height=1,
+                         app=FakeApp(), timeouts=T)
+    core.start()
+    return core
+
+
+def _proposal_for(powers: tuple[int, ...], r: int, block: bytes) -> Proposal:
+    proposer = (1 + r) % len(powers)  # ValidatorSet.proposer: round robin
+    return Proposal.sign(validator_key(proposer), chain_id=CHAIN_ID, height=1, round_=r, block=block,
+                         valid_round=-1, proposer_index=proposer)
+
+
+@pytest.mark.parametrize("powers", [s[0] for s in QUORUM_SETS])
+def test_core_quorums_refuse_exactly_two_thirds_and_accept_just_above(powers: tuple[int, ...]) -> None:
+    """On 3, 6 and 7 validators and unequal powers, each quorum decision of the core: the
+    polka that locks (L36), the commit that decides (L49), the prevotes of any value that
+    start the prevote timeout (L34) and the f+1 that skip a round (L55). The largest
+    refused power is exactly 2/3 (exactly 1/3 for L55) wherever the set allows it.
+    Fails with ">= 2/3" or "> 1/2" in ValidatorSet.has_quorum, and with ">= 1/3" in
+    HeightVotes.skip_target (each tried by hand)."""
+    refused, accepted = _largest_and_smallest(powers, 2, 3)
+    for signers, enough in ((refused, False), (accepted, True)):
+        core = _follower(powers)
+        feed(core, _proposal_for(powers, 0, V), *(vote(i, PV, 0, V) for i in signers))
+        assert (core.locked_round == 0) is enough, (signers, "L36")
+        core = _follower(powers)
+        outs = feed(core, _proposal_for(powers, 0, V), *(vote(i, PC, 0, V) for i in signers))
+        decided = [o for o in outs if isinstance(o, Decide)]
+        assert bool(decided) is enough, (signers, "L49")
+        if decided:
+            decided[0].certificate.check(core.validators, chain_id=CHAIN_ID, height=1,
+                                         block_hash=keccak256(V))
+        core = _follower(powers)
+        core.on_timeout(Timeout(1, 0, TimerKind.PROPOSE))
+        outs = feed(core, *(vote(i, PV, 0, V if i % 2 else None) for i in signers))
+        assert bool(timers(outs, TimerKind.PREVOTE)) is enough, (signers, "L34")
+    few, some = _largest_and_smallest(powers, 1, 3)
+    for signers, enough in ((few, False), (some, True)):
+        core = _follower(powers)
+        feed(core, *(vote(i, PV, 3, None) for i in signers))
+        assert (core.round == 3) is enough, (signers, "L55")
