@@ -106,8 +106,12 @@ def _q(n: int) -> str:
 
 
 class EthMethods:
-    def __init__(self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256) -> None:
+    def __init__(
+        self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256,
+        max_log_blocks: int = MAX_LOG_BLOCKS,
+    ) -> None:
         self.chain = chain
+        self.max_log_blocks = max_log_blocks
         self.executor = executor
         self.genesis = executor.genesis
         self.chain_id = executor.chain_id
@@ -542,8 +546,8 @@ class EthMethods:
             lo, hi = self._height(f["from"]), self._height(f["to"])
         if start is not None:
             lo = max(lo, start)
-        if hi - lo + 1 > MAX_LOG_BLOCKS:
-            raise InvalidParams(f"a log query may span at most {MAX_LOG_BLOCKS} blocks")
+        if hi - lo + 1 > self.max_log_blocks:
+            raise InvalidParams(f"a log query may span at most {self.max_log_blocks} blocks")
         out: list[dict[str, Any]] = []
         addresses: set[bytes] | None = f["addresses"]
         topics: list[set[bytes] | None] = f["topics"]

@@ -35,14 +35,14 @@ from node.consensus.core import (
     TimeoutParams,
 )
 from node.consensus.messages import decode_message, encode_message
-from node.eth_rpc import EthMethods
 from node.evm import open_executor
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
 from node.mempool import Mempool
 from node.precheck import BallotPrechecker
-from node.rpc_methods import BallotMethods
+from node.read_pool import ReadPool
 from node.rpc_server import RpcServer
+from node.rpc_table import build_rpc_table
 from node.transport import PeerTransport
 from node.txpool import TxPool
 from node.wal import SigningLog
@@ -115,10 +115,11 @@ class ValidatorNode:
             on_frame=self._on_frame,
         )
         rpc_host, rpc_port = split_address(config.rpc_listen)
-        methods = BallotMethods(self).table()
-        if self.engine is not None:
-            methods.update(EthMethods(self.chain.store, self.engine).table())
-            methods["eth_sendRawTransaction"] = self._send_raw_transaction
+        # Costly reads go to one worker thread, never this loop (node.read_pool).
+        limits = config.rpc_limits
+        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client)
+        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine,
+                                  send_raw_transaction=self._send_raw_transaction if self.engine else None)
         self.rpc = RpcServer(methods, rpc_host, rpc_port)
         self.prechecker = BallotPrechecker(self.genesis)
         self._gossip: list[bytes] = []
@@ -157,6 +158,7 @@ class ValidatorNode:
             await stop.wait()
         finally:
             await self.rpc.stop()
+            self.read_pool.close()
             await self.transport.stop()
             self.prechecker.close()
             self.wal.close()
