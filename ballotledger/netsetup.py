@@ -14,7 +14,7 @@ from ballotledger.election_kit import DAY_MS, demo_genesis
 from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
 from ledger.genesis import ChainParams, Genesis
-from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, write_key
+from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, RpcLimits, write_key
 
 VOTERS_FILE = "voters.json"
 
@@ -99,6 +99,8 @@ def init_network(
             rpc_listen=f"127.0.0.1:{ports[2 * i + 1]}",
             peers=peers,
             timeouts=timeouts or ConsensusTimeouts(),
+            # the local gateway and load generator submit from loopback's first address
+            rpc_limits=RpcLimits(submit_exempt=("127.0.0.1",)),
         )
         path = node_dir / "node.toml"
         path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))

@@ -40,13 +40,16 @@ class RpcLimits:
     """
 
     batch_budget: int = 1_000  # cost units one HTTP request (a batch) may spend
-    max_json_values: int = 50_000  # separators (',' ':') in a body, counted before it is parsed
-    submit_rate: float = 2_000.0  # ballots (and transactions) per second per client address
-    submit_burst: int = 10_000  # ballots a client may submit at once before the rate applies
+    max_body_bytes: int = 4 << 20  # bytes in one request body (a batch of 1,000 ballots is ~2 MB)
+    max_json_values: int = 20_000  # separators (',' ':') in a body, counted before it is parsed
+    parse_rate: float = 200_000.0  # parse units (a JSON value, or 128 body bytes) per second per client
+    submit_rate: float = 1_000.0  # ballots (and transactions) per second per client address
+    submit_burst: int = 5_000  # ballots a client may submit at once before the rate applies
     submit_exempt: tuple[str, ...] = ()  # client addresses not rate-limited (a gateway's)
     read_queue: int = 256  # reads waiting for the read worker, all clients together
     read_queue_per_client: int = 8  # of which one client address may hold
-    max_page_bytes: int = 1 << 20  # raw block bytes in one ballot_getBlocks page
+    read_share: float = 0.25  # of a core the read worker may use, however much is asked of it
+    max_page_bytes: int = 512 << 10  # raw block bytes in one ballot_getBlocks page
     max_page_codes: int = 16_384  # tracking codes in one ballot_getTrackingCodes page
     results_slice_ballots: int = 50_000  # ballots the results follower counts per turn of the worker
     eth_call_gas: int = 5_000_000  # gas cap of eth_call and eth_estimateGas
@@ -70,6 +73,8 @@ class RpcLimits:
                 values[key] = int(value)
             if isinstance(values[key], (int, float)) and values[key] <= 0:
                 raise ValueError(f"rpc setting {key} must be positive")
+        if values.get("read_share", 0.25) > 1:
+            raise ValueError("rpc setting read_share is a fraction of one core: at most 1")
         return cls(**values)
 
     def to_obj(self) -> dict[str, Any]:

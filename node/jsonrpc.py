@@ -15,12 +15,21 @@ import functools
 import inspect
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
 from ledger.errors import LedgerError
-from node.rpc_limits import LIMIT_EXCEEDED, LimitExceeded, OverBudget, batch_cost, json_values
+from node.rpc_limits import (
+    LIMIT_EXCEEDED,
+    ClientBuckets,
+    LimitExceeded,
+    OverBudget,
+    batch_cost,
+    json_values,
+    parse_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +48,18 @@ current_client: ContextVar[str] = ContextVar("rpc_client", default="")
 
 
 class MethodTable(dict[str, Method]):
-    """Methods by name, with the budget one request to them may spend."""
+    """Methods by name, with the budget one request to them may spend and, if given,
+    each client's bucket of parse units (``node.rpc_limits.parse_units``)."""
 
     def __init__(
         self, methods: Mapping[str, Method] | None = None, *, batch_budget: int = 1_000,
-        max_json_values: int = 50_000,
+        max_body_bytes: int = 4 << 20, max_json_values: int = 20_000, parse_buckets: ClientBuckets | None = None,
     ) -> None:
         super().__init__(methods or {})
         self.batch_budget = batch_budget
+        self.max_body_bytes = max_body_bytes
         self.max_json_values = max_json_values
+        self.parse_buckets = parse_buckets
 
 
 class InvalidParams(LedgerError):
@@ -71,8 +83,15 @@ def _over_budget(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
 async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
     """Answer a request body: a response object, a list (batch), or None (notifications)."""
     table = methods if isinstance(methods, MethodTable) else MethodTable()
+    if len(body) > table.max_body_bytes:
+        return _over_budget(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
     if json_values(body) > table.max_json_values:
         return _over_budget(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values"))
+    if table.parse_buckets is not None:
+        try:
+            table.parse_buckets.take(current_client.get(), parse_units(body), time.monotonic(), "parse units")
+        except LimitExceeded as exc:
+            return _over_budget(None, exc)
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

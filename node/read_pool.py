@@ -9,7 +9,11 @@ because then the method objects it runs need no locks of their own. Fair: each c
 address has its own queue and the worker serves one job per client in turn, so a
 client that queues many reads delays others by at most one of its reads each. Bounded:
 a client with ``max_per_client`` reads waiting or running, or a full queue, is answered
-``Busy`` at once.
+``Busy`` at once. Throttled: after each job the worker rests in proportion to the CPU
+time the job took, so that it holds at most ``share`` of a core however much is asked
+of it. A thread that computes in Python holds the GIL; each time the consensus thread
+comes back from a socket or an fsync it must wait for it, and on a loaded machine that
+wait stretches with every scheduling delay. The rest is when consensus has it free.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,9 +42,14 @@ class _Job:
 
 
 class ReadPool:
-    def __init__(self, *, max_queued: int = 256, max_per_client: int = 8, name: str = "rpc-reads") -> None:
+    def __init__(
+        self, *, max_queued: int = 256, max_per_client: int = 8, share: float = 0.25, name: str = "rpc-reads"
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
         self.max_queued = max_queued
         self.max_per_client = max_per_client
+        self.share = share
         self._name = name
         self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()  # order = whose turn is next
         self._held: dict[str, int] = {}  # per client: waiting + running
@@ -116,10 +126,12 @@ class ReadPool:
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
+            began = time.thread_time()
             try:
                 result, error = job.fn(), None
             except BaseException as exc:  # handed to the awaiting call, which maps it
                 result, error = None, exc
+            used = time.thread_time() - began
             with self._cond:
                 held = self._held[job.client] - 1
                 if held:
@@ -128,6 +140,8 @@ class ReadPool:
                     del self._held[job.client]
                 self.served += 1
             _settle(job, result, error)
+            if self.share < 1:
+                time.sleep(used * (1 - self.share) / self.share)
 
 
 def _settle(job: _Job, result: Any, error: BaseException | None) -> None:

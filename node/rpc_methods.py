@@ -1,11 +1,12 @@
 """The node's ``ballot_*`` JSON-RPC methods: the one interface the load generator, the
 gateway, the verifier's export and the tests use.
 
-Every method that reads the store runs on the read worker (``node.read_pool``), never on
-the validator's event loop, and each does bounded work: pages stop at a byte or code
-budget, results come from one tally that follows the chain (``node.results``).
-Submissions run on the loop (they feed the mempool), charged to the client's token
-bucket and admitted in slices so that a large batch never holds the loop for long.
+The methods are called on the RPC's own loop (``node.rpc_thread``). Every method that
+reads the store runs on the read worker (``node.read_pool``), and each does bounded
+work: pages stop at a byte or code budget, results come from one tally that follows
+the chain (``node.results``). Submissions are charged to the client's token bucket,
+decoded from hex here, and admitted on the consensus loop (they feed the mempool) in
+slices, so that a large batch never holds that loop for long.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from node.mempool import Mempool
 from node.read_pool import ReadPool
 from node.results import ResultsIndex
 from node.rpc_limits import ClientBuckets, LimitExceeded
+from node.rpc_thread import ConsensusLoop
 
 MAX_BLOCKS_PAGE = 500
 MAX_SUBMIT_BATCH = 5000
-ADMIT_SLICE = 100  # ballots admitted between two turns of the event loop (~10 ms of checks)
+ADMIT_SLICE = 25  # ballots admitted between two turns of the consensus loop (a few ms of checks)
 RESULTS_WAIT_S = 10.0  # how long a call waits for the tally to reach its height
 T = TypeVar("T")
 
@@ -54,12 +56,14 @@ class BallotMethods:
         limits: RpcLimits | None = None,
         pool: ReadPool | None = None,
         submissions: ClientBuckets | None = None,
+        consensus: ConsensusLoop | None = None,
     ) -> None:
         self.node = node
+        self.consensus = consensus or ConsensusLoop()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.limits = limits or RpcLimits()
         self.pool = pool or ReadPool(max_queued=self.limits.read_queue,
-                                     max_per_client=self.limits.read_queue_per_client)
+                                     max_per_client=self.limits.read_queue_per_client, share=self.limits.read_share)
         self.submissions = submissions or ClientBuckets(
             self.limits.submit_rate, self.limits.submit_burst, exempt=self.limits.submit_exempt)
         self.results = ResultsIndex(node.chain.genesis, node.chain.store.block)
@@ -83,11 +87,14 @@ class BallotMethods:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.pool.run(current_client.get(), lambda: fn(*args))
 
-    # --- submissions (on the loop: they feed the mempool) ------------------------------
+    # --- submissions (admitted on the consensus loop: they feed the mempool) ----------
     async def submit(self, ballot: str) -> dict[str, Any]:
         """Admit one ballot (hex of its canonical encoding); answers its tracking code."""
         raw = hex_param(ballot, "ballot", max_size=self.node.chain.genesis.params.max_ballot_bytes)
         self.submissions.take(current_client.get(), 1, time.monotonic(), "ballots")
+        return await self.consensus.run(self._admit_one, raw)
+
+    async def _admit_one(self, raw: bytes) -> dict[str, Any]:
         admission = self.node.mempool.admit(raw, self.clock_ms())
         if admission.status == "pending":
             self.node.gossip_ballots([raw])
@@ -99,15 +106,25 @@ class BallotMethods:
             raise InvalidParams(f"ballots must be a list of at most {MAX_SUBMIT_BATCH} hex strings")
         self.submissions.take(current_client.get(), len(ballots), time.monotonic(), "ballots")
         limit = self.node.chain.genesis.params.max_ballot_bytes
+        decoded: list[bytes | LedgerError] = []
+        for i, b in enumerate(ballots):
+            try:
+                decoded.append(hex_param(b, f"ballots[{i}]", max_size=limit))
+            except LedgerError as exc:
+                decoded.append(exc)
+        return await self.consensus.run(self._admit, decoded)
+
+    async def _admit(self, decoded: list[bytes | LedgerError]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         fresh: list[bytes] = []
-        for start in range(0, len(ballots), ADMIT_SLICE):
+        for start in range(0, len(decoded), ADMIT_SLICE):
             if start:
                 await asyncio.sleep(0)  # let consensus run between slices
             now = self.clock_ms()
-            for i in range(start, min(start + ADMIT_SLICE, len(ballots))):
+            for raw in decoded[start : start + ADMIT_SLICE]:
                 try:
-                    raw = hex_param(ballots[i], f"ballots[{i}]", max_size=limit)
+                    if isinstance(raw, LedgerError):
+                        raise raw
                     admission = self.node.mempool.admit(raw, now)
                 except LedgerError as exc:
                     out.append({"error": {"code": exc.code, "message": exc.message}})
@@ -121,6 +138,9 @@ class BallotMethods:
 
     # --- cheap answers (on the loop) ---------------------------------------------------
     async def status(self) -> dict[str, Any]:
+        return await self.consensus.run(self._status)
+
+    async def _status(self) -> dict[str, Any]:
         return self.node.status()
 
     async def get_genesis(self) -> dict[str, Any]:

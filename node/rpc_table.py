@@ -1,8 +1,9 @@
 """A validator's whole JSON-RPC table: the ``ballot_*`` and ``eth_*`` methods, each run
 where its cost allows, under the limits of the node's config.
 
-- On the event loop: constants, ``ballot_status`` and submissions (which feed the
-  mempool and the transaction pool, charged to the client's token bucket).
+- On the RPC's own loop (``node.rpc_thread``): constants.
+- On the consensus loop: ``ballot_status`` and submissions (which feed the mempool and
+  the transaction pool), charged to the client's token bucket first.
 - On the read worker (``node.read_pool``): everything else. The Ethereum methods are
   synchronous bodies in ``async def``; they are driven to completion on the worker.
 - ``eth_call`` and ``eth_estimateGas``: gas capped at ``eth_call_gas``, and calls straight
@@ -27,10 +28,11 @@ from node.config import RpcLimits
 from node.eth_rpc import EthMethods
 from node.jsonrpc import InvalidParams, Method, MethodTable, current_client
 from node.read_pool import ReadPool
-from node.rpc_limits import ClientBuckets
+from node.rpc_limits import BYTES_PER_PARSE_UNIT, ClientBuckets
 from node.rpc_methods import BallotMethods, NodeState
+from node.rpc_thread import ConsensusLoop
 
-ON_LOOP = frozenset({
+INLINE = frozenset({
     "eth_chainId", "net_version", "net_listening", "web3_clientVersion", "eth_syncing",
     "eth_blockNumber", "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_accounts",
 })
@@ -45,25 +47,34 @@ def build_rpc_table(
     *,
     engine: EvmExecutor | None = None,
     send_raw_transaction: Method | None = None,
+    consensus: ConsensusLoop | None = None,
 ) -> MethodTable:
+    consensus = consensus or ConsensusLoop()
     submissions = ClientBuckets(limits.submit_rate, limits.submit_burst, exempt=limits.submit_exempt)
     table = MethodTable(
-        BallotMethods(node, limits=limits, pool=pool, submissions=submissions).table(),
-        batch_budget=limits.batch_budget, max_json_values=limits.max_json_values,
+        BallotMethods(node, limits=limits, pool=pool, submissions=submissions, consensus=consensus).table(),
+        batch_budget=limits.batch_budget, max_body_bytes=limits.max_body_bytes, max_json_values=limits.max_json_values,
+        parse_buckets=ClientBuckets(limits.parse_rate, parse_units_of(limits), exempt=limits.submit_exempt),
     )
     if engine is None:
         return table
     eth = EthMethods(HeaderSource(node.chain.store), engine, max_log_blocks=limits.max_log_blocks)
     for name, method in eth.table().items():
-        if name in ON_LOOP:
+        if name in INLINE:
             table[name] = method
         else:
             table[name] = on_worker(pool, method)
     for name in ("eth_call", "eth_estimateGas"):
         table[name] = capped_call(table[name], limits.eth_call_gas)
     if send_raw_transaction is not None:
-        table["eth_sendRawTransaction"] = rate_limited(send_raw_transaction, submissions, "transactions")
+        table["eth_sendRawTransaction"] = rate_limited(
+            on_consensus(consensus, send_raw_transaction), submissions, "transactions")
     return table
+
+
+def parse_units_of(limits: RpcLimits) -> int:
+    """A parse bucket's burst: the largest body the limits let through, twice."""
+    return 2 * (limits.max_json_values + limits.max_body_bytes // BYTES_PER_PARSE_UNIT)
 
 
 def on_worker(pool: ReadPool, method: Method) -> Method:
@@ -72,6 +83,14 @@ def on_worker(pool: ReadPool, method: Method) -> Method:
     @functools.wraps(method)  # keeps the signature the dispatcher checks params against
     async def run(*args: Any, **kwargs: Any) -> Any:
         return await pool.run(current_client.get(), lambda: _finish(method(*args, **kwargs)))
+
+    return run
+
+
+def on_consensus(consensus: ConsensusLoop, method: Method) -> Method:
+    @functools.wraps(method)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return await consensus.run(functools.partial(method, *args, **kwargs))
 
     return run
 

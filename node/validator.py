@@ -41,8 +41,8 @@ from node.jsonrpc import hex_param
 from node.mempool import Mempool
 from node.precheck import BallotPrechecker
 from node.read_pool import ReadPool
-from node.rpc_server import RpcServer
 from node.rpc_table import build_rpc_table
+from node.rpc_thread import ConsensusLoop, RpcThread
 from node.transport import PeerTransport
 from node.txpool import TxPool
 from node.wal import SigningLog
@@ -115,12 +115,15 @@ class ValidatorNode:
             on_frame=self._on_frame,
         )
         rpc_host, rpc_port = split_address(config.rpc_listen)
-        # Costly reads go to one worker thread, never this loop (node.read_pool).
+        # The RPC never runs on this loop: it has its own thread and loop, costly reads a
+        # worker thread (node.rpc_thread, node.read_pool); submissions come back here.
         limits = config.rpc_limits
-        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client)
-        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine,
+        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client,
+                                  share=limits.read_share)
+        self.consensus_loop = ConsensusLoop()
+        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
                                   send_raw_transaction=self._send_raw_transaction if self.engine else None)
-        self.rpc = RpcServer(methods, rpc_host, rpc_port)
+        self.rpc = RpcThread(methods, rpc_host, rpc_port)
         self.prechecker = BallotPrechecker(self.genesis)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
@@ -147,7 +150,7 @@ class ValidatorNode:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.consensus_loop.loop = asyncio.get_running_loop()
         await self.transport.start()
         self.transport.connect_to(split_address(p.address) for p in self.config.peers)
         await self.rpc.start()
