@@ -52,7 +52,7 @@ class RpcLimits:
     max_page_bytes: int = 512 << 10  # raw block bytes in one ballot_getBlocks page
     max_page_codes: int = 16_384  # tracking codes in one ballot_getTrackingCodes page
     results_slice_ballots: int = 50_000  # ballots the results follower counts per turn of the worker
-    eth_call_gas: int = 5_000_000  # gas cap of eth_call and eth_estimateGas
+    eth_call_gas: int = 5_000_000  # gas cap of eth_call
     max_log_blocks: int = 2_000  # blocks one eth_getLogs may scan
 
     @classmethod

@@ -62,6 +62,9 @@ class MethodTable(dict[str, Method]):
         self.parse_buckets = parse_buckets
 
 
+_DEFAULT_LIMITS = MethodTable()  # the budgets a plain mapping of methods is held to
+
+
 class InvalidParams(LedgerError):
     code = "invalid_params"
 
@@ -82,7 +85,7 @@ def _over_budget(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
 
 async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
     """Answer a request body: a response object, a list (batch), or None (notifications)."""
-    table = methods if isinstance(methods, MethodTable) else MethodTable()
+    table = methods if isinstance(methods, MethodTable) else _DEFAULT_LIMITS
     if len(body) > table.max_body_bytes:
         return _over_budget(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
     if json_values(body) > table.max_json_values:

@@ -6,10 +6,11 @@ where its cost allows, under the limits of the node's config.
   the transaction pool), charged to the client's token bucket first.
 - On the read worker (``node.read_pool``): everything else. The Ethereum methods are
   synchronous bodies in ``async def``; they are driven to completion on the worker.
-- ``eth_call`` and ``eth_estimateGas``: gas capped at ``eth_call_gas``, and calls straight
-  into a precompiled contract refused, because py-evm prices them by Ethereum's gas but
-  runs them in Python: a bn256 pairing (34,000 gas) takes about 0.2 s here, so the
-  default 30M gas would buy minutes of work.
+- ``eth_call``: gas capped at ``eth_call_gas``; it and ``eth_estimateGas`` (which runs with
+  the engine's own gas) refuse calls straight into a precompiled contract, because
+  py-evm prices those by Ethereum's gas but runs them in Python: a bn256 pairing
+  (34,000 gas) takes about 0.2 s here, so the default 30M gas would buy minutes of work.
+  Other code on this chain is the registry's or the authority's.
 """
 
 from __future__ import annotations
