@@ -73,9 +73,9 @@ def _check(net: Localnet, figures: dict[str, Any], load: Any) -> None:
 
 
 def test_finality_holds_while_one_client_hammers_two_validators(net: Localnet) -> None:
-    """Fails when the RPC's reads run on the consensus loop (ReadPool.run calling its job
-    inline, precompile calls let through): the pairing eth_call alone then holds an
-    attacked validator for minutes, and the batches for seconds each."""
+    """Fails when the reads are not bounded and queued (tried: ReadPool.run calling its job
+    inline and calls into precompiles let through): the pairing eth_call alone then holds
+    an attacked validator's RPC for minutes and the honest submissions time out."""
     figures, load = _under_attack(net, [0, 1], seconds=20.0, offset=0)
     _check(net, figures, load)
 
