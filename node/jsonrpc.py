@@ -4,9 +4,10 @@ The node's HTTP server hands request bodies to :func:`handle_body`; methods are 
 async callables taking positional params. Ledger refusals become error -32000 with the
 stable ledger code in ``data.code``; nothing a client sends can crash the server.
 
-A request's cost is bounded before anything runs: the values in its body are counted
-before the parse, and a batch's calls are weighed (``node.rpc_limits``) against the
-table's budget; a refused request or call gets -32005 ("limit exceeded").
+A request's cost is bounded before anything runs: its body's bytes and JSON values are
+counted before the parse (and charged to the client's parse bucket), and a batch's calls
+are weighed (``node.rpc_limits``) against the table's budget; a refused request or call
+gets -32005 ("limit exceeded").
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
-def _over_budget(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
+def _limit_error(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
     data: dict[str, Any] = {"code": exc.code}
     if exc.retry_after_ms is not None:
         data["retry_after_ms"] = exc.retry_after_ms
@@ -87,14 +88,14 @@ async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
     """Answer a request body: a response object, a list (batch), or None (notifications)."""
     table = methods if isinstance(methods, MethodTable) else _DEFAULT_LIMITS
     if len(body) > table.max_body_bytes:
-        return _over_budget(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
+        return _limit_error(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
     if json_values(body) > table.max_json_values:
-        return _over_budget(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values"))
+        return _limit_error(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values"))
     if table.parse_buckets is not None:
         try:
             table.parse_buckets.take(current_client.get(), parse_units(body), time.monotonic(), "parse units")
         except LimitExceeded as exc:
-            return _over_budget(None, exc)
+            return _limit_error(None, exc)
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -106,7 +107,7 @@ async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
             return _error(None, INVALID_REQUEST, f"batch of {len(request)} exceeds {MAX_BATCH}")
         cost = batch_cost(request)
         if cost > table.batch_budget:
-            return _over_budget(None, OverBudget(
+            return _limit_error(None, OverBudget(
                 f"batch costs {cost} units, the budget of one request is {table.batch_budget}: split it"))
         answers = [await handle_one(methods, r) for r in request]
         kept = [a for a in answers if a is not None]
@@ -144,7 +145,7 @@ async def handle_one(methods: Mapping[str, Method], request: Any) -> dict[str, A
     except InvalidParams as exc:
         return _error(id_, INVALID_PARAMS, exc.message, {"code": exc.code})
     except LimitExceeded as exc:
-        return None if notification else _over_budget(id_, exc)
+        return None if notification else _limit_error(id_, exc)
     except LedgerError as exc:
         return _error(id_, LEDGER_REFUSAL, exc.message, {"code": exc.code, "where": exc.where})
     except Exception:  # the last line of defence: log it, answer, stay up
