@@ -141,7 +141,9 @@ class ReadPool:
                 self.served += 1
             _settle(job, result, error)
             if self.share < 1:
-                time.sleep(used * (1 - self.share) / self.share)
+                rest = used * (1 - self.share) / self.share
+                with self._cond:  # rest, unless the pool is closing
+                    self._cond.wait_for(lambda: self._closed, timeout=rest)
 
 
 def _settle(job: _Job, result: Any, error: BaseException | None) -> None:

@@ -78,3 +78,29 @@ def test_errors_come_back_as_raised(pool: ReadPool) -> None:
 
     asyncio.run(main())
     assert pool.stats()["served"] == 2
+
+
+def test_the_worker_rests_after_costly_jobs_but_not_through_a_close() -> None:
+    """The worker's CPU share: after a job that took ~50 ms of CPU it rests ~450 ms at a
+    10% share before the next; closing does not wait for the rest."""
+    import time
+
+    pool = ReadPool(share=0.1)
+
+    def spin() -> None:
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+
+    async def main() -> float:
+        await pool.run("c", spin)
+        began = time.monotonic()
+        await pool.run("c", lambda: None)
+        return time.monotonic() - began
+
+    waited = asyncio.run(main())
+    assert waited >= 0.3, waited
+    asyncio.run(pool.run("c", spin))
+    began = time.monotonic()
+    pool.close()
+    assert time.monotonic() - began < 0.3
