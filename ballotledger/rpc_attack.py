@@ -7,9 +7,10 @@ it can make, each as large as the node will take it: full-budget batches of resu
 alternating heights (the batch that once stalled consensus), of block and tracking-code
 pages, proofs and receipts; eth_call into the bn256 pairing precompile and into the
 registry with unbounded gas; eth_getLogs over the widest range allowed; full blocks by
-number; 2,500 ballots with broken signatures (a body of ~4 MB) (each costs a signature check); bodies
-with as many JSON values as allowed, and with more; over-budget batches. Answers are
-read and counted by JSON-RPC error code, never checked: the point is the load.
+number; 2,500 ballots with broken signatures (a ~4 MB body; each ballot costs a
+signature check); bodies with as many JSON values as allowed, and with more;
+over-budget batches. Answers are read and counted by JSON-RPC error code, never
+checked: the point is the load.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ LONGEST_WAIT_S = 8.0  # submit-to-final on a shared 2-core machine (the bench's 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Localnet]:
     directory = tmp_path_factory.mktemp("rpcload")
-    with Localnet.create(directory, validators=4, voters=int(RATE * 130) + 100, timeouts=QUICK_TIMEOUTS) as localnet:
+    with Localnet.create(directory, validators=4, voters=int(RATE * 145) + 100, timeouts=QUICK_TIMEOUTS) as localnet:
         localnet.start()
         localnet.wait_ready()
         yield localnet
