@@ -28,6 +28,7 @@ from ledger.files import load_genesis
 from ledger.hashing import keccak256
 
 POLL_S = 0.05
+SUBMIT_ATTEMPTS = 3
 
 
 def make_ballots(
@@ -131,7 +132,15 @@ async def _submit(
     for raw in chunk:
         submitted[keccak256(raw)] = now
     result.offered += len(chunk)
-    answers = await _call(http, url, "ballot_submitBatch", [raw.hex() for raw in chunk])
+    hexes = [raw.hex() for raw in chunk]
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            answers = await _call(http, url, "ballot_submitBatch", hexes)
+            break
+        except httpx.TransportError:  # e.g. a kept-alive connection the node closed as it was reused
+            if attempt == SUBMIT_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.05)  # resubmitting is safe: the same ballot gets the same answer
     for answer in answers:
         if "error" in answer:
             result.refused += 1

@@ -17,7 +17,7 @@ from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding
 from ledger.files import load_json
 from ledger.genesis import ChainParams, Genesis
-from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, write_key
+from node.config import ConsensusTimeouts, NodeConfig, PeerConfig, RpcLimits, write_key
 
 VOTERS_FILE = "voters.json"
 MAX_VOTERS_FILE_BYTES = 4096  # a seed, a count and an election id
@@ -103,6 +103,8 @@ def init_network(
             rpc_listen=f"127.0.0.1:{ports[2 * i + 1]}",
             peers=peers,
             timeouts=timeouts or ConsensusTimeouts(),
+            # the local gateway and load generator submit from loopback's first address
+            rpc_limits=RpcLimits(submit_exempt=("127.0.0.1",)),
         )
         path = node_dir / "node.toml"
         path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))

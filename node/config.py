@@ -51,6 +51,56 @@ class ConsensusTimeouts:
 
 
 @dataclass(frozen=True)
+class RpcLimits:
+    """What one JSON-RPC client may cost a validator (TOML: keys of the ``[rpc]`` table).
+
+    Clients are told apart by their IP address. A call's cost is its method's weight in
+    ``node.rpc_limits.METHOD_COSTS`` (1 for a status read, 100 for a page of blocks).
+    """
+
+    batch_budget: int = 1_000  # cost units one HTTP request (a batch) may spend
+    max_body_bytes: int = 4 << 20  # bytes in one request body (a batch of 1,000 ballots is ~2 MB)
+    max_json_values: int = 20_000  # separators (',' ':') in a body, counted before it is parsed
+    parse_rate: float = 200_000.0  # parse units (a JSON value, or 128 body bytes) per second per client
+    submit_rate: float = 1_000.0  # ballots (and transactions) per second per client address
+    submit_burst: int = 5_000  # ballots a client may submit at once before the rate applies
+    submit_exempt: tuple[str, ...] = ()  # client addresses not rate-limited (a gateway's)
+    read_queue: int = 256  # reads waiting for the read worker, all clients together
+    read_queue_per_client: int = 8  # of which one client address may hold
+    read_share: float = 0.25  # of a core the read worker may use, however much is asked of it
+    max_page_bytes: int = 512 << 10  # raw block bytes in one ballot_getBlocks page
+    max_page_codes: int = 16_384  # tracking codes in one ballot_getTrackingCodes page
+    results_slice_ballots: int = 50_000  # ballots the results follower counts per turn of the worker
+    eth_call_gas: int = 5_000_000  # gas cap of eth_call
+    max_log_blocks: int = 2_000  # blocks one eth_getLogs may scan
+
+    @classmethod
+    def from_obj(cls, raw: dict[str, Any]) -> RpcLimits:
+        known = {f for f in cls.__dataclass_fields__}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key == "listen":
+                continue
+            if key not in known:
+                raise ValueError(f"unknown rpc setting {key!r}")
+            default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                values[key] = tuple(str(v) for v in value)
+            elif isinstance(default, float):
+                values[key] = float(value)
+            else:
+                values[key] = int(value)
+            if isinstance(values[key], (int, float)) and values[key] <= 0:
+                raise ValueError(f"rpc setting {key} must be positive")
+        if values.get("read_share", 0.25) > 1:
+            raise ValueError("rpc setting read_share is a fraction of one core: at most 1")
+        return cls(**values)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     data_dir: Path
@@ -61,6 +111,7 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     mempool_max: int = 200_000
+    rpc_limits: RpcLimits = field(default_factory=RpcLimits)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -92,6 +143,7 @@ class NodeConfig:
             peers=peers,
             timeouts=timeouts,
             mempool_max=int(raw.get("mempool_max", 200_000)),
+            rpc_limits=RpcLimits.from_obj(raw["rpc"]),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -113,7 +165,7 @@ class NodeConfig:
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
             },
-            "rpc": {"listen": self.rpc_listen},
+            "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj()},
             "consensus": {
                 "propose_ms": self.timeouts.propose_ms,
                 "prevote_ms": self.timeouts.prevote_ms,

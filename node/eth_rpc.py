@@ -50,9 +50,11 @@ from ledger.crypto import address_of
 from ledger.errors import LedgerError
 from ledger.hashing import ZERO_HASH, keccak256
 from node.jsonrpc import InvalidParams, Method, hex_param
+from node.rpc_limits import Busy
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
 MAX_LOG_BLOCKS = 10_000
+MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
 MAX_LOGS = 10_000
 MAX_FILTERS = 1_000
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
@@ -106,8 +108,12 @@ def _q(n: int) -> str:
 
 
 class EthMethods:
-    def __init__(self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256) -> None:
+    def __init__(
+        self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256,
+        max_log_blocks: int = MAX_LOG_BLOCKS,
+    ) -> None:
         self.chain = chain
+        self.max_log_blocks = max_log_blocks
         self.executor = executor
         self.genesis = executor.genesis
         self.chain_id = executor.chain_id
@@ -317,8 +323,9 @@ class EthMethods:
 
     # --- transactions and receipts ------------------------------------------------------
     def _index(self) -> None:
-        """Extend the tx hash index to the tip (transactions are rare: most blocks have none)."""
-        head = self.chain.height
+        """Extend the tx hash index towards the tip (transactions are rare: most blocks have
+        none), by at most MAX_INDEX_BLOCKS a call; progress is kept."""
+        head = min(self.chain.height, self._indexed_to + MAX_INDEX_BLOCKS)
         chain_id = self.genesis.chain_id
         for h in range(self._indexed_to + 1, head + 1):
             header = self.chain.header(h)
@@ -328,13 +335,16 @@ class EthMethods:
                     self._tx_index[keccak256(raw)] = (h, i)
                     n = i + 1
             self._tx_index[system_call_hash(chain_id, h)] = (h, n)
-        self._indexed_to = max(self._indexed_to, head)
+            self._indexed_to = h
 
     def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
         code = hex_param(tx_hash, "transaction hash", size=32)
         self._index()
         where = self._tx_index.get(code)
         if where is None:
+            if self._indexed_to < self.chain.height:
+                raise Busy(f"transactions indexed up to block {self._indexed_to} of {self.chain.height}; retry",
+                           retry_after_ms=200)
             return None
         height, index = where
         return self._info(height), index, self._execution(height).outcomes[index]
@@ -542,8 +552,8 @@ class EthMethods:
             lo, hi = self._height(f["from"]), self._height(f["to"])
         if start is not None:
             lo = max(lo, start)
-        if hi - lo + 1 > MAX_LOG_BLOCKS:
-            raise InvalidParams(f"a log query may span at most {MAX_LOG_BLOCKS} blocks")
+        if hi - lo + 1 > self.max_log_blocks:
+            raise InvalidParams(f"a log query may span at most {self.max_log_blocks} blocks")
         out: list[dict[str, Any]] = []
         addresses: set[bytes] | None = f["addresses"]
         topics: list[set[bytes] | None] = f["topics"]

@@ -3,6 +3,11 @@
 The node's HTTP server hands request bodies to :func:`handle_body`; methods are plain
 async callables taking positional params. Ledger refusals become error -32000 with the
 stable ledger code in ``data.code``; nothing a client sends can crash the server.
+
+A request's cost is bounded before anything runs: its body's bytes and JSON values are
+counted before the parse (and charged to the client's parse bucket), and a batch's calls
+are weighed (``node.rpc_limits``) against the table's budget; a refused request or call
+gets -32005 ("limit exceeded").
 """
 
 from __future__ import annotations
@@ -11,10 +16,21 @@ import functools
 import inspect
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from ledger.errors import LedgerError
+from node.rpc_limits import (
+    LIMIT_EXCEEDED,
+    ClientBuckets,
+    LimitExceeded,
+    OverBudget,
+    batch_cost,
+    json_values,
+    parse_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +44,27 @@ MAX_BATCH = 1000
 
 Method = Callable[..., Awaitable[Any]]
 
+# The address of the client whose request is being answered (set by the HTTP server).
+current_client: ContextVar[str] = ContextVar("rpc_client", default="")
+
+
+class MethodTable(dict[str, Method]):
+    """Methods by name, with the budget one request to them may spend and, if given,
+    each client's bucket of parse units (``node.rpc_limits.parse_units``)."""
+
+    def __init__(
+        self, methods: Mapping[str, Method] | None = None, *, batch_budget: int = 1_000,
+        max_body_bytes: int = 4 << 20, max_json_values: int = 20_000, parse_buckets: ClientBuckets | None = None,
+    ) -> None:
+        super().__init__(methods or {})
+        self.batch_budget = batch_budget
+        self.max_body_bytes = max_body_bytes
+        self.max_json_values = max_json_values
+        self.parse_buckets = parse_buckets
+
+
+_DEFAULT_LIMITS = MethodTable()  # the budgets a plain mapping of methods is held to
+
 
 class InvalidParams(LedgerError):
     code = "invalid_params"
@@ -40,8 +77,25 @@ def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
+def _limit_error(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
+    data: dict[str, Any] = {"code": exc.code}
+    if exc.retry_after_ms is not None:
+        data["retry_after_ms"] = exc.retry_after_ms
+    return _error(id_, LIMIT_EXCEEDED, exc.message, data)
+
+
 async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
     """Answer a request body: a response object, a list (batch), or None (notifications)."""
+    table = methods if isinstance(methods, MethodTable) else _DEFAULT_LIMITS
+    if len(body) > table.max_body_bytes:
+        return _limit_error(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
+    if json_values(body) > table.max_json_values:
+        return _limit_error(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values"))
+    if table.parse_buckets is not None:
+        try:
+            table.parse_buckets.take(current_client.get(), parse_units(body), time.monotonic(), "parse units")
+        except LimitExceeded as exc:
+            return _limit_error(None, exc)
     try:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -51,6 +105,10 @@ async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
             return _error(None, INVALID_REQUEST, "empty batch")
         if len(request) > MAX_BATCH:
             return _error(None, INVALID_REQUEST, f"batch of {len(request)} exceeds {MAX_BATCH}")
+        cost = batch_cost(request)
+        if cost > table.batch_budget:
+            return _limit_error(None, OverBudget(
+                f"batch costs {cost} units, the budget of one request is {table.batch_budget}: split it"))
         answers = [await handle_one(methods, r) for r in request]
         kept = [a for a in answers if a is not None]
         return kept or None
@@ -86,6 +144,8 @@ async def handle_one(methods: Mapping[str, Method], request: Any) -> dict[str, A
         result = await handler(*args, **kwargs)
     except InvalidParams as exc:
         return _error(id_, INVALID_PARAMS, exc.message, {"code": exc.code})
+    except LimitExceeded as exc:
+        return None if notification else _limit_error(id_, exc)
     except LedgerError as exc:
         return _error(id_, LEDGER_REFUSAL, exc.message, {"code": exc.code, "where": exc.where})
     except Exception:  # the last line of defence: log it, answer, stay up

@@ -1,23 +1,39 @@
 """The node's ``ballot_*`` JSON-RPC methods: the one interface the load generator, the
-gateway, the verifier's export and the tests use."""
+gateway, the verifier's export and the tests use.
+
+The methods are called on the RPC's own loop (``node.rpc_thread``). Every method that
+reads the store runs on the read worker (``node.read_pool``), and each does bounded
+work: pages stop at a byte or code budget, results come from one tally that follows
+the chain (``node.results``). Submissions are charged to the client's token bucket,
+decoded from hex here, and admitted on the consensus loop (they feed the mempool) in
+slices, so that a large batch never holds that loop for long.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
 from ledger.errors import BadTreeRange, LedgerError
 from ledger.hashing import HASH_SIZE, keccak256
 from ledger.receipt import Receipt
-from ledger.tally import Tally
-from node.jsonrpc import InvalidParams, Method, hex_param, int_param
+from node.config import RpcLimits
+from node.jsonrpc import InvalidParams, Method, current_client, hex_param, int_param
 from node.mempool import Mempool
+from node.read_pool import ReadPool
+from node.results import ResultsIndex
+from node.rpc_limits import ClientBuckets, LimitExceeded
+from node.rpc_thread import ConsensusLoop
 
 MAX_BLOCKS_PAGE = 500
 MAX_SUBMIT_BATCH = 5000
+ADMIT_SLICE = 25  # ballots admitted between two turns of the consensus loop (a few ms of checks)
+RESULTS_WAIT_S = 10.0  # how long a call waits for the tally to reach its height
+T = TypeVar("T")
 
 
 class NodeState(Protocol):
@@ -32,10 +48,26 @@ class NodeState(Protocol):
 
 
 class BallotMethods:
-    def __init__(self, node: NodeState, clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        node: NodeState,
+        clock_ms: Callable[[], int] | None = None,
+        *,
+        limits: RpcLimits | None = None,
+        pool: ReadPool | None = None,
+        submissions: ClientBuckets | None = None,
+        consensus: ConsensusLoop | None = None,
+    ) -> None:
         self.node = node
+        self.consensus = consensus or ConsensusLoop()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._results: dict[int, dict[str, Any]] = {}
+        self.limits = limits or RpcLimits()
+        self.pool = pool or ReadPool(max_queued=self.limits.read_queue,
+                                     max_per_client=self.limits.read_queue_per_client, share=self.limits.read_share)
+        self.submissions = submissions or ClientBuckets(
+            self.limits.submit_rate, self.limits.submit_burst, exempt=self.limits.submit_exempt)
+        self.results = ResultsIndex(node.chain.genesis, node.chain.store.block)
+        self._genesis_obj = node.chain.genesis.to_json_obj()
 
     def table(self) -> dict[str, Method]:
         return {
@@ -52,9 +84,17 @@ class BallotMethods:
             "ballot_getResults": self.get_results,
         }
 
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.pool.run(current_client.get(), lambda: fn(*args))
+
+    # --- submissions (admitted on the consensus loop: they feed the mempool) ----------
     async def submit(self, ballot: str) -> dict[str, Any]:
         """Admit one ballot (hex of its canonical encoding); answers its tracking code."""
         raw = hex_param(ballot, "ballot", max_size=self.node.chain.genesis.params.max_ballot_bytes)
+        self.submissions.take(current_client.get(), 1, time.monotonic(), "ballots")
+        return await self.consensus.run(self._admit_one, raw)
+
+    async def _admit_one(self, raw: bytes) -> dict[str, Any]:
         admission = self.node.mempool.admit(raw, self.clock_ms())
         if admission.status == "pending":
             self.node.gossip_ballots([raw])
@@ -64,26 +104,54 @@ class BallotMethods:
         """Admit many ballots; one answer each, in order (a refusal does not stop the rest)."""
         if not isinstance(ballots, list) or len(ballots) > MAX_SUBMIT_BATCH:
             raise InvalidParams(f"ballots must be a list of at most {MAX_SUBMIT_BATCH} hex strings")
+        self.submissions.take(current_client.get(), len(ballots), time.monotonic(), "ballots")
         limit = self.node.chain.genesis.params.max_ballot_bytes
-        out: list[dict[str, Any]] = []
-        fresh: list[bytes] = []
-        now = self.clock_ms()
+        decoded: list[bytes | LedgerError] = []
         for i, b in enumerate(ballots):
             try:
-                raw = hex_param(b, f"ballots[{i}]", max_size=limit)
-                admission = self.node.mempool.admit(raw, now)
+                decoded.append(hex_param(b, f"ballots[{i}]", max_size=limit))
             except LedgerError as exc:
-                out.append({"error": {"code": exc.code, "message": exc.message}})
-                continue
-            if admission.status == "pending":
-                fresh.append(raw)
-            out.append({"tracking_code": admission.tracking_code.hex(), "status": admission.status})
+                decoded.append(exc)
+        return await self.consensus.run(self._admit, decoded)
+
+    async def _admit(self, decoded: list[bytes | LedgerError]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        fresh: list[bytes] = []
+        for start in range(0, len(decoded), ADMIT_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let consensus run between slices
+            now = self.clock_ms()
+            for raw in decoded[start : start + ADMIT_SLICE]:
+                try:
+                    if isinstance(raw, LedgerError):
+                        raise raw
+                    admission = self.node.mempool.admit(raw, now)
+                except LedgerError as exc:
+                    out.append({"error": {"code": exc.code, "message": exc.message}})
+                    continue
+                if admission.status == "pending":
+                    fresh.append(raw)
+                out.append({"tracking_code": admission.tracking_code.hex(), "status": admission.status})
         if fresh:
             self.node.gossip_ballots(fresh)
         return out
 
+    # --- cheap answers (on the loop) ---------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        return await self.consensus.run(self._status)
+
+    async def _status(self) -> dict[str, Any]:
+        return self.node.status()
+
+    async def get_genesis(self) -> dict[str, Any]:
+        return self._genesis_obj
+
+    # --- reads (on the read worker) ----------------------------------------------------
     async def get_receipt(self, tracking_code: str) -> dict[str, Any]:
         code = hex_param(tracking_code, "tracking_code", size=HASH_SIZE)
+        return await self._read(self._receipt, code)
+
+    def _receipt(self, code: bytes) -> dict[str, Any]:
         store = self.node.chain.store
         position = store.ballot_position(code)
         if position is None:
@@ -105,42 +173,55 @@ class BallotMethods:
         )
         return {"status": "final", "tracking_code": code.hex(), "receipt": receipt.to_json_obj()}
 
-    async def status(self) -> dict[str, Any]:
-        return self.node.status()
-
     async def get_blocks(self, start: int, limit: int = 100) -> dict[str, Any]:
-        store = self.node.chain.store
+        """Committed blocks from ``start`` with their certificates: at most ``limit``, and
+        fewer once the page holds ``max_page_bytes`` (never none while any is left)."""
         start = int_param(start, "start", minimum=1)
         limit = int_param(limit, "limit", minimum=1, maximum=MAX_BLOCKS_PAGE)
+        return await self._read(self._blocks, start, limit)
+
+    def _blocks(self, start: int, limit: int) -> dict[str, Any]:
+        store = self.node.chain.store
         tip = store.height
-        blocks = [
-            {"block": store.raw_block(h).hex(), "certificate": store.raw_certificate(h).hex()}
-            for h in range(start, min(tip, start + limit - 1) + 1)
-        ]
+        blocks: list[dict[str, Any]] = []
+        size = 0
+        for h in range(start, min(tip, start + limit - 1) + 1):
+            block, certificate = store.raw_block(h), store.raw_certificate(h)
+            size += len(block) + len(certificate)
+            if blocks and size > self.limits.max_page_bytes:
+                break
+            blocks.append({"block": block.hex(), "certificate": certificate.hex()})
         return {"tip": tip, "start": start, "blocks": blocks}
 
     async def get_tracking_codes(self, start: int, limit: int = 100) -> dict[str, Any]:
         """Committed blocks from ``start`` as height, time and their ballots' tracking codes
         (one hex string, 64 characters a code, in log order): what a follower needs to
-        see its ballots become final, at a twentieth of the bytes of the blocks."""
-        store = self.node.chain.store
+        see its ballots become final, at a twentieth of the bytes of the blocks. At most
+        ``limit`` blocks, fewer once the page holds ``max_page_codes`` codes."""
         start = int_param(start, "start", minimum=1)
         limit = int_param(limit, "limit", minimum=1, maximum=MAX_BLOCKS_PAGE)
+        return await self._read(self._tracking_codes, start, limit)
+
+    def _tracking_codes(self, start: int, limit: int) -> dict[str, Any]:
+        store = self.node.chain.store
         tip = store.height
-        blocks = []
+        blocks: list[dict[str, Any]] = []
+        codes_so_far = 0
         for h in range(start, min(tip, start + limit - 1) + 1):
             block = store.block(h)
+            codes_so_far += len(block.ballots)
+            if blocks and codes_so_far > self.limits.max_page_codes:
+                break
             codes = b"".join([keccak256(raw) for raw in block.ballots])
             blocks.append({"height": h, "time_ms": block.header.time_ms, "codes": codes.hex()})
         return {"tip": tip, "start": start, "blocks": blocks}
 
-    async def get_genesis(self) -> dict[str, Any]:
-        return self.node.chain.genesis.to_json_obj()
-
     async def get_checkpoint(self, height: int | None = None) -> dict[str, Any]:
-        store = self.node.chain.store
-        h = store.height if height is None else int_param(height, "height", minimum=1)
-        cp = store.checkpoint(h)
+        h = None if height is None else int_param(height, "height", minimum=1)
+        return await self._read(self._checkpoint, h)
+
+    def _checkpoint(self, height: int | None) -> dict[str, Any]:
+        cp = self.node.chain.store.checkpoint(height)
         return {
             "height": cp.header.height,
             "log_size": cp.header.log_size,
@@ -153,31 +234,42 @@ class BallotMethods:
         size = int_param(size, "size", minimum=1)
         if index >= size:
             raise BadTreeRange(f"index {index} is not below size {size}")
-        return [h.hex() for h in self.node.chain.store.inclusion_proof(index, size)]
+        proof = await self._read(self.node.chain.store.inclusion_proof, index, size)
+        return [h.hex() for h in proof]
 
     async def get_consistency_proof(self, old_size: int, new_size: int) -> list[str]:
         old_size = int_param(old_size, "old_size")
         new_size = int_param(new_size, "new_size")
         if old_size > new_size:
             raise BadTreeRange(f"old size {old_size} is larger than new size {new_size}")
-        return [h.hex() for h in self.node.chain.store.consistency_proof(old_size, new_size)]
-
+        proof = await self._read(self.node.chain.store.consistency_proof, old_size, new_size)
+        return [h.hex() for h in proof]
 
     async def get_results(self, height: int | None = None) -> dict[str, Any]:
-        """The count at ``height`` (default: the tip), from the committed ballots."""
+        """The count at ``height`` (default: the tip), from the committed ballots.
+
+        The tally is extended a slice at a time, each slice one turn of the read worker,
+        so a long catch-up (a restarted node, a first call on a long chain) shares the
+        worker with other clients; a call still short of its height after
+        ``RESULTS_WAIT_S`` is answered ``results_pending`` and the count kept so far."""
         store = self.node.chain.store
         h = store.height if height is None else int_param(height, "height", maximum=store.height)
-        cached = self._results.get(h)
-        if cached is not None:
-            return cached
-        tally = Tally(store.genesis)
-        for block_height in range(1, h + 1):
-            for raw in store.block(block_height).ballots:
-                tally.record(BallotEnvelope.decode(raw))
-        tally.height = h
-        result = tally.to_json_obj()
-        self._results = {h: result}
-        return result
+        deadline = time.monotonic() + RESULTS_WAIT_S
+        while True:
+            counted, results = await self._read(self._count_to, h)
+            if results is not None:
+                return results
+            if time.monotonic() > deadline:
+                raise ResultsPending(f"results are counted up to height {counted} of {h}; retry shortly",
+                                     retry_after_ms=1000)
+
+    def _count_to(self, height: int) -> tuple[int, dict[str, Any] | None]:
+        counted = self.results.extend(height, self.limits.results_slice_ballots)
+        return counted, self.results.at(height) if counted >= height else None
+
+
+class ResultsPending(LimitExceeded):
+    code = "results_pending"
 
 
 def _election_of(ballots: tuple[bytes, ...], code: bytes) -> str:

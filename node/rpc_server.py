@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from node.jsonrpc import INVALID_REQUEST, Method, handle_body
+from node.jsonrpc import INVALID_REQUEST, Method, current_client, handle_body
 
 MAX_BODY = 32 * 1024 * 1024
 
 
 def make_app(methods: Mapping[str, Method]) -> Starlette:
     async def endpoint(request: Request) -> Response:
+        current_client.set(request.client.host if request.client else "")  # limits are per address
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
             return _json({"jsonrpc": "2.0", "id": None,

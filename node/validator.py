@@ -35,14 +35,14 @@ from node.consensus.core import (
     TimeoutParams,
 )
 from node.consensus.messages import decode_message, encode_message
-from node.eth_rpc import EthMethods
 from node.evm import LevelStateDB, open_executor
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
 from node.mempool import Mempool
 from node.precheck import BallotPrechecker
-from node.rpc_methods import BallotMethods
-from node.rpc_server import RpcServer
+from node.read_pool import ReadPool
+from node.rpc_table import build_rpc_table
+from node.rpc_thread import ConsensusLoop, RpcThread
 from node.transport import PeerTransport
 from node.txpool import TxPool
 from node.wal import SigningLog
@@ -116,11 +116,15 @@ class ValidatorNode:
             on_frame=self.on_frame,
         )
         rpc_host, rpc_port = split_address(config.rpc_listen)
-        methods = BallotMethods(self).table()
-        if self.engine is not None:
-            methods.update(EthMethods(self.chain.store, self.engine).table())
-            methods["eth_sendRawTransaction"] = self._send_raw_transaction
-        self.rpc = RpcServer(methods, rpc_host, rpc_port)
+        # The RPC never runs on this loop: it has its own thread and loop, costly reads a
+        # worker thread (node.rpc_thread, node.read_pool); submissions come back here.
+        limits = config.rpc_limits
+        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client,
+                                  share=limits.read_share)
+        self.consensus_loop = ConsensusLoop()
+        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
+                                  send_raw_transaction=self._send_raw_transaction if self.engine else None)
+        self.rpc = RpcThread(methods, rpc_host, rpc_port)
         self.prechecker = BallotPrechecker(self.genesis)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker)
         self._gossip: list[bytes] = []
@@ -163,7 +167,7 @@ class ValidatorNode:
         return EXIT_HALTED if self.failure is not None else 0
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.consensus_loop.loop = asyncio.get_running_loop()
         await self.transport.start()
         self.transport.connect_to(split_address(p.address) for p in self.config.peers)
         await self.rpc.start()
@@ -178,6 +182,7 @@ class ValidatorNode:
 
     async def close(self) -> None:
         await self.rpc.stop()
+        self.read_pool.close()
         await self.transport.stop()
         self.prechecker.close()
         self.wal.close()
