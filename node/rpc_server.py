@@ -13,9 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from node.jsonrpc import INVALID_REQUEST, Method, handle_body
-
-MAX_BODY = 32 * 1024 * 1024
+from node.jsonrpc import INVALID_REQUEST, MAX_BODY, Method, handle_body
 
 
 def make_app(methods: Mapping[str, Method]) -> Starlette:

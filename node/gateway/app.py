@@ -28,6 +28,7 @@ from ledger.rules import ProofCache
 from node.gateway import admission
 from node.gateway.config import ApiKey, GatewayConfig, hash_key, load_keys
 from node.gateway.forwarder import Forwarder
+from node.gateway.jsonbody import BoundedJsonRoute, parse_json_body
 from node.gateway.metrics import Metrics
 from node.gateway.models import (
     Accepted,
@@ -61,9 +62,9 @@ RESULTS_TTL_S = 1.0
 READY_WITHIN_S = 5.0
 
 # Which problem codes each route can answer: the OpenAPI responses are built from these.
-SUBMIT_CODES = ["bad_encoding", "unauthorized", "unknown_election", "duplicate_credential", "election_not_open",
-                "oversized", "payload_too_large", "validation_error", "bad_signature", "not_in_credential_set",
-                "wrong_chain", "election_mismatch", "rate_limited", "unavailable"]
+SUBMIT_CODES = ["bad_encoding", "too_deep", "unauthorized", "unknown_election", "duplicate_credential",
+                "election_not_open", "oversized", "payload_too_large", "validation_error", "bad_signature",
+                "not_in_credential_set", "wrong_chain", "election_mismatch", "rate_limited", "unavailable"]
 RECEIPT_CODES = ["unauthorized", "not_found", "validation_error", "rate_limited", "unavailable"]
 ELECTION_CODES = ["unauthorized", "unknown_election", "validation_error", "rate_limited"]
 
@@ -210,9 +211,11 @@ class EdgeMiddleware:
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
         try:
-            ballot = SubmitBallot.model_validate_json(body).ballot
+            ballot = SubmitBallot.model_validate(parse_json_body(body, self.max_body)).ballot
         except ValidationError:
             return None  # FastAPI words the validation problem
+        except Problem as problem:
+            return problem_response(problem, scope["path"])
         try:
             return JSONResponse(await self.state.accept_ballot(election_id, ballot), status_code=202)
         except Problem as problem:
@@ -285,6 +288,7 @@ def create_app(config: GatewayConfig, *, clock_ms: Callable[[], int] | None = No
         description="Front ends submit signed ballots; voters' receipts and election status.",
         lifespan=lifespan,
     )
+    app.router.route_class = BoundedJsonRoute
     app.state.gateway = state
     bearer = HTTPBearer(auto_error=False, description="A front end's API key.")
 
