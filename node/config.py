@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
+from node.http_limits import HttpLimits
 
 
 class ConfigError(LedgerError):
@@ -42,6 +43,9 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     mempool_max: int = 200_000
+    # [rpc] header size and count, header and body deadlines, connections, keep-alive:
+    # see node.http_limits for each key, its default and the answer to a client over it.
+    rpc_limits: HttpLimits = field(default_factory=HttpLimits)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -78,6 +82,7 @@ class NodeConfig:
             peers=peers,
             timeouts=timeouts,
             mempool_max=int(raw.get("mempool_max", 200_000)),
+            rpc_limits=HttpLimits.from_obj(raw["rpc"]),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -99,7 +104,7 @@ class NodeConfig:
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
             },
-            "rpc": {"listen": self.rpc_listen},
+            "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj()},
             "consensus": {
                 "propose_ms": self.timeouts.propose_ms,
                 "prevote_ms": self.timeouts.prevote_ms,

@@ -119,7 +119,7 @@ class ValidatorNode:
         if self.engine is not None:
             methods.update(EthMethods(self.chain.store, self.engine).table())
             methods["eth_sendRawTransaction"] = self._send_raw_transaction
-        self.rpc = RpcServer(methods, rpc_host, rpc_port)
+        self.rpc = RpcServer(methods, rpc_host, rpc_port, config.rpc_limits)
         self.prechecker = BallotPrechecker(self.genesis)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False

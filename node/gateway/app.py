@@ -174,7 +174,10 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
+            try:
+                body = await self._read_body(scope, receive)
+            except _ClientGone:
+                return
             if body is None:
                 problem = Problem("payload_too_large", f"request body over {self.max_body} bytes")
                 await problem_response(problem, scope["path"])(scope, receive, send_wrapper)
@@ -236,7 +239,7 @@ class EdgeMiddleware:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                raise _ClientGone  # disconnected, or cut off by the body deadline
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
@@ -244,6 +247,10 @@ class EdgeMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
+
+
+class _ClientGone(Exception):
+    """The connection closed before the whole body arrived: nobody to answer."""
 
 
 def _latin1(value: bytes | None) -> str | None:

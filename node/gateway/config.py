@@ -7,11 +7,12 @@ import json
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
+from node.http_limits import HttpLimits
 
 
 class GatewayConfigError(LedgerError):
@@ -38,6 +39,10 @@ class GatewayConfig:
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     tls_client_ca: Path | None = None
+    # Header size and count, header and body deadlines, connections, keep-alive (keys in
+    # the [gateway] table): see node.http_limits for each default and its answer (431,
+    # 408, 503). The body limit is max_request_bytes (413).
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     def __post_init__(self) -> None:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
@@ -85,6 +90,7 @@ class GatewayConfig:
             if key in raw:
                 extra[key] = path(raw[key])
         return cls(
+            http_limits=HttpLimits.from_obj(raw),
             listen=str(raw["listen"]),
             genesis_file=path(raw["genesis_file"]),
             validators=validators,
@@ -108,6 +114,7 @@ class GatewayConfig:
                 "forward_interval_ms": self.forward_interval_ms,
                 "resubmit_after_s": self.resubmit_after_s,
                 "rpc_timeout_s": self.rpc_timeout_s,
+                **self.http_limits.to_obj(),
                 **{
                     k: str(v)
                     for k, v in (
