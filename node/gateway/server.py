@@ -7,8 +7,9 @@ import ssl
 
 import uvicorn
 
-from node.gateway.app import EdgeMiddleware, create_app
+from node.gateway.app import create_app
 from node.gateway.config import GatewayConfig
+from node.gateway.edge import EdgeMiddleware
 
 
 def run_gateway(config: GatewayConfig, *, log_level: str = "info", access_log: bool = False) -> None:
