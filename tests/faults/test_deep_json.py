@@ -63,3 +63,34 @@ def test_gateway_refuses_deep_json_on_every_route(served: Served) -> None:
         answer = httpx.post(url, content=body, headers={**served.gateway.auth, "content-type": content_type})
         assert answer.status_code == 400 and answer.json()["code"] == "too_deep", answer.text
     served.assert_clean_logs()
+
+
+def test_gateway_refuses_a_deep_answer_from_a_validator() -> None:
+    """A validator (or something posing as one) answering 100,000 nested brackets is an
+    unavailable upstream to the gateway, not a RecursionError.
+
+    Fails when ``Upstream.call_one`` parses with ``response.json()`` (checked by hand once:
+    RecursionError escaped)."""
+    import asyncio
+
+    from node.gateway.upstream import Upstream, UpstreamUnavailable
+
+    async def run() -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                         % (len(DEEP), DEEP))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = Upstream((f"http://127.0.0.1:{port}",), timeout_s=5)
+        try:
+            with pytest.raises(UpstreamUnavailable, match=r"too_deep|nested"):
+                await upstream.call_one(upstream.endpoints[0], "ballot_status")
+        finally:
+            await upstream.close()
+            server.close()
+
+    asyncio.run(run())
