@@ -125,14 +125,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ------------------------------------------------------------
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        self._disarm()
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.max_header_bytes:
             raise _Refused(431, "request headers too large")
         if len(self.headers) > self.limits.max_headers:
             raise _Refused(431, "too many request headers")
+        self._in_head = False
+        self._head_bytes = 0
+        self._disarm()
         super().on_headers_complete()
         self._arm(self.limits.body_timeout_s)
 
@@ -163,12 +163,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._refuse(408, "request not received in time")
 
     def _refuse(self, status: int, reason: str) -> None:
-        """Answer ``status`` unless an answer has started, then close the connection."""
+        """Answer ``status`` unless this request was answered (or is being answered: an
+        app may answer before it reads the body), then close the connection."""
         self._disarm()
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if cycle is None or not cycle.response_started or cycle.response_complete:
+        cycle = self.cycle  # while in a head: the previous request's, if any
+        if cycle is None or (cycle.response_complete if self._in_head else not cycle.response_started):
             body = reason.encode()
             self.transport.write(b"".join([
                 STATUS_LINE[status],

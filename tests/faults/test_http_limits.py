@@ -25,6 +25,7 @@ from tests.faults.conftest import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, LIMITS, Serv
 pytestmark = pytest.mark.integration
 
 SLACK_S = 2.0  # scheduling on a shared 2-core machine
+GOOD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # the gateway answers 200, the node 404
 
 
 @dataclass
@@ -77,6 +78,20 @@ def _read_all(sock: socket.socket, timeout: float) -> bytes:
     except (TimeoutError, ConnectionResetError):
         pass
     return b"".join(chunks)
+
+
+def _read_response(sock: socket.socket, timeout: float = 5) -> bytes:
+    """One whole response (head and Content-Length body)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 def _closed(sock: socket.socket) -> bool:
@@ -148,11 +163,31 @@ def test_huge_header_refused_early(target: Target) -> None:
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
     b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
 ])
-def test_large_or_many_headers_get_431(target: Target, head: bytes) -> None:
+@pytest.mark.parametrize("first", [b"", GOOD], ids=["first-request", "after-a-kept-alive-one"])
+def test_large_or_many_headers_get_431(target: Target, head: bytes, first: bytes) -> None:
     with _connect(target) as sock:
+        sock.sendall(first)
+        if first:
+            answer = _read_response(sock)
+            assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 404")), answer
         sock.sendall(head)
         answer = _read_all(sock, 5)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+def test_early_answer_is_not_followed_by_a_408(served: Served) -> None:
+    """A submission refused before its body is read (declared over the gateway's body
+    limit: 413) and then never finished: one answer, then the connection is closed at
+    the body deadline. Fails when the deadline answers every request it cuts off
+    (checked by hand once: a 408 followed the 413)."""
+    t = next(t for t in _targets(served) if t.name == "gateway")
+    with _connect(t) as sock:
+        sock.sendall(b"POST /v1/elections/board-2026/ballots HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n"
+                     b"Content-Type: application/json\r\n\r\n{")
+        started = time.monotonic()
+        answer = _read_all(sock, BODY_TIMEOUT_S + SLACK_S)
+    assert answer.startswith(b"HTTP/1.1 413") and answer.count(b"HTTP/1.1 ") == 1, answer
+    assert time.monotonic() - started < BODY_TIMEOUT_S + SLACK_S
 
 
 def test_limits_leave_ordinary_requests_alone(target: Target) -> None:
