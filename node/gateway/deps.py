@@ -17,9 +17,14 @@ AUTHORIZED = "gateway.front_end"  # scope key: the edge's fast path already char
 bearer = HTTPBearer(auto_error=False, description="A front end's API key.")
 
 
-def gateway_state(request: Request) -> GatewayState:
+def _state_of(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.gateway
     return state
+
+
+async def gateway_state(request: Request) -> GatewayState:
+    # async on purpose: FastAPI runs a plain function dependency in a worker thread
+    return _state_of(request)
 
 
 async def front_end(
@@ -29,7 +34,7 @@ async def front_end(
     already: ApiKey | None = request.scope.get(AUTHORIZED)
     if already is not None:  # the fast path charged this request and then handed it over
         return already
-    return gateway_state(request).authorize(request.headers.get("authorization"))
+    return _state_of(request).authorize(request.headers.get("authorization"))
 
 
 def new_router() -> APIRouter:
