@@ -12,6 +12,7 @@ from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
 from ledger.files import read_bounded
 from node import tomlbound
+from node.http_limits import HttpLimits
 
 # A node's config is a few kilobytes, about 40 with a peer for every validator genesis
 # allows; a megabyte leaves room for any comments. Tables, arrays of tables and inline
@@ -19,6 +20,7 @@ from node import tomlbound
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_DEPTH = 4
 MAX_KEY_FILE_BYTES = 4096  # 64 hex digits and a newline, with room for whitespace
+HTTP_LIMIT_KEYS = frozenset(HttpLimits.__dataclass_fields__)
 
 
 class ConfigError(LedgerError):
@@ -112,6 +114,9 @@ class NodeConfig:
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     mempool_max: int = 200_000
     rpc_limits: RpcLimits = field(default_factory=RpcLimits)
+    # [rpc] header size and count, header and body deadlines, connections, keep-alive:
+    # see node.http_limits for each key, its default and the answer to a client over it.
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -143,7 +148,8 @@ class NodeConfig:
             peers=peers,
             timeouts=timeouts,
             mempool_max=int(raw.get("mempool_max", 200_000)),
-            rpc_limits=RpcLimits.from_obj(raw["rpc"]),
+            rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
+            http_limits=HttpLimits.from_obj(raw["rpc"]),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -165,7 +171,7 @@ class NodeConfig:
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
             },
-            "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj()},
+            "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj(), **self.http_limits.to_obj()},
             "consensus": {
                 "propose_ms": self.timeouts.propose_ms,
                 "prevote_ms": self.timeouts.prevote_ms,

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from eth.constants import BLANK_ROOT_HASH
+from eth.constants import BLANK_ROOT_HASH, UINT_256_MAX
+from eth.exceptions import VMError
 from eth_bloom.bloom import BloomFilter
+from eth_utils.exceptions import ValidationError
 
 from contracts import ContractRevert
 from contracts.engine import (
@@ -59,6 +62,7 @@ MAX_LOGS = 10_000
 MAX_FILTERS = 1_000
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
 FINAL_TAGS = ("latest", "safe", "finalized", "pending")
+T = TypeVar("T")
 
 
 class BlockSource(Protocol):
@@ -84,6 +88,21 @@ class BlockSource(Protocol):
 
 class EthRpcError(LedgerError):
     code = "eth_rpc_error"
+
+
+class ExecutionError(EthRpcError):
+    """The EVM refused the message itself (funds, value, gas), as opposed to a revert."""
+
+    code = "execution_error"
+
+
+def _executed(run: Callable[[], T]) -> T:
+    """``run()``, with the EVM's refusals of a caller's message as an execution error
+    (-32000 with py-evm's reason) instead of an internal error."""
+    try:
+        return run()
+    except (VMError, ValidationError) as exc:
+        raise ExecutionError(f"execution error: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -484,8 +503,8 @@ class EthMethods:
         info = self._info(self._height(block))
         gas = _quantity(call["gas"], "gas") if call.get("gas") else SYSTEM_CALL_GAS
         try:
-            out = self.executor.call(info.state_root, to, data, sender=sender, value=value, gas=gas,
-                                     height=info.height, time_ms=info.time_ms)
+            out = _executed(lambda: self.executor.call(info.state_root, to, data, sender=sender, value=value,
+                                                       gas=gas, height=info.height, time_ms=info.time_ms))
         except ContractRevert as exc:  # web3.py shows "execution reverted: <code>"
             raise type(exc)(exc.code) from None
         return _hex(out)
@@ -494,7 +513,7 @@ class EthMethods:
         to, sender, data, _ = self._call_args(call)
         info = self._info(self._height(block))
         try:
-            return _q(self.executor.estimate_gas(info.state_root, to, data, sender=sender))
+            return _q(_executed(lambda: self.executor.estimate_gas(info.state_root, to, data, sender=sender)))
         except ContractRevert as exc:
             raise type(exc)(exc.code) from None
 
@@ -622,11 +641,12 @@ class EthMethods:
 
 
 def _quantity(value: Any, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A quantity (hex string or JSON number) of at most 256 bits, as every EVM word is."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT_256_MAX:
         return value
     if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3 or len(value) > 66:
-        raise InvalidParams(f"{what} must be a hex quantity")
+        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits")
     try:
         return int(value, 16)
     except ValueError as exc:
-        raise InvalidParams(f"{what} must be a hex quantity") from exc
+        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits") from exc

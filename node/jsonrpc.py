@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger import jsonbound
+from ledger.errors import LedgerError, Oversized, TooDeep
 from node.rpc_limits import (
     LIMIT_EXCEEDED,
     ClientBuckets,
@@ -41,6 +41,9 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 LEDGER_REFUSAL = -32000
 MAX_BATCH = 1000
+MAX_BODY = 32 * 1024 * 1024
+# A batch of requests whose params nest objects in arrays (eth_getLogs topics) is 6 deep.
+MAX_DEPTH = 32
 
 Method = Callable[..., Awaitable[Any]]
 
@@ -97,9 +100,11 @@ async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
         except LimitExceeded as exc:
             return _limit_error(None, exc)
     try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(None, PARSE_ERROR, f"parse error: {exc}")
+        request = jsonbound.loads(body, max_bytes=MAX_BODY, max_depth=MAX_DEPTH, what="request")
+    except (Oversized, TooDeep) as exc:
+        return _error(None, INVALID_REQUEST, exc.message, {"code": exc.code})
+    except LedgerError as exc:
+        return _error(None, PARSE_ERROR, f"parse error: {exc.message}", {"code": exc.code})
     if isinstance(request, list):
         if not request:
             return _error(None, INVALID_REQUEST, "empty batch")

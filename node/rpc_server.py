@@ -9,13 +9,12 @@ from collections.abc import Generator, Mapping
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from node.jsonrpc import INVALID_REQUEST, Method, current_client, handle_body
-
-MAX_BODY = 32 * 1024 * 1024
+from node.http_limits import HttpLimits
+from node.jsonrpc import INVALID_REQUEST, MAX_BODY, Method, current_client, handle_body
 
 
 def make_app(methods: Mapping[str, Method]) -> Starlette:
@@ -26,11 +25,15 @@ def make_app(methods: Mapping[str, Method]) -> Starlette:
             return _json({"jsonrpc": "2.0", "id": None,
                           "error": {"code": INVALID_REQUEST, "message": f"body exceeds {MAX_BODY} bytes"}}, 413)
         body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_BODY:
-                return _json({"jsonrpc": "2.0", "id": None,
-                              "error": {"code": INVALID_REQUEST, "message": f"body exceeds {MAX_BODY} bytes"}}, 413)
+        try:
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > MAX_BODY:
+                    return _json({"jsonrpc": "2.0", "id": None,
+                                  "error": {"code": INVALID_REQUEST, "message": f"body exceeds {MAX_BODY} bytes"}},
+                                 413)
+        except ClientDisconnect:  # gone, or cut off by the body deadline: nobody to answer
+            return Response(status_code=400)
         answer = await handle_body(methods, bytes(body))
         if answer is None:
             return Response(status_code=204)
@@ -53,9 +56,10 @@ class _QuietServer(uvicorn.Server):
 
 class RpcServer:
 
-    def __init__(self, methods: Mapping[str, Method], host: str, port: int) -> None:
+    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None) -> None:
         config = uvicorn.Config(
-            make_app(methods), host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            make_app(methods), host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+            **(limits or HttpLimits()).uvicorn_options(),
         )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from node.http_limits import HttpLimits
 from node.jsonrpc import Method, current_client
 from node.rpc_server import RpcServer
 
@@ -46,8 +47,8 @@ class ConsensusLoop:
 class RpcThread:
     """``RpcServer`` started and stopped from the consensus loop, served from its own."""
 
-    def __init__(self, methods: Mapping[str, Method], host: str, port: int) -> None:
-        self._server = RpcServer(methods, host, port)
+    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None) -> None:
+        self._server = RpcServer(methods, host, port, limits)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -124,7 +124,7 @@ class ValidatorNode:
         self.consensus_loop = ConsensusLoop()
         methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
                                   send_raw_transaction=self._send_raw_transaction if self.engine else None)
-        self.rpc = RpcThread(methods, rpc_host, rpc_port)
+        self.rpc = RpcThread(methods, rpc_host, rpc_port, config.http_limits)
         self.prechecker = BallotPrechecker(self.genesis)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker)
         self._gossip: list[bytes] = []

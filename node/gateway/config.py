@@ -6,13 +6,14 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.files import load_json
 from node.config import load_toml
+from node.http_limits import HttpLimits
 
 # A keys file holds one short entry (name, hash, rate, burst) per front end: some 150
 # bytes each, so four megabytes hold tens of thousands. {"keys": [{...}]} nests 3 deep.
@@ -44,6 +45,10 @@ class GatewayConfig:
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     tls_client_ca: Path | None = None
+    # Header size and count, header and body deadlines, connections, keep-alive (keys in
+    # the [gateway] table): see node.http_limits for each default and its answer (431,
+    # 408, 503). The body limit is max_request_bytes (413).
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
 
     def __post_init__(self) -> None:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
@@ -86,6 +91,7 @@ class GatewayConfig:
             if key in raw:
                 extra[key] = path(raw[key])
         return cls(
+            http_limits=HttpLimits.from_obj(raw),
             listen=str(raw["listen"]),
             genesis_file=path(raw["genesis_file"]),
             validators=validators,
@@ -109,6 +115,7 @@ class GatewayConfig:
                 "forward_interval_ms": self.forward_interval_ms,
                 "resubmit_after_s": self.resubmit_after_s,
                 "rpc_timeout_s": self.rpc_timeout_s,
+                **self.http_limits.to_obj(),
                 **{
                     k: str(v)
                     for k, v in (

@@ -35,6 +35,7 @@ PROBLEM_TABLE: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "Missing or unknown API key"),
     "rate_limited": (429, "Too many requests"),
     "payload_too_large": (413, "Request body too large"),
+    "too_deep": (400, "Request body nests too deep"),
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "unsupported_media_type": (415, "Request body must be application/json"),

@@ -7,8 +7,9 @@ import ssl
 
 import uvicorn
 
-from node.gateway.app import EdgeMiddleware, create_app
+from node.gateway.app import create_app
 from node.gateway.config import GatewayConfig
+from node.gateway.edge import EdgeMiddleware
 
 
 def run_gateway(config: GatewayConfig, *, log_level: str = "info", access_log: bool = False) -> None:
@@ -22,10 +23,10 @@ def run_gateway(config: GatewayConfig, *, log_level: str = "info", access_log: b
         log_level=log_level.lower(),
         access_log=access_log,  # per-request log lines cost more than the request at load
         loop="auto",  # uvloop when installed
-        http="auto",  # httptools when installed
         timeout_graceful_shutdown=10,
         ssl_certfile=str(config.tls_certfile) if config.tls_certfile else None,
         ssl_keyfile=str(config.tls_keyfile) if config.tls_keyfile else None,
         ssl_ca_certs=str(config.tls_client_ca) if config.tls_client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls_client_ca else ssl.CERT_NONE,
+        **config.http_limits.uvicorn_options(),  # its own httptools protocol: "http" is not passed
     )

@@ -16,11 +16,16 @@ from typing import Any
 
 import httpx
 
+from ledger import jsonbound
+from ledger.errors import LedgerError
 from verifier.rpc_client import RpcError
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+# A validator's answer is JSON from outside too: a page of tracking codes is the largest.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+MAX_ANSWER_DEPTH = 32
 
 
 class UpstreamUnavailable(Exception):
@@ -88,8 +93,11 @@ class Upstream:
             response = await self._http.post(endpoint.url, json=request)
             if response.status_code != 200:
                 raise UpstreamUnavailable(f"HTTP {response.status_code}")
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+            body = jsonbound.loads(response.content, max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_ANSWER_DEPTH,
+                                   what=f"{method} answer")
+            if not isinstance(body, dict):
+                raise ValueError(f"{method} answer is not a JSON-RPC response")
+        except (httpx.HTTPError, ValueError, LedgerError) as exc:
             endpoint.failed(time.monotonic())
             raise UpstreamUnavailable(f"{endpoint.url}: {exc!r}") from exc
         except UpstreamUnavailable:

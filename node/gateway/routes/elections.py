@@ -1,0 +1,58 @@
+"""``GET /v1/elections/{election_id}``: definition, phase, counts so far and result."""
+
+# No "from __future__ import annotations": FastAPI inspects the route's signature.
+import time
+
+from fastapi.responses import JSONResponse, Response
+
+from node.gateway import admission
+from node.gateway.deps import ElectionId, FrontEnd, State, new_router
+from node.gateway.http_problems import responses
+from node.gateway.models import Counts, ElectionView
+from node.gateway.problems import Problem
+from node.gateway.state import GatewayState
+from node.gateway.upstream import UpstreamUnavailable
+from verifier.rpc_client import RpcError
+
+ELECTION_CODES = ["unauthorized", "unknown_election", "validation_error", "rate_limited"]
+RESULTS_TTL_S = 1.0  # one ballot_getResults per second, whatever the number of readers
+
+router = new_router()
+
+
+@router.get(
+    "/v1/elections/{election_id}",
+    response_model=ElectionView,
+    responses=responses(ELECTION_CODES),
+    summary="An election's public definition, phase, counts so far and result",
+)
+async def get_election(election_id: ElectionId, client: FrontEnd, state: State) -> Response:
+    election = state.genesis.election(election_id)
+    if election is None:
+        raise Problem("unknown_election", f"no election {election_id!r} on chain {state.genesis.chain_id!r}")
+    phase = admission.phase_of(election, state.clock_ms())
+    counts = await _counts(state, election_id)
+    view = ElectionView(
+        election_id=election.election_id, chain_id=state.genesis.chain_id, question=election.question,
+        choices=list(election.choices), credential_root=election.credential_root.hex(),
+        credential_count=election.credential_count, opens_at_ms=election.opens_at_ms,
+        closes_at_ms=election.closes_at_ms, revoting=election.revoting, payload_scheme=election.payload_scheme,
+        phase=phase,  # type: ignore[arg-type]
+        counts=counts, result=counts if phase == "closed" else None,
+    )
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+async def _counts(state: GatewayState, election_id: str) -> Counts | None:
+    now = time.monotonic()
+    if state.results is None or now - state.results[0] > RESULTS_TTL_S:
+        try:
+            state.results = (now, await state.rpc().call("ballot_getResults"))
+        except (UpstreamUnavailable, RpcError, Problem):
+            return None
+    results = state.results[1]
+    entry = results.get("elections", {}).get(election_id)
+    if entry is None:
+        return None
+    return Counts(height=int(results.get("height", 0)), ballots_recorded=entry["ballots_recorded"],
+                  ballots_counted=entry["ballots_counted"], tally=entry.get("tally"))

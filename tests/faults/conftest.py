@@ -1,0 +1,81 @@
+"""One real validator and one real gateway on loopback, with short HTTP limits so the
+slow-client probes finish quickly; every test reads their logs for tracebacks."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from ballotledger.localnet import Localnet
+from ballotledger.netsetup import init_network
+from tests.gateway.harness import FAST, GatewayProc
+from verifier.rpc_client import RpcClient
+
+# Short on purpose: the probes wait these out.
+HEADER_TIMEOUT_S = 1.5
+BODY_TIMEOUT_S = 1.5
+LIMITS = {
+    "max_header_bytes": 16384, "max_headers": 64, "header_timeout_s": HEADER_TIMEOUT_S,
+    "body_timeout_s": BODY_TIMEOUT_S, "max_connections": 800,
+}
+
+
+class Served:
+    """The validator's and the gateway's addresses and logs."""
+
+    def __init__(self, net: Localnet, gateway: GatewayProc) -> None:
+        self.net = net
+        self.gateway = gateway
+        self.rpc_url = net.rpc_urls[0]
+        self.gateway_url = gateway.url
+
+    @property
+    def node_log(self) -> Path:
+        return self.net.log_path(0)
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.gateway.directory / "gateway.log"
+
+    def height(self) -> int:
+        with RpcClient(self.rpc_url, timeout=5) as client:
+            return int(client.call("ballot_status")["height"])
+
+    def assert_finalizing(self, timeout: float = 20.0) -> None:
+        """The validator is alive and commits new blocks."""
+        proc = self.net.procs[0]
+        assert proc.poll() is None, f"validator exited with {proc.returncode}"
+        start = self.height()
+        deadline = time.monotonic() + timeout
+        while self.height() <= start:
+            assert time.monotonic() < deadline, "the validator stopped finalizing"
+            time.sleep(0.1)
+
+    def assert_clean_logs(self) -> None:
+        for log in (self.node_log, self.gateway_log):
+            text = log.read_text(errors="replace")
+            assert "Traceback" not in text, f"{log}:\n{text[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    directory = tmp_path_factory.mktemp("faults")
+    init_network(directory, validators=1, voters=40, timeouts=FAST)
+    config = directory / "node0" / "node.toml"
+    obj = tomllib.loads(config.read_text())
+    obj["rpc"].update(LIMITS)
+    config.write_text(tomli_w.dumps(obj))
+    with Localnet(directory) as net:
+        net.start()
+        net.wait_ready()
+        gateway = GatewayProc(directory / "gateway", list(net.rpc_urls), options=dict(LIMITS))
+        gateway.start()
+        try:
+            yield Served(net, gateway)
+        finally:
+            gateway.stop()
