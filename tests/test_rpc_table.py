@@ -16,6 +16,7 @@ from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
 from ledger.tally import Tally
 from node.config import ConfigError, NodeConfig, RpcLimits
+from node.http_limits import HttpLimits
 from node.jsonrpc import InvalidParams, current_client
 from node.read_pool import ReadPool
 from node.rpc_methods import BallotMethods
@@ -120,7 +121,8 @@ def test_rpc_limits_round_trip_through_node_toml_and_refuse_unknown_keys(tmp_pat
     path.write_text(tomli_w.dumps(config.to_obj(relative_to=tmp_path)))
     assert NodeConfig.load(path).rpc_limits == config.rpc_limits
     raw = tomllib.loads(path.read_text())
-    assert set(raw["rpc"]) == {"listen", *RpcLimits.__dataclass_fields__}  # every default is written out
+    # every default is written out: the RPC's cost limits and its HTTP limits share the table
+    assert set(raw["rpc"]) == {"listen", *RpcLimits.__dataclass_fields__, *HttpLimits.__dataclass_fields__}
     for bad in ({"batch_budgt": 5}, {"submit_rate": 0}, {"read_share": 2.0}):
         path.write_text(tomli_w.dumps(raw | {"rpc": raw["rpc"] | bad}))
         with pytest.raises(ConfigError):

@@ -30,7 +30,9 @@ def test_node_refuses_deep_json_and_keeps_finalizing(served: Served, body: bytes
     answer = httpx.post(served.rpc_url, content=body, headers={"content-type": "application/json"}, timeout=10)
     assert answer.status_code == 200
     error = answer.json()["error"]
-    assert error["code"] == code, error
+    # a body of very many values may meet the RPC's cost budget (-32005 over_budget) before
+    # its depth is measured: either way a clean refusal
+    assert error["code"] == code or (code == -32600 and error["data"]["code"] == "over_budget"), error
     served.assert_finalizing()
     served.assert_clean_logs()
 

@@ -26,7 +26,9 @@ RAW_TX_PROBES: list[tuple[str, list[Any]]] = [
 
 def test_eth_methods_answer_absurd_params_cleanly(served: Served) -> None:
     batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(PROBES + RAW_TX_PROBES)]
-    answers = httpx.post(served.rpc_url, json=batch, timeout=60).json()
+    answers = []
+    for start in range(0, len(batch), 5):  # small batches: a request's cost budget holds a few eth_calls
+        answers += httpx.post(served.rpc_url, json=batch[start : start + 5], timeout=60).json()
     assert len(answers) == len(batch)
     for answer in answers:
         probe = batch[answer["id"]]

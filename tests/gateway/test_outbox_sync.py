@@ -19,8 +19,9 @@ import pytest
 import uvicorn
 
 from ballotledger.netsetup import free_ports
-from node.gateway.app import EdgeMiddleware, create_app
+from node.gateway.app import create_app
 from node.gateway.config import GatewayConfig, add_key
+from node.gateway.edge import EdgeMiddleware
 from tests.gateway.harness import MAIN, Voters, make_network
 
 HOLD_S = 0.5  # how long the write is held while the test listens for an answer
