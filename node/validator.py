@@ -19,8 +19,9 @@ from typing import Any
 from contracts import ContractError
 from ledger.block import CommitCertificate
 from ledger.chain import Chain
+from ledger.crypto import SigningKey
 from ledger.errors import BadTransaction, LedgerError
-from ledger.genesis import Genesis
+from ledger.files import load_genesis
 from node.app import LedgerApplication
 from node.blocksync import BlockSync, SyncedBlock
 from node.config import NodeConfig, read_key, split_address
@@ -58,6 +59,19 @@ MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
 
 
+def _timeout_params(config: NodeConfig) -> TimeoutParams:
+    t = config.timeouts
+    return TimeoutParams(
+        propose=t.propose_ms / 1000,
+        propose_delta=t.delta_ms / 1000,
+        prevote=t.prevote_ms / 1000,
+        prevote_delta=t.delta_ms / 1000,
+        precommit=t.precommit_ms / 1000,
+        precommit_delta=t.delta_ms / 1000,
+        commit=t.block_interval_ms / 1000,
+    )
+
+
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
@@ -65,7 +79,7 @@ def wall_clock_ms() -> int:
 class ValidatorNode:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.genesis = Genesis.from_json(config.genesis_file.read_bytes())
+        self.genesis = load_genesis(config.genesis_file)  # refused by its size before it is read
         key = read_key(config.key_file)
         self.public_key = key.public_key
         self.index = self.genesis.validators.index_of(key.public_key)
@@ -83,28 +97,8 @@ class ValidatorNode:
         self.chain.proofs = self.mempool.proofs  # one cache of proven credential paths
         self.txpool = TxPool(self.engine, self._tip_state) if self.engine is not None else None
         self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms, txpool=self.txpool)
-        t = config.timeouts
-        self.timeouts = TimeoutParams(
-            propose=t.propose_ms / 1000,
-            propose_delta=t.delta_ms / 1000,
-            prevote=t.prevote_ms / 1000,
-            prevote_delta=t.delta_ms / 1000,
-            precommit=t.precommit_ms / 1000,
-            precommit_delta=t.delta_ms / 1000,
-            commit=t.block_interval_ms / 1000,
-        )
-        height = self.chain.store.height + 1
-        signed = [decode_message(r) for r in self.wal.records(height)]
-        self.core = ConsensusCore(
-            chain_id=self.genesis.chain_id,
-            validators=self.genesis.validators,
-            index=self.index,
-            key=key if self.index is not None else None,
-            height=height,
-            app=self.app,
-            timeouts=self.timeouts,
-            signed_log=signed,
-        )
+        self.timeouts = _timeout_params(config)
+        self.core = self._make_core(key)
         host, port = split_address(config.p2p_listen)
         self.transport = PeerTransport(
             key,
@@ -115,16 +109,7 @@ class ValidatorNode:
             port=port,
             on_frame=self.on_frame,
         )
-        rpc_host, rpc_port = split_address(config.rpc_listen)
-        # The RPC never runs on this loop: it has its own thread and loop, costly reads a
-        # worker thread (node.rpc_thread, node.read_pool); submissions come back here.
-        limits = config.rpc_limits
-        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client,
-                                  share=limits.read_share)
-        self.consensus_loop = ConsensusLoop()
-        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
-                                  send_raw_transaction=self._send_raw_transaction if self.engine else None)
-        self.rpc = RpcThread(methods, rpc_host, rpc_port, config.http_limits)
+        self.rpc = self._make_rpc(config)
         self.prechecker = BallotPrechecker(self.genesis)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker)
         self._gossip: list[bytes] = []
@@ -137,6 +122,34 @@ class ValidatorNode:
         self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
+
+    def _make_core(self, key: SigningKey) -> ConsensusCore:
+        """The consensus core at the height after the stored tip, told what this validator
+        already signed there (so a restart re-sends it and signs nothing conflicting)."""
+        height = self.chain.store.height + 1
+        signed = [decode_message(r) for r in self.wal.records(height)]
+        return ConsensusCore(
+            chain_id=self.genesis.chain_id,
+            validators=self.genesis.validators,
+            index=self.index,
+            key=key if self.index is not None else None,
+            height=height,
+            app=self.app,
+            timeouts=self.timeouts,
+            signed_log=signed,
+        )
+
+    def _make_rpc(self, config: NodeConfig) -> RpcThread:
+        """The RPC never runs on this loop: it has its own thread and loop, costly reads a
+        worker thread (node.rpc_thread, node.read_pool); submissions come back here."""
+        rpc_host, rpc_port = split_address(config.rpc_listen)
+        limits = config.rpc_limits
+        self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client,
+                                  share=limits.read_share)
+        self.consensus_loop = ConsensusLoop()
+        methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
+                                  send_raw_transaction=self._send_raw_transaction if self.engine else None)
+        return RpcThread(methods, rpc_host, rpc_port, config.http_limits)
 
     def _tip_state(self) -> tuple[bytes, int]:
         tip = self.chain.store.tip

@@ -81,6 +81,30 @@ def verify_bundle(
     """Verify a bundle. ``state_dir``: keep the replay's state there, resuming from what an
     earlier run saved (an interrupted run, or a bundle that has grown since)."""
     started = time.perf_counter()
+    checked = _preflight(directory, pin_genesis)
+    if isinstance(checked, Report):
+        return checked
+    genesis, report = checked
+    try:
+        result = _replay_bundle(directory, genesis, on_block=on_block, jobs=jobs, state_dir=state_dir)
+        _fill(report, result)
+        report.failure = _after_replay(directory, genesis, result)
+    except UnusableBundle as exc:
+        report.exit_code = EXIT_UNUSABLE
+        report.failure = _failure(exc)
+        return report
+    except LedgerError as exc:
+        report.failure = _failure(exc)
+    report.seconds = time.perf_counter() - started
+    if report.failure is None:
+        report.valid = True
+        report.exit_code = EXIT_VALID
+    return report
+
+
+def _preflight(directory: Path, pin_genesis: str | None) -> tuple[Genesis, Report] | Report:
+    """The genesis, README and contract artifact, and the pin: a final report if one of
+    them fails, else the genesis and the report the replay fills in."""
     try:
         genesis = read_genesis(directory)
     except NonCanonical as exc:
@@ -105,58 +129,44 @@ def verify_bundle(
             "message": f"genesis hash {genesis.hash().hex()} is not the pinned {pin_genesis}",
         }
         return report
+    return genesis, report
+
+
+def _replay_bundle(
+    directory: Path, genesis: Genesis, *, on_block: Any, jobs: int, state_dir: Path | None
+) -> ReplayResult:
+    if state_dir is None:
+        return replay(genesis, iter_block_lines(directory, genesis=genesis), on_block=on_block, jobs=jobs)
+    index = DiskIndex(genesis, keep_at=state_dir)
     try:
-        if state_dir is None:
-            result = replay(genesis, iter_block_lines(directory, genesis=genesis), on_block=on_block, jobs=jobs)
-        else:
-            index = DiskIndex(genesis, keep_at=state_dir)
-            try:
-                saved = saved_progress(index, genesis)
-            except LedgerError:
-                index.close()
-                raise
-            point = resume_point(saved) if saved is not None else None
-            lines = iter_block_lines(directory, genesis=genesis, resume=point, track_prefix=True)
-            result = replay(genesis, lines, on_block=on_block, jobs=jobs, index=index, saved=saved)
-    except UnusableBundle as exc:
-        report.exit_code = EXIT_UNUSABLE
-        report.failure = _failure(exc)
-        return report
-    except LedgerError as exc:
-        report.failure = _failure(exc)
-        report.seconds = time.perf_counter() - started
-        return report
-    _fill(report, result)
+        saved = saved_progress(index, genesis)
+    except LedgerError:
+        index.close()
+        raise
+    point = resume_point(saved) if saved is not None else None
+    lines = iter_block_lines(directory, genesis=genesis, resume=point, track_prefix=True)
+    return replay(genesis, lines, on_block=on_block, jobs=jobs, index=index, saved=saved)
+
+
+def _after_replay(directory: Path, genesis: Genesis, result: ReplayResult) -> dict[str, Any] | None:
+    """What is checked once every block is: the registry's code and results on chain, the
+    published results file, and that no covered file is missing; the first failure."""
     onchain = _check_registry_code(result) or _check_registry_results(result)
     if onchain is not None:
-        report.failure = onchain
-        report.seconds = time.perf_counter() - started
-        return report
-    try:
-        claim = _published_results(directory, genesis)
-    except UnusableBundle as exc:
-        report.exit_code = EXIT_UNUSABLE
-        report.failure = _failure(exc)
-        return report
+        return onchain
+    claim = _published_results(directory, genesis)
     if claim is not None:
         mismatch = _compare_results(claim, result.tally.to_json_obj())
         if mismatch is not None:
-            report.failure = {"check": "published_result", "where": RESULTS_FILE, "message": mismatch}
-            report.seconds = time.perf_counter() - started
-            return report
+            return {"check": "published_result", "where": RESULTS_FILE, "message": mismatch}
     # Checked last, so that a bundle that export is still writing is replayed (and with a
     # state, saved) as far as it goes, and then reported incomplete.
     missing = [name for name in bundle_files(genesis) if not (directory / name).is_file()]
     if missing:
-        report.failure = _failure(MissingFile(
+        return _failure(MissingFile(
             f"the bundle lacks {', '.join(missing)}: every file of a bundle is covered, so none may be missing",
             where=", ".join(missing)))
-        report.seconds = time.perf_counter() - started
-        return report
-    report.valid = True
-    report.exit_code = EXIT_VALID
-    report.seconds = time.perf_counter() - started
-    return report
+    return None
 
 
 def _published_results(directory: Path, genesis: Genesis) -> Any:
