@@ -23,23 +23,41 @@ DEFAULT_MAX_DEPTH = 32
 # (its closing quote is optional), so no input makes the scan restart at every quote.
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 _OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
 
 
-def nesting_depth(data: bytes) -> int:
-    """The deepest nesting of arrays and objects in ``data`` (0 for a scalar).
+def bracket_depth(data: bytes, tokens: re.Pattern[bytes] = _TOKENS) -> int:
+    """The deepest nesting of brackets in ``data``, with ``tokens`` matching each bracket
+    alone and each string (or comment) whole, so the brackets inside those are skipped.
 
     Iterative and linear in the input; malformed input still gets a number (the parser
-    that runs next says what is wrong with it).
+    that runs next says what is wrong with it). ``node.tomlbound`` scans TOML with it.
     """
     depth = deepest = 0
-    for match in _TOKENS.finditer(data):
+    for match in tokens.finditer(data):
         first = match.group()[0]
         if first in _OPENERS:
             depth += 1
             deepest = max(deepest, depth)
-        elif first != 0x22:  # a closing bracket ('"' opens a string token)
+        elif first in _CLOSERS:
             depth -= 1
     return deepest
+
+
+def nesting_depth(data: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON document (0 for a scalar)."""
+    return bracket_depth(data)
+
+
+def check_bounds(
+    raw: bytes, *, max_bytes: int, max_depth: int, what: str, tokens: re.Pattern[bytes] = _TOKENS
+) -> None:
+    """Size, then nesting depth: ``Oversized`` or ``TooDeep`` naming ``what``."""
+    if len(raw) > max_bytes:
+        raise Oversized(f"{what}: {len(raw)} bytes exceeds the limit of {max_bytes}")
+    # No document nests deeper than it has openers: most never need the scan.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and (depth := bracket_depth(raw, tokens)) > max_depth:
+        raise TooDeep(f"{what}: nested {depth} levels deep, the limit is {max_depth}")
 
 
 def loads(
@@ -55,11 +73,7 @@ def loads(
     ``ValueError`` of the parser), each naming ``what``.
     """
     raw = data.encode() if isinstance(data, str) else bytes(data)
-    if len(raw) > max_bytes:
-        raise Oversized(f"{what}: {len(raw)} bytes exceeds the limit of {max_bytes}")
-    # No document nests deeper than it has openers: most never need the scan.
-    if raw.count(b"[") + raw.count(b"{") > max_depth and (depth := nesting_depth(raw)) > max_depth:
-        raise TooDeep(f"{what}: nested {depth} levels deep, the limit is {max_depth}")
+    check_bounds(raw, max_bytes=max_bytes, max_depth=max_depth, what=what)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -13,8 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import BadEncoding, Oversized, TooDeep
+from ledger.errors import BadEncoding
 from ledger.files import read_bounded
+from ledger.jsonbound import bracket_depth, check_bounds
 
 # Strings and comments are matched whole so the brackets inside them are skipped; an
 # unterminated one runs to the end of the input (its closing is optional), so no input
@@ -28,34 +29,18 @@ _TOKENS = re.compile(
     rb"|[\[\]{}]",
     re.DOTALL,
 )
-_OPENERS = frozenset(b"[{")
-_CLOSERS = frozenset(b"]}")
 
 
 def nesting_depth(data: bytes) -> int:
-    """The deepest nesting of arrays, inline tables and table headers in ``data``.
-
-    Iterative and linear in the input; malformed input still gets a number (the parser
-    that runs next says what is wrong with it)."""
-    depth = deepest = 0
-    for match in _TOKENS.finditer(data):
-        first = match.group()[0]
-        if first in _OPENERS:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif first in _CLOSERS:
-            depth -= 1
-    return deepest
+    """The deepest nesting of arrays, inline tables and table headers in ``data``."""
+    return bracket_depth(data, _TOKENS)
 
 
 def loads(data: bytes, *, max_bytes: int, max_depth: int, what: str = "TOML document") -> dict[str, Any]:
     """``tomllib.loads`` for input from outside: size, then depth, then the parse.
 
     Raises ``Oversized``, ``TooDeep`` or ``BadEncoding``, each naming ``what``."""
-    if len(data) > max_bytes:
-        raise Oversized(f"{what}: {len(data)} bytes exceeds the limit of {max_bytes}")
-    if data.count(b"[") + data.count(b"{") > max_depth and (depth := nesting_depth(data)) > max_depth:
-        raise TooDeep(f"{what}: nested {depth} levels deep, the limit is {max_depth}")
+    check_bounds(data, max_bytes=max_bytes, max_depth=max_depth, what=what, tokens=_TOKENS)
     try:
         return tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
