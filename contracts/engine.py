@@ -26,6 +26,7 @@ gas, ``prevrandao`` 0, ``BLOCKHASH`` always 0. The EVM chain id is
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 import rlp
+from eth import EVM_RECURSION_LIMIT
 from eth.abc import (
     AtomicDatabaseAPI,
     AtomicWriteBatchAPI,
@@ -72,6 +74,15 @@ from ledger.block import Block
 from ledger.crypto import SigningKey, address_of
 from ledger.genesis import Genesis, window_contains
 from ledger.hashing import ZERO_HASH, keccak256, tag, tagged_hash
+
+# py-evm needs EVM_RECURSION_LIMIT (1024 nested calls' worth of frames) and raises the
+# limit to it at import; py_ecc, which it imports for its precompiles, raises it to
+# 100,000. At that depth a recursion in C (the stdlib JSON parser, say) overflows the
+# thread's stack and kills the process instead of raising RecursionError. Input from
+# outside is bounded in depth before it is parsed (ledger.jsonbound); this also puts the
+# limit back to what execution needs, so anything missed fails cleanly.
+if sys.getrecursionlimit() > EVM_RECURSION_LIMIT:
+    sys.setrecursionlimit(EVM_RECURSION_LIMIT)
 
 BLOCK_GAS_LIMIT = 30_000_000
 SYSTEM_CALL_GAS = 30_000_000  # as EIP-4788; not counted against the block

@@ -89,3 +89,22 @@ def test_unterminated_strings_scan_in_linear_time() -> None:
     started = time.perf_counter()
     assert jsonbound.nesting_depth(body) == 40
     assert time.perf_counter() - started < 2.0  # quadratic would take minutes
+
+
+def test_the_recursion_limit_is_put_back_after_py_evm_is_imported() -> None:
+    """py_ecc raises the recursion limit to 100,000 when py-evm imports it; the contract
+    engine puts it back to py-evm's own need, so even a parser that was never bounded
+    raises RecursionError instead of overflowing the C stack (fails with the reset removed
+    from contracts/engine.py: the child dies with SIGSEGV)."""
+    code = (
+        "import json, sys, contracts.engine\n"
+        "from eth import EVM_RECURSION_LIMIT\n"
+        "assert sys.getrecursionlimit() == EVM_RECURSION_LIMIT, sys.getrecursionlimit()\n"
+        "try:\n"
+        "    json.loads(b'[' * 100000 + b']' * 100000)\n"
+        "except RecursionError:\n"
+        "    print('recursion_error')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.strip() == "recursion_error"
