@@ -69,6 +69,12 @@ class Counts(BaseModel):
     tally: dict[str, int] | None = None
 
 
+class ContestView(BaseModel):
+    question: str
+    choices: list[str]
+    limit: int = Field(description="At most this many of the contest's choices may be selected.")
+
+
 class ElectionView(BaseModel):
     election_id: str
     chain_id: str
@@ -80,6 +86,16 @@ class ElectionView(BaseModel):
     closes_at_ms: int
     revoting: str
     payload_scheme: str
+    contests: list[ContestView] = Field(
+        default_factory=list,
+        description="An encrypted election's contests: its ballots hold one encrypted selection per choice "
+                    "of each, in order. Empty for other elections (they ask `question` with `choices`).",
+    )
+    joint_key: str | None = Field(
+        default=None,
+        description="An encrypted election's joint public key (33-byte compressed secp256k1, hex): what the "
+                    "voter's device encrypts every selection to. Null for other elections.",
+    )
     phase: Literal["setup", "open", "closed"]
     counts: Counts | None = Field(description="Counts so far from a validator; null if none answered.")
     result: Counts | None = Field(description="The final count, once the election has closed.")

@@ -15,6 +15,7 @@ import tomli_w
 from ballotledger.localnet import Localnet, spawn_gateway, wait_serving
 from ballotledger.netsetup import free_ports, init_network
 from ledger.genesis import Genesis
+from ledger.group import base_mul
 from node.config import ConsensusTimeouts
 from node.gateway.config import GatewayConfig, add_key
 
@@ -25,6 +26,14 @@ MAIN = "board-2026"  # first-counts, open (made by init_network)
 REVOTE = "revote-2026"  # last-counts, open
 CLOSED = "closed-2025"  # closed an hour ago
 FUTURE = "future-2027"  # opens in a day
+SECRET = "secret-2026"  # encrypted (two contests), open; its key's secret is SECRET_KEY
+SECRET_KEY = 0x5EC2E7
+
+
+def _secret_key_hex() -> str:
+    point = base_mul(SECRET_KEY)
+    assert point is not None
+    return point.encode().hex()
 
 
 def make_network(directory: Path, *, voters: int = VOTERS) -> Localnet:
@@ -38,6 +47,10 @@ def make_network(directory: Path, *, voters: int = VOTERS) -> Localnet:
         {**base, "id": REVOTE, "revoting": "last-counts"},
         {**base, "id": CLOSED, "opens_at_ms": now - 7_200_000, "closes_at_ms": now - 3_600_000},
         {**base, "id": FUTURE, "opens_at_ms": now + 86_400_000, "closes_at_ms": now + 2 * 86_400_000},
+        {**base, "id": SECRET, "question": "Board election", "choices": [],
+         "payload_scheme": "elgamal-secp256k1/v1", "joint_key": _secret_key_hex(),
+         "contests": [{"question": "Chair?", "choices": ["ada", "grace", "alan"], "limit": 1},
+                      {"question": "Adopt the budget?", "choices": ["yes", "no"], "limit": 1}]},
     ]
     (directory / "genesis.json").write_text(Genesis.from_json_obj(obj).to_json())
     return Localnet(directory)

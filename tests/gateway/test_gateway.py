@@ -13,9 +13,12 @@ from ledger.ballot import BallotEnvelope
 from ledger.crypto import SigningKey
 from ledger.hashing import keccak256
 from ledger.receipt import Receipt
+from ledger.rules import ballot_context
+from ledger.voter import encrypted_ballot
 from node.gateway.client import GatewayClient, GatewayProblem
 from node.gateway.problems import PROBLEM_MEDIA_TYPE
-from tests.gateway.harness import CLOSED, FUTURE, MAIN, REVOTE, ROOT, GatewayProc, Voters, wait_until
+from tests.crypto.helpers import forge_ballot
+from tests.gateway.harness import CLOSED, FUTURE, MAIN, REVOTE, ROOT, SECRET, GatewayProc, Voters, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +156,33 @@ def test_client_raises_problems(gateway: GatewayProc, voters: Voters) -> None:
     with GatewayClient(gateway.url, gateway.keys["main"]) as client, pytest.raises(GatewayProblem) as info:
         client.submit(CLOSED, voters.ballot(16, election=CLOSED))
     assert info.value.code == "election_not_open" and info.value.status == 409
+
+
+def test_an_encrypted_election_through_the_gateway(gateway: GatewayProc, voters: Voters) -> None:
+    """A front end reads the encrypted election's contests and joint key from the gateway,
+    the voter's device encrypts to that key, the ballot goes final through real validators;
+    a ballot whose proof lies is refused at the gateway with bad_ballot_proof; nothing shows
+    a count per choice."""
+    with GatewayClient(gateway.url, gateway.keys["main"]) as client:
+        view = client.election(SECRET)
+        assert view["payload_scheme"] == "elgamal-secp256k1/v1" and view["choices"] == []
+        assert [c["choices"] for c in view["contests"]] == [["ada", "grace", "alan"], ["yes", "no"]]  # type: ignore[index]
+        election = voters.genesis.election(SECRET)
+        assert election is not None and view["joint_key"] == election.joint_key.hex()
+        key = voters.keys[7]
+        envelope, _opening = encrypted_ballot(key, chain_id=voters.genesis.chain_id, election=election,
+                                              proof=voters.credentials.proof(key.public_key), selected=[[2], [0]])
+        answer = client.submit(SECRET, envelope.encode())
+        receipt = client.wait_final(answer["tracking_code"], timeout=30)
+        receipt.verify(voters.genesis)
+        liar = voters.keys[8]
+        context = ballot_context(voters.genesis.chain_id, election, liar.public_key)
+        forged = forge_ballot(context, [[0, 2, 0], [1, 0]], [[0, 1, 0], [1, 0]], [1, 1]).encode()
+        bad = BallotEnvelope.create(liar, chain_id=voters.genesis.chain_id, election_id=SECRET,
+                                    proof=voters.credentials.proof(liar.public_key), payload=forged)
+        body = assert_problem(post(gateway, SECRET, bad.encode()), 422, "bad_ballot_proof")
+        assert "contest 0 selection 1" in str(body["detail"])
+        wait_until(lambda: (client.election(SECRET)["counts"] or {}).get("ballots_recorded") == 1,  # type: ignore[union-attr]
+                   what="counts")
+        counts = client.election(SECRET)["counts"]
+    assert counts["tally"] is None  # type: ignore[index]

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from node.gateway import admission
 from node.gateway.deps import ElectionId, FrontEnd, State, new_router
 from node.gateway.http_problems import responses
-from node.gateway.models import Counts, ElectionView
+from node.gateway.models import ContestView, Counts, ElectionView
 from node.gateway.problems import Problem
 from node.gateway.state import GatewayState
 from node.gateway.upstream import UpstreamUnavailable
@@ -37,6 +37,8 @@ async def get_election(election_id: ElectionId, client: FrontEnd, state: State) 
         choices=list(election.choices), credential_root=election.credential_root.hex(),
         credential_count=election.credential_count, opens_at_ms=election.opens_at_ms,
         closes_at_ms=election.closes_at_ms, revoting=election.revoting, payload_scheme=election.payload_scheme,
+        contests=[ContestView(question=c.question, choices=list(c.choices), limit=c.limit) for c in election.contests],
+        joint_key=election.joint_key.hex() if election.encrypted else None,
         phase=phase,  # type: ignore[arg-type]
         counts=counts, result=counts if phase == "closed" else None,
     )
