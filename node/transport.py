@@ -37,11 +37,6 @@ Callbacks (all optional):
   pushes back on it). Exceptions are logged and do not drop the connection.
 * ``on_peer_up(peer_key)`` / ``on_peer_down(peer_key)``: plain functions, called when a
   peer becomes connected / is no longer connected (not when a duplicate is swapped).
-
-With ``hold_frames=True`` the transport listens and handshakes from ``start()`` but hands
-no frame to ``on_frame`` until ``release_frames()``: an application whose own state is
-not ready yet (a consensus core not started) gets its peers' early messages afterwards,
-in order, instead of refusing them. The default delivers from ``start()``.
 """
 
 from __future__ import annotations
@@ -220,7 +215,6 @@ class PeerTransport:
         on_peer_down: PeerHandler | None = None,
         config: TransportConfig | None = None,
         rng: random.Random | None = None,
-        hold_frames: bool = False,
     ) -> None:
         self._key = signing_key
         self.public_key = signing_key.public_key
@@ -248,10 +242,6 @@ class PeerTransport:
         self._server: asyncio.Server | None = None
         self._stopping = False
         self.handshake_failures = 0  # refused or broken handshakes (no key to blame)
-        # While held, readers wait before handing a frame to on_frame (TCP pushes back).
-        self._delivering = asyncio.Event()
-        if not hold_frames:
-            self._delivering.set()
         # Our dials in handshake, by ephemeral, and those our own listener received: the
         # responder never answers its own key, so this is how the dialler learns it dialled us.
         self._dialling: set[bytes] = set()
@@ -277,7 +267,6 @@ class PeerTransport:
     async def stop(self) -> None:
         """Close the listener, every connection and every task; returns when all are done."""
         self._stopping = True
-        self._delivering.set()  # held readers wake, see their connection closed, and end
         if self._server is not None:
             self._server.close()
         for task in self._dialing.values():
@@ -293,11 +282,6 @@ class PeerTransport:
             self._server = None
         self._dialing.clear()
         self._addr_keys.clear()
-
-    def release_frames(self) -> None:
-        """With ``hold_frames=True``: start handing frames to ``on_frame`` (the application
-        is ready for them). Frames that arrived before are delivered first, in order."""
-        self._delivering.set()
 
     def connect_to(self, addresses: Iterable[Address]) -> None:
         """Keep a connection to each address, redialling as needed, until ``stop()``."""
@@ -639,10 +623,6 @@ class PeerTransport:
             reason = f"{frame.type.name} after the handshake"
             self._offend(conn, self.config.bad_frame_penalty, reason)
         elif self.on_frame is not None:
-            if not self._delivering.is_set():
-                await self._delivering.wait()
-                if conn.closed.is_set():
-                    return
             try:
                 result = self.on_frame(conn.peer_key, frame.type, frame.payload)
                 if inspect.isawaitable(result):
