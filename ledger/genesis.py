@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ledger import codec, jsonbound
+from ledger import codec, encrypted_ballot, jsonbound
 from ledger.codec import Item
 from ledger.crypto import SigningKey, check_public_key
 from ledger.errors import BadEncoding, BadGenesis, BadPublicKey, LedgerError, Oversized, TooDeep
@@ -27,10 +27,10 @@ IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID_RE = re.compile(IDENTIFIER_PATTERN)
 REVOTING_POLICIES = ("first-counts", "last-counts")
 PLAINTEXT_SCHEME = "plaintext-choice/v1"
-ENCRYPTED_SCHEME = "elgamal-secp256k1/v1"  # ledger.encrypted_ballot.SCHEME
+ENCRYPTED_SCHEME = encrypted_ballot.SCHEME
 PAYLOAD_SCHEMES = (PLAINTEXT_SCHEME, "opaque/v1", ENCRYPTED_SCHEME)
 MAX_CONTESTS = 32  # per encrypted election (ledger.encrypted_ballot allows 64)
-MAX_CONTEST_CHOICES = 64
+MAX_CONTEST_CHOICES = encrypted_ballot.MAX_CHOICES
 MAX_CONTEST_QUESTION_BYTES = 256
 
 

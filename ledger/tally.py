@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger.ballot import BallotEnvelope
-from ledger.genesis import ElectionDef, Genesis
+from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
 from ledger.rules import BlockEffects
 
 CountedKey = tuple[str, bytes]  # (election id, credential)
@@ -40,7 +40,7 @@ class ElectionTally:
             "ballots_recorded": self.ballots_recorded,
             "ballots_counted": self.ballots_counted,
         }
-        if self.election.payload_scheme == "plaintext-choice/v1":
+        if self.election.payload_scheme == PLAINTEXT_SCHEME:
             obj["tally"] = {c: self.counts.get(bytes([i]), 0) for i, c in enumerate(self.election.choices)}
         return obj
 
@@ -64,7 +64,7 @@ class Tally:
         tally.ballots_recorded += 1
         # Per-payload counts only where payloads are choices; opaque ones are decrypted
         # and counted elsewhere, so only how many count is kept here.
-        plaintext = tally.election.payload_scheme == "plaintext-choice/v1"
+        plaintext = tally.election.payload_scheme == PLAINTEXT_SCHEME
         if previous is None:
             tally.ballots_counted += 1
         elif tally.election.revoting == "last-counts":

@@ -19,7 +19,7 @@ from typing import Any
 
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
-from ledger.genesis import ElectionDef, Genesis
+from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
 from ledger.tally import CountedKey, Tally
 
 
@@ -58,7 +58,7 @@ class ResultsIndex:
 
     @staticmethod
     def _choices(election: ElectionDef) -> int:
-        return len(election.choices) if election.payload_scheme == "plaintext-choice/v1" else 0
+        return len(election.choices) if election.payload_scheme == PLAINTEXT_SCHEME else 0
 
     def extend(self, tip: int, max_ballots: int) -> int:
         """Count blocks after :attr:`height`, up to ``tip``, stopping after the block that
@@ -94,7 +94,7 @@ class ResultsIndex:
         for t in self._elections:
             n = self._choices(t.election)
             obj: dict[str, Any] = {"ballots_recorded": row[at], "ballots_counted": row[at + 1]}
-            if t.election.payload_scheme == "plaintext-choice/v1":
+            if t.election.payload_scheme == PLAINTEXT_SCHEME:
                 obj["tally"] = {c: row[at + 2 + i] for i, c in enumerate(t.election.choices)}
             elections[t.election.election_id] = obj
             at += 2 + n
