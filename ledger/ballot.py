@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger import codec
-from ledger.ballot_fast import read_common_shape
+from ledger.ballot_fast import HASH_ITEM_SIZE, read_common_shape
 from ledger.codec import Item
 from ledger.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey
 from ledger.errors import BadEncoding, LedgerError, Oversized
@@ -24,7 +24,6 @@ MAX_TEXT_BYTES = 64  # chain and election ids
 
 
 _HASH_ITEM_PREFIX = b"\xa0"  # RLP's (only canonical) prefix of a 32-byte string
-HASH_ITEM_SIZE = HASH_SIZE + 1  # a path hash as encoded: prefix and hash
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ _SINGLE_BYTE_LIMIT = 0x80  # a single byte below this stands for itself
 _CREDENTIAL_HEADER = _SHORT_STRING + PUBLIC_KEY_SIZE  # 0xA1
 _MAX_INDEX_BYTES = 8
 _SIGNATURE_HEADER = bytes([0xB7 + 1, SIGNATURE_SIZE])  # b"\xb8\x40": a 64-byte string
-_HASH_ITEM_SIZE = HASH_SIZE + 1
+HASH_ITEM_SIZE = HASH_SIZE + 1  # a path hash as encoded: its one-byte prefix, then the hash
 
 
 class CommonShape(NamedTuple):
@@ -97,7 +97,7 @@ def read_common_shape(data: bytes, max_path: int) -> CommonShape | None:
         qs, qe = _list_at(data, credential_end)
         index, ps = _index_at(data, qs)
         hs, he = _list_at(data, ps)
-        if he != qe or he - hs > max_path * _HASH_ITEM_SIZE or not codec.is_hash_list(data, hs, he):
+        if he != qe or he - hs > max_path * HASH_ITEM_SIZE or not codec.is_hash_list(data, hs, he):
             return None
         ys, ye = _short_string_at(data, qe)
         if data[ye : ye + len(_SIGNATURE_HEADER)] != _SIGNATURE_HEADER or ye + 2 + SIGNATURE_SIZE != end:

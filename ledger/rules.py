@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ledger import merkle
-from ledger.ballot import HASH_ITEM_SIZE, BallotEnvelope, CredentialProof
+from ledger.ballot import BallotEnvelope, CredentialProof
+from ledger.ballot_fast import HASH_ITEM_SIZE
 from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash, transactions_hash
 from ledger.crypto import is_valid_signature
 from ledger.encrypted_ballot import BallotContext, ContestShape, verify_payload
