@@ -44,3 +44,13 @@ def next_block(
 ) -> Block:
     return assemble_block(k.genesis, tip, ballots, time_ms=tip.time_ms + dt,
                           proposer=k.validator_keys[0].public_key, last_commit=last)
+
+
+def value_depth(value: object) -> int:
+    """How deeply a parsed JSON or TOML value nests lists and mappings (0 for a scalar):
+    the reference the bracket scans are held to, written without them."""
+    if isinstance(value, list):
+        return 1 + max((value_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((value_depth(v) for v in value.values()), default=0)
+    return 0

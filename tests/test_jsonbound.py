@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ledger import jsonbound
 from ledger.errors import BadEncoding, Oversized, TooDeep
+from tests.helpers import value_depth
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet=st.characters(), max_size=8),
@@ -20,27 +21,20 @@ json_values = st.recursive(
 )
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    return 0
-
 
 @given(json_values)
 def test_depth_scan_agrees_with_the_parsed_value(value: object) -> None:
     text = json.dumps(value).encode()
-    assert jsonbound.nesting_depth(text) == _depth(value)
-    assert jsonbound.loads(text, max_bytes=len(text), max_depth=max(_depth(value), 1)) == value
+    assert jsonbound.nesting_depth(text) == value_depth(value)
+    assert jsonbound.loads(text, max_bytes=len(text), max_depth=max(value_depth(value), 1)) == value
 
 
 @given(json_values)
 def test_one_level_less_than_needed_is_refused(value: object) -> None:
     text = json.dumps(value).encode()
-    if _depth(value) >= 1:
+    if value_depth(value) >= 1:
         with pytest.raises(TooDeep):
-            jsonbound.loads(text, max_bytes=len(text), max_depth=_depth(value) - 1)
+            jsonbound.loads(text, max_bytes=len(text), max_depth=value_depth(value) - 1)
 
 
 def test_brackets_inside_strings_do_not_count() -> None:

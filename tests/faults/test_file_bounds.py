@@ -37,6 +37,7 @@ from ledger.receipt import _RECEIPT_FIELDS_BYTES, MAX_PROOF_HASHES, MAX_RECEIPT_
 from node import tomlbound
 from node.config import MAX_CONFIG_BYTES, ConfigError, NodeConfig
 from node.gateway.config import MAX_KEYS_FILE_BYTES, GatewayConfig, GatewayConfigError, add_key, load_keys
+from tests.helpers import value_depth
 from verifier import export
 from verifier.checkpoints import _SUMMARY_BYTES, SavedCheckpoint
 from verifier.verify import max_results_bytes, results_text
@@ -235,13 +236,6 @@ toml_values = st.recursive(
 )
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    return 0
-
 
 @given(st.lists(toml_values, max_size=4))
 def test_toml_depth_scan_agrees_with_the_inline_nesting(items: list[object]) -> None:
@@ -249,8 +243,8 @@ def test_toml_depth_scan_agrees_with_the_inline_nesting(items: list[object]) -> 
     tables do, as deep as they nest."""
     value = [0, *items]  # not all tables: written inline, not as [[a]] sections
     text = tomli_w.dumps({"a": value}).encode()
-    assert tomlbound.nesting_depth(text) == _depth(value)
-    assert tomlbound.loads(text, max_bytes=len(text), max_depth=max(_depth(value), 1)) == {"a": value}
+    assert tomlbound.nesting_depth(text) == value_depth(value)
+    assert tomlbound.loads(text, max_bytes=len(text), max_depth=max(value_depth(value), 1)) == {"a": value}
 
 
 def test_toml_strings_and_comments_hide_brackets() -> None:
