@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True, help="Election lifecycle on the chain's registry contract.")
 console = Console()
+
+if TYPE_CHECKING:
+    from ledger.genesis import ElectionDef
+
+
+# A definition encodes to at most 64 KiB; its TOML may quote every byte.
+MAX_ELECTION_FILE_BYTES = 512 * 1024
 
 
 class AuthorityActionFailed(Exception):
@@ -21,7 +29,21 @@ def authority_action(rpc: str, key_file: Path, election: str, action: str, count
     """Sign and send one registry call as the authority; wait until it is in a block.
 
     Returns the block number; raises AuthorityActionFailed with the reason."""
-    from contracts import REGISTRY_ADDRESS, registry
+    from contracts import registry
+
+    reg = registry()
+    data = {
+        "open": lambda: reg.open_election(election),
+        "close": lambda: reg.close_election(election),
+        "publish": lambda: reg.publish_result(election, counts or []),
+    }[action]()
+    return send_registry_call(rpc, key_file, data, f"{action} {election}")
+
+
+def send_registry_call(rpc: str, key_file: Path, data: bytes, what: str) -> int:
+    """Sign ``data`` as a call to the registry with the authority's key, send it, and wait
+    until a block carries it; the block number, or AuthorityActionFailed with the reason."""
+    from contracts import REGISTRY_ADDRESS
     from contracts.engine import evm_chain_id, sign_transaction
     from ledger.crypto import address_of
     from ledger.errors import LedgerError
@@ -30,18 +52,13 @@ def authority_action(rpc: str, key_file: Path, election: str, action: str, count
     from verifier.rpc_client import RpcClient
 
     key = read_key(key_file)
-    reg = registry()
-    data = {
-        "open": lambda: reg.open_election(election),
-        "close": lambda: reg.close_election(election),
-        "publish": lambda: reg.publish_result(election, counts or []),
-    }[action]()
     with RpcClient(rpc) as client:
         genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
         sender = "0x" + address_of(key.public_key).hex()
         nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
+        # calldata and its event cost ~30 gas a byte (a widest definition: 1.32M gas in all)
         raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
-                               data=data)
+                               data=data, gas=1_000_000 + 40 * len(data))
         try:
             tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
         except LedgerError as exc:
@@ -55,17 +72,57 @@ def authority_action(rpc: str, key_file: Path, election: str, action: str, count
     if receipt is None:
         raise AuthorityActionFailed(f"{tx_hash} not included within 60 s")
     if int(receipt["status"], 16) != 1:
-        raise AuthorityActionFailed(f"{action} {election} reverted in block {int(receipt['blockNumber'], 16)}")
+        raise AuthorityActionFailed(f"{what} reverted in block {int(receipt['blockNumber'], 16)}")
     return int(receipt["blockNumber"], 16)
+
+
+def read_election_file(path: Path) -> ElectionDef:
+    """An election definition file (TOML): the keys of a genesis election, at top level
+    (``[[contests]]`` tables for an encrypted election). Bounded before it is parsed."""
+    from ledger.genesis import ElectionDef
+    from node.tomlbound import load
+
+    obj = load(path, max_bytes=MAX_ELECTION_FILE_BYTES, max_depth=3)
+    return ElectionDef.from_json_obj(obj, "election")
 
 
 def _send(rpc: str, key_file: Path, election: str, action: str, counts: list[int] | None = None) -> None:
     try:
         height = authority_action(rpc, key_file, election, action, counts)
     except AuthorityActionFailed as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"{action} {election}: done in block {height}")
+
+
+@app.command("define")
+def define(rpc: str = typer.Option(...),
+           file: Path = typer.Option(..., "--file", help="The election's definition (TOML)."),
+           authority_key: Path = typer.Option(..., help="The authority's key file."),
+           gateway_key_hash: list[str] = typer.Option([], help="Hash of a gateway key to authorise (repeatable)."),
+           open_now: bool = typer.Option(False, "--open", help="Open it for voting once defined.")) -> None:
+    """Define an election on the chain's registry (it starts in setup)."""
+    from contracts import registry
+    from ledger.errors import LedgerError
+
+    try:
+        election = read_election_file(file)
+        gateways = [bytes.fromhex(h) for h in gateway_key_hash]
+    except LedgerError as exc:
+        console.print(f"[red]{file}: {exc.message}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{file}: {exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        height = send_registry_call(rpc, authority_key, registry().define_election(election, gateways=gateways),
+                                    f"define {election.election_id}")
+    except AuthorityActionFailed as exc:
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"define {election.election_id}: done in block {height}")
+    if open_now:
+        _send(rpc, authority_key, election.election_id, "open")
 
 
 @app.command("open")

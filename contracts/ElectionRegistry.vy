@@ -29,6 +29,8 @@ REVOTING_LAST_COUNTS: constant(uint8) = 1
 MAX_CHOICES: constant(uint256) = 255
 MAX_GATEWAYS: constant(uint256) = 32
 MAX_ELECTIONS: constant(uint256) = 256
+# ledger.genesis.MAX_DEFINITION_BYTES: an election's canonical definition
+MAX_DEFINITION_BYTES: constant(uint256) = 65536
 
 SYSTEM: public(constant(address)) = 0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE
 AUTHORITY: public(immutable(address))
@@ -45,6 +47,13 @@ struct Election:
     revoting: uint8
     phase: uint8
     ballots: uint64  # ballots in the log for this election, as of the last checkpoint
+    definition_hash: bytes32  # keccak256 of the canonical definition (in ElectionDefined)
+
+
+struct ElectionSummary:
+    election_id: bytes32
+    phase: uint8
+    definition_hash: bytes32
 
 
 event ElectionDefined:
@@ -57,6 +66,8 @@ event ElectionDefined:
     credential_count: uint64
     trustees_key_hash: bytes32
     revoting: uint8
+    definition_hash: bytes32
+    definition: Bytes[MAX_DEFINITION_BYTES]
 
 event PhaseChanged:
     election_id: indexed(bytes32)
@@ -132,14 +143,21 @@ def define_election(
     trustees_key_hash: bytes32,
     gateways: DynArray[bytes32, MAX_GATEWAYS],
     revoting: uint8,
+    definition: Bytes[MAX_DEFINITION_BYTES],
 ):
     """
     @notice Define a new election; it starts in phase SETUP.
+    @dev    `definition` is the election's canonical encoding (ledger.genesis.ElectionDef);
+            every validator refuses a transaction whose other arguments are not exactly
+            the ones that definition gives (contracts.engine), which the EVM cannot check.
+            Its full text lives in the ElectionDefined event; storage keeps its hash.
     """
     self._only_authority()
     assert self.elections[election_id].phase == PHASE_NONE, "election_exists"
+    assert len(self.election_ids) < MAX_ELECTIONS, "bad_definition"
     assert opens_at_ms < closes_at_ms, "bad_definition"
     assert revoting <= REVOTING_LAST_COUNTS, "bad_definition"
+    definition_hash: bytes32 = keccak256(definition)
     self.elections[election_id] = Election(
         question_hash=question_hash,
         choice_count=choice_count,
@@ -151,6 +169,7 @@ def define_election(
         revoting=revoting,
         phase=PHASE_SETUP,
         ballots=0,
+        definition_hash=definition_hash,
     )
     self.election_ids.append(election_id)
     log ElectionDefined(
@@ -163,6 +182,8 @@ def define_election(
         credential_count=credential_count,
         trustees_key_hash=trustees_key_hash,
         revoting=revoting,
+        definition_hash=definition_hash,
+        definition=definition,
     )
     log PhaseChanged(election_id=election_id, old_phase=PHASE_NONE, new_phase=PHASE_SETUP)
     for key_hash: bytes32 in gateways:
@@ -293,3 +314,18 @@ def is_gateway(election_id: bytes32, key_hash: bytes32) -> bool:
 @view
 def election_count() -> uint256:
     return len(self.election_ids)
+
+
+@external
+@view
+def elections_summary() -> DynArray[ElectionSummary, MAX_ELECTIONS]:
+    """
+    @notice Every election in definition order with its phase and definition hash: what
+            the chain's rules read once per state that a transaction changed.
+    """
+    out: DynArray[ElectionSummary, MAX_ELECTIONS] = []
+    for e: bytes32 in self.election_ids:
+        out.append(ElectionSummary(
+            election_id=e, phase=self.elections[e].phase, definition_hash=self.elections[e].definition_hash
+        ))
+    return out

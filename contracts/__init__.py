@@ -119,6 +119,13 @@ class InvalidTransaction(BadTransaction):
     code = "invalid_transaction"
 
 
+class InvalidDefinition(InvalidTransaction):
+    """A ``define_election`` call whose definition does not decode, or whose other
+    arguments are not exactly the ones its definition gives."""
+
+    code = "bad_definition"
+
+
 class NotAuthoritySender(InvalidTransaction):
     """A block carries a transaction whose signer is not the election authority."""
 
@@ -298,6 +305,7 @@ class ElectionRecord:
     revoting: int
     phase: Phase
     ballots: int
+    definition_hash: bytes
 
 
 class Registry(Contract):
@@ -330,7 +338,20 @@ class Registry(Contract):
             trustees_key_hash(election),
             list(gateways),
             REVOTING_CODES[election.revoting],
+            election.encode(),
         )
+
+    def define_call_definition(self, data: bytes) -> tuple[bytes, tuple[bytes, ...]] | None:
+        """The definition and gateways a ``define_election`` call carries; None for any
+        other calldata. Raises BadDefinition for a define call that does not decode."""
+        fn = self.fn("define_election")
+        if data[:4] != fn.selector:
+            return None
+        try:
+            args = abi_decode(list(fn.inputs), data[4:], strict=True)
+        except (DecodingError, ValueError, OverflowError) as exc:
+            raise BadDefinition(f"define_election: undecodable arguments: {exc}") from None
+        return bytes(args[10]), tuple(bytes(g) for g in args[8])
 
     def set_trustees_key(self, election_id: str, trustees_key_hash: bytes) -> bytes:
         return self.fn("set_trustees_key").encode(election_key(election_id), trustees_key_hash)
@@ -356,7 +377,12 @@ class Registry(Contract):
     # views
     def decode_election(self, output: bytes) -> ElectionRecord:
         (t,) = self.fn("election").decode(output)
-        return ElectionRecord(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], Phase(t[8]), t[9])
+        return ElectionRecord(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], Phase(t[8]), t[9], t[10])
+
+    def decode_summary(self, output: bytes) -> tuple[tuple[bytes, Phase, bytes], ...]:
+        """``elections_summary``: (election key, phase, definition hash) in definition order."""
+        (rows,) = self.fn("elections_summary").decode(output)
+        return tuple((bytes(k), Phase(p), bytes(h)) for k, p, h in rows)
 
 
 @cache

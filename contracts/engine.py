@@ -14,7 +14,10 @@ What a block does to the EVM state, in this order:
    that every validator derives from the block alone (:class:`CheckpointInput`).
 
 A transaction that the EVM refuses (bad signature, wrong chain id, wrong nonce, over the
-block gas limit, not from the authority) makes the whole block invalid and raises; a
+block gas limit, not from the authority), or a ``define_election`` call whose definition
+does not decode or whose other arguments are not exactly the ones it gives (a check the
+EVM cannot make: :meth:`EvmExecutor._check_definition`), makes the whole block invalid
+and raises; a
 transaction that runs and reverts (a phase change in the wrong phase, say) is valid,
 stays in the block with a failed receipt and changes nothing but the nonce, as on Ethereum.
 
@@ -59,6 +62,7 @@ from contracts import (
     SYSTEM_ADDRESS,
     ZERO_ADDRESS,
     EvmError,
+    InvalidDefinition,
     InvalidTransaction,
     NotAuthoritySender,
     Phase,
@@ -72,7 +76,9 @@ from ledger import codec
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
 from ledger.crypto import SigningKey, address_of
-from ledger.genesis import Genesis, window_contains
+from ledger.elections import Elections
+from ledger.errors import LedgerError
+from ledger.genesis import ElectionDef, Genesis
 from ledger.hashing import ZERO_HASH, keccak256, tag, tagged_hash
 
 # py-evm needs EVM_RECURSION_LIMIT (1024 nested calls' worth of frames) and raises the
@@ -209,7 +215,7 @@ def memory_state_db() -> AtomicDB:
 class CheckpointInput(NamedTuple):
     """What the per-block checkpoint call records, all derived from the block itself:
     the ballot log's size and root after the block, and how many ballots each election
-    gained in it (elections in genesis order, those with none left out).
+    gained in it (elections in definition order, those with none left out).
 
     A plain tuple ``(log_size, log_root, ((election_id, count), ...))`` is accepted
     wherever this is, so the ledger's rules need not import it.
@@ -220,24 +226,22 @@ class CheckpointInput(NamedTuple):
     ballots: Sequence[tuple[str, int]] = ()
 
     @classmethod
-    def of_block(cls, genesis: Genesis, log_size: int, log_root: bytes,
+    def of_block(cls, elections: Elections, log_size: int, log_root: bytes,
                  election_ids: Iterable[str]) -> CheckpointInput:
-        """From the election id of each ballot in the block (any order)."""
-        counts: dict[str, int] = {}
-        for e in election_ids:
-            counts[e] = counts.get(e, 0) + 1
-        ordered = tuple((e.election_id, counts[e.election_id]) for e in genesis.elections
-                        if e.election_id in counts)
-        if len(ordered) != len(counts):
-            unknown = sorted(set(counts) - {e for e, _ in ordered})
-            raise EvmError(f"checkpoint names elections not in genesis: {unknown}")
+        """From the election id of each ballot in the block (any order); ``elections``:
+        those defined on the state the block builds on."""
+        ids = list(election_ids)
+        ordered = elections.ballot_counts(ids)
+        if sum(n for _, n in ordered) != len(ids):
+            unknown = sorted(set(ids) - {e for e, _ in ordered})
+            raise EvmError(f"checkpoint names elections not defined on this state: {unknown}")
         return cls(log_size, log_root, ordered)
 
     @classmethod
-    def of_ledger_block(cls, genesis: Genesis, block: Block) -> CheckpointInput:
+    def of_ledger_block(cls, elections: Elections, block: Block) -> CheckpointInput:
         """From a whole ledger block (decodes its ballots): for replays and the RPC."""
-        ids = (BallotEnvelope.decode(raw).election_id for raw in block.ballots)
-        return cls.of_block(genesis, block.header.log_size, block.header.log_root, ids)
+        ids = [BallotEnvelope.decode(raw).election_id for raw in block.ballots]
+        return cls.of_block(elections, block.header.log_size, block.header.log_root, ids)
 
 
 @dataclass(frozen=True)
@@ -355,8 +359,9 @@ class EvmExecutor:
         self.authority = address_of(genesis.authority)
         self._registry = registry()
         self._genesis_root: bytes | None = None
-        # state root -> {genesis election id: (phase, opens_at_ms, closes_at_ms)}
-        self._windows: OrderedDict[bytes, dict[str, tuple[int, int, int]]] = OrderedDict()
+        # state root -> the elections defined there (see elections()); definitions by hash
+        self._elections: OrderedDict[bytes, Elections] = OrderedDict()
+        self._definitions: dict[bytes, ElectionDef] = {}
 
     # -- building states -------------------------------------------------------------
     def _state(self, state_root: bytes, height: int, time_ms: int) -> StateAPI:
@@ -425,6 +430,8 @@ class EvmExecutor:
         if computation.is_error:
             raise EvmError(f"genesis: deploying the registry failed: {computation.error!r}")
         for election in g.elections:
+            definition = election.encode()
+            self.db[keccak256(definition)] = definition
             for what, data in (
                 ("define_election", self._registry.define_election(election)),
                 ("open_election", self._registry.open_election(election.election_id)),
@@ -489,11 +496,11 @@ class EvmExecutor:
         )
         state.persist()
         new_root = bytes(state.state_root)
-        parent_windows = self._windows.get(state_root)
-        if not transactions and parent_windows is not None:
+        parent = self._elections.get(state_root)
+        if not transactions and parent is not None:
             # The checkpoint call writes only ballot counts, height and log: a block
-            # without transactions leaves every phase and window as its parent had them.
-            self._remember_windows(new_root, parent_windows)
+            # without transactions leaves every definition and phase as its parent had them.
+            self._remember(new_root, parent)
         return BlockExecution(new_root, tuple(outcomes), cumulative)
 
     def _apply_transaction(self, state: StateAPI, raw: bytes, cumulative: int) -> TxOutcome:
@@ -502,6 +509,7 @@ class EvmExecutor:
             raise NotAuthoritySender(f"transaction is signed by 0x{tx.sender.hex()}, not the election authority")
         if cumulative + tx.gas > BLOCK_GAS_LIMIT:
             raise InvalidTransaction(f"transaction gas {tx.gas} exceeds what is left of the block gas limit")
+        definition = self._check_definition(tx.to, tx.data)
         state.lock_changes()
         try:
             computation = state.apply_transaction(tx)
@@ -509,6 +517,10 @@ class EvmExecutor:
             raise InvalidTransaction(f"transaction refused by the EVM: {exc}") from exc
         gas_used = _VM.finalize_gas_used(tx, computation)
         success = not computation.is_error
+        if definition is not None and success:
+            # Content-addressed beside the trie nodes, as contract code is: the state's
+            # definition hash finds it (elections()).
+            self.db[keccak256(definition)] = definition
         creates = tx.to == CREATE_CONTRACT_ADDRESS
         return TxOutcome(
             tx_hash=keccak256(raw),
@@ -526,6 +538,26 @@ class EvmExecutor:
             revert_code=None if success else _revert_code(computation),
             output=computation.output,
         )
+
+    def _check_definition(self, to: bytes, data: bytes) -> bytes | None:
+        """The definition a ``define_election`` call carries, after the checks the EVM
+        cannot make: it decodes as a valid definition, and every other argument is
+        exactly what that definition gives. None for any other call."""
+        if bytes(to) != REGISTRY_ADDRESS:
+            return None
+        try:
+            call = self._registry.define_call_definition(bytes(data))
+            if call is None:
+                return None
+            definition, gateways = call
+            election = ElectionDef.decode(definition)
+        except LedgerError as exc:
+            raise InvalidDefinition(exc.message) from None
+        if self._registry.define_election(election, gateways=gateways) != bytes(data):
+            raise InvalidDefinition(
+                f"define_election {election.election_id}: its arguments are not the ones its definition gives"
+            )
+        return definition
 
     def check_transaction(self, state_root: bytes, raw: bytes, *, height: int, time_ms: int) -> TxOutcome:
         """Pre-flight one transaction on ``state_root`` (for mempool admission): raise
@@ -583,32 +615,40 @@ class EvmExecutor:
         ``is_open`` view)."""
         return bool(self._view(state_root, "is_open", election_key(election_id), time_ms)[0])
 
-    def open_elections(self, state_root: bytes, time_ms: int) -> frozenset[str]:
-        """The genesis elections open at ``time_ms`` on ``state_root``: what a block check
-        asks once per block, for ballots of genesis elections only.
+    def elections(self, state_root: bytes) -> Elections:
+        """Every election the registry holds on ``state_root``, with its definition and
+        which are in phase OPEN: what the chain's rules ask once per block.
 
-        Same answer as :meth:`is_open` for each; the registry's records are read once per
-        state root (one ``election`` call each), and carried over a block this executor
-        ran without transactions, which cannot change them.
+        One ``elections_summary`` call per state root, carried over a block this executor
+        ran without transactions (which cannot change it); each definition is decoded once
+        (it never changes) from the bytes its define transaction stored under its hash.
+        Same phases as :meth:`is_open` and :meth:`election_phase`.
         """
-        windows = self._windows.get(state_root)
-        if windows is None:
-            windows = {}
-            for e in self.genesis.elections:
-                record = self._registry.decode_election(
-                    self.call(state_root, REGISTRY_ADDRESS,
-                              self._registry.fn("election").encode(election_key(e.election_id))))
-                windows[e.election_id] = (int(record.phase), record.opens_at_ms, record.closes_at_ms)
-            self._remember_windows(state_root, windows)
-        else:
-            self._windows.move_to_end(state_root)
-        return frozenset(e for e, (phase, opens, closes) in windows.items()
-                         if phase == Phase.OPEN and window_contains(opens, closes, time_ms))
+        known = self._elections.get(state_root)
+        if known is not None:
+            self._elections.move_to_end(state_root)
+            return known
+        summary = self._registry.decode_summary(
+            self.call(state_root, REGISTRY_ADDRESS, self._registry.fn("elections_summary").encode()))
+        known = Elections(tuple(self._definition(h) for _, _, h in summary),
+                          tuple(phase.name.lower() for _, phase, _ in summary))
+        self._remember(state_root, known)
+        return known
 
-    def _remember_windows(self, state_root: bytes, windows: dict[str, tuple[int, int, int]]) -> None:
-        self._windows[state_root] = windows
-        if len(self._windows) > 256:
-            self._windows.popitem(last=False)
+    def _definition(self, definition_hash: bytes) -> ElectionDef:
+        election = self._definitions.get(definition_hash)
+        if election is None:
+            try:
+                election = ElectionDef.decode(self.db[definition_hash])
+            except KeyError:
+                raise EvmError(f"no election definition {definition_hash.hex()} in this database") from None
+            self._definitions[definition_hash] = election
+        return election
+
+    def _remember(self, state_root: bytes, elections: Elections) -> None:
+        self._elections[state_root] = elections
+        if len(self._elections) > 256:
+            self._elections.popitem(last=False)
 
     def get_code(self, state_root: bytes, address: bytes) -> bytes:
         return bytes(self._state(state_root, 0, 0).get_code(Address(address)))

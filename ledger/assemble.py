@@ -10,7 +10,6 @@ from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash
 from ledger.errors import BadTransaction
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
-from ledger.rules import ballots_per_election
 from ledger.state import ChainTip, ContractEngine, MissingContractEngine
 
 
@@ -40,7 +39,7 @@ def assemble_block(
     if genesis.params.contracts:
         if engine is None:
             raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
-        checkpoint = ballots_per_election(genesis, elections)
+        checkpoint = engine.elections(tip.state_root).ballot_counts(elections)
         state_root = engine.execute_block(
             tip.state_root, tip.height + 1, time_ms, transactions, (frontier.size, frontier.root(), checkpoint)
         ).state_root

@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 
 from ledger.block import Block, CommitCertificate
-from ledger.genesis import Genesis
-from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block
+from ledger.genesis import ElectionDef, Genesis
+from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block, elections_at
 from ledger.state import ChainTip, ContractEngine
 from ledger.store import LedgerStore
 
@@ -25,6 +25,11 @@ class Chain:
         self.engine = engine
         self.store = LedgerStore(path, genesis, genesis_tip=ChainTip.at_genesis(genesis, engine))
         self.proofs = ProofCache()
+        # Every election defined up to the tip, by id: grows as blocks commit and never
+        # changes otherwise, so other threads may read it (results, RPC) without the engine.
+        self.definitions: dict[str, ElectionDef] = {
+            e.election_id: e for e in elections_at(genesis, self.store.tip.state_root, engine)
+        }
 
     def close(self) -> None:
         self.store.close()
@@ -65,4 +70,6 @@ class Chain:
             block_hash=block.hash(),
         )
         self.store.commit(block, certificate, effects)
+        for election in effects.defined:
+            self.definitions[election.election_id] = election
         return effects

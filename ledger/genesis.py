@@ -48,6 +48,8 @@ MAX_CHOICES = 255
 MAX_VALIDATOR_NAME_BYTES = 64
 MAX_QUESTION_BYTES = 1024
 MAX_CHOICE_BYTES = 128
+# The widest definition (_widest_election) encodes to ~43 KB; the registry takes up to this.
+MAX_DEFINITION_BYTES = 65_536
 MAX_GENESIS_INT = 2**64 - 1
 # genesis object > "elections" > an election > "contests" > a contest > "choices": the
 # deepest a genesis nests
@@ -271,6 +273,75 @@ class ElectionDef:
             *(self._encrypted_items() if self.encrypted else []),
         ]
 
+    @classmethod
+    def from_json_obj(cls, obj: Any, what: str = "election") -> ElectionDef:
+        """A definition in its JSON form (a genesis election, or an election file's
+        TOML read as a table); ``BadGenesis`` for anything wrong with it."""
+        try:
+            return _election_from_obj(obj, what)
+        except LedgerError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadGenesis(f"{what} is malformed: {exc!r}") from exc
+
+    def encode(self) -> bytes:
+        """The canonical definition: what the registry's ``define_election`` carries."""
+        return codec.encode(self.item())
+
+    @classmethod
+    def decode(cls, data: bytes) -> ElectionDef:
+        """The inverse of :meth:`encode`; ``BadEncoding`` for anything not exactly the
+        canonical encoding of a valid definition."""
+        if len(data) > MAX_DEFINITION_BYTES:
+            raise BadEncoding(f"election definition of {len(data)} bytes exceeds {MAX_DEFINITION_BYTES}")
+        try:
+            election = cls._from_item(codec.decode(data, max_size=MAX_DEFINITION_BYTES))
+        except (BadGenesis, BadEncoding) as exc:
+            raise BadEncoding(f"election definition: {exc.message}") from None
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            raise BadEncoding(f"election definition: {exc}") from None
+        if election.encode() != data:
+            raise BadEncoding("election definition: non-canonical encoding")
+        return election
+
+    @classmethod
+    def _from_item(cls, item: Item) -> ElectionDef:
+        f = codec.as_list(item, None, "election definition")
+        if len(f) not in (9, 11):
+            raise BadEncoding(f"expected 9 or 11 fields, got {len(f)}")
+
+        def text(i: int, what: str, max_size: int = 1024) -> str:
+            return codec.as_text(f[i], what, max_size=max_size)
+
+        contests: tuple[Contest, ...] = ()
+        joint_key = b""
+        if len(f) == 11:
+            contests = tuple(_contest_from_item(c) for c in codec.as_list(f[9], None, "contests"))
+            joint_key = codec.as_bytes(f[10], "joint key", max_size=64)
+        return cls(
+            election_id=text(0, "election id", 64),
+            question=text(1, "question", MAX_QUESTION_BYTES),
+            choices=tuple(codec.as_text(c, "choice", max_size=MAX_CHOICE_BYTES)
+                          for c in codec.as_list(f[2], None, "choices")),
+            credential_root=codec.as_bytes(f[3], "credential root", size=HASH_SIZE),
+            credential_count=codec.as_int(f[4], "credential count"),
+            opens_at_ms=codec.as_int(f[5], "opens_at_ms"),
+            closes_at_ms=codec.as_int(f[6], "closes_at_ms"),
+            revoting=text(7, "revoting", 32),
+            payload_scheme=text(8, "payload scheme", 64),
+            contests=contests,
+            joint_key=joint_key,
+        )
+
+
+def _contest_from_item(item: Item) -> Contest:
+    f = codec.as_list(item, 3, "contest")
+    return Contest(
+        codec.as_text(f[0], "contest question", max_size=MAX_CONTEST_QUESTION_BYTES),
+        tuple(codec.as_text(c, "choice", max_size=MAX_CHOICE_BYTES) for c in codec.as_list(f[1], None, "choices")),
+        codec.as_int(f[2], "contest limit"),
+    )
+
 
 @dataclass(frozen=True)
 class Genesis:
@@ -436,6 +507,12 @@ def _hex(value: Any, what: str) -> bytes:
     return raw
 
 
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise BadGenesis(f"{what} must be a list")
+    return value
+
+
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise BadGenesis(f"{what} must be a string")
@@ -485,17 +562,18 @@ def _election_from_obj(e: Any, what: str) -> ElectionDef:
     _exact_keys(e, _ELECTION_KEYS | ({"contests", "joint_key"} if encrypted else set()), what)
     contests: tuple[Contest, ...] = ()
     if encrypted:
-        for j, c in enumerate(e["contests"]):
+        for j, c in enumerate(_list(e["contests"], f"{what}.contests")):
             _exact_keys(c, {"question", "choices", "limit"}, f"{what}.contests[{j}]")
         contests = tuple(
-            Contest(_str(c["question"], "question"), tuple(_str(x, "choice") for x in c["choices"]),
+            Contest(_str(c["question"], "question"),
+                    tuple(_str(x, "choice") for x in _list(c["choices"], f"{what}.contests.choices")),
                     _int(c["limit"], "limit"))
             for c in e["contests"]
         )
     return ElectionDef(
         election_id=_str(e["id"], "id"),
         question=_str(e["question"], "question"),
-        choices=tuple(_str(c, "choice") for c in e["choices"]),
+        choices=tuple(_str(c, "choice") for c in _list(e["choices"], f"{what}.choices")),
         credential_root=_hex(e["credential_root"], "credential_root"),
         credential_count=_int(e["credential_count"], "credential_count"),
         opens_at_ms=_int(e["opens_at_ms"], "opens_at_ms"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,6 +19,7 @@ from ledger.ballot import BallotEnvelope, CredentialProof
 from ledger.ballot_fast import HASH_ITEM_SIZE
 from ledger.block import EMPTY_TXS_HASH, Block, last_commit_hash, transactions_hash
 from ledger.crypto import is_valid_signature
+from ledger.elections import ElectionLookup, Elections
 from ledger.encrypted_ballot import BallotContext, ContestShape, verify_payload
 from ledger.errors import (
     BadEncoding,
@@ -77,7 +78,7 @@ def check_admissible(
     raw: bytes,
     time_ms: int,
     *,
-    open_now: Container[str] | None,
+    elections: Elections,
     proofs: ProofCache | None = None,
     known: CheckedBallot | None = None,
 ) -> CheckedBallot:
@@ -87,26 +88,30 @@ def check_admissible(
     In order: size and encoding, chain, election known, payload scheme
     (:func:`check_ballot_form`); credential proof and signature
     (:func:`check_ballot_credential`); the election open at ``time_ms``
-    (:func:`check_open`). ``known`` is this process's earlier :func:`check_ballot` result
-    for the same bytes (what holds forever is not checked twice); ``open_now`` as in
-    :func:`check_open`. Whether the ballot is new (:func:`check_unique`) depends on the
-    chain and the block, and is asked separately.
+    (:func:`check_open`). ``elections``: those defined on the state the block builds on,
+    with their phases (``Elections``). ``known`` is this process's earlier
+    :func:`check_ballot` result for the same bytes (what holds forever is not checked
+    twice). Whether the ballot is new (:func:`check_unique`) depends on the chain and the
+    block, and is asked separately.
     """
-    checked = known if known is not None else check_ballot(genesis, raw, proofs=proofs)
-    check_open(checked, time_ms, open_now)
+    checked = known if known is not None else check_ballot(genesis, raw, elections=elections, proofs=proofs)
+    check_open(checked, time_ms, elections)
     return checked
 
 
 def check_ballot(
-    genesis: Genesis, raw: bytes, *, proofs: ProofCache | None = None, form: CheckedBallot | None = None
+    genesis: Genesis, raw: bytes, *, elections: ElectionLookup, proofs: ProofCache | None = None,
+    form: CheckedBallot | None = None,
 ) -> CheckedBallot:
     """Everything about a ballot that does not depend on time or on other ballots.
 
     The result holds forever, so a validator checks each ballot once (at mempool
     admission) and hands the result to :func:`apply_block` as ``admitted``. ``form``:
-    :func:`check_ballot_form`'s result for ``raw``, when the caller already has it.
+    :func:`check_ballot_form`'s result for ``raw``, when the caller already has it;
+    ``elections``: where definitions are found (a definition never changes once made).
     """
-    return check_ballot_credential(genesis, form or check_ballot_form(genesis, raw), proofs=proofs)
+    return check_ballot_credential(genesis, form or check_ballot_form(genesis, raw, elections=elections),
+                                   proofs=proofs)
 
 
 def check_ballot_credential(
@@ -153,7 +158,7 @@ def _shapes(election: ElectionDef) -> tuple[ContestShape, ...]:
     return tuple(ContestShape(len(c.choices), c.limit) for c in election.contests)
 
 
-def check_ballot_form(genesis: Genesis, raw: bytes) -> CheckedBallot:
+def check_ballot_form(genesis: Genesis, raw: bytes, *, elections: ElectionLookup) -> CheckedBallot:
     """The first part of :func:`check_ballot`: size, encoding, chain, election, payload.
 
     Its result may be used as checked only where the rest of ``check_ballot`` (credential
@@ -165,7 +170,7 @@ def check_ballot_form(genesis: Genesis, raw: bytes) -> CheckedBallot:
     envelope = BallotEnvelope.decode(raw, max_size=params.max_ballot_bytes)
     if envelope.chain_id != genesis.chain_id:
         raise WrongChain(f"ballot is for chain {envelope.chain_id!r}, not {genesis.chain_id!r}")
-    election = genesis.election(envelope.election_id)
+    election = elections.get(envelope.election_id)
     if election is None:
         raise UnknownElection(f"no election {envelope.election_id!r} on this chain")
     _check_payload(election, envelope.payload, params.max_payload_bytes)
@@ -184,20 +189,11 @@ def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> N
         raise Oversized(f"payload must be 1 to {max_payload} bytes")
 
 
-def is_open(election: ElectionDef, time_ms: int, open_now: Container[str] | None) -> bool:
-    """Whether ballots of ``election`` may enter a block at ``time_ms``: inside its voting
-    window and, on a chain that runs the registry, in its open phase there.
-
-    ``open_now``: the elections the registry has open at ``time_ms`` on the state the
-    block builds on (``ContractEngine.open_elections``); None on a chain without contracts.
-    """
-    return election.is_open_at(time_ms) and (open_now is None or election.election_id in open_now)
-
-
-def check_open(checked: CheckedBallot, time_ms: int, open_now: Container[str] | None) -> None:
-    """:func:`is_open`, or ``ElectionNotOpen`` saying which way it is not."""
+def check_open(checked: CheckedBallot, time_ms: int, elections: Elections) -> None:
+    """``Elections.is_open`` (window and phase), or ``ElectionNotOpen`` saying which way
+    it is not."""
     election = checked.election
-    if is_open(election, time_ms, open_now):
+    if elections.is_open(election, time_ms):
         return
     if election.is_open_at(time_ms):
         raise ElectionNotOpen(f"election {election.election_id} is not in its open phase")
@@ -245,6 +241,8 @@ class BlockEffects:
     # For each (election, credential) that cast a ballot in the block, the one that
     # counts after it (under first-counts, every ballot of the block).
     counted: tuple[CheckedBallot, ...]
+    # Elections the block's transactions defined (in definition order).
+    defined: tuple[ElectionDef, ...] = ()
 
 
 def apply_block(
@@ -271,16 +269,16 @@ def apply_block(
         raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
     try:
         _check_header(genesis, tip, block)
-        # With contracts, the registry's phase decides what is open, as of the state
-        # after the parent block.
-        open_now = engine.open_elections(tip.state_root, block.header.time_ms) if engine and contracts else None
+        # With contracts, the registry says which elections exist and which are in
+        # their open phase, as of the state after the parent block.
+        elections = elections_at(genesis, tip.state_root, engine)
     except LedgerError as exc:
         raise exc.at(where) from None
     frontier = tip.frontier()
     first_index = frontier.size
-    ballots = _apply_ballots(genesis, view, block, frontier, open_now, admitted, proofs)
+    ballots = _apply_ballots(genesis, view, block, frontier, elections, admitted, proofs)
     try:
-        _check_roots(genesis, tip, block, frontier, ballots.checked, engine if contracts else None)
+        defined = _check_roots(tip, block, frontier, ballots.checked, elections, engine if contracts else None)
     except LedgerError as exc:
         raise exc.at(where) from None
     header = block.header
@@ -292,7 +290,17 @@ def apply_block(
         state_root=header.state_root,
         log_frontier=frontier.to_bytes(),
     )
-    return BlockEffects(new_tip, ballots.checked, first_index, ballots.nodes, ballots.counted)
+    return BlockEffects(new_tip, ballots.checked, first_index, ballots.nodes, ballots.counted, defined)
+
+
+def elections_at(genesis: Genesis, state_root: bytes, engine: ContractEngine | None) -> Elections:
+    """The elections a block building on ``state_root`` may carry ballots of: the
+    registry's on a chain with contracts, the genesis's otherwise."""
+    if not genesis.params.contracts:
+        return Elections.of_genesis(genesis)
+    if engine is None:
+        raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
+    return engine.elections(state_root)
 
 
 class _BlockBallots(NamedTuple):
@@ -306,7 +314,7 @@ def _apply_ballots(
     view: LedgerView,
     block: Block,
     frontier: merkle.MerkleFrontier,
-    open_now: frozenset[str] | None,
+    elections: Elections,
     admitted: Mapping[bytes, CheckedBallot] | None,
     proofs: ProofCache | None,
 ) -> _BlockBallots:
@@ -323,7 +331,7 @@ def _apply_ballots(
     for i, raw in enumerate(block.ballots):
         try:
             checked = check_admissible(
-                genesis, raw, time_ms, open_now=open_now, proofs=proofs,
+                genesis, raw, time_ms, elections=elections, proofs=proofs,
                 known=take_admitted(raw) if take_admitted is not None else None,
             )
             check_unique(checked, view, pending, seen)
@@ -338,32 +346,35 @@ def _apply_ballots(
 
 
 def _check_roots(
-    genesis: Genesis,
     tip: ChainTip,
     block: Block,
     frontier: merkle.MerkleFrontier,
     checked: tuple[CheckedBallot, ...],
+    elections: Elections,
     engine: ContractEngine | None,
-) -> None:
+) -> tuple[ElectionDef, ...]:
     """The header's log size and root, and its state root after executing the block's
-    transactions and its checkpoint (``engine``: None on a chain without contracts)."""
+    transactions and its checkpoint (``engine``: None on a chain without contracts);
+    answers the elections the transactions defined."""
     header = block.header
     if header.log_size != frontier.size:
         raise BadLogRoot(f"header says log size {header.log_size}, ballots make {frontier.size}")
     if header.log_root != frontier.root():
         raise BadLogRoot("header's log root is not the root after appending this block's ballots")
-    state_root = tip.state_root
-    if engine is not None:
-        state_root = engine.execute_block(
-            tip.state_root, header.height, header.time_ms, block.transactions,
-            (frontier.size, frontier.root(),
-             ballots_per_election(genesis, (c.election.election_id for c in checked))),
-        ).state_root
+    if engine is None:
+        return ()  # _check_header held the state root to the parent's
+    state_root = engine.execute_block(
+        tip.state_root, header.height, header.time_ms, block.transactions,
+        (frontier.size, frontier.root(), elections.ballot_counts(c.election.election_id for c in checked)),
+    ).state_root
     if header.state_root != state_root:
         raise BadStateRoot("header's state root is not the state after this block's execution")
+    return engine.elections(state_root).added_since(elections) if block.transactions else ()
 
 
-def check_block_ballots(genesis: Genesis, raw_block: bytes, proofs: ProofCache | None = None) -> bytes:
+def check_block_ballots(
+    genesis: Genesis, raw_block: bytes, *, elections: ElectionLookup, proofs: ProofCache | None = None
+) -> bytes:
     """One byte per ballot of an encoded block: 1 if ``check_ballot`` passed, else 0.
 
     For worker processes that check signatures and proofs ahead of the in-order
@@ -377,14 +388,16 @@ def check_block_ballots(genesis: Genesis, raw_block: bytes, proofs: ProofCache |
     out = bytearray(len(ballots))
     for i, raw in enumerate(ballots):
         try:
-            check_ballot(genesis, raw, proofs=proofs)
+            check_ballot(genesis, raw, elections=elections, proofs=proofs)
             out[i] = 1
         except LedgerError:
             pass
     return bytes(out)
 
 
-def admitted_from_flags(genesis: Genesis, raw_block: bytes, flags: bytes) -> dict[bytes, CheckedBallot]:
+def admitted_from_flags(
+    genesis: Genesis, raw_block: bytes, flags: bytes, *, elections: ElectionLookup
+) -> dict[bytes, CheckedBallot]:
     """The ``admitted`` mapping for a block whose ballots ``check_block_ballots`` flagged."""
     try:
         ballots = Block.decode(raw_block).ballots
@@ -395,18 +408,9 @@ def admitted_from_flags(genesis: Genesis, raw_block: bytes, flags: bytes) -> dic
         if ok:
             # A full pass implies the form passes; if not, apply_block will say why.
             with contextlib.suppress(LedgerError):
-                checked = check_ballot_form(genesis, raw)
+                checked = check_ballot_form(genesis, raw, elections=elections)
                 admitted[raw] = checked
     return admitted
-
-
-def ballots_per_election(genesis: Genesis, election_ids: Iterable[str]) -> tuple[tuple[str, int], ...]:
-    """The checkpoint's counts: ballots per election in a block, in genesis order (the
-    proposer builds them with this, every validator re-derives them with this)."""
-    counts: dict[str, int] = {}
-    for eid in election_ids:
-        counts[eid] = counts.get(eid, 0) + 1
-    return tuple((e.election_id, counts[e.election_id]) for e in genesis.elections if e.election_id in counts)
 
 
 def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:

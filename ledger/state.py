@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger import codec
+from ledger.elections import Elections
 from ledger.errors import BadEncoding, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_SIZE, ZERO_HASH
@@ -80,7 +81,7 @@ class ContractEngine(Protocol):
 
     def genesis_state_root(self) -> bytes: ...
 
-    def open_elections(self, state_root: bytes, time_ms: int) -> frozenset[str]: ...
+    def elections(self, state_root: bytes) -> Elections: ...
 
     def execute_block(
         self,

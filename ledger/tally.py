@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger.ballot import BallotEnvelope
+from ledger.elections import ElectionLookup
 from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
 from ledger.rules import BlockEffects
 
@@ -51,7 +52,14 @@ class Tally:
         self.elections = {e.election_id: ElectionTally(e) for e in genesis.elections}
         self.counted: CountedStore = {} if counted is None else counted
 
+    def define(self, election: ElectionDef) -> None:
+        """Count an election defined after genesis from now on (idempotent)."""
+        if election.election_id not in self.elections:
+            self.elections[election.election_id] = ElectionTally(election)
+
     def record_block(self, effects: BlockEffects) -> None:
+        for election in effects.defined:
+            self.define(election)
         for checked in effects.ballots:
             self.record(checked.envelope)
         self.height = effects.tip.height
@@ -86,9 +94,15 @@ class Tally:
             },
         }
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Counts as :meth:`snapshot` saved them (for the same genesis)."""
+    def restore(self, snapshot: dict[str, Any], definitions: ElectionLookup) -> None:
+        """Counts as :meth:`snapshot` saved them (for the same genesis); ``definitions``
+        finds the elections defined after genesis that it names."""
         elections = snapshot["elections"]
+        for eid in elections:
+            election = self.elections[eid].election if eid in self.elections else definitions.get(eid)
+            if election is None:
+                raise ValueError(f"snapshot counts election {eid!r}, which is not defined")
+            self.define(election)
         if set(elections) != set(self.elections):
             raise ValueError("snapshot is for other elections")
         self.height = int(snapshot["height"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ledger import codec
 from ledger.block import CommitCertificate
+from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import CheckedBallot, admitted_from_flags
@@ -80,11 +81,15 @@ class BlockSync:
         store: LedgerStore,
         prechecker: BallotPrechecker,
         *,
+        elections: Callable[[], Elections],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``elections()``: those defined on the committed state (definitions a synced
+        block's ballots may need; one defined within the same response is checked in order)."""
         self.genesis = genesis
         self.store = store
         self.prechecker = prechecker
+        self.elections = elections
         self.clock = clock
         self._last_request = float("-inf")
 
@@ -119,12 +124,13 @@ class BlockSync:
         if not entries:
             return SyncOutcome(0, ask_more=False)
         # Signatures and proofs in worker processes first; the in-order apply skips them.
-        flags = await self.prechecker.check([block for block, _ in entries])
+        known = self.elections()
+        flags = await self.prechecker.check([block for block, _ in entries], known)
         applied = 0
         for (block, certificate), ok in zip(entries, flags, strict=True):
             if certificate.height != self.store.height + 1:
                 continue  # decided meanwhile by consensus, or out of order
-            synced = SyncedBlock(block, certificate, admitted_from_flags(self.genesis, block, ok))
+            synced = SyncedBlock(block, certificate, admitted_from_flags(self.genesis, block, ok, elections=known))
             if not decide(synced):
                 raise LedgerError(f"synced block {certificate.height} was refused")
             applied += 1

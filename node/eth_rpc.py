@@ -247,7 +247,7 @@ class EthMethods:
         parent_root = self.state_root_at(height - 1)
         result = self.executor.execute_block(
             parent_root, height, block.header.time_ms, block.transactions,
-            CheckpointInput.of_ledger_block(self.genesis, block),
+            CheckpointInput.of_ledger_block(self.executor.elections(parent_root), block),
         )
         if result.state_root != block.header.state_root:
             raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")

@@ -7,8 +7,8 @@ opening the state database inside the node's data directory.
 The integration with the chain's rules, in one place (see also ``contracts.engine``):
 
 - genesis: ``ChainTip.at_genesis(...).state_root = executor.genesis_state_root()``;
-- a block after ``tip``: every ballot's election must be in
-  ``executor.open_elections(tip.state_root, header.time_ms)``; then
+- a block after ``tip``: every ballot's election must be defined and open in
+  ``executor.elections(tip.state_root)`` (definitions and phases from the registry); then
   ``executor.execute_block(tip.state_root, header.height, header.time_ms,
   block.transactions, (header.log_size, header.log_root, per_election_counts))``
   must give ``.state_root == header.state_root``;

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.rules import (
@@ -22,7 +23,6 @@ from ledger.rules import (
     check_ballot,
     check_ballot_form,
     check_unique,
-    is_open,
 )
 from ledger.state import LedgerView
 
@@ -44,13 +44,15 @@ class Mempool:
         view: LedgerView,
         *,
         max_size: int = 200_000,
-        open_elections: Callable[[int], frozenset[str]] | None = None,
+        elections: Callable[[], Elections] | None = None,
     ) -> None:
         self.genesis = genesis
         self.view = view
         self.max_size = max_size
-        # With contracts: the elections open (phase and window) on the committed state.
-        self.open_elections = open_elections
+        # The elections defined on the committed state, with their phases (on a chain
+        # without contracts, the genesis's).
+        genesis_elections = Elections.of_genesis(genesis)
+        self.elections = elections or (lambda: genesis_elections)
         self._pending: OrderedDict[bytes, CheckedBallot] = OrderedDict()
         # The same checked ballots by their bytes (envelope.encode() gives them back).
         self._by_raw: dict[bytes, CheckedBallot] = {}
@@ -74,15 +76,16 @@ class Mempool:
         if known is not None:
             return Admission(known.tracking_code, "pending")
         try:
-            form = check_ballot_form(self.genesis, raw)
+            elections = self.elections()
+            form = check_ballot_form(self.genesis, raw, elections=elections)
             code = form.tracking_code
             if self.view.has_ballot(code):
                 return Admission(code, "final")
             if len(self._pending) >= self.max_size:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_admissible(
-                self.genesis, raw, now_ms, open_now=self._open_now(now_ms),
-                known=check_ballot(self.genesis, raw, proofs=self.proofs, form=form),
+                self.genesis, raw, now_ms, elections=elections,
+                known=check_ballot(self.genesis, raw, elections=elections, proofs=self.proofs, form=form),
             )
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
@@ -114,16 +117,13 @@ class Mempool:
         only one per credential was ever admitted.
         """
         out: list[bytes] = []
-        open_now = self._open_now(time_ms)
+        elections = self.elections()
         for checked in self._pending.values():
             if len(out) >= max_ballots:
                 break
-            if is_open(checked.election, time_ms, open_now):
+            if elections.is_open(checked.election, time_ms):
                 out.append(checked.envelope.encode())
         return out
-
-    def _open_now(self, time_ms: int) -> frozenset[str] | None:
-        return self.open_elections(time_ms) if self.open_elections is not None else None
 
     def remove_committed(self, effects: BlockEffects) -> None:
         """Drop what a committed block carried, and what it made invalid."""

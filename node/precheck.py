@@ -14,8 +14,9 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
+from ledger.elections import Elections
 from ledger.genesis import Genesis
-from ledger.workers import check_in_worker, init_worker
+from ledger.workers import check_in_worker, definitions_of, init_worker
 
 
 class BallotPrechecker:
@@ -24,8 +25,10 @@ class BallotPrechecker:
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
 
-    async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
-        """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots)."""
+    async def check(self, raw_blocks: list[bytes], elections: Elections) -> list[bytes]:
+        """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots),
+        with the definitions of ``elections``."""
+        definitions = definitions_of(elections, self.genesis)
         if self._pool is None:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
@@ -33,7 +36,8 @@ class BallotPrechecker:
                 initializer=init_worker, initargs=(self.genesis.to_json(),),
             )
         loop = asyncio.get_running_loop()
-        return list(await asyncio.gather(*(loop.run_in_executor(self._pool, check_in_worker, b) for b in raw_blocks)))
+        return list(await asyncio.gather(
+            *(loop.run_in_executor(self._pool, check_in_worker, b, definitions) for b in raw_blocks)))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -15,18 +15,20 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
+from ledger.elections import ElectionLookup
 from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
-from ledger.tally import CountedKey, Tally
+from ledger.tally import CountedKey, ElectionTally, Tally
 
 
 class _LastCountsOnly:
     """The tally's counted-payload map, kept for last-counts elections only."""
 
-    def __init__(self, last_counts: frozenset[str]) -> None:
+    def __init__(self, last_counts: AbstractSet[str]) -> None:
         self._last_counts = last_counts
         self._payloads: dict[CountedKey, bytes] = {}
 
@@ -41,15 +43,27 @@ class _LastCountsOnly:
 class ResultsIndex:
     """Not thread-safe: the RPC's read worker is its one user."""
 
-    def __init__(self, genesis: Genesis, read_block: Callable[[int], Block]) -> None:
+    def __init__(self, genesis: Genesis, read_block: Callable[[int], Block], definitions: ElectionLookup) -> None:
+        """``definitions``: every election defined up to the tip (``Chain.definitions``)."""
         self.genesis = genesis
         self._read_block = read_block
-        last_counts = frozenset(e.election_id for e in genesis.elections if e.revoting == "last-counts")
-        self._tally = Tally(genesis, _LastCountsOnly(last_counts))
-        self._elections = list(self._tally.elections.values())
-        self._width = sum(2 + self._choices(t.election) for t in self._elections)
+        self._definitions = definitions
+        self._last_counts: set[str] = set()
+        self._tally = Tally(genesis, _LastCountsOnly(self._last_counts))
+        self._elections: list[ElectionTally] = []
+        for e in genesis.elections:
+            self._define(e)
+        # Rows grow as elections are defined: row i covers the first _row_elections[i].
         self._heights = array("q")
+        self._starts = array("q")
+        self._row_elections = array("q")
         self._rows = array("q")
+
+    def _define(self, election: ElectionDef) -> None:
+        self._tally.define(election)
+        if election.revoting == "last-counts":
+            self._last_counts.add(election.election_id)
+        self._elections.append(self._tally.elections[election.election_id])
 
     @property
     def height(self) -> int:
@@ -68,10 +82,18 @@ class ResultsIndex:
             height = self._tally.height + 1
             block = self._read_block(height)
             for raw in block.ballots:
-                self._tally.record(BallotEnvelope.decode(raw))
+                envelope = BallotEnvelope.decode(raw)
+                if envelope.election_id not in self._tally.elections:
+                    election = self._definitions.get(envelope.election_id)
+                    if election is None:  # never for a committed block: the rules found it
+                        raise ValueError(f"block {height} counts undefined election {envelope.election_id!r}")
+                    self._define(election)
+                self._tally.record(envelope)
             self._tally.height = height
             if block.ballots:
                 self._heights.append(height)
+                self._starts.append(len(self._rows))
+                self._row_elections.append(len(self._elections))
                 self._rows.extend(self._row())
             counted += len(block.ballots)
         return self._tally.height
@@ -88,10 +110,15 @@ class ResultsIndex:
         if height > self._tally.height:
             raise ValueError(f"results are counted up to height {self._tally.height}, not {height}")
         i = bisect.bisect_right(self._heights, height) - 1
-        row = self._rows[i * self._width : (i + 1) * self._width] if i >= 0 else array("q", [0] * self._width)
+        if i >= 0:
+            end = self._starts[i + 1] if i + 1 < len(self._starts) else len(self._rows)
+            row, shown = self._rows[self._starts[i] : end], self._elections[: self._row_elections[i]]
+        else:  # before any ballot: the genesis elections, all at zero
+            shown = self._elections[: len(self.genesis.elections)]
+            row = array("q", [0] * sum(2 + self._choices(t.election) for t in shown))
         elections: dict[str, Any] = {}
         at = 0
-        for t in self._elections:
+        for t in shown:
             n = self._choices(t.election)
             obj: dict[str, Any] = {"ballots_recorded": row[at], "ballots_counted": row[at + 1]}
             if t.election.payload_scheme == PLAINTEXT_SCHEME:

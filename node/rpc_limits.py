@@ -20,6 +20,7 @@ DEFAULT_COST = 10
 METHOD_COSTS: dict[str, int] = {
     "ballot_status": 1,
     "ballot_getGenesis": 1,
+    "ballot_getElections": 5,
     "ballot_getCheckpoint": 2,
     "ballot_getInclusionProof": 2,
     "ballot_getConsistencyProof": 2,

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
+from ledger.elections import Elections
 from ledger.errors import BadTreeRange, LedgerError
 from ledger.hashing import HASH_SIZE, keccak256
 from ledger.receipt import Receipt
@@ -46,6 +47,8 @@ class NodeState(Protocol):
 
     def gossip_ballots(self, raws: list[bytes]) -> None: ...
 
+    def tip_elections(self) -> Elections: ...
+
 
 class BallotMethods:
     def __init__(
@@ -66,7 +69,7 @@ class BallotMethods:
                                      max_per_client=self.limits.read_queue_per_client, share=self.limits.read_share)
         self.submissions = submissions or ClientBuckets(
             self.limits.submit_rate, self.limits.submit_burst, exempt=self.limits.submit_exempt)
-        self.results = ResultsIndex(node.chain.genesis, node.chain.store.block)
+        self.results = ResultsIndex(node.chain.genesis, node.chain.store.block, node.chain.definitions)
         self._genesis_obj = node.chain.genesis.to_json_obj()
 
     def table(self) -> dict[str, Method]:
@@ -78,6 +81,7 @@ class BallotMethods:
             "ballot_getBlocks": self.get_blocks,
             "ballot_getTrackingCodes": self.get_tracking_codes,
             "ballot_getGenesis": self.get_genesis,
+            "ballot_getElections": self.get_elections,
             "ballot_getCheckpoint": self.get_checkpoint,
             "ballot_getInclusionProof": self.get_inclusion_proof,
             "ballot_getConsistencyProof": self.get_consistency_proof,
@@ -145,6 +149,19 @@ class BallotMethods:
 
     async def get_genesis(self) -> dict[str, Any]:
         return self._genesis_obj
+
+    async def get_elections(self) -> dict[str, Any]:
+        """Every election defined on the committed state: its canonical definition (hex;
+        ``ElectionDef.decode``) and its registry phase, in definition order."""
+        return await self.consensus.run(self._elections)
+
+    async def _elections(self) -> dict[str, Any]:
+        elections = self.node.tip_elections()
+        return {
+            "height": self.node.chain.store.height,
+            "elections": [{"definition": e.encode().hex(), "phase": elections.phase(e.election_id)}
+                          for e in elections],
+        }
 
     # --- reads (on the read worker) ----------------------------------------------------
     async def get_receipt(self, tracking_code: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from contracts.engine import EvmExecutor
 from ledger.errors import LedgerError, Oversized
 from ledger.hashing import keccak256
 
-MAX_TX_BYTES = 64 * 1024
+MAX_TX_BYTES = 128 * 1024  # a define_election call with the largest definition fits
 MAX_PENDING = 256
 
 

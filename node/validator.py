@@ -20,8 +20,10 @@ from contracts import ContractError
 from ledger.block import CommitCertificate
 from ledger.chain import Chain
 from ledger.crypto import SigningKey
+from ledger.elections import Elections
 from ledger.errors import BadTransaction, LedgerError
 from ledger.files import load_genesis
+from ledger.rules import elections_at
 from node.app import LedgerApplication
 from node.blocksync import BlockSync, SyncedBlock
 from node.config import NodeConfig, read_key, split_address
@@ -45,7 +47,7 @@ from node.read_pool import ReadPool
 from node.rpc_table import build_rpc_table
 from node.rpc_thread import ConsensusLoop, RpcThread
 from node.transport import PeerTransport
-from node.txpool import TxPool
+from node.txpool import MAX_TX_BYTES, TxPool
 from node.wal import SigningLog
 
 log = logging.getLogger("node.validator")
@@ -92,7 +94,7 @@ class ValidatorNode:
         self.wal = SigningLog(config.data_dir / "wal")
         self.mempool = Mempool(
             self.genesis, self.chain.store, max_size=config.mempool_max,
-            open_elections=self._open_elections if self.engine else None,
+            elections=self.tip_elections,
         )
         self.chain.proofs = self.mempool.proofs  # one cache of proven credential paths
         self.txpool = TxPool(self.engine, self._tip_state) if self.engine is not None else None
@@ -111,7 +113,7 @@ class ValidatorNode:
         )
         self.rpc = self._make_rpc(config)
         self.prechecker = BallotPrechecker(self.genesis)
-        self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker)
+        self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker, elections=self.tip_elections)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,14 +160,14 @@ class ValidatorNode:
     async def _send_raw_transaction(self, data: str) -> str:
         """eth_sendRawTransaction: an authority transaction into the pool, then to peers."""
         assert self.txpool is not None
-        raw = hex_param(data, "transaction", max_size=64 * 1024)
+        raw = hex_param(data, "transaction", max_size=MAX_TX_BYTES)
         tx_hash = self.txpool.admit(raw, wall_clock_ms())
         self.transport.broadcast(FrameType.EVM_TX, raw)
         return "0x" + tx_hash.hex()
 
-    def _open_elections(self, now_ms: int) -> frozenset[str]:
-        assert self.engine is not None
-        return self.engine.open_elections(self.chain.store.tip.state_root, now_ms)
+    def tip_elections(self) -> Elections:
+        """The elections defined on the committed state, with their phases."""
+        return elections_at(self.genesis, self.chain.store.tip.state_root, self.engine)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> int:

@@ -12,6 +12,7 @@ import pytest
 from ledger import codec
 from ledger.block import Block
 from ledger.chain import Chain
+from ledger.elections import Elections
 from ledger.errors import LedgerError
 from node.blocksync import BATCH_BLOCKS, RETRY_S, BlockSync, SyncedBlock, decode_request, encode_request
 from tests.helpers import certify, kit, next_block
@@ -20,7 +21,7 @@ K = kit(1, 16)
 
 
 class NoPrecheck:
-    async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
+    async def check(self, raw_blocks: list[bytes], elections: Elections) -> list[bytes]:
         return [b"" for _ in raw_blocks]
 
 
@@ -36,7 +37,8 @@ def _source(path: Path, blocks: int) -> Chain:
 
 def _sync(chain: Chain, now: list[float] | None = None) -> BlockSync:
     clock = (lambda: now[0]) if now is not None else (lambda: 0.0)
-    return BlockSync(K.genesis, chain.store, NoPrecheck(), clock=clock)  # type: ignore[arg-type]
+    return BlockSync(K.genesis, chain.store, NoPrecheck(), clock=clock,  # type: ignore[arg-type]
+                     elections=lambda: Elections.of_genesis(K.genesis))
 
 
 def test_requests_are_spaced_unless_forced(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from contracts.engine import EvmExecutor
 from ledger.assemble import assemble_block
 from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
+from ledger.elections import Elections
 from ledger.elgamal import Ciphertext, EncryptedSum, decrypt_with_secret, discrete_log
 from ledger.encrypted_ballot import EncryptedBallot, check_opening
 from ledger.errors import BadGenesis, LedgerError
@@ -134,7 +135,7 @@ def test_a_ballot_whose_proofs_fail_is_refused_everywhere(
     bad = _forged(k, 1, actual, claimed)
     time_ms = k.genesis.genesis_time_ms + 1000
     with pytest.raises(LedgerError) as info:
-        check_admissible(k.genesis, bad, time_ms, open_now=None)
+        check_admissible(k.genesis, bad, time_ms, elections=Elections.of_genesis(k.genesis))
     assert info.value.code == "bad_ballot_proof" and info.value.where is not None
     assert info.value.where.startswith(f"payload: {where}")
     with Chain(tmp_path / "db", k.genesis) as chain:
@@ -143,7 +144,7 @@ def test_a_ballot_whose_proofs_fail_is_refused_everywhere(
             pool.admit(bad, time_ms)
         assert len(pool) == 0
         with pytest.raises(Problem) as problem:
-            check_submission(k.genesis, k.election_id, bad, time_ms)
+            check_submission(k.genesis, Elections.of_genesis(k.genesis), k.election_id, bad, time_ms)
         assert problem.value.code == "bad_ballot_proof" and problem.value.status == 422
         before = chain.store.tip
         block = next_block(k, before, [good, bad], None)
@@ -161,17 +162,20 @@ def test_a_payload_moved_to_another_credential_or_election_is_refused() -> None:
     moved = BallotEnvelope.create(thief, chain_id=k.genesis.chain_id, election_id=k.election_id,
                                   proof=k.credentials.proof(thief.public_key), payload=envelope.payload)
     with pytest.raises(LedgerError, match="bad_ballot_proof"):
-        check_admissible(k.genesis, moved.encode(), k.genesis.genesis_time_ms + 1, open_now=None)
+        check_admissible(k.genesis, moved.encode(), k.genesis.genesis_time_ms + 1,
+            elections=Elections.of_genesis(k.genesis))
     # the other kit's election has the same id and shape but its own joint key
     voter = other.voters[0]
     elsewhere = BallotEnvelope.create(voter, chain_id=other.genesis.chain_id, election_id=other.election_id,
                                       proof=other.credentials.proof(voter.public_key),
                                       payload=other.encrypted_ballot(0, [[4], [1]])[0].payload)
-    assert check_admissible(other.genesis, elsewhere.encode(), other.genesis.genesis_time_ms + 1, open_now=None)
+    assert check_admissible(other.genesis, elsewhere.encode(), other.genesis.genesis_time_ms + 1,
+        elections=Elections.of_genesis(other.genesis))
     stolen = BallotEnvelope.create(k.voters[0], chain_id=k.genesis.chain_id, election_id=k.election_id,
                                    proof=k.credentials.proof(k.voters[0].public_key), payload=elsewhere.payload)
     with pytest.raises(LedgerError, match="bad_ballot_proof"):
-        check_admissible(k.genesis, stolen.encode(), k.genesis.genesis_time_ms + 1, open_now=None)
+        check_admissible(k.genesis, stolen.encode(), k.genesis.genesis_time_ms + 1,
+            elections=Elections.of_genesis(k.genesis))
 
 
 def test_a_forged_signature_costs_no_proof_check() -> None:
@@ -181,7 +185,8 @@ def test_a_forged_signature_costs_no_proof_check() -> None:
     bad = BallotEnvelope.decode(_forged(k, 1, [[0, 2, 0, 0, 0], [1, 0]], [[0, 1, 0, 0, 0], [1, 0]]))
     forged = dataclasses.replace(bad, signature=k.encrypted_ballot(2, [[0], [0]])[0].signature)
     with pytest.raises(LedgerError, match="bad_signature"):
-        check_admissible(k.genesis, forged.encode(), k.genesis.genesis_time_ms + 1, open_now=None)
+        check_admissible(k.genesis, forged.encode(), k.genesis.genesis_time_ms + 1,
+            elections=Elections.of_genesis(k.genesis))
 
 
 def test_an_encrypted_election_runs_on_a_chain_with_the_registry(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_every_height_answers_as_a_replay_from_genesis(
     """Fails when a revote's previous choice is not taken back (last-counts) or a block's
     counts are recorded at the wrong height."""
     blocks = _chain(revoting, votes)
-    index = ResultsIndex(kit(voters=VOTERS, revoting=revoting).genesis, lambda h: blocks[h - 1])  # type: ignore[arg-type,return-value]
+    index = ResultsIndex(kit(voters=VOTERS, revoting=revoting).genesis, lambda h: blocks[h - 1], {})  # type: ignore[arg-type,return-value]
     tip = len(blocks)
     while index.height < tip:  # bounded slices, as the read worker runs them
         before = index.height

@@ -16,6 +16,7 @@ from ledger.ballot import BallotEnvelope
 from ledger.block import Block, BlockHeader, CommitCertificate
 from ledger.chain import Chain
 from ledger.crypto import SigningKey
+from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.hashing import keccak256
 from ledger.rules import apply_block, check_ballot
@@ -95,11 +96,11 @@ def test_ballot_rules_by_code() -> None:
     }
     cases["bad_signature_payload"] = K.ballot(3, 9).encode()
     for expected, raw in cases.items():
-        got = _code(lambda raw=raw: check_ballot(G, raw))
+        got = _code(lambda raw=raw: check_ballot(G, raw, elections=Elections.of_genesis(G)))
         assert got == ("bad_encoding" if expected == "bad_signature_payload" else expected), expected
     # a proof for another voter's slot does not prove this credential
     wrong_slot = _forge(env, proof=K.ballot(4, 0).proof)
-    assert _code(lambda: check_ballot(G, wrong_slot)) == "not_in_credential_set"
+    assert _code(lambda: check_ballot(G, wrong_slot, elections=Elections.of_genesis(G))) == "not_in_credential_set"
 
 
 def test_one_counted_ballot_per_credential() -> None:

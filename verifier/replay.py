@@ -25,9 +25,10 @@ from contracts import REGISTRY_ADDRESS
 from contracts.engine import EvmExecutor, LevelStateDB
 from ledger import jsonbound, workers
 from ledger.block import Block, CommitCertificate
+from ledger.elections import ElectionLookup
 from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block
+from ledger.genesis import MAX_ELECTIONS, ElectionDef, Genesis
+from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, elections_at
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine, ResumePoint, StateMismatch
@@ -53,8 +54,9 @@ _PROGRESS_DEPTH = 5
 
 def _max_progress_bytes(genesis: Genesis) -> int:
     """Room for the saved progress: the tip (a log frontier of at most 64 hashes, in hex)
-    and, per election, its two counts and up to 256 payload counts of 20 digits each."""
-    return 64 * 1024 + len(genesis.elections) * 256 * 32
+    and, per election (as many as a chain may define), its two counts and up to 256
+    payload counts of 20 digits each."""
+    return 64 * 1024 + MAX_ELECTIONS * 256 * 32
 # The replay makes millions of short-lived objects and few reference cycles, so Python's
 # collector, run by allocation counts, mostly rescans live objects (~7% of a replay's
 # time); during a replay it runs instead once every this many blocks.
@@ -119,24 +121,26 @@ def replay(
             tally = Tally(genesis, index.payloads)
             result = ReplayResult(genesis.hash(), ChainTip.at_genesis(genesis, engine), tally)
             if saved is not None:
-                _resume(result, saved, index, state_db)
+                _resume(result, saved, index, state_db, engine)
             proofs = ProofCache()
+            # Every election defined so far (workers check ballots against these).
+            known = {e.election_id: e for e in elections_at(genesis, result.tip.state_root, engine)}
             with _collector_paused():
                 if jobs <= 1:
                     stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
                         (line, None) for line in lines
                     )
-                    _apply_all(genesis, stream, index, proofs, engine, result, on_block)
+                    _apply_all(genesis, stream, index, proofs, engine, result, on_block, known)
                 else:
                     with ProcessPoolExecutor(
                         jobs, mp_context=multiprocessing.get_context("spawn"),  # not fork: LevelDB threads
                         initializer=workers.init_worker, initargs=(genesis.to_json(),),
                     ) as pool:
-                        _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs), index, proofs, engine, result,
-                                   on_block)
+                        _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs, known), index, proofs,
+                                   engine, result, on_block, known)
             if engine is not None:
                 result.registry_code = engine.get_code(result.tip.state_root, REGISTRY_ADDRESS)
-                for e in genesis.elections:
+                for e in engine.elections(result.tip.state_root):
                     phase = engine.election_phase(result.tip.state_root, e.election_id)
                     result.registry[e.election_id] = (
                         phase.name.lower(), engine.published_result(result.tip.state_root, e.election_id)
@@ -147,14 +151,16 @@ def replay(
     return result
 
 
-def _resume(result: ReplayResult, obj: dict[str, Any], index: DiskIndex, state_db: LevelStateDB | None) -> None:
+def _resume(result: ReplayResult, obj: dict[str, Any], index: DiskIndex, state_db: LevelStateDB | None,
+            engine: EvmExecutor | None) -> None:
     result.tip = ChainTip.decode(bytes.fromhex(obj["tip"]))
     result.blocks, result.ballots = int(obj["blocks"]), int(obj["ballots"])
-    result.tally.restore(obj["tally"])
     # The EVM state is a database of its own, written before each block's progress; a
     # machine that lost power may have kept the progress but not the state.
     if state_db is not None and result.tip.state_root not in state_db:
         raise StateMismatch(f"the verification state in {index.path} is incomplete; verify again from the start")
+    definitions: ElectionLookup = engine.elections(result.tip.state_root) if engine is not None else {}
+    result.tally.restore(obj["tally"], definitions)
 
 
 def _progress(line: BundleLine, result: ReplayResult, tip: ChainTip) -> bytes:
@@ -179,6 +185,7 @@ def _apply_all(
     engine: EvmExecutor | None,
     result: ReplayResult,
     on_block: Callable[[int, int], None] | None,
+    known: dict[str, ElectionDef],
 ) -> None:
     tip = result.tip
     for line, admitted in stream:
@@ -195,6 +202,7 @@ def _apply_all(
             )
         except LedgerError as exc:
             raise exc.at(f"block {block.height} certificate") from None
+        known.update((e.election_id, e) for e in effects.defined)
         result.tally.record_block(effects)  # reads the counted payloads before index.apply
         tip = effects.tip
         result.blocks += 1
@@ -209,16 +217,23 @@ def _apply_all(
 
 # --- parallel pre-checking ----------------------------------------------------------------
 def _prechecked(
-    genesis: Genesis, lines: Iterable[BundleLine], pool: ProcessPoolExecutor, window: int
+    genesis: Genesis, lines: Iterable[BundleLine], pool: ProcessPoolExecutor, window: int,
+    known: dict[str, ElectionDef],
 ) -> Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]]:
+    """Blocks with their ballots pre-checked ``window`` blocks ahead; ``known``: the
+    elections defined so far, which the in-order replay extends (a ballot of an election
+    defined within the window is not flagged, and the replay checks it itself)."""
     pending: deque[tuple[BundleLine, Future[bytes]]] = deque()
 
     def take() -> tuple[BundleLine, dict[bytes, CheckedBallot] | None]:
         line, future = pending.popleft()
-        return line, admitted_from_flags(genesis, line.block, future.result())
+        return line, admitted_from_flags(genesis, line.block, future.result(), elections=known)
 
+    later: tuple[bytes, ...] = ()
     for line in lines:
-        pending.append((line, pool.submit(workers.check_in_worker, line.block)))
+        if len(later) + len(genesis.elections) != len(known):  # definitions only ever grow
+            later = tuple(e.encode() for e in known.values() if genesis.election(e.election_id) != e)
+        pending.append((line, pool.submit(workers.check_in_worker, line.block, later)))
         if len(pending) >= window:
             yield take()
     while pending:

@@ -154,7 +154,7 @@ def _after_replay(directory: Path, genesis: Genesis, result: ReplayResult) -> di
     onchain = _check_registry_code(result) or _check_registry_results(result)
     if onchain is not None:
         return onchain
-    claim = _published_results(directory, genesis)
+    claim = _published_results(directory, genesis, result.tally)
     if claim is not None:
         mismatch = _compare_results(claim, result.tally.to_json_obj())
         if mismatch is not None:
@@ -169,11 +169,11 @@ def _after_replay(directory: Path, genesis: Genesis, result: ReplayResult) -> di
     return None
 
 
-def _published_results(directory: Path, genesis: Genesis) -> Any:
+def _published_results(directory: Path, genesis: Genesis, tally: Tally) -> Any:
     path = directory / RESULTS_FILE
     if not path.exists():
         return None
-    limit = max_results_bytes(genesis)
+    limit = max_results_bytes(genesis, tally)
     try:
         raw = read_bounded(path, limit, what=RESULTS_FILE)
         obj = jsonbound.loads(raw, max_bytes=limit, max_depth=RESULTS_JSON_DEPTH, what=RESULTS_FILE)
@@ -188,10 +188,11 @@ def _published_results(directory: Path, genesis: Genesis) -> Any:
     return obj
 
 
-def max_results_bytes(genesis: Genesis) -> int:
-    """The longest results.json this chain can have: its elections and choices, with the
-    height and every count at 20 digits (2**64, more than any chain records)."""
-    obj = Tally(genesis).to_json_obj()
+def max_results_bytes(genesis: Genesis, tally: Tally | None = None) -> int:
+    """The longest results.json this chain can have: its elections (``tally``'s, which the
+    replay found, those defined after genesis included) and choices, with the height and
+    every count at 20 digits (2**64, more than any chain records)."""
+    obj = (tally or Tally(genesis)).to_json_obj()
     obj["height"] = _WIDEST_COUNT
     for election in obj["elections"].values():
         for key in election:

@@ -3,6 +3,7 @@ a checked ballot or a :class:`Problem` out, by the chain's own rules (``check_ba
 
 from __future__ import annotations
 
+from ledger.elections import Elections
 from ledger.errors import LedgerError, UnknownElection
 from ledger.genesis import IDENTIFIER_PATTERN as ELECTION_ID_PATTERN
 from ledger.genesis import ElectionDef, Genesis
@@ -15,15 +16,17 @@ __all__ = ["ELECTION_ID_PATTERN", "HEX_PATTERN", "TRACKING_CODE_PATTERN", "check
 
 
 def check_submission(
-    genesis: Genesis, path_election: str, raw: bytes, now_ms: int, proofs: ProofCache | None = None
+    genesis: Genesis, elections: Elections, path_election: str, raw: bytes, now_ms: int,
+    proofs: ProofCache | None = None,
 ) -> CheckedBallot:
     """Everything the chain would check of this ballot alone, plus the URL's election and
-    the election window at ``now_ms`` (the chain's ``check_admissible``; the registry's
-    phase is the validators' to check). Raises :class:`Problem` with the ledger's code."""
-    if genesis.election(path_election) is None:
+    the election window at ``now_ms`` (the chain's ``check_admissible`` against the
+    ``elections`` the gateway knows; the registry's phase is the validators' to check).
+    Raises :class:`Problem` with the ledger's code."""
+    if elections.get(path_election) is None:
         raise Problem("unknown_election", f"no election {path_election!r} on chain {genesis.chain_id!r}")
     try:
-        checked = check_ballot(genesis, raw, proofs=proofs)
+        checked = check_ballot(genesis, raw, elections=elections, proofs=proofs)
     except UnknownElection as exc:  # the URL names a real election; the ballot names another
         raise Problem("election_mismatch", exc.message) from None
     except LedgerError as exc:
@@ -31,7 +34,7 @@ def check_submission(
     if checked.envelope.election_id != path_election:
         raise Problem("election_mismatch", _mismatch(checked.envelope.election_id, path_election))
     try:
-        return check_admissible(genesis, raw, now_ms, open_now=None, known=checked)
+        return check_admissible(genesis, raw, now_ms, elections=elections, known=checked)
     except LedgerError as exc:
         raise from_ledger_error(exc) from None
 

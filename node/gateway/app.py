@@ -8,6 +8,7 @@ the app in :class:`node.gateway.edge.EdgeMiddleware`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -79,11 +80,15 @@ def _lifespan(state: GatewayState) -> Callable[[FastAPI], Any]:
             interval_s=config.forward_interval_ms / 1000, resubmit_after_s=config.resubmit_after_s,
         )
         state.forwarder.start()
+        directory = asyncio.get_running_loop().create_task(
+            state.directory.refresh_loop(state.upstream), name="election-directory")
         log.info("gateway for chain %s: %d ballots waiting in the outbox",
                  state.genesis.chain_id, len(state.outbox.queue))
         try:
             yield
         finally:
+            directory.cancel()
+            await asyncio.gather(directory, return_exceptions=True)
             await state.forwarder.stop()
             await state.outbox.close()
             await state.upstream.close()

@@ -96,7 +96,7 @@ class ElectionView(BaseModel):
         description="An encrypted election's joint public key (33-byte compressed secp256k1, hex): what the "
                     "voter's device encrypts every selection to. Null for other elections.",
     )
-    phase: Literal["setup", "open", "closed"]
+    phase: Literal["setup", "open", "closed", "tallied"]
     counts: Counts | None = Field(description="Counts so far from a validator; null if none answered.")
     result: Counts | None = Field(description="The final count, once the election has closed.")
 

@@ -11,6 +11,7 @@ from typing import Any
 from ledger.genesis import Genesis
 from ledger.rules import ProofCache
 from node.gateway.config import ApiKey, GatewayConfig, hash_key
+from node.gateway.directory import ElectionDirectory
 from node.gateway.forwarder import Forwarder
 from node.gateway.metrics import Metrics
 from node.gateway.outbox import Outbox
@@ -32,6 +33,10 @@ class GatewayState:
     upstream: Upstream | None = None
     forwarder: Forwarder | None = None
     results: tuple[float, dict[str, Any]] | None = None
+    directory: ElectionDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory = ElectionDirectory(self.genesis)
 
     def open_outbox(self) -> Outbox:
         if self.outbox is None or not self.outbox.is_open:

@@ -69,7 +69,7 @@ def bench_checkpoint_only(work: Path, blocks: int) -> dict[str, float]:
     for h in range(1, blocks + 1):
         t_ms = g.genesis_time_ms + 1000 * h
         started = CLOCK()
-        ex.open_elections(root, t_ms)
+        ex.elections(root)
         root = ex.execute_block(root, h, t_ms, [], CheckpointInput(h, ZERO_HASH, ((kit.election_id, 1),))).state_root
         times.append((CLOCK() - started) * 1000)
     db.close()
@@ -105,17 +105,17 @@ class LedgerPath:
         self.height += 1
         self.time_ms += 1000
         t_open = CLOCK()
-        open_now = ex.open_elections(self.root, self.time_ms)
+        elections = ex.elections(self.root)
         t0 = CLOCK()
         ids = []
         for raw in body:
-            checked = check_ballot(g, raw, proofs=self.proofs)
-            if checked.election.election_id not in open_now:
+            checked = check_ballot(g, raw, elections=elections, proofs=self.proofs)
+            if not elections.is_open(checked.election, self.time_ms):
                 raise SystemExit("a benchmark ballot's election is not open")
             self.frontier.append(merkle.leaf_hash(checked.tracking_code))
             ids.append(checked.election.election_id)
         t1 = CLOCK()
-        cp = CheckpointInput.of_block(g, self.frontier.size, self.frontier.root(), ids)
+        cp = CheckpointInput.of_block(elections, self.frontier.size, self.frontier.root(), ids)
         self.root = ex.execute_block(self.root, self.height, self.time_ms, [], cp).state_root
         t2 = CLOCK()
         self.ballot_ms.append((t1 - t0) * 1000)
@@ -207,11 +207,12 @@ def bench_chain(work: Path, ballots_total: int) -> dict[str, float]:
                                         block_hash=block.hash())
         t0 = CLOCK()
         h = block.header
-        open_now = ex.open_elections(root, h.time_ms)
+        elections = ex.elections(root)
         effects = chain.check(block)
-        if any(c.election.election_id not in open_now for c in effects.ballots):
+        if any(not elections.is_open(c.election, h.time_ms) for c in effects.ballots):
             raise SystemExit("a benchmark ballot's election is not open")
-        cp = CheckpointInput.of_block(g, h.log_size, h.log_root, (c.election.election_id for c in effects.ballots))
+        cp = CheckpointInput.of_block(elections, h.log_size, h.log_root,
+                                      (c.election.election_id for c in effects.ballots))
         root = ex.execute_block(root, h.height, h.time_ms, block.transactions, cp).state_root
         chain.store.commit(block, cert, effects)
         chain_ms.append((CLOCK() - t0) * 1000)

@@ -62,7 +62,8 @@ class FakeChain:
         for raw in ballots:
             self.frontier.append(merkle.leaf_hash(keccak256(raw)))
         height, self.time_ms = self.height + 1, self.time_ms + 1500
-        cp = CheckpointInput.of_block(self.genesis, self.frontier.size, self.frontier.root(),
+        cp = CheckpointInput.of_block(self.executor.elections(self.state_root),
+            self.frontier.size, self.frontier.root(),
                                       [BallotEnvelope.decode(b).election_id for b in ballots])
         result = self.executor.execute_block(self.state_root, height, self.time_ms, list(txs), cp)
         header = BlockHeader(

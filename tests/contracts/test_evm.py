@@ -22,6 +22,7 @@ from contracts import (
     registry,
 )
 from ledger.crypto import address_of
+from ledger.elections import Elections
 from ledger.errors import LedgerError, UnknownElection
 from ledger.hashing import ZERO_HASH, keccak256
 from node.evm import (
@@ -43,6 +44,12 @@ from node.evm import (
 from .helpers import STRANGER, Driver, kit, new_election
 
 EID = "board-2026"
+
+
+def _open(ex: EvmExecutor, root: bytes, time_ms: int) -> frozenset[str]:
+    """The elections open (registry phase and window) at ``time_ms`` on ``root``."""
+    elections = ex.elections(root)
+    return frozenset(e.election_id for e in elections if elections.is_open(e, time_ms))
 
 
 @pytest.fixture()
@@ -67,7 +74,7 @@ def test_genesis_deploys_registry_with_genesis_elections_open(d: Driver) -> None
     assert ex.is_open(root, EID, e.opens_at_ms)
     assert not ex.is_open(root, EID, e.opens_at_ms - 1)
     assert not ex.is_open(root, EID, e.closes_at_ms)
-    assert ex.open_elections(root, e.opens_at_ms) == frozenset({EID})
+    assert _open(ex, root, e.opens_at_ms) == frozenset({EID})
     assert ex.election_phase(root, "no-such") == Phase.NONE
     assert not ex.is_open(root, "no-such", e.opens_at_ms)
     record = reg.decode_election(ex.call(root, REGISTRY_ADDRESS, reg.fn("election").encode(election_key(EID))))
@@ -145,10 +152,10 @@ def test_checkpoint_input_from_a_ledger_block() -> None:
     ballots = [k.ballot(i, i % 3).encode() for i in range(3)]
     block = assemble_block(k.genesis, ChainTip.at_genesis(k.genesis), ballots, time_ms=k.genesis.genesis_time_ms + 1,
                            proposer=k.validator_keys[0].public_key, last_commit=None)
-    cp = CheckpointInput.of_ledger_block(k.genesis, block)
+    cp = CheckpointInput.of_ledger_block(Elections.of_genesis(k.genesis), block)
     assert cp == (3, block.header.log_root, ((EID, 3),))
     with pytest.raises(EvmError):
-        CheckpointInput.of_block(k.genesis, 1, ZERO_HASH, ["not-in-genesis"])
+        CheckpointInput.of_block(Elections.of_genesis(k.genesis), 1, ZERO_HASH, ["not-in-genesis"])
 
 
 # --- refusals ---------------------------------------------------------------------------
@@ -209,7 +216,7 @@ def test_definition_refusals(d: Driver) -> None:
     reg, ex, auth = d.reg, d.executor, d.executor.authority
     with pytest.raises(ElectionExists):
         ex.call(d.root, REGISTRY_ADDRESS, reg.define_election(d.kit.genesis.elections[0]), sender=auth)
-    bad = reg.fn("define_election").encode(election_key("x"), ZERO_HASH, 2, 10, 10, ZERO_HASH, 1, ZERO_HASH, [], 0)
+    bad = reg.fn("define_election").encode(election_key("x"), ZERO_HASH, 2, 10, 10, ZERO_HASH, 1, ZERO_HASH, [], 0, b"")
     with pytest.raises(BadDefinition):
         ex.call(d.root, REGISTRY_ADDRESS, bad, sender=auth)
     with pytest.raises(ElectionUnknown) as info:
@@ -344,26 +351,26 @@ def test_state_in_a_prefix_of_a_shared_leveldb(tmp_path: Path) -> None:
     raw.close()
 
 
-def test_open_elections_carried_over_blocks_without_transactions_match_the_contract(tmp_path: Path) -> None:
+def test_elections_carried_over_blocks_without_transactions_match_the_contract(tmp_path: Path) -> None:
     k = kit()
     ex = open_executor(k.genesis, path=tmp_path / "s")
     d = Driver(ex, k)
     e = k.genesis.elections[0]
     t = e.opens_at_ms + 5
-    assert ex.open_elections(d.root, t) == frozenset({EID})
+    assert _open(ex, d.root, t) == frozenset({EID})
     d.block(ballots=[(EID, 1)])
     d.block()
-    assert ex.open_elections(d.root, t) == frozenset({EID})  # carried over, no EVM call
-    assert ex.open_elections(d.root, e.closes_at_ms) == frozenset()
+    assert _open(ex, d.root, t) == frozenset({EID})  # carried over, no EVM call
+    assert _open(ex, d.root, e.closes_at_ms) == frozenset()
     d.block([d.tx(d.reg.close_election(EID))])  # a transaction: read again from the contract
-    assert ex.open_elections(d.root, t) == frozenset()
+    assert _open(ex, d.root, t) == frozenset()
     d.block()
     roots = [r.state_root for r in d.results]
     assert isinstance(ex.db, LevelStateDB)
     ex.db.close()
     fresh = open_executor(k.genesis, path=tmp_path / "s")  # no carried knowledge: every answer from the EVM
     for root, expected in zip(roots, [{EID}, {EID}, set(), set()], strict=True):
-        assert fresh.open_elections(root, t) == expected
+        assert _open(fresh, root, t) == expected
         assert fresh.is_open(root, EID, t) == (EID in expected)
     assert isinstance(fresh.db, LevelStateDB)
     fresh.db.close()

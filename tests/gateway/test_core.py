@@ -10,6 +10,7 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.elections import Elections
 from ledger.errors import BadSignature, DuplicateCredential
 from ledger.rules import ProofCache, check_ballot
 from node.gateway import admission
@@ -86,11 +87,13 @@ def test_check_submission_codes(small: Voters) -> None:
 
     def code_of(path: str, raw: bytes, at: int = now) -> str:
         with pytest.raises(Problem) as info:
-            admission.check_submission(g, path, raw, at, ProofCache())
+            admission.check_submission(g, Elections.of_genesis(g), path, raw, at, ProofCache())
         return info.value.code
 
     good = small.ballot(1)
-    assert admission.check_submission(g, MAIN, good, now).tracking_code == check_ballot(g, good).tracking_code
+    known = Elections.of_genesis(g)
+    assert (admission.check_submission(g, known, MAIN, good, now).tracking_code
+            == check_ballot(g, good, elections=known).tracking_code)
     assert code_of("nope", good) == "unknown_election"
     assert code_of(REVOTE, good) == "election_mismatch"
     assert code_of(MAIN, good[:-1]) == "bad_encoding"
@@ -106,15 +109,16 @@ def test_check_submission_codes(small: Voters) -> None:
 @given(data=st.binary(max_size=600))
 def test_check_submission_never_crashes(small: Voters, data: bytes) -> None:
     try:
-        admission.check_submission(small.genesis, MAIN, data, 10**13)
+        admission.check_submission(small.genesis, Elections.of_genesis(small.genesis), MAIN, data, 10**13)
     except Problem as p:
         assert p.code in PROBLEM_TABLE
 
 
 def test_outbox_group_commit_idempotency_and_restart(small: Voters, tmp_path: Path) -> None:
     g = small.genesis
-    checked = [check_ballot(g, small.ballot(i, election=REVOTE)) for i in range(12)]
-    dup_a, dup_b = check_ballot(g, small.ballot(14, 0)), check_ballot(g, small.ballot(14, 1))
+    checked = [check_ballot(g, small.ballot(i, election=REVOTE), elections=Elections.of_genesis(g)) for i in range(12)]
+    dup_a, dup_b = check_ballot(g, small.ballot(14, 0),
+        elections=Elections.of_genesis(g)), check_ballot(g, small.ballot(14, 1), elections=Elections.of_genesis(g))
 
     async def run() -> tuple[list[bool], int, list[bool | str]]:
         outbox = Outbox(tmp_path / "ob")

@@ -12,9 +12,13 @@ from web3 import Web3
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
+from ballotledger.netsetup import read_voters, voter_key
 from contracts import REGISTRY_ADDRESS, Phase, election_key, load_artifact
+from ledger.ballot import BallotEnvelope
+from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
 from node.config import write_key
+from node.gateway.client import GatewayClient, GatewayProblem
 from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
@@ -87,3 +91,56 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         assert report["failure"]["check"] == "published_result"
         assert report["failure"]["where"] == f"registry result of election {election}"
         assert report["blocks"] == 0 or report["failure"]["message"].startswith("the authority published")
+
+
+def test_an_election_defined_on_a_running_chain_takes_ballots_through_the_gateway(tmp_path: Path) -> None:
+    """`ballotledger election define --file` on a live network: the validators learn the
+    definition from the registry, the gateway from the validators, and the verifier
+    counts it (fails when any of them reads elections from the genesis alone)."""
+    with Localnet.create(tmp_path, validators=4, voters=12, timeouts=QUICK_TIMEOUTS, gateway=True) as net:
+        net.start()
+        net.wait_ready()
+        net.start_gateway()
+        net.wait_gateway()
+        url, first = net.rpc_urls[0], net.genesis.elections[0]
+        authority = tmp_path / "authority.key"
+        definition = tmp_path / "budget.toml"
+        definition.write_text(
+            'id = "budget-2027"\nquestion = "Adopt the budget?"\nchoices = ["yes", "no"]\n'
+            f'credential_root = "{first.credential_root.hex()}"\ncredential_count = {first.credential_count}\n'
+            f"opens_at_ms = {first.opens_at_ms}\ncloses_at_ms = {first.closes_at_ms}\n"
+            'revoting = "first-counts"\npayload_scheme = "plaintext-choice/v1"\n'
+        )
+        broken = tmp_path / "broken.toml"
+        broken.write_text(definition.read_text().replace('choices = ["yes", "no"]', "choices = 3"))
+        proc = run_cli("election", "define", "--rpc", url, "--file", broken, "--authority-key", authority)
+        assert proc.returncode == 2 and "choices" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr
+
+        voters = read_voters(tmp_path)
+        keys = [voter_key(voters["seed"], i) for i in range(voters["count"])]
+        credentials = CredentialSet([k.public_key for k in keys])
+        ballots = [BallotEnvelope.create(k, chain_id=net.genesis.chain_id, election_id="budget-2027",
+                                         proof=credentials.proof(k.public_key), payload=bytes([i % 2])).encode()
+                   for i, k in enumerate(keys[:5])]
+        with GatewayClient(net.gateway_url or "", net.gateway_key) as gateway:
+            with pytest.raises(GatewayProblem) as refused:
+                gateway.submit("budget-2027", ballots[0])
+            assert refused.value.code == "unknown_election"
+
+            proc = run_cli("election", "define", "--rpc", url, "--file", definition, "--authority-key", authority,
+                           "--open")
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "define budget-2027: done" in proc.stdout and "open budget-2027: done" in proc.stdout
+            proc = run_cli("election", "define", "--rpc", url, "--file", definition, "--authority-key", authority)
+            assert proc.returncode == 1 and "election_exists" in proc.stdout, proc.stdout
+
+            codes = [gateway.submit("budget-2027", raw)["tracking_code"] for raw in ballots]
+            for code in codes:
+                gateway.wait_final(code, timeout=60)
+            view = gateway.election("budget-2027")
+            assert view["phase"] == "open" and view["question"] == "Adopt the budget?"
+
+        proc = run_cli("verify", "--rpc", net.rpc_urls[2], "--json")
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 0 and report["valid"], proc.stdout + proc.stderr
+        assert report["results"]["budget-2027"]["tally"] == {"yes": 3, "no": 2}

@@ -40,7 +40,9 @@ async def submit(state: GatewayState, election_id: str, body: SubmitBallot) -> J
     with its tracking code (the same answer for the same ballot, however often sent)."""
     raw = admission.decode_hex_ballot(body.ballot)
     try:
-        checked = admission.check_submission(state.genesis, election_id, raw, state.clock_ms(), state.proofs)
+        await state.directory.lookup(election_id, state.upstream)  # an election defined since the last look
+        checked = admission.check_submission(state.genesis, state.directory.elections(), election_id, raw,
+                                             state.clock_ms(), state.proofs)
         new = await state.open_outbox().admit(checked)
     except Problem as problem:
         state.metrics.refused.labels(problem.code).inc()

@@ -27,10 +27,12 @@ router = new_router()
     summary="An election's public definition, phase, counts so far and result",
 )
 async def get_election(election_id: ElectionId, client: FrontEnd, state: State) -> Response:
-    election = state.genesis.election(election_id)
+    election = await state.directory.lookup(election_id, state.upstream)
     if election is None:
         raise Problem("unknown_election", f"no election {election_id!r} on chain {state.genesis.chain_id!r}")
-    phase = admission.phase_of(election, state.clock_ms())
+    # The registry's phase; while it is open there, the window says whether ballots count.
+    registry_phase = state.directory.phase(election_id)
+    phase = registry_phase if registry_phase not in (None, "open") else admission.phase_of(election, state.clock_ms())
     counts = await _counts(state, election_id)
     view = ElectionView(
         election_id=election.election_id, chain_id=state.genesis.chain_id, question=election.question,
@@ -40,7 +42,7 @@ async def get_election(election_id: ElectionId, client: FrontEnd, state: State) 
         contests=[ContestView(question=c.question, choices=list(c.choices), limit=c.limit) for c in election.contests],
         joint_key=election.joint_key.hex() if election.encrypted else None,
         phase=phase,  # type: ignore[arg-type]
-        counts=counts, result=counts if phase == "closed" else None,
+        counts=counts, result=counts if phase in ("closed", "tallied") else None,
     )
     return JSONResponse(view.model_dump(mode="json"))
 
