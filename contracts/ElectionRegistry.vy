@@ -12,7 +12,15 @@
         0xff..fe, with no signature, derived by every validator from the block.
         Every refusal reverts with a short machine-readable reason (the ledger error
         code the node maps it to): not_authority, not_system, wrong_phase,
-        unknown_election, election_exists, bad_definition, bad_result, bad_checkpoint.
+        unknown_election, election_exists, bad_definition, bad_result, bad_checkpoint,
+        not_trustee, already_posted, no_dealing, bad_ceremony.
+        An election with trustees gets its joint key from their ceremony: each trustee
+        posts a dealing (Feldman commitments with proofs of knowledge and the shares it
+        encrypted to the others) and may post a complaint that a share to it is bad;
+        the authority then sets the key the qualified dealings give, and only then may
+        the election open. After the close each trustee posts a decryption share.
+        Every validator checks what the EVM cannot (proofs, curve points, the key) before
+        such a call may enter a block: contracts/engine.py.
 """
 
 # Phases of an election. NONE is "no such election".
@@ -31,6 +39,12 @@ MAX_GATEWAYS: constant(uint256) = 32
 MAX_ELECTIONS: constant(uint256) = 256
 # ledger.genesis.MAX_DEFINITION_BYTES: an election's canonical definition
 MAX_DEFINITION_BYTES: constant(uint256) = 65536
+MAX_TRUSTEES: constant(uint256) = 64
+# ledger.trustees: a dealing of 64 commitments and 63 encrypted shares is ~12 KB
+MAX_DEALING_BYTES: constant(uint256) = 16384
+MAX_COMPLAINT_BYTES: constant(uint256) = 256
+# ledger.tally_crypto: a decryption share of 255 choices is ~25 KB
+MAX_SHARE_BYTES: constant(uint256) = 32768
 
 SYSTEM: public(constant(address)) = 0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE
 AUTHORITY: public(immutable(address))
@@ -48,12 +62,14 @@ struct Election:
     phase: uint8
     ballots: uint64  # ballots in the log for this election, as of the last checkpoint
     definition_hash: bytes32  # keccak256 of the canonical definition (in ElectionDefined)
+    threshold: uint8  # 0: no ceremony (the definition names the joint key)
 
 
 struct ElectionSummary:
     election_id: bytes32
     phase: uint8
     definition_hash: bytes32
+    joint_key: Bytes[33]  # empty until a ceremony election's key is set
 
 
 event ElectionDefined:
@@ -92,11 +108,40 @@ event ResultPublished:
     election_id: indexed(bytes32)
     counts: DynArray[uint256, MAX_CHOICES]
 
+event DealingPosted:
+    election_id: indexed(bytes32)
+    trustee: uint8
+    dealing_hash: bytes32
+    dealing: Bytes[MAX_DEALING_BYTES]
+
+event ComplaintPosted:
+    election_id: indexed(bytes32)
+    trustee: uint8
+    dealer: uint8
+    complaint: Bytes[MAX_COMPLAINT_BYTES]
+
+event JointKeySet:
+    election_id: indexed(bytes32)
+    joint_key: Bytes[33]
+    qualified: DynArray[uint8, MAX_TRUSTEES]
+
+event DecryptionSharePosted:
+    election_id: indexed(bytes32)
+    trustee: uint8
+    share_hash: bytes32
+    share: Bytes[MAX_SHARE_BYTES]
+
 
 elections: HashMap[bytes32, Election]
 results: HashMap[bytes32, DynArray[uint256, MAX_CHOICES]]
 gateways: HashMap[bytes32, HashMap[bytes32, bool]]
 election_ids: public(DynArray[bytes32, MAX_ELECTIONS])
+
+trustee_addresses: HashMap[bytes32, DynArray[address, MAX_TRUSTEES]]
+joint_keys: HashMap[bytes32, Bytes[33]]
+dealings: HashMap[bytes32, HashMap[uint8, bytes32]]  # trustee -> keccak256 of its dealing
+disqualified: HashMap[bytes32, HashMap[uint8, bool]]  # dealers with an upheld complaint
+decryption_shares: HashMap[bytes32, HashMap[uint8, bytes32]]  # trustee -> keccak256 of its share
 
 last_height: public(uint64)
 log_size: public(uint64)
@@ -144,6 +189,8 @@ def define_election(
     gateways: DynArray[bytes32, MAX_GATEWAYS],
     revoting: uint8,
     definition: Bytes[MAX_DEFINITION_BYTES],
+    trustees: DynArray[address, MAX_TRUSTEES],
+    threshold: uint8,
 ):
     """
     @notice Define a new election; it starts in phase SETUP.
@@ -157,6 +204,8 @@ def define_election(
     assert len(self.election_ids) < MAX_ELECTIONS, "bad_definition"
     assert opens_at_ms < closes_at_ms, "bad_definition"
     assert revoting <= REVOTING_LAST_COUNTS, "bad_definition"
+    assert convert(threshold, uint256) <= len(trustees), "bad_definition"
+    assert (threshold == 0) == (len(trustees) == 0), "bad_definition"
     definition_hash: bytes32 = keccak256(definition)
     self.elections[election_id] = Election(
         question_hash=question_hash,
@@ -170,7 +219,9 @@ def define_election(
         phase=PHASE_SETUP,
         ballots=0,
         definition_hash=definition_hash,
+        threshold=threshold,
     )
+    self.trustee_addresses[election_id] = trustees
     self.election_ids.append(election_id)
     log ElectionDefined(
         election_id=election_id,
@@ -217,7 +268,96 @@ def set_gateway(election_id: bytes32, key_hash: bytes32, authorised: bool):
 @external
 def open_election(election_id: bytes32):
     self._only_authority()
+    if self.elections[election_id].threshold != 0:
+        assert len(self.joint_keys[election_id]) != 0, "bad_ceremony"
     self._move(election_id, PHASE_SETUP, PHASE_OPEN)
+
+
+# --- the trustees' transactions ---------------------------------------------------------
+
+@internal
+@view
+def _trustee(election_id: bytes32, who: address) -> uint8:
+    """The sender's trustee number (1-based) in this election."""
+    i: uint8 = 0
+    for a: address in self.trustee_addresses[election_id]:
+        i += 1
+        if a == who:
+            return i
+    raise "not_trustee"
+
+
+@internal
+@view
+def _in_ceremony(election_id: bytes32):
+    assert self._phase(election_id) == PHASE_SETUP, "wrong_phase"
+    assert self.elections[election_id].threshold != 0, "not_trustee"
+    assert len(self.joint_keys[election_id]) == 0, "wrong_phase"
+
+
+@external
+def post_dealing(election_id: bytes32, dealing: Bytes[MAX_DEALING_BYTES]):
+    """
+    @notice A trustee's commitments and encrypted shares (once, during setup).
+    """
+    self._in_ceremony(election_id)
+    i: uint8 = self._trustee(election_id, msg.sender)
+    assert self.dealings[election_id][i] == empty(bytes32), "already_posted"
+    h: bytes32 = keccak256(dealing)
+    self.dealings[election_id][i] = h
+    log DealingPosted(election_id=election_id, trustee=i, dealing_hash=h, dealing=dealing)
+
+
+@external
+def post_complaint(election_id: bytes32, dealer: uint8, complaint: Bytes[MAX_COMPLAINT_BYTES]):
+    """
+    @notice A trustee shows that `dealer`'s share to it is bad; validators admit only a
+            complaint that public data upholds, so the dealer is disqualified.
+    """
+    self._in_ceremony(election_id)
+    j: uint8 = self._trustee(election_id, msg.sender)
+    assert self.dealings[election_id][dealer] != empty(bytes32), "no_dealing"
+    self.disqualified[election_id][dealer] = True
+    log ComplaintPosted(election_id=election_id, trustee=j, dealer=dealer, complaint=complaint)
+
+
+@external
+def set_joint_key(election_id: bytes32, joint_key: Bytes[33], qualified: DynArray[uint8, MAX_TRUSTEES]):
+    """
+    @notice End the ceremony: `qualified` must be exactly the dealers with a dealing and
+            no upheld complaint, at least the threshold of them; validators check that
+            `joint_key` is the product of their first commitments.
+    """
+    self._only_authority()
+    self._in_ceremony(election_id)
+    assert len(qualified) >= convert(self.elections[election_id].threshold, uint256), "bad_ceremony"
+    n: uint8 = convert(len(self.trustee_addresses[election_id]), uint8)
+    listed: uint256 = 0
+    for i: uint8 in range(1, 65):
+        if i > n:
+            break
+        if self.dealings[election_id][i] != empty(bytes32) and not self.disqualified[election_id][i]:
+            assert listed < len(qualified) and qualified[listed] == i, "bad_ceremony"
+            listed += 1
+    assert listed == len(qualified), "bad_ceremony"
+    self.joint_keys[election_id] = joint_key
+    self.elections[election_id].trustees_key_hash = keccak256(joint_key)
+    log JointKeySet(election_id=election_id, joint_key=joint_key, qualified=qualified)
+    log TrusteesKeySet(election_id=election_id, trustees_key_hash=keccak256(joint_key))
+
+
+@external
+def post_decryption_share(election_id: bytes32, share: Bytes[MAX_SHARE_BYTES]):
+    """
+    @notice A trustee's share of the decryption of the closed election's sums, with its
+            proofs (checked by the verifier against the sums it recomputes).
+    """
+    assert self._phase(election_id) == PHASE_CLOSED, "wrong_phase"
+    j: uint8 = self._trustee(election_id, msg.sender)
+    assert self.decryption_shares[election_id][j] == empty(bytes32), "already_posted"
+    h: bytes32 = keccak256(share)
+    self.decryption_shares[election_id][j] = h
+    log DecryptionSharePosted(election_id=election_id, trustee=j, share_hash=h, share=share)
 
 
 @external
@@ -326,6 +466,27 @@ def elections_summary() -> DynArray[ElectionSummary, MAX_ELECTIONS]:
     out: DynArray[ElectionSummary, MAX_ELECTIONS] = []
     for e: bytes32 in self.election_ids:
         out.append(ElectionSummary(
-            election_id=e, phase=self.elections[e].phase, definition_hash=self.elections[e].definition_hash
+            election_id=e, phase=self.elections[e].phase, definition_hash=self.elections[e].definition_hash,
+            joint_key=self.joint_keys[e],
         ))
     return out
+
+
+@external
+@view
+def ceremony(election_id: bytes32) -> (DynArray[bytes32, MAX_TRUSTEES], DynArray[bool, MAX_TRUSTEES], DynArray[bytes32, MAX_TRUSTEES]):
+    """
+    @notice Per trustee (in order): its dealing's hash (zero if none), whether an upheld
+            complaint disqualified it, and its decryption share's hash (zero if none).
+    """
+    dealt: DynArray[bytes32, MAX_TRUSTEES] = []
+    out: DynArray[bool, MAX_TRUSTEES] = []
+    shares: DynArray[bytes32, MAX_TRUSTEES] = []
+    n: uint8 = convert(len(self.trustee_addresses[election_id]), uint8)
+    for i: uint8 in range(1, 65):
+        if i > n:
+            break
+        dealt.append(self.dealings[election_id][i])
+        out.append(self.disqualified[election_id][i])
+        shares.append(self.decryption_shares[election_id][i])
+    return dealt, out, shares

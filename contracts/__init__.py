@@ -31,6 +31,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from ledger import codec
+from ledger.crypto import address_of
 from ledger.errors import BadTransaction, LedgerError, UnknownElection
 from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
@@ -112,6 +113,25 @@ class BadCheckpoint(ContractRevert):
     code = "bad_checkpoint"
 
 
+class NotTrustee(ContractRevert):
+    code = "not_trustee"
+
+
+class AlreadyPosted(ContractRevert):
+    code = "already_posted"
+
+
+class NoDealing(ContractRevert):
+    code = "no_dealing"
+
+
+class CeremonyRefused(ContractRevert):
+    """The ceremony is not complete (open before the key, or a key set from the wrong
+    qualified dealers or too few of them)."""
+
+    code = "bad_ceremony"
+
+
 class InvalidTransaction(BadTransaction):
     """A transaction that makes its block invalid: undecodable, non-canonical, wrong
     chain id, bad nonce, over the gas limit, or not signed by the authority."""
@@ -135,7 +155,7 @@ class NotAuthoritySender(InvalidTransaction):
 _REVERTS: dict[str, type[ContractRevert]] = {
     cls.code: cls
     for cls in (NotAuthority, NotSystem, WrongPhase, ElectionUnknown, ElectionExists, BadDefinition,
-                BadResult, BadCheckpoint)
+                BadResult, BadCheckpoint, NotTrustee, AlreadyPosted, NoDealing, CeremonyRefused)
 }
 _ERROR_SELECTOR = keccak256(b"Error(string)")[:4]
 
@@ -306,6 +326,7 @@ class ElectionRecord:
     phase: Phase
     ballots: int
     definition_hash: bytes
+    threshold: int
 
 
 class Registry(Contract):
@@ -313,6 +334,9 @@ class Registry(Contract):
 
     def __init__(self) -> None:
         super().__init__(load_artifact(REGISTRY))
+        trustee_calls = ("post_dealing", "post_complaint", "post_decryption_share")
+        self._trustee_selectors = frozenset(self.fn(n).selector for n in trustee_calls)
+        self._ceremony_selectors = {self.fn(n).selector: n for n in (*trustee_calls, "set_joint_key")}
 
     def constructor_args(self, authority: bytes) -> bytes:
         return abi_encode(["address"], [authority])
@@ -327,6 +351,9 @@ class Registry(Contract):
         *,
         gateways: Sequence[bytes] = (),
     ) -> bytes:
+        """The call that defines ``election`` (in its defined, keyless form); its every
+        argument but the gateways follows from the definition."""
+        election = election.as_defined()
         return self.fn("define_election").encode(
             election_key(election.election_id),
             question_hash(election),
@@ -339,6 +366,8 @@ class Registry(Contract):
             list(gateways),
             REVOTING_CODES[election.revoting],
             election.encode(),
+            ["0x" + address_of(k).hex() for k in election.trustees],
+            election.threshold,
         )
 
     def define_call_definition(self, data: bytes) -> tuple[bytes, tuple[bytes, ...]] | None:
@@ -377,12 +406,50 @@ class Registry(Contract):
     # views
     def decode_election(self, output: bytes) -> ElectionRecord:
         (t,) = self.fn("election").decode(output)
-        return ElectionRecord(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], Phase(t[8]), t[9], t[10])
+        return ElectionRecord(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], Phase(t[8]), t[9], t[10], t[11])
 
-    def decode_summary(self, output: bytes) -> tuple[tuple[bytes, Phase, bytes], ...]:
-        """``elections_summary``: (election key, phase, definition hash) in definition order."""
+    def decode_summary(self, output: bytes) -> tuple[tuple[bytes, Phase, bytes, bytes], ...]:
+        """``elections_summary``: (election key, phase, definition hash, joint key set by
+        a ceremony or empty) in definition order."""
         (rows,) = self.fn("elections_summary").decode(output)
-        return tuple((bytes(k), Phase(p), bytes(h)) for k, p, h in rows)
+        return tuple((bytes(k), Phase(p), bytes(h), bytes(j)) for k, p, h, j in rows)
+
+    # the trustees' transactions
+    def post_dealing(self, election_id: str, dealing: bytes) -> bytes:
+        return self.fn("post_dealing").encode(election_key(election_id), dealing)
+
+    def post_complaint(self, election_id: str, dealer: int, complaint: bytes) -> bytes:
+        return self.fn("post_complaint").encode(election_key(election_id), dealer, complaint)
+
+    def set_joint_key(self, election_id: str, joint_key: bytes, qualified: Sequence[int]) -> bytes:
+        return self.fn("set_joint_key").encode(election_key(election_id), joint_key, list(qualified))
+
+    def post_decryption_share(self, election_id: str, share: bytes) -> bytes:
+        return self.fn("post_decryption_share").encode(election_key(election_id), share)
+
+    def is_trustee_call(self, to: bytes, data: bytes) -> bool:
+        """Whether a transaction from someone other than the authority may be in a block:
+        a call of the registry that trustees make (the registry checks who is a trustee)."""
+        return to == REGISTRY_ADDRESS and data[:4] in self._trustee_selectors
+
+    def ceremony_call(self, data: bytes) -> tuple[str, bytes, tuple[Any, ...]] | None:
+        """(name, election key, the other arguments) of a ceremony call; None for any
+        other call, or one whose arguments do not decode (the registry reverts it)."""
+        name = self._ceremony_selectors.get(data[:4])
+        if name is None:
+            return None
+        fn = self.fn(name)
+        try:
+            args = abi_decode(list(fn.inputs), data[4:], strict=True)
+        except (DecodingError, ValueError, OverflowError):
+            return None
+        return name, bytes(args[0]), tuple(args[1:])
+
+    def decode_ceremony(self, output: bytes) -> tuple[tuple[bytes, ...], tuple[bool, ...], tuple[bytes, ...]]:
+        """``ceremony``: per trustee, its dealing's hash, whether it is disqualified, its
+        decryption share's hash (zero hashes where nothing was posted)."""
+        dealt, out, shares = self.fn("ceremony").decode(output)
+        return tuple(bytes(h) for h in dealt), tuple(bool(x) for x in out), tuple(bytes(h) for h in shares)
 
 
 @cache

@@ -72,6 +72,7 @@ from contracts import (
     revert_error,
     revert_reason,
 )
+from contracts.ceremony import Ceremony, check_trustee_call, read_ceremony
 from ledger import codec
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
@@ -432,10 +433,10 @@ class EvmExecutor:
         for election in g.elections:
             definition = election.encode()
             self.db[keccak256(definition)] = definition
-            for what, data in (
-                ("define_election", self._registry.define_election(election)),
-                ("open_election", self._registry.open_election(election.election_id)),
-            ):
+            calls = [("define_election", self._registry.define_election(election))]
+            if not election.has_ceremony:  # an election with trustees opens once they made its key
+                calls.append(("open_election", self._registry.open_election(election.election_id)))
+            for what, data in calls:
                 state.lock_changes()
                 result = self._message(state, self.authority, REGISTRY_ADDRESS, data, gas=SYSTEM_CALL_GAS)
                 _raise_if_failed(result, f"genesis: {what} {election.election_id}")
@@ -505,11 +506,11 @@ class EvmExecutor:
 
     def _apply_transaction(self, state: StateAPI, raw: bytes, cumulative: int) -> TxOutcome:
         tx = decode_transaction(raw, self.chain_id)
-        if tx.sender != self.authority:
+        if tx.sender != self.authority and not self._registry.is_trustee_call(bytes(tx.to), bytes(tx.data)):
             raise NotAuthoritySender(f"transaction is signed by 0x{tx.sender.hex()}, not the election authority")
         if cumulative + tx.gas > BLOCK_GAS_LIMIT:
             raise InvalidTransaction(f"transaction gas {tx.gas} exceeds what is left of the block gas limit")
-        definition = self._check_definition(tx.to, tx.data)
+        preimage = self._check_call(state, bytes(tx.sender), bytes(tx.to), bytes(tx.data))
         state.lock_changes()
         try:
             computation = state.apply_transaction(tx)
@@ -517,10 +518,10 @@ class EvmExecutor:
             raise InvalidTransaction(f"transaction refused by the EVM: {exc}") from exc
         gas_used = _VM.finalize_gas_used(tx, computation)
         success = not computation.is_error
-        if definition is not None and success:
-            # Content-addressed beside the trie nodes, as contract code is: the state's
-            # definition hash finds it (elections()).
-            self.db[keccak256(definition)] = definition
+        if preimage is not None and success:
+            # Content-addressed beside the trie nodes, as contract code is: the hash the
+            # registry keeps finds it (elections(), ceremony()).
+            self.db[keccak256(preimage)] = preimage
         creates = tx.to == CREATE_CONTRACT_ADDRESS
         return TxOutcome(
             tx_hash=keccak256(raw),
@@ -539,25 +540,53 @@ class EvmExecutor:
             output=computation.output,
         )
 
-    def _check_definition(self, to: bytes, data: bytes) -> bytes | None:
-        """The definition a ``define_election`` call carries, after the checks the EVM
-        cannot make: it decodes as a valid definition, and every other argument is
-        exactly what that definition gives. None for any other call."""
-        if bytes(to) != REGISTRY_ADDRESS:
+    def _check_call(self, state: StateAPI, sender: bytes, to: bytes, data: bytes) -> bytes | None:
+        """The checks the EVM cannot make, for the registry calls that need them (an
+        election's definition, the trustees' ceremony and decryption shares); raises
+        InvalidTransaction. Answers the bytes to keep under their hash, if any."""
+        if to != REGISTRY_ADDRESS:
             return None
+        definition = self._check_definition(data)
+        if definition is not None:
+            return definition
+        return check_trustee_call(_LiveRegistry(self, state), self.genesis.chain_id, sender, data)
+
+    def _check_definition(self, data: bytes) -> bytes | None:
+        """The definition a ``define_election`` call carries, after the checks the EVM
+        cannot make: it decodes as a valid definition in its defined form, and every
+        other argument is exactly what that definition gives. None for any other call."""
         try:
-            call = self._registry.define_call_definition(bytes(data))
+            call = self._registry.define_call_definition(data)
             if call is None:
                 return None
             definition, gateways = call
             election = ElectionDef.decode(definition)
         except LedgerError as exc:
             raise InvalidDefinition(exc.message) from None
-        if self._registry.define_election(election, gateways=gateways) != bytes(data):
+        if election.as_defined() != election:
+            raise InvalidDefinition(f"define_election {election.election_id}: its trustees' ceremony makes its key")
+        if self._registry.define_election(election, gateways=gateways) != data:
             raise InvalidDefinition(
                 f"define_election {election.election_id}: its arguments are not the ones its definition gives"
             )
         return definition
+
+    def call_on(self, state: StateAPI, data: bytes) -> bytes:
+        """A registry view on a state in the middle of a block, leaving it as it was."""
+        snapshot = state.snapshot()
+        try:
+            computation = self._message(state, ZERO_ADDRESS, REGISTRY_ADDRESS, data, gas=CALL_GAS)
+        finally:
+            state.revert(snapshot)
+        _raise_if_failed(computation, "call")
+        return bytes(computation.output)
+
+    def preimage(self, digest: bytes) -> bytes | None:
+        """Bytes a registry call left under their keccak256 (definition, dealing, share)."""
+        try:
+            return bytes(self.db[digest])
+        except KeyError:
+            return None
 
     def check_transaction(self, state_root: bytes, raw: bytes, *, height: int, time_ms: int) -> TxOutcome:
         """Pre-flight one transaction on ``state_root`` (for mempool admission): raise
@@ -630,10 +659,15 @@ class EvmExecutor:
             return known
         summary = self._registry.decode_summary(
             self.call(state_root, REGISTRY_ADDRESS, self._registry.fn("elections_summary").encode()))
-        known = Elections(tuple(self._definition(h) for _, _, h in summary),
-                          tuple(phase.name.lower() for _, phase, _ in summary))
+        known = Elections(
+            tuple(self._definition(h).with_joint_key(key) if key else self._definition(h) for _, _, h, key in summary),
+            tuple(phase.name.lower() for _, phase, _, _ in summary))
         self._remember(state_root, known)
         return known
+
+    def ceremony(self, state_root: bytes, election_id: str) -> Ceremony:
+        """An election's ceremony and decryption shares as the registry holds them."""
+        return read_ceremony(_RootRegistry(self, state_root), election_key(election_id))
 
     def _definition(self, definition_hash: bytes) -> ElectionDef:
         election = self._definitions.get(definition_hash)
@@ -661,6 +695,34 @@ class EvmExecutor:
 
     def get_storage(self, state_root: bytes, address: bytes, slot: int) -> int:
         return int(self._state(state_root, 0, 0).get_storage(Address(address), slot))
+
+
+@dataclass(frozen=True)
+class _LiveRegistry:
+    """The registry on a state in the middle of a block (ceremony checks)."""
+
+    executor: EvmExecutor
+    state: StateAPI
+
+    def call(self, data: bytes) -> bytes:
+        return self.executor.call_on(self.state, data)
+
+    def preimage(self, digest: bytes) -> bytes | None:
+        return self.executor.preimage(digest)
+
+
+@dataclass(frozen=True)
+class _RootRegistry:
+    """The registry on a committed state root."""
+
+    executor: EvmExecutor
+    state_root: bytes
+
+    def call(self, data: bytes) -> bytes:
+        return self.executor.call(self.state_root, REGISTRY_ADDRESS, data)
+
+    def preimage(self, digest: bytes) -> bytes | None:
+        return self.executor.preimage(digest)
 
 
 def _logs(computation: ComputationAPI) -> tuple[EvmLog, ...]:

@@ -6,6 +6,7 @@ observers pin. Every field of the JSON is in that encoding, so none can change u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ PAYLOAD_SCHEMES = (PLAINTEXT_SCHEME, "opaque/v1", ENCRYPTED_SCHEME)
 MAX_CONTESTS = 32  # per encrypted election (ledger.encrypted_ballot allows 64)
 MAX_CONTEST_CHOICES = encrypted_ballot.MAX_CHOICES
 MAX_CONTEST_QUESTION_BYTES = 256
+MAX_TRUSTEES = 32  # per election: keeps the widest genesis JSON under 64 MiB (ledger.trustees allows 64)
 
 
 def window_contains(opens_at_ms: int, closes_at_ms: int, time_ms: int) -> bool:
@@ -174,8 +176,13 @@ class Contest:
 class ElectionDef:
     """An election. A plaintext or opaque one asks ``question`` with ``choices``; an
     encrypted one (``ENCRYPTED_SCHEME``) has ``question`` as its title, no ``choices``,
-    its ``contests``, and the trustees' joint public key ``joint_key`` that every ballot
-    encrypts to."""
+    its ``contests``, and the joint public key ``joint_key`` that every ballot encrypts to.
+
+    An encrypted election either names that key outright (tests, benchmarks, a key made
+    elsewhere), or names its ``trustees`` (their public keys, trustee i at i - 1) and
+    ``threshold``: it is then defined without a key, the trustees' ceremony on chain makes
+    one, and the registry's state gives this definition ``with_joint_key`` (its canonical
+    form, :meth:`as_defined`, stays keyless)."""
 
     election_id: str
     question: str
@@ -188,10 +195,25 @@ class ElectionDef:
     payload_scheme: str = PLAINTEXT_SCHEME
     contests: tuple[Contest, ...] = ()
     joint_key: bytes = b""
+    trustees: tuple[bytes, ...] = ()
+    threshold: int = 0
 
     @property
     def encrypted(self) -> bool:
         return self.payload_scheme == ENCRYPTED_SCHEME
+
+    @property
+    def has_ceremony(self) -> bool:
+        """Whether the joint key comes from the trustees' ceremony on chain."""
+        return bool(self.trustees)
+
+    def with_joint_key(self, key: bytes) -> ElectionDef:
+        """This election once its ceremony made ``key``."""
+        return dataclasses.replace(self, joint_key=key)
+
+    def as_defined(self) -> ElectionDef:
+        """The definition as its define transaction carried it (keyless if a ceremony makes the key)."""
+        return dataclasses.replace(self, joint_key=b"") if self.has_ceremony else self
 
     def __post_init__(self) -> None:
         check_identifier(self.election_id, "election id")
@@ -216,9 +238,11 @@ class ElectionDef:
 
     def _check_scheme_fields(self) -> None:
         if not self.encrypted:
-            if self.contests or self.joint_key:
-                raise BadGenesis(f"election {self.election_id}: contests and a joint key are for encrypted elections")
+            if self.contests or self.joint_key or self.trustees or self.threshold:
+                raise BadGenesis(
+                    f"election {self.election_id}: contests, a joint key and trustees are for encrypted elections")
             return
+        self._check_trustees()
         if self.choices:
             raise BadGenesis(f"election {self.election_id}: an encrypted election's choices are in its contests")
         if not 1 <= len(self.contests) <= MAX_CONTESTS:
@@ -229,17 +253,38 @@ class ElectionDef:
             _check_text(contest.question, MAX_CONTEST_QUESTION_BYTES, f"election {self.election_id}: contest question")
             for choice in contest.choices:
                 _check_text(choice, MAX_CHOICE_BYTES, f"election {self.election_id}: choice")
+        if self.has_ceremony and not self.joint_key:
+            return  # the ceremony makes the key
         try:
             check_public_key(self.joint_key)
         except BadPublicKey as exc:
             raise BadGenesis(f"election {self.election_id}: joint key: {exc.message}") from exc
+
+    def _check_trustees(self) -> None:
+        if not self.trustees:
+            if self.threshold:
+                raise BadGenesis(f"election {self.election_id}: a threshold needs trustees")
+            return
+        n = len(self.trustees)
+        if not 1 <= n <= MAX_TRUSTEES or not 1 <= self.threshold <= n:
+            raise BadGenesis(f"election {self.election_id}: needs 1 to {MAX_TRUSTEES} trustees and a threshold "
+                             f"from 1 to their number (has {n} trustees, threshold {self.threshold})")
+        if len(set(self.trustees)) != n:
+            raise BadGenesis(f"election {self.election_id}: a trustee key appears twice")
+        for i, key in enumerate(self.trustees, start=1):
+            try:
+                check_public_key(key)
+            except BadPublicKey as exc:
+                raise BadGenesis(f"election {self.election_id}: trustee {i}: {exc.message}") from exc
 
     def is_open_at(self, time_ms: int) -> bool:
         return window_contains(self.opens_at_ms, self.closes_at_ms, time_ms)
 
     def _encrypted_items(self) -> list[Item]:
         contests: list[Item] = [c.item() for c in self.contests]
-        return [contests, self.joint_key]
+        if not self.has_ceremony:
+            return [contests, self.joint_key]
+        return [contests, self.joint_key, list(self.trustees), codec.int_bytes(self.threshold)]
 
     def to_json_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -256,6 +301,9 @@ class ElectionDef:
         if self.encrypted:
             obj["contests"] = [c.to_json_obj() for c in self.contests]
             obj["joint_key"] = self.joint_key.hex()
+        if self.has_ceremony:
+            obj["trustees"] = [k.hex() for k in self.trustees]
+            obj["threshold"] = self.threshold
         return obj
 
     def item(self) -> Item:
@@ -307,17 +355,22 @@ class ElectionDef:
     @classmethod
     def _from_item(cls, item: Item) -> ElectionDef:
         f = codec.as_list(item, None, "election definition")
-        if len(f) not in (9, 11):
-            raise BadEncoding(f"expected 9 or 11 fields, got {len(f)}")
+        if len(f) not in (9, 11, 13):
+            raise BadEncoding(f"expected 9, 11 or 13 fields, got {len(f)}")
 
         def text(i: int, what: str, max_size: int = 1024) -> str:
             return codec.as_text(f[i], what, max_size=max_size)
 
         contests: tuple[Contest, ...] = ()
         joint_key = b""
-        if len(f) == 11:
+        trustees: tuple[bytes, ...] = ()
+        threshold = 0
+        if len(f) >= 11:
             contests = tuple(_contest_from_item(c) for c in codec.as_list(f[9], None, "contests"))
             joint_key = codec.as_bytes(f[10], "joint key", max_size=64)
+        if len(f) == 13:
+            trustees = tuple(codec.as_bytes_list(f[11], "trustees", size=33, max_items=MAX_TRUSTEES))
+            threshold = codec.as_int(f[12], "threshold")
         return cls(
             election_id=text(0, "election id", 64),
             question=text(1, "question", MAX_QUESTION_BYTES),
@@ -331,6 +384,8 @@ class ElectionDef:
             payload_scheme=text(8, "payload scheme", 64),
             contests=contests,
             joint_key=joint_key,
+            trustees=trustees,
+            threshold=threshold,
         )
 
 
@@ -367,6 +422,8 @@ class Genesis:
             raise BadGenesis(f"bad public key in genesis: {exc.message}") from exc
         by_id: dict[str, ElectionDef] = {}
         for e in self.elections:
+            if e.as_defined() != e:
+                raise BadGenesis(f"election {e.election_id}: its trustees' ceremony makes its key; define it without")
             if e.election_id in by_id:
                 raise BadGenesis(f"duplicate election id {e.election_id}")
             by_id[e.election_id] = e
@@ -467,7 +524,9 @@ def widest_genesis(validators: int, elections: int) -> Genesis:
 def _widest_election(election_id: str, widest: str, big: int, key: bytes) -> ElectionDef:
     """The widest election in JSON: an encrypted one, whose contests each carry a question
     of their own, with every one of its choices in a contest of its own as far as the
-    contest ceiling goes (a test holds it wider than the widest plaintext election)."""
+    contest ceiling goes, and a ceremony of the most trustees (64 keys are wider than
+    the one joint key they replace; a test holds it wider than the widest plaintext
+    election)."""
     per_contest, extra = divmod(MAX_CHOICES, MAX_CONTESTS)
     sizes = [per_contest + (1 if i < extra else 0) for i in range(MAX_CONTESTS)]
     return ElectionDef(
@@ -477,8 +536,13 @@ def _widest_election(election_id: str, widest: str, big: int, key: bytes) -> Ele
         contests=tuple(
             Contest(widest * MAX_CONTEST_QUESTION_BYTES, (widest * MAX_CHOICE_BYTES,) * n, n) for n in sizes
         ),
-        joint_key=key,
+        trustees=_widest_trustees(key), threshold=MAX_TRUSTEES,
     )
+
+
+@cache
+def _widest_trustees(seed: bytes) -> tuple[bytes, ...]:
+    return tuple(SigningKey.from_seed(seed + i.to_bytes(1, "big")).public_key for i in range(MAX_TRUSTEES))
 
 
 def _exact_keys(obj: Mapping[str, Any], keys: set[str], what: str) -> None:
@@ -559,7 +623,9 @@ _ELECTION_KEYS = {"id", "question", "choices", "credential_root", "credential_co
 
 def _election_from_obj(e: Any, what: str) -> ElectionDef:
     encrypted = isinstance(e, Mapping) and e.get("payload_scheme") == ENCRYPTED_SCHEME
-    _exact_keys(e, _ELECTION_KEYS | ({"contests", "joint_key"} if encrypted else set()), what)
+    ceremony = encrypted and "trustees" in e
+    _exact_keys(e, _ELECTION_KEYS | ({"contests", "joint_key"} if encrypted else set())
+                | ({"trustees", "threshold"} if ceremony else set()), what)
     contests: tuple[Contest, ...] = ()
     if encrypted:
         for j, c in enumerate(_list(e["contests"], f"{what}.contests")):
@@ -581,7 +647,9 @@ def _election_from_obj(e: Any, what: str) -> ElectionDef:
         revoting=_str(e["revoting"], "revoting"),
         payload_scheme=_str(e["payload_scheme"], "payload_scheme"),
         contests=contests,
-        joint_key=_hex(e["joint_key"], "joint_key") if encrypted else b"",
+        joint_key=(_hex(e["joint_key"], "joint_key") if e["joint_key"] else b"") if encrypted else b"",
+        trustees=tuple(_hex(k, "trustee") for k in _list(e["trustees"], f"{what}.trustees")) if ceremony else (),
+        threshold=_int(e["threshold"], "threshold") if ceremony else 0,
     )
 
 

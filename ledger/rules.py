@@ -187,6 +187,8 @@ def _check_payload(election: ElectionDef, payload: bytes, max_payload: int) -> N
             )
     elif not 1 <= len(payload) <= max_payload:
         raise Oversized(f"payload must be 1 to {max_payload} bytes")
+    elif election.encrypted and not election.joint_key:
+        raise ElectionNotOpen(f"election {election.election_id} has no key yet: its trustees' ceremony is not over")
 
 
 def check_open(checked: CheckedBallot, time_ms: int, elections: Elections) -> None:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from Crypto.Cipher import AES
 
 from ledger import codec
+from ledger.crypto import SigningKey
 from ledger.errors import BadCeremonyProof, BadComplaint, BadEncoding, BadKeyFile, BadShare
 from ledger.group import (
     ORDER,
@@ -113,6 +114,12 @@ class TrusteeSecret:
         point = base_mul(self.encryption_secret)
         assert point is not None
         return point.encode()
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The same key as the one its transactions are signed with: a trustee's registry
+        calls come from the address of the public key the election lists for it."""
+        return SigningKey(encode_scalar(self.encryption_secret))
 
     def evaluate(self, x: int) -> int:
         """f(x) by Horner's rule."""
@@ -308,6 +315,65 @@ def deal(
         if j != secret.index
     ]
     return make_commitments(ctx, secret, rng), shares
+
+
+@dataclass(frozen=True)
+class Dealing:
+    """What one trustee posts in the ceremony: its commitments and, in recipient order,
+    the share it encrypted to every other trustee (``deal``'s output as one message)."""
+
+    commitments: Commitments
+    shares: tuple[EncryptedShare, ...]
+
+    @property
+    def dealer(self) -> int:
+        return self.commitments.dealer
+
+    def encode(self) -> bytes:
+        return codec.encode([self.commitments.encode(), [s.encode() for s in self.shares]])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Dealing:
+        """Canonical encodings only; a dealing is at most MAX_DEALING_BYTES."""
+        if len(raw) > MAX_DEALING_BYTES:
+            raise BadEncoding(f"dealing of {len(raw)} bytes exceeds {MAX_DEALING_BYTES}")
+        commitments, shares = codec.as_list(codec.decode(raw, max_size=MAX_DEALING_BYTES), 2, "dealing")
+        encoded = codec.as_list(shares, None, "dealing shares")
+        if len(encoded) >= MAX_TRUSTEES:
+            raise BadEncoding(f"a dealing has at most {MAX_TRUSTEES - 1} shares")
+        dealing = cls(Commitments.decode(codec.as_bytes(commitments, "commitments")),
+                      tuple(EncryptedShare.decode(codec.as_bytes(x, "encrypted share")) for x in encoded))
+        if dealing.encode() != raw:
+            raise BadEncoding("dealing: non-canonical encoding")
+        return dealing
+
+    def share_to(self, recipient: int) -> EncryptedShare:
+        for share in self.shares:
+            if share.recipient == recipient:
+                return share
+        raise BadShare(f"trustee {self.dealer} dealt no share to trustee {recipient}")
+
+
+MAX_DEALING_BYTES = 16384  # the registry's bound; 64 commitments and 63 shares take ~12 KB
+
+
+def check_dealing(ctx: CeremonyContext, dealing: Dealing, dealer: int) -> None:
+    """What anyone can check of trustee ``dealer``'s dealing: its commitments' proofs, and
+    one well-formed share to each other trustee, in order (whether a share is right only
+    its recipient can tell: see complaints). Raises ``BadCeremonyProof``."""
+    if dealing.dealer != dealer:
+        raise BadCeremonyProof(f"the dealing is trustee {dealing.dealer}'s", where=f"trustee {dealer}")
+    verify_commitments(ctx, dealing.commitments)
+    expected = [j for j in range(1, len(ctx.trustees) + 1) if j != dealer]
+    if [(s.dealer, s.recipient) for s in dealing.shares] != [(dealer, j) for j in expected]:
+        raise BadCeremonyProof("the dealing needs one share to every other trustee, in order",
+                               where=f"trustee {dealer}")
+
+
+def deal_message(ctx: CeremonyContext, secret: TrusteeSecret, rng: Rng = random_scalar) -> Dealing:
+    """:func:`deal` as the one message a trustee posts."""
+    commitments, shares = deal(ctx, secret, rng)
+    return Dealing(commitments, tuple(shares))
 
 
 # --- complaints ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ledger.ballot import BallotEnvelope, CredentialProof
 from ledger.crypto import SigningKey
 from ledger.encrypted_ballot import BallotOpening, EncryptedBallot, check_opening, encrypt_ballot
-from ledger.errors import BadEncoding
+from ledger.errors import BadEncoding, ElectionNotOpen
 from ledger.genesis import ElectionDef
 from ledger.group import Rng, random_scalar
 from ledger.rules import ballot_context
@@ -51,8 +51,11 @@ def encrypted_ballot(
 
     The opening reveals the vote: keep it only for an audit, never with a cast ballot.
     """
+    vectors = selection_vectors(election, selected)
+    if not election.joint_key:
+        raise ElectionNotOpen(f"election {election.election_id} has no key yet: its trustees' ceremony is not over")
     context = ballot_context(chain_id, election, key.public_key)
-    payload, opening = encrypt_ballot(context, selection_vectors(election, selected), rng)
+    payload, opening = encrypt_ballot(context, vectors, rng)
     envelope = BallotEnvelope.create(
         key, chain_id=chain_id, election_id=election.election_id, proof=proof, payload=payload.encode()
     )

@@ -57,6 +57,11 @@ def definitions(draw: st.DrawFn) -> ElectionDef:
     )
     key = base_mul(draw(st.integers(1, 2**200)))
     assert key is not None
+    if draw(st.booleans()):  # the trustees' ceremony makes the key
+        n = draw(st.integers(1, 5))
+        trustees = tuple(point.encode() for k in range(n) if (point := base_mul(1000 + k)) is not None)
+        return ElectionDef(**base, choices=(), payload_scheme=ENCRYPTED_SCHEME, contests=contests,
+                           trustees=trustees, threshold=draw(st.integers(1, n)))
     return ElectionDef(**base, choices=(), payload_scheme=ENCRYPTED_SCHEME, contests=contests, joint_key=key.encode())
 
 
@@ -82,7 +87,7 @@ def test_definition_refusals_name_what_is_wrong() -> None:
     cases = {
         "leading zero": codec.encode([*item[:4], b"\x00" + item[4], *item[5:]]),
         "closes before it opens": codec.encode([*item[:5], item[6], item[5], *item[7:]]),
-        "expected 9 or 11 fields": codec.encode(item[:8]),
+        "expected 9, 11 or 13 fields": codec.encode(item[:8]),
         "exceeds": b"\x00" * (MAX_DEFINITION_BYTES + 1),
     }
     for expected, data in cases.items():
@@ -226,8 +231,8 @@ def test_a_define_call_must_be_exactly_what_its_definition_gives(run: Run) -> No
     honest = reg.define_election(later)
     lying_window = reg.define_election(dataclasses.replace(later, closes_at_ms=later.closes_at_ms + 1))
     # the scalar arguments of one definition with the definition bytes of another
-    mixed = fn.encode(*args(lying_window), later.encode())
-    not_a_definition = fn.encode(*args(honest), b"\x01\x02")
+    mixed = fn.encode(*args(lying_window), later.encode(), [], 0)
+    not_a_definition = fn.encode(*args(honest), b"\x01\x02", [], 0)
     tip = run.chain.store.tip
     for data, message in ((mixed, "not the ones its definition gives"), (not_a_definition, "election definition")):
         with pytest.raises(InvalidDefinition, match=message):

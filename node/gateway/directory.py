@@ -51,7 +51,8 @@ def parse_elections(answer: Any, known: dict[str, ElectionDef]) -> tuple[list[El
             raise BadDirectoryAnswer("ballot_getElections: a definition is not hex") from None
         election = ElectionDef.decode(encoded)
         earlier = known.get(election.election_id)
-        if earlier is not None and earlier != election:
+        # a definition never changes; only a ceremony's key arrives later
+        if earlier is not None and earlier.as_defined() != election.as_defined():
             raise BadDirectoryAnswer(f"ballot_getElections: election {election.election_id} changed its definition")
         defined.append(election)
         phases[election.election_id] = row["phase"]
@@ -86,9 +87,9 @@ class ElectionDirectory:
             defined, phases = parse_elections(answer, self._definitions)
             for election in defined:
                 if election.election_id not in self._definitions:
-                    self._definitions[election.election_id] = election
                     self._order.append(election.election_id)
                     log.info("election %s defined on chain", election.election_id)
+                self._definitions[election.election_id] = election  # with its key once set
             self._phases = phases
 
     async def lookup(self, election_id: str, upstream: Upstream | None) -> ElectionDef | None:

@@ -216,7 +216,8 @@ def test_definition_refusals(d: Driver) -> None:
     reg, ex, auth = d.reg, d.executor, d.executor.authority
     with pytest.raises(ElectionExists):
         ex.call(d.root, REGISTRY_ADDRESS, reg.define_election(d.kit.genesis.elections[0]), sender=auth)
-    bad = reg.fn("define_election").encode(election_key("x"), ZERO_HASH, 2, 10, 10, ZERO_HASH, 1, ZERO_HASH, [], 0, b"")
+    bad = reg.fn("define_election").encode(election_key("x"), ZERO_HASH, 2, 10, 10, ZERO_HASH, 1, ZERO_HASH, [], 0,
+                                           b"", [], 0)
     with pytest.raises(BadDefinition):
         ex.call(d.root, REGISTRY_ADDRESS, bad, sender=auth)
     with pytest.raises(ElectionUnknown) as info:

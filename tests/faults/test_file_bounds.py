@@ -69,11 +69,12 @@ def test_widest_genesis_reads_back() -> None:
 
 @pytest.mark.parametrize("change", [
     "validators", "name", "elections", "choices", "question", "choice", "contest question", "contests", "int",
+    "trustees",
 ])
 def test_each_genesis_ceiling_is_enforced(change: str) -> None:
     obj = widest_genesis(1, 1).to_json_obj()
     election, validator = obj["elections"][0], obj["validators"][0]
-    plaintext = {k: v for k, v in election.items() if k not in ("contests", "joint_key")}
+    plaintext = {k: v for k, v in election.items() if k not in ("contests", "joint_key", "trustees", "threshold")}
     plaintext.update(payload_scheme="plaintext-choice/v1", choices=["a"], question="q")
     if change == "validators":
         keys = [SigningKey.from_seed(f"v{i}".encode()).public_key.hex() for i in range(MAX_VALIDATORS + 1)]
@@ -92,6 +93,8 @@ def test_each_genesis_ceiling_is_enforced(change: str) -> None:
         election["contests"][0]["question"] += "x"
     elif change == "contests":
         election["contests"].append({"question": "q", "choices": ["a"], "limit": 1})
+    elif change == "trustees":
+        election["trustees"].append(SigningKey.from_seed(b"one too many").public_key.hex())
     else:
         obj["genesis_time_ms"] = MAX_GENESIS_INT + 1
     with pytest.raises(BadGenesis):
@@ -167,8 +170,8 @@ def test_the_results_bound_holds_the_widest_counts(plaintext: bool) -> None:
     genesis = widest_genesis(1, 3)
     if plaintext:  # the widest plaintext elections: every choice counted in the results
         genesis = dataclasses.replace(genesis, elections=tuple(
-            dataclasses.replace(e, payload_scheme="plaintext-choice/v1", contests=(), joint_key=b"",
-                                choices=tuple(f"{i:0128d}" for i in range(MAX_CHOICES)))
+            dataclasses.replace(e, payload_scheme="plaintext-choice/v1", contests=(), joint_key=b"", trustees=(),
+                                threshold=0, choices=tuple(f"{i:0128d}" for i in range(MAX_CHOICES)))
             for e in genesis.elections))
     limit = max_results_bytes(genesis)
     from ledger.tally import Tally
