@@ -40,7 +40,7 @@ VOTER_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,63}$"
 _REF_RE = re.compile(VOTER_REF_PATTERN)
 # Every entry of either file has a fixed shape in ASCII (hex keys, references of at most
 # 64 characters that JSON never escapes), written one entry per line as to_json() does.
-_MAX_ROLL_ENTRY_BYTES = 160
+_MAX_ROLL_ENTRY_BYTES = 256
 _MAX_LIST_ENTRY_BYTES = 80
 _MAX_HEADER_BYTES = 1024
 MAX_ROLL_JSON_BYTES = _MAX_HEADER_BYTES + MAX_CREDENTIALS * _MAX_ROLL_ENTRY_BYTES
