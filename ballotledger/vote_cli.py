@@ -60,7 +60,8 @@ def vote(
     select: str | None = typer.Option(
         None, help=f"An encrypted election: {SELECT_SYNTAX}. For example '0:2;1:0' selects choice 2 of "
         "contest 0 and choice 0 of contest 1; '0:1,3;1:' selects choices 1 and 3 of contest 0 and leaves "
-        "contest 1 blank. At most each contest's limit."),
+        "contest 1 blank. At most each contest's limit. '-' reads it from the standard input instead, out of "
+        "sight of other users' process lists."),
     audit: bool = typer.Option(
         False, "--audit", help="Make the encrypted ballot, open it and show the selections it holds and its "
         "tracking code (a Benaloh challenge). The audited ballot is NEVER cast, shown or saved; vote again "
@@ -172,7 +173,7 @@ def _make_ballot(who: Voter, election: ElectionDef, proof: CredentialProof, choi
         if select is None:
             raise ValueError(f"election {election.election_id} is encrypted: say what you select with --select "
                              f"({SELECT_SYNTAX})")
-        selected = parse_select(select, len(election.contests))
+        selected = parse_select(_read_stdin_line() if select == "-" else select, len(election.contests))
         if audit:
             envelope, opening = audit_ballot(who.key, chain_id=chain_id, election=election, proof=proof,
                                              selected=selected)
@@ -197,6 +198,14 @@ def _make_ballot(who: Voter, election: ElectionDef, proof: CredentialProof, choi
                          f"({', '.join(election.choices)})")
     return BallotEnvelope.create(who.key, chain_id=chain_id, election_id=election.election_id, proof=proof,
                                  payload=bytes([picked]))
+
+
+def _read_stdin_line() -> str:
+    import sys
+
+    from ballotledger.selections import MAX_SELECT_CHARS
+
+    return sys.stdin.readline(MAX_SELECT_CHARS + 1).rstrip("\n")
 
 
 def _show_audit(election: ElectionDef, tracking_code: str, selections: list[dict[str, object]]) -> None:

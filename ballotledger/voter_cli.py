@@ -4,8 +4,11 @@ election's public credential list)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +62,15 @@ def write_public(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (beside it) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 # --- the voter's key ---------------------------------------------------------------------
@@ -129,9 +141,10 @@ def credentials_import(
 
     try:
         key = parse_public_key(public_key)
-        current = load_roll(roll) if roll.exists() else Roll()
-        current.add(key, voter_ref)
-        write_secret(roll, current.to_json().rstrip("\n"))
+        with _locked(roll):  # imports run one at a time: none is lost to another's rewrite
+            current = load_roll(roll) if roll.exists() else Roll()
+            current.add(key, voter_ref)
+            write_secret(roll, current.to_json().rstrip("\n"))
     except (LedgerError, OSError) as exc:
         raise refuse("not registered", exc) from None
     console.print(f"registered; the roll holds {len(current)} keys")

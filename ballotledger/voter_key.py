@@ -10,6 +10,7 @@ is ever shown.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadKeyFile, BadPublicKey, LedgerError, Oversized
 from ledger.files import read_bounded
 from ledger.trustees import open_secret, seal_secret
-from node.config import write_secret
 
 VOTER_KEY_FORMAT = b"ballot-ledger/voter-key/v1"
 MAX_SEALED_BYTES = 1 << 16  # what open_secret itself accepts
@@ -48,11 +48,30 @@ def open_voter_key(blob: bytes, passphrase: str) -> SigningKey:
 
 
 def write_voter_key(path: Path, key: SigningKey, passphrase: str, *, log2_n: int | None = None) -> None:
-    """Seal ``key`` into a new file of mode 0600; an existing file is never replaced
-    (it may hold the only copy of a registered credential)."""
+    """Seal ``key`` into a new file of mode 0600, written whole and synced before it
+    appears at ``path``; an existing file is never replaced (it may hold the only copy
+    of a registered credential), not even by a race: the file is linked in, and a link
+    never replaces anything."""
     if os.path.lexists(path):
         raise FileExistsError(f"{path} exists; refusing to replace a key file")
-    write_secret(path, seal_voter_key(key, passphrase, log2_n=log2_n).hex())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(seal_voter_key(key, passphrase, log2_n=log2_n).hex() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists; refusing to replace a key file") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_voter_key(path: Path, passphrase: str) -> SigningKey:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,6 +110,20 @@ def test_import_issue_proof_as_a_roll_holder_and_a_voter(tmp_path: Path) -> None
     stranger = SigningKey.from_seed(b"not registered").public_key.hex()
     not_listed = run("credentials", "proof", "--credentials", str(issued), "--public-key", stranger)
     assert not_listed.exit_code == 1 and "NOT LISTED" in not_listed.stderr
+
+
+def test_imports_at_once_all_reach_the_roll(tmp_path: Path) -> None:
+    """Roll holders' imports running at the same time each register their key: none is
+    lost to another's rewrite of the roll. Fails when the lock is removed (tried: two runs
+    of three lost a key)."""
+    roll = tmp_path / "roll.json"
+    keys = [SigningKey.from_seed(f"concurrent/{i}".encode()).public_key.hex() for i in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-m", "ballotledger", "credentials", "import", "--roll", str(roll),
+                               "--public-key", key], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for key in keys]
+    for proc in procs:
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert sorted(e.public_key.hex() for e in Roll.from_json(roll.read_bytes()).entries) == sorted(keys)
 
 
 @pytest.mark.parametrize("content", ["", "{}", "[" * 100, '{"format": "ballot-ledger/roll/v1", "voters": 3}'])

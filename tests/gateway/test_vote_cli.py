@@ -66,10 +66,10 @@ def own_voter_args(gateway: GatewayProc, kit: dict[str, Path], *extra: str, key:
             str(kit["genesis"]), "--gateway", gateway.url, "--passphrase-file", str(kit["passphrase"]), *extra]
 
 
-def ballotledger(args: list[str], api_key: str) -> subprocess.CompletedProcess[str]:
+def ballotledger(args: list[str], api_key: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """The installed command line in a process of its own, as a voter runs it."""
     return subprocess.run([sys.executable, "-m", "ballotledger", *args], capture_output=True, text=True,
-                          cwd=str(ROOT), timeout=90,
+                          cwd=str(ROOT), timeout=90, input=stdin,
                           env={"BALLOTLEDGER_API_KEY": api_key, "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
 
@@ -120,9 +120,11 @@ def test_a_voter_audits_then_casts_an_encrypted_ballot(gateway: GatewayProc, vot
 
 
 def test_a_demo_voter_votes_in_the_encrypted_election(gateway: GatewayProc, net: Localnet, tmp_path: Path) -> None:
+    """A demo voter of the local network, the selection read from the standard input."""
     out = tmp_path / "receipt.json"
     result = ballotledger(["vote", "--dir", str(net.directory), "--voter", "32", "--election", SECRET,
-                           "--select", "0:2;1:", "--gateway", gateway.url, "--out", str(out)], gateway.keys["main"])
+                           "--select", "-", "--gateway", gateway.url, "--out", str(out)], gateway.keys["main"],
+                          stdin="0:2;1:\n")
     assert result.returncode == 0, result.stderr
     assert not CHOICE_WORDS.search(result.stdout + result.stderr)
     Receipt.from_json_obj(json.loads(out.read_text())).verify(Voters(net.directory).genesis)
