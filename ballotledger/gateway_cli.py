@@ -1,18 +1,13 @@
-"""``ballotledger gateway ...`` and ``ballotledger vote``: the front ends' HTTP gateway
-and a reference voter client."""
+"""``ballotledger gateway ...``: the front ends' HTTP gateway."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from ledger.ballot import BallotEnvelope
+from ballotledger import vote_cli
 
 app = typer.Typer(no_args_is_help=True, help="The HTTP gateway for voting front ends.")
 console = Console(stderr=True)
@@ -77,67 +72,5 @@ def init(
     console.print(f"ballotledger gateway run --config {gw / 'gateway.toml'}")
 
 
-@app.command("vote")
-def vote(
-    directory: Path = typer.Option(..., "--dir", help="A localnet directory (genesis.json, voters.json)."),
-    voter: int = typer.Option(..., min=0, help="Index of the demo voter credential to vote with."),
-    choice: int = typer.Option(0, min=0, help="Index of the choice."),
-    gateway: str | None = typer.Option(None, help="Gateway URL (default: DIR/localnet.json's gateway)."),
-    api_key: str | None = typer.Option(None, envvar="BALLOTLEDGER_API_KEY", help="The front end's API key."),
-    election: str | None = typer.Option(None, help="Election id (default: voters.json's)."),
-    out: Path = typer.Option(Path("receipt.json"), help="Where the verified receipt goes."),
-    timeout: float = typer.Option(60.0, help="Seconds to wait for finality."),
-) -> None:
-    """Cast one demo voter's ballot through the gateway, wait until final, verify the receipt."""
-    from ledger.files import load_genesis, load_json
-    from node.gateway.client import GatewayClient, GatewayProblem, verified_receipt
-
-    if api_key is None:
-        console.print("[red]an API key is needed: --api-key or BALLOTLEDGER_API_KEY[/]")
-        raise typer.Exit(2)
-    if gateway is None:
-        described = directory / "localnet.json"
-        gateway = load_json(described, max_bytes=1 << 20, max_depth=3).get("gateway") if described.exists() else None
-        if not gateway:
-            console.print("[red]no --gateway and no gateway in localnet.json[/]")
-            raise typer.Exit(2)
-    genesis = load_genesis(directory / "genesis.json")
-    envelope = demo_ballot(directory, voter, choice, election_id=election)
-    try:
-        with GatewayClient(gateway, api_key) as client:
-            accepted = client.submit(envelope.election_id, envelope.encode())
-            code = accepted["tracking_code"]
-            console.print(f"accepted: tracking code {code}")
-            receipt = verified_receipt(client.wait_final(code, timeout=timeout), genesis, code)
-    except GatewayProblem as exc:
-        console.print(f"[red]refused: {exc.code}: {exc.detail}[/]")
-        raise typer.Exit(1) from None
-    except TimeoutError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(receipt.to_json())
-    os.replace(tmp, out)
-    console.print(f"final at height {receipt.height}, log index {receipt.log_index}; receipt verified, saved to {out}")
-    print(json.dumps({"tracking_code": code, "height": receipt.height, "receipt": str(out)}))
-
-
-def demo_ballot(directory: Path, voter: int, choice: int, *, election_id: str | None = None) -> BallotEnvelope:
-    """Demo voter ``voter``'s signed ballot for ``choice`` (credentials derived from the
-    seed in voters.json: for demos and tests only)."""
-    from ballotledger.netsetup import read_voters, voter_key
-    from ledger.ballot import BallotEnvelope
-    from ledger.credentials import CredentialSet
-    from ledger.files import load_genesis
-
-    genesis = load_genesis(directory / "genesis.json")
-    voters = read_voters(directory)
-    if not 0 <= voter < voters["count"]:
-        raise typer.BadParameter(f"voter must be below {voters['count']}")
-    keys = [voter_key(voters["seed"], i).public_key for i in range(voters["count"])]
-    credentials = CredentialSet(keys)
-    key = voter_key(voters["seed"], voter)
-    return BallotEnvelope.create(
-        key, chain_id=genesis.chain_id, election_id=election_id or voters["election_id"],
-        proof=credentials.proof(key.public_key), payload=bytes([choice]),
-    )
+# the reference voter client, also here for scripts that run this module alone
+app.command("vote")(vote_cli.vote)

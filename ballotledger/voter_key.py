@@ -1,0 +1,118 @@
+"""The voter's credential key file: made on the voter's device, sealed under a passphrase.
+
+The file holds, in hex, ``ledger.trustees.seal_secret`` (scrypt, AES-256-GCM) of
+RLP [format tag, 32-byte secret]. The tag tells a voter key from any other sealed secret
+(a trustee's file opens under its passphrase too, but is refused here). The secret and
+the passphrase never leave this module except as that sealed blob; only the public key
+is ever shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from ledger import codec
+from ledger.crypto import SigningKey
+from ledger.errors import BadEncoding, BadKeyFile, BadPublicKey, LedgerError, Oversized
+from ledger.files import read_bounded
+from ledger.trustees import open_secret, seal_secret
+
+VOTER_KEY_FORMAT = b"ballot-ledger/voter-key/v1"
+MAX_SEALED_BYTES = 1 << 16  # what open_secret itself accepts
+MAX_KEY_FILE_BYTES = 2 * MAX_SEALED_BYTES + 2  # hex and a newline
+MAX_PASSPHRASE_BYTES = 4096
+PASSPHRASE_ENV = "BALLOTLEDGER_PASSPHRASE"
+
+
+def seal_voter_key(key: SigningKey, passphrase: str, *, log2_n: int | None = None) -> bytes:
+    plaintext = codec.encode([VOTER_KEY_FORMAT, key.secret])
+    if log2_n is None:
+        return seal_secret(plaintext, passphrase)
+    return seal_secret(plaintext, passphrase, log2_n=log2_n)
+
+
+def open_voter_key(blob: bytes, passphrase: str) -> SigningKey:
+    """The key sealed in ``blob``; ``BadKeyFile`` if the passphrase is wrong, the blob
+    damaged, or it is not a voter key."""
+    plaintext = open_secret(blob, passphrase)
+    try:
+        tag, secret = codec.as_list(codec.decode(plaintext, max_size=128), 2, "voter key")
+        if tag != VOTER_KEY_FORMAT:
+            raise BadKeyFile("not a voter key file (a sealed secret of another kind)")
+        return SigningKey(codec.as_bytes(secret, "voter key", size=32))
+    except (BadEncoding, BadPublicKey) as exc:
+        raise BadKeyFile(f"malformed voter key: {exc.message}") from None
+
+
+def write_voter_key(path: Path, key: SigningKey, passphrase: str, *, log2_n: int | None = None) -> None:
+    """Seal ``key`` into a new file of mode 0600, written whole and synced before it
+    appears at ``path``; an existing file is never replaced (it may hold the only copy
+    of a registered credential), not even by a race: the file is linked in, and a link
+    never replaces anything."""
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path} exists; refusing to replace a key file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(seal_voter_key(key, passphrase, log2_n=log2_n).hex() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists; refusing to replace a key file") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def read_voter_key(path: Path, passphrase: str) -> SigningKey:
+    """``BadKeyFile`` for anything wrong with the file or the passphrase; ``OSError``
+    is the caller's."""
+    try:
+        text = read_bounded(path, MAX_KEY_FILE_BYTES).decode("ascii").strip()
+        blob = bytes.fromhex(text)
+    except Oversized as exc:
+        raise BadKeyFile(f"{path} is larger than any voter key file") from exc
+    except ValueError:  # not ASCII hex (UnicodeDecodeError is a ValueError)
+        raise BadKeyFile(f"{path} is not a voter key file (expected hex)") from None
+    try:
+        return open_voter_key(blob, passphrase)
+    except LedgerError as exc:
+        raise BadKeyFile(f"{path}: {exc.message}") from None
+
+
+def passphrase_from(file: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The passphrase from ``file`` (its first line) or the environment; None if neither
+    gives one (the caller then asks). ``BadKeyFile`` for an empty or oversized one."""
+    if file is not None:
+        try:
+            raw = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
+        except Oversized:
+            raise BadKeyFile(f"passphrase file is longer than {MAX_PASSPHRASE_BYTES} bytes") from None
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise BadKeyFile("passphrase file is not UTF-8") from None
+        passphrase = text.splitlines()[0] if text else ""
+    elif PASSPHRASE_ENV in environ:
+        passphrase = environ[PASSPHRASE_ENV]
+    else:
+        return None
+    check_passphrase(passphrase)
+    return passphrase
+
+
+def check_passphrase(passphrase: str) -> None:
+    if not passphrase:
+        raise BadKeyFile("the passphrase is empty")
+    if len(passphrase.encode()) > MAX_PASSPHRASE_BYTES:
+        raise BadKeyFile(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
