@@ -103,7 +103,7 @@ def _check_against(published: PublishedElection, genesis: Genesis) -> None:
         raise ElectionMismatch(f"the gateway serves chain {published.chain_id!r}, the genesis is of chain "
                                f"{genesis.chain_id!r}")
     pinned = genesis.election(published.election.election_id)
-    if pinned is not None and pinned != published.election:
+    if pinned is not None and pinned.as_defined() != published.election.as_defined():
         raise ElectionMismatch(f"the gateway's definition of election {pinned.election_id} is not the one in "
                                "the genesis (another joint key, credential root, contests or window)")
 
@@ -143,6 +143,7 @@ def parse_view(obj: Any) -> PublishedElection:
 def _parse_view(obj: Any) -> PublishedElection:
     view = _field({"view": obj}, "view", dict)
     encrypted = view["joint_key"] is not None
+    trustees = tuple(decode_hex_field(_item(k, str, "trustee"), "trustee") for k in view.get("trustees") or [])
     contests = tuple(
         Contest(_field(c, "question", str), tuple(_item(x, str, "choice") for x in _field(c, "choices", list)),
                 _field(c, "limit", int))
@@ -160,6 +161,8 @@ def _parse_view(obj: Any) -> PublishedElection:
         payload_scheme=_field(view, "payload_scheme", str),
         contests=contests,
         joint_key=decode_hex_field(_field(view, "joint_key", str), "joint_key") if encrypted else b"",
+        trustees=trustees,
+        threshold=_field(view, "threshold", int) if trustees else 0,
     )
     chain_id = _field(view, "chain_id", str)
     check_identifier(chain_id, "chain id")

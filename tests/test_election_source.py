@@ -29,6 +29,7 @@ def view_of(election: ElectionDef, *, tally_names: list[str] | None = None) -> b
         closes_at_ms=election.closes_at_ms, revoting=election.revoting, payload_scheme=election.payload_scheme,
         contests=[ContestView(question=c.question, choices=list(c.choices), limit=c.limit) for c in election.contests],
         joint_key=election.joint_key.hex() if election.encrypted else None, phase="closed", counts=counts,
+        trustees=[k.hex() for k in election.trustees], threshold=election.threshold,
         result=counts,
     )
     return bytes(JSONResponse(view.model_dump(mode="json")).body)
@@ -36,6 +37,7 @@ def view_of(election: ElectionDef, *, tally_names: list[str] | None = None) -> b
 
 def test_the_widest_view_fits_the_bound_and_reads_back_exactly() -> None:
     widest = widest_genesis(1, 1).elections[0]
+    widest = widest.with_joint_key(widest.trustees[0])  # as served once its ceremony made a key
     names = [f"{i:03d}" + "\x01" * 125 for i in range(MAX_CHOICES)]  # every choice named, escaped at length
     raw = view_of(widest, tally_names=names)
     assert len(raw) <= max_view_bytes()

@@ -94,8 +94,15 @@ class ElectionView(BaseModel):
     joint_key: str | None = Field(
         default=None,
         description="An encrypted election's joint public key (33-byte compressed secp256k1, hex): what the "
-                    "voter's device encrypts every selection to. Null for other elections.",
+                    "voter's device encrypts every selection to; empty until its trustees' ceremony ends. "
+                    "Null for other elections.",
     )
+    trustees: list[str] = Field(
+        default_factory=list,
+        description="An encrypted election's trustees (their public keys, hex), whose key ceremony on chain made "
+                    "`joint_key`; empty where the definition names the key itself.",
+    )
+    threshold: int = Field(default=0, description="How many trustees' decryption shares give the result.")
     phase: Literal["setup", "open", "closed", "tallied"]
     counts: Counts | None = Field(description="Counts so far from a validator; null if none answered.")
     result: Counts | None = Field(description="The final count, once the election has closed.")

@@ -41,6 +41,7 @@ async def get_election(election_id: ElectionId, client: FrontEnd, state: State) 
         closes_at_ms=election.closes_at_ms, revoting=election.revoting, payload_scheme=election.payload_scheme,
         contests=[ContestView(question=c.question, choices=list(c.choices), limit=c.limit) for c in election.contests],
         joint_key=election.joint_key.hex() if election.encrypted else None,
+        trustees=[k.hex() for k in election.trustees], threshold=election.threshold,
         phase=phase,  # type: ignore[arg-type]
         counts=counts, result=counts if phase in ("closed", "tallied") else None,
     )
