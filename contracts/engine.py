@@ -360,6 +360,7 @@ class EvmExecutor:
         self.authority = address_of(genesis.authority)
         self._registry = registry()
         self._genesis_root: bytes | None = None
+        self._genesis_logs: tuple[EvmLog, ...] = ()
         # state root -> the elections defined there (see elections()); definitions by hash
         self._elections: OrderedDict[bytes, Elections] = OrderedDict()
         self._definitions: dict[bytes, ElectionDef] = {}
@@ -410,8 +411,9 @@ class EvmExecutor:
         creates it at :data:`REGISTRY_ADDRESS`; then, for each genesis election in order,
         ``define_election`` and ``open_election`` run as messages from the authority's
         address (unsigned and without nonces: their content is fixed by the genesis file
-        the authority published). Genesis elections so start OPEN and the chain's time
-        window still applies, exactly as before contracts.
+        the authority published). Genesis elections so start OPEN (one whose trustees'
+        ceremony makes its key starts in SETUP) and the chain's time window still applies.
+        Their events are kept (:meth:`genesis_logs`).
         """
         if self._genesis_root is not None:
             return self._genesis_root
@@ -430,6 +432,7 @@ class EvmExecutor:
         computation = state.computation_class.apply_create_message(state, create, context)
         if computation.is_error:
             raise EvmError(f"genesis: deploying the registry failed: {computation.error!r}")
+        logs: list[EvmLog] = []
         for election in g.elections:
             definition = election.encode()
             self.db[keccak256(definition)] = definition
@@ -440,9 +443,17 @@ class EvmExecutor:
                 state.lock_changes()
                 result = self._message(state, self.authority, REGISTRY_ADDRESS, data, gas=SYSTEM_CALL_GAS)
                 _raise_if_failed(result, f"genesis: {what} {election.election_id}")
+                logs.extend(_logs(result))
         state.persist()
+        self._genesis_logs = tuple(logs)
         self._genesis_root = bytes(state.state_root)
         return self._genesis_root
+
+    def genesis_logs(self) -> tuple[EvmLog, ...]:
+        """The registry's events from building the genesis state (each genesis election's
+        ElectionDefined and PhaseChanged), which Ethereum tools see as block 0's logs."""
+        self.genesis_state_root()
+        return self._genesis_logs
 
     # -- blocks ----------------------------------------------------------------------
     def execute_block(

@@ -258,8 +258,8 @@ class EthMethods:
 
     def _logs_of(self, info: _BlockInfo) -> list[tuple[int, bytes, EvmLog]]:
         """(transaction index, transaction hash, log) for every log of a block, in order."""
-        if info.height == 0:
-            return []
+        if info.height == 0:  # the genesis elections' definitions and phases, under the genesis system call
+            return [(0, system_call_hash(self.genesis.chain_id, 0), log) for log in self.executor.genesis_logs()]
         if info.txs_hash == EMPTY_TXS_HASH:
             return [(0, system_call_hash(self.genesis.chain_id, info.height),
                      checkpoint_log(info.height, info.log_size, info.log_root))]
@@ -576,7 +576,7 @@ class EthMethods:
         out: list[dict[str, Any]] = []
         addresses: set[bytes] | None = f["addresses"]
         topics: list[set[bytes] | None] = f["topics"]
-        for height in range(max(lo, 1), hi + 1):
+        for height in range(lo, hi + 1):
             info = self._info(height)
             for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)):
                 if addresses is not None and log.address not in addresses:

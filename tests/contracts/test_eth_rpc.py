@@ -22,6 +22,7 @@ from ledger import merkle
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block, BlockHeader, last_commit_hash, transactions_hash
 from ledger.crypto import address_of
+from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
 from node.eth_rpc import EthMethods
 from node.evm import CheckpointInput, EvmExecutor, sign_transaction, system_call_hash
@@ -210,10 +211,14 @@ def test_event_filtering(served: tuple[Served, Web3]) -> None:
     s, w3 = served
     c = _contract(w3)
     changes = c.events.PhaseChanged.get_logs(from_block=0)
-    assert [(e.blockNumber, e.args.new_phase) for e in changes] == [
-        (1, Phase.SETUP), (3, Phase.OPEN), (5, Phase.CLOSED), (6, Phase.TALLIED)]
+    assert [(e.blockNumber, e.args.new_phase) for e in changes] == [  # block 0: the genesis election's
+        (0, Phase.SETUP), (0, Phase.OPEN), (1, Phase.SETUP), (3, Phase.OPEN), (5, Phase.CLOSED), (6, Phase.TALLIED)]
     only_board = c.events.PhaseChanged.get_logs(from_block=0, argument_filters={"election_id": election_key(EID)})
-    assert [e.args.new_phase for e in only_board] == [Phase.CLOSED, Phase.TALLIED]
+    assert [e.args.new_phase for e in only_board] == [Phase.SETUP, Phase.OPEN, Phase.CLOSED, Phase.TALLIED]
+    # an indexer starting from block 0 rebuilds every election's definition from logs alone
+    defined = c.events.ElectionDefined.get_logs(from_block=0)
+    assert [ElectionDef.decode(bytes(e.args.definition)) for e in defined] == [
+        s.kit.genesis.elections[0], new_election(s.kit)]
     checkpoints = c.events.Checkpoint.get_logs(from_block=1, to_block=6)
     assert [(e.args.height, e.args.log_size) for e in checkpoints] == [(1, 2), (2, 5), (3, 5), (4, 5), (5, 5), (6, 5)]
     assert [e.args.log_root for e in checkpoints] == [s.chain.block(n).header.log_root for n in range(1, 7)]
@@ -227,8 +232,8 @@ def test_event_filtering(served: tuple[Served, Web3]) -> None:
     logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": Web3.to_checksum_address(REGISTRY_ADDRESS)})
     assert [log["logIndex"] for log in logs if log["blockNumber"] == 1] == [0, 1, 2]
     flt = c.events.PhaseChanged.create_filter(from_block=0)
-    assert len(flt.get_all_entries()) == 4
-    assert len(flt.get_new_entries()) == 4
+    assert len(flt.get_all_entries()) == 6
+    assert len(flt.get_new_entries()) == 6
     assert flt.get_new_entries() == []
     assert bytes(w3.eth.get_block(1)["logsBloom"]) != b"\x00" * 256
 
