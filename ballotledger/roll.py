@@ -29,6 +29,9 @@ from ledger.errors import BadEncoding, LedgerError, Oversized
 from ledger.genesis import decode_hex_field
 from ledger.hashing import HASH_SIZE
 from ledger.jsonbound import loads
+from ledger.jsonfields import as_list as _list
+from ledger.jsonfields import as_str as _str
+from ledger.jsonfields import exact_keys as _exact_keys
 
 ROLL_FORMAT = "ballot-ledger/roll/v1"
 CREDENTIALS_FORMAT = "ballot-ledger/credentials/v1"
@@ -203,26 +206,6 @@ class CredentialList:
         if len(root) != HASH_SIZE or root != issued.root:
             raise BadEncoding(f"{what}: credential_root is not the root of its public keys")
         return issued
-
-
-def _exact_keys(obj: Any, keys: set[str], what: str) -> None:
-    if not isinstance(obj, dict):
-        raise BadEncoding(f"{what} must be a JSON object")
-    extra, missing = set(obj) - keys, keys - set(obj)
-    if extra or missing:
-        raise BadEncoding(f"{what}: unexpected keys {sorted(extra)}, missing keys {sorted(missing)}")
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise BadEncoding(f"{what} must be a list")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise BadEncoding(f"{what} must be a string")
-    return value
 
 
 def _hex_key(value: Any, what: str) -> bytes:

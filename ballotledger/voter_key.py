@@ -9,15 +9,13 @@ is ever shown.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from ledger import codec
 from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadKeyFile, BadPublicKey, LedgerError, Oversized
-from ledger.files import read_bounded
+from ledger.files import read_bounded, write_atomic
 from ledger.trustees import open_secret, seal_secret
 
 VOTER_KEY_FORMAT = b"ballot-ledger/voter-key/v1"
@@ -52,26 +50,8 @@ def write_voter_key(path: Path, key: SigningKey, passphrase: str, *, log2_n: int
     appears at ``path``; an existing file is never replaced (it may hold the only copy
     of a registered credential), not even by a race: the file is linked in, and a link
     never replaces anything."""
-    if os.path.lexists(path):
-        raise FileExistsError(f"{path} exists; refusing to replace a key file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(seal_voter_key(key, passphrase, log2_n=log2_n).hex() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise FileExistsError(f"{path} exists; refusing to replace a key file") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomic(path, (seal_voter_key(key, passphrase, log2_n=log2_n).hex() + "\n").encode(), mode=0o600,
+                 replace=False)
 
 
 def read_voter_key(path: Path, passphrase: str) -> SigningKey:

@@ -7,6 +7,7 @@ observers pin. Every field of the JSON is in that encoding, so none can change u
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ledger import codec, encrypted_ballot, jsonbound
+from ledger import codec, encrypted_ballot, jsonbound, jsonfields
 from ledger.codec import Item
 from ledger.crypto import SigningKey, check_public_key
 from ledger.errors import BadEncoding, BadGenesis, BadPublicKey, LedgerError, Oversized, TooDeep
@@ -545,42 +546,11 @@ def _widest_trustees(seed: bytes) -> tuple[bytes, ...]:
     return tuple(SigningKey.from_seed(seed + i.to_bytes(1, "big")).public_key for i in range(MAX_TRUSTEES))
 
 
-def _exact_keys(obj: Mapping[str, Any], keys: set[str], what: str) -> None:
-    if not isinstance(obj, Mapping):
-        raise BadGenesis(f"{what} must be an object")
-    extra, missing = set(obj) - keys, keys - set(obj)
-    if extra or missing:
-        raise BadGenesis(f"{what}: unexpected keys {sorted(extra)}, missing keys {sorted(missing)}")
-
-
-def _int(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadGenesis(f"{what} must be a non-negative integer")
-    return value
-
-
-def _hex(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise BadGenesis(f"{what} must be a hex string")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as exc:
-        raise BadGenesis(f"{what} is not hex") from exc
-    if raw.hex() != value:
-        raise BadGenesis(f"{what} must be lower-case hex without prefix")
-    return raw
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise BadGenesis(f"{what} must be a list")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise BadGenesis(f"{what} must be a string")
-    return value
+_exact_keys = functools.partial(jsonfields.exact_keys, error=BadGenesis)
+_int = functools.partial(jsonfields.as_int, error=BadGenesis)
+_hex = functools.partial(jsonfields.as_hex, error=BadGenesis)
+_list = functools.partial(jsonfields.as_list, error=BadGenesis)
+_str = functools.partial(jsonfields.as_str, error=BadGenesis)
 
 
 def _genesis_from_obj(obj: Any) -> Genesis:
@@ -655,7 +625,4 @@ def _election_from_obj(e: Any, what: str) -> ElectionDef:
 
 def decode_hex_field(value: str, what: str) -> bytes:
     """Shared by the JSON wire forms: strict lower-case hex."""
-    try:
-        return _hex(value, what)
-    except BadGenesis as exc:
-        raise BadEncoding(exc.message) from exc
+    return jsonfields.as_hex(value, what)

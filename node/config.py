@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
-from ledger.files import read_bounded
+from ledger.files import read_bounded, write_atomic
 from node import tomlbound
 from node.http_limits import HttpLimits
 
@@ -190,30 +189,9 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write a secret readable by its owner only, atomically: it goes to a new file of
-    mode 0600 beside ``path``, synced, that then replaces ``path``. Whatever was at
-    ``path`` (a file of another mode, a link) is replaced, never written through, so the
-    secret is never readable by others, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a secret readable by its owner only, atomically (``ledger.files.write_atomic``
+    with mode 0600: never readable by others, not even for a moment)."""
+    write_atomic(path, (text + "\n").encode(), mode=0o600)
 
 
 def write_key(path: Path, key: SigningKey) -> None:
