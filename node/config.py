@@ -123,8 +123,12 @@ class NodeConfig:
         raw = load_toml(p, ConfigError)
         try:
             return cls._from_obj(raw, p.parent)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{p}: {exc!r}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc.message}") from None
+        except KeyError as exc:
+            raise ConfigError(f"{p}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{p}: {exc}") from None
 
     @classmethod
     def _from_obj(cls, raw: dict[str, Any], base: Path) -> NodeConfig:
@@ -132,11 +136,16 @@ class NodeConfig:
             q = Path(value)
             return q if q.is_absolute() else base / q
 
+        _known_keys(raw, _TOP_KEYS, "node.toml")
+        _known_keys(raw["p2p"], {"listen", "peers"}, "[p2p]")
+        for peer in raw["p2p"].get("peers", []):
+            _known_keys(peer, {"public_key", "address"}, "[[p2p.peers]]")
+        _known_keys(raw.get("consensus", {}), set(ConsensusTimeouts.__dataclass_fields__), "[consensus]")
         peers = tuple(
             PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
         )
         t = raw.get("consensus", {})
-        timeouts = ConsensusTimeouts(**{k: int(v) for k, v in t.items()})
+        timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
         return cls(
             name=str(raw["name"]),
             data_dir=path(raw["data_dir"]),
@@ -146,7 +155,7 @@ class NodeConfig:
             rpc_listen=str(raw["rpc"]["listen"]),
             peers=peers,
             timeouts=timeouts,
-            mempool_max=int(raw.get("mempool_max", 200_000)),
+            mempool_max=_positive(raw.get("mempool_max", 200_000), "mempool_max"),
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
         )
@@ -179,6 +188,24 @@ class NodeConfig:
                 "block_interval_ms": self.timeouts.block_interval_ms,
             },
         }
+
+
+_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "p2p", "rpc", "consensus"}
+
+
+def _known_keys(table: Any, known: set[str], where: str) -> None:
+    """A misspelt key is refused, never silently ignored (its default would apply)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}")
+
+
+def _positive(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{what} must be a positive integer, not {value!r}")
+    return value
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -70,8 +70,12 @@ class GatewayConfig:
         raw = load_toml(p, GatewayConfigError)
         try:
             return cls.from_obj(raw.get("gateway", raw), p.parent)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise GatewayConfigError(f"{p}: {exc!r}") from None
+        except GatewayConfigError as exc:
+            raise GatewayConfigError(f"{p}: {exc.message}") from None
+        except KeyError as exc:
+            raise GatewayConfigError(f"{p}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise GatewayConfigError(f"{p}: {exc}") from None
 
     @classmethod
     def from_obj(cls, raw: dict[str, Any], base: Path) -> GatewayConfig:
@@ -86,8 +90,14 @@ class GatewayConfig:
             "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
             "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
         }
+        tls = ("tls_certfile", "tls_keyfile", "tls_client_ca")
+        known = {"listen", "genesis_file", "validators", "outbox_dir", "api_keys_file", *optional, *tls,
+                 *HttpLimits.__dataclass_fields__}
+        unknown = sorted(set(raw) - known)
+        if unknown:  # a misspelt key would otherwise leave its default in force unseen
+            raise GatewayConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         extra: dict[str, Any] = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
-        for key in ("tls_certfile", "tls_keyfile", "tls_client_ca"):
+        for key in tls:
             if key in raw:
                 extra[key] = path(raw[key])
         return cls(

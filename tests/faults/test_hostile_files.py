@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,35 @@ def test_gateway_run_refuses_a_deep_keys_file_in_one_line(network: Path, tmp_pat
     keys.write_bytes(b'{"keys": ' + DEEP + b"}")
     proc = run_cli("gateway", "run", "--config", tmp_path / "gateway.toml")
     _one_line(proc, 2, "unusable config", "bad_gateway_config", str(keys), "nested")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace("mempool_max =", "mempol_max ="), "unknown key 'mempol_max' in node.toml"),
+    (lambda t: t.replace("propose_ms =", "propse_ms ="), "unknown key 'propse_ms' in [consensus]"),
+    (lambda t: t.replace('name = "', 'nom = "', 1), "unknown key 'nom'"),
+    (lambda t: t.replace("mempool_max = ", "mempool_max = -"), "mempool_max"),
+], ids=["top-level", "consensus", "missing name", "negative"])
+def test_node_run_refuses_a_misspelt_or_bad_config_key_in_one_line(
+    network: Path, tmp_path: Path, edit: Callable[[str], str], expected: str
+) -> None:
+    """Fails when a misspelt key is silently ignored (its default would apply unseen)."""
+    node = shutil.copytree(network, tmp_path / "net")
+    config = node / "node0" / "node.toml"
+    config.write_text(edit(config.read_text()))
+    proc = run_cli("node", "run", "--config", config)
+    _one_line(proc, 2, "unusable config", "bad_config", str(config), expected)
+
+
+def test_node_run_refuses_a_missing_config_in_one_line(tmp_path: Path) -> None:
+    proc = run_cli("node", "run", "--config", tmp_path / "nonexistent.toml")
+    _one_line(proc, 2, "unusable config", "nonexistent.toml")
+
+
+def test_gateway_run_refuses_a_misspelt_key_in_one_line(network: Path, tmp_path: Path) -> None:
+    config = GatewayConfig(listen="127.0.0.1:9", genesis_file=network / "genesis.json", validators=("http://x",),
+                           outbox_dir=tmp_path / "outbox", api_keys_file=tmp_path / "keys.json")
+    obj = config.to_obj()
+    obj["gateway"]["forward_bacth"] = 10
+    (tmp_path / "gateway.toml").write_text(tomli_w.dumps(obj))
+    proc = run_cli("gateway", "run", "--config", tmp_path / "gateway.toml")
+    _one_line(proc, 2, "unusable config", "bad_gateway_config", "unknown key 'forward_bacth'")
