@@ -28,6 +28,7 @@ from node.gateway.outbox import Outbox
 from node.gateway.routes import ballots, elections, health, public, receipts
 from node.gateway.state import GatewayState
 from node.gateway.upstream import Upstream
+from node.web import WebAssets
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def create_app(config: GatewayConfig, *, clock_ms: Callable[[], int] | None = No
         description="Front ends submit signed ballots (with their API key); anyone reads receipts, elections, "
                     "checkpoints, consistency proofs and the validator set (no key; rate-limited per address).",
         lifespan=_lifespan(state),
+        docs_url=None,  # /docs is the page's own, with Swagger UI's files served from here (no CDN)
+        redoc_url=None,
     )
     app.state.gateway = state
     install_handlers(app)
@@ -54,6 +57,7 @@ def create_app(config: GatewayConfig, *, clock_ms: Callable[[], int] | None = No
         app.include_router(resource.router)
     # Any page may read the public data (receipts, elections, checkpoints); none may submit
     # from a browser: submissions come from front ends, with their key, not from scripts.
+    app.router.routes.extend(WebAssets().routes())  # the page, /docs and their files
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"], allow_credentials=False,
                        expose_headers=["Retry-After"], max_age=600)
 
