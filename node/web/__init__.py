@@ -38,12 +38,18 @@ class StaticFilesCorrupt(Exception):
     """A file under static/ differs from the manifest: a broken or edited build."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Asset:
     body: bytes
-    gzipped: bytes
     media_type: str
     etag: str
+    _gzipped: bytes | None = None
+
+    @property
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:  # on first use: a node that never serves the page never pays for it
+            self._gzipped = gzip.compress(self.body, 9, mtime=0)
+        return self._gzipped
 
 
 class WebAssets:
@@ -55,8 +61,7 @@ class WebAssets:
             if hashlib.sha256(body).hexdigest() != digest:
                 raise StaticFilesCorrupt(f"{name} does not match static/manifest.json: run scripts/build_web.sh")
             suffix = Path(name).suffix
-            self.assets[name] = Asset(body, gzip.compress(body, 9, mtime=0), MEDIA_TYPES.get(suffix, MEDIA_TYPES[""]),
-                                      f'"{digest[:32]}"')
+            self.assets[name] = Asset(body, MEDIA_TYPES.get(suffix, MEDIA_TYPES[""]), f'"{digest[:32]}"')
 
     def response(self, name: str, request: Request, *, cache_control: str, csp: str | None = None) -> Response:
         asset = self.assets.get(name)
@@ -74,8 +79,9 @@ class WebAssets:
             headers["Content-Encoding"] = "gzip"
         return Response(body, media_type=asset.media_type, headers=headers)
 
-    def routes(self) -> list[Route]:
-        """The pages, and the files under ``/static/`` that the manifest lists."""
+    def routes(self, *, docs: bool = True) -> list[Route]:
+        """The pages, and the files under ``/static/`` that the manifest lists; ``docs``:
+        also ``/docs`` (where an ``/openapi.json`` is served beside it)."""
 
         def page(name: str) -> Callable[[Request], Awaitable[Response]]:
             async def endpoint(request: Request) -> Response:
@@ -86,6 +92,7 @@ class WebAssets:
         async def static(request: Request) -> Response:
             return self.response(request.path_params["name"], request, cache_control=STATIC_CACHE)
 
-        routes = [Route(path, page(name), methods=["GET", "HEAD"]) for path, name in PAGES.items()]
+        routes = [Route(path, page(name), methods=["GET", "HEAD"]) for path, name in PAGES.items()
+                  if docs or name != "docs.html"]
         routes.append(Route("/static/{name:path}", static, methods=["GET", "HEAD"]))
         return routes

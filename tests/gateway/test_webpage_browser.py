@@ -20,7 +20,7 @@ from ballotledger.localnet import Localnet
 from ledger.block import Checkpoint
 from ledger.hashing import keccak256
 from node.gateway.client import GatewayClient
-from tests.gateway.harness import MAIN, GatewayProc, Voters
+from tests.gateway.harness import CLOSED, FUTURE, MAIN, GatewayProc, Voters
 from tests.web.browser import ARTIFACTS, AXE, CHROMIUM_FLAGS, chromium_path, why_no_browser
 
 REASON = why_no_browser()
@@ -249,3 +249,21 @@ def test_no_serious_accessibility_violations(browser: Browser, gateway: GatewayP
         serious = [(v["id"], v["impact"]) for v in report["violations"] if v["impact"] in ("serious", "critical")]
         context.close()
         assert serious == [], serious
+
+
+def test_a_node_serves_the_page_from_its_rpc_port(page: Page, net: Localnet, final_code: str) -> None:
+    """An observer points a browser at their own node: the same page, reading its JSON-RPC."""
+    node = net.rpc_urls[1]
+    result = check_code(page, node, final_code)
+    shot(page, "node-receipt-final")
+    assert result["verdict"] == "final", result["text"]
+    result = check_code(page, node, secrets.token_hex(32))
+    assert result["verdict"] == "notfound"
+    page.goto(f"{node}/observer")
+    page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
+    assert page.get_attribute("#obs-signed", "data-state") == "ok"
+    assert page.eval_on_selector_all("#blocks tbody tr", "rows => rows.length") >= 1
+    rows = page.eval_on_selector_all("#elections tbody tr", "rows => rows.map(r => r.innerText.split('\\t'))")
+    phases = {r[0]: r[2] for r in rows}
+    assert phases[MAIN] == "open" and phases[CLOSED] == "closed" and phases[FUTURE] == "setup", phases
+    shot(page, "node-observer")

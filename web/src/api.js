@@ -1,14 +1,13 @@
-// The gateway's public API, read relative to the page (so the page works under any prefix).
-export class ApiError extends Error {
-  constructor(status, code, detail) {
-    super(`${status} ${code}: ${detail}`);
-    this.status = status;
-    this.code = code;
-    this.detail = detail;
-  }
-}
+// The public reads the page makes, relative to the page (so it works under any prefix):
+// the gateway's REST API, or, where the page is served by a node, its JSON-RPC.
+import { ApiError } from './errors.js';
+import { getFromRpc } from './rpcapi.js';
 
-export async function getJson(path) {
+export { ApiError };
+
+let mode = null; // 'rest' | 'rpc', learnt from the first answer
+
+async function getRest(path) {
   let response;
   try {
     response = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-cache' });
@@ -25,4 +24,23 @@ export async function getJson(path) {
   }
   if (!response.ok) throw new ApiError(response.status, body.code || 'error', body.detail || response.statusText);
   return body;
+}
+
+async function learnMode() {
+  // A gateway answers v1/chain; a node has no such path (404 without a JSON problem body).
+  try {
+    await getRest('v1/chain');
+    return 'rest';
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && err.code === 'bad_answer') return 'rpc';
+    throw err;
+  }
+}
+
+export async function getJson(path) {
+  mode ??= learnMode().catch((err) => {
+    mode = null;
+    throw err;
+  });
+  return (await mode) === 'rpc' ? getFromRpc(path) : getRest(path);
 }

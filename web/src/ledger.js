@@ -338,6 +338,30 @@ export function decodeHeader(bytes) {
   };
 }
 
+export function decodeCertificate(bytes) {
+  return certificateFromItem(rlpDecode(bytes, 65536));
+}
+
+/** A block's header and how many ballots and transactions it carries. */
+export function decodeBlockSummary(bytes) {
+  const f = asList(rlpDecode(bytes), 4, 'block');
+  return {
+    header: decodeHeader(asBytes(f[0], 'block header')),
+    ballots: asList(f[1], null, 'block ballots').length,
+    transactions: asList(f[2], null, 'block transactions').length,
+  };
+}
+
+/** An election definition's id, question and window (ledger.genesis.ElectionDef.encode). */
+export function decodeElectionHead(bytes) {
+  const f = asList(rlpDecode(bytes, 1 << 20), null, 'election');
+  if (f.length < 9) throw new CheckFailed('encoding', 'election: too few fields');
+  return {
+    id: asText(f[0], 'election id', 64), question: asText(f[1], 'election question', 1024),
+    opensAtMs: asSafeInt(f[5], 'election opens_at_ms'), closesAtMs: asSafeInt(f[6], 'election closes_at_ms'),
+  };
+}
+
 function certificateFromItem(item) {
   const f = asList(item, 5, 'certificate');
   const signatures = asList(f[4], null, 'certificate signatures').map((s, i) => {
