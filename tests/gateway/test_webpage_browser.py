@@ -267,3 +267,42 @@ def test_a_node_serves_the_page_from_its_rpc_port(page: Page, net: Localnet, fin
     phases = {r[0]: r[2] for r in rows}
     assert phases[MAIN] == "open" and phases[CLOSED] == "closed" and phases[FUTURE] == "setup", phases
     shot(page, "node-observer")
+
+
+def _handler(fn: Any, claim_too: bool) -> Any:
+    return lambda route: fn(route, claim_too)
+
+
+def test_the_genesis_is_held_to_the_published_hash(page: Page, gateway: GatewayProc, final_code: str) -> None:
+    """A server that renames a validator in the genesis it sends: its claimed hash no
+    longer matches what the browser computes (check `genesis`); one that also claims the
+    new file's hash is caught by the hash the commission published (check `published`)."""
+    from ledger.genesis import Genesis
+
+    published = Genesis.from_json((gateway.directory.parent / "genesis.json").read_bytes()).hash().hex()
+    page.goto(f"{gateway.url}/receipt")
+    page.fill("#published", published)
+    page.wait_for_selector("#published-verdict.ok")
+    assert "matches" in page.inner_text("#published-verdict")
+    page.fill("#code", final_code)
+    page.click("#check")
+    page.wait_for_selector("#result[data-verdict='final']", timeout=15_000)
+    assert page.get_attribute("#checks li:nth-child(2)", "data-check") == "published"
+
+    def rename(route: Route, claim_too: bool) -> None:
+        body = route.fetch().json()
+        body["genesis"]["validators"][0]["name"] = "mallory"
+        if claim_too:
+            body["genesis_hash"] = Genesis.from_json_obj(body["genesis"]).hash().hex()
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    for claim_too, failed in ((False, "genesis"), (True, "published")):
+        page.unroute("**/v1/chain")
+        page.route("**/v1/chain", _handler(rename, claim_too))
+        page.goto(f"{gateway.url}/receipt")
+        page.fill("#published", published)
+        page.fill("#code", final_code)
+        page.click("#check")
+        page.wait_for_selector("#result[data-verdict='failed']", timeout=15_000)
+        assert page.get_attribute("#result", "data-failed-check") == failed, page.inner_text("#result")
+    shot(page, "receipt-wrong-genesis")

@@ -111,6 +111,15 @@ async function check(raw) {
       render({ verdict: 'failed', failed: 'genesis', steps: [...pre, { check: 'genesis', ok: false }] });
       return;
     }
+    const published = document.getElementById('published').value.trim().toLowerCase().replace(/^0x/, '');
+    if (published) {
+      const same = published === toHex(genesis.hash);
+      pre.push({ check: 'published', ok: same, failedCheck: same ? undefined : 'published', detail: toHex(genesis.hash) });
+      if (!same) {
+        render({ verdict: 'failed', failed: 'published', steps: pre });
+        return;
+      }
+    }
     if (answer.status === 'unknown') {
       render({ verdict: 'notfound', failed: 'found', steps: [...pre, { check: 'found', ok: false, detail: code }] });
       return;
