@@ -35,6 +35,7 @@ class GatewayState:
     forwarder: Forwarder | None = None
     results: tuple[float, dict[str, Any]] | None = None
     recent_blocks: tuple[float, dict[str, Any]] | None = None
+    chain_view: bytes | None = None  # GET /v1/chain, rendered once
     directory: ElectionDirectory = field(init=False)
     public: PublicLimiter = field(init=False)
 

@@ -8,6 +8,7 @@ the election commission published, and a consistency proof against two checkpoin
 """
 
 # No "from __future__ import annotations": FastAPI inspects the routes' signatures.
+import json
 import time
 from typing import Annotated, Any
 
@@ -58,15 +59,17 @@ async def _call(state: GatewayState, method: str, *params: Any) -> Any:
     summary="The genesis, its hash and the validator set",
 )
 async def get_chain(reader: Reader, state: State) -> Response:
-    genesis = state.genesis
-    validators = genesis.validators
-    view = ChainView(
-        chain_id=genesis.chain_id, genesis_hash=genesis.hash().hex(), validator_set_hash=validators.hash().hex(),
-        validators=[ValidatorView(index=i, name=v.name, public_key=v.public_key.hex(), power=v.power)
-                    for i, v in enumerate(validators.validators)],
-        genesis=genesis.to_json_obj(),
-    )
-    return json_answer(view.model_dump(mode="json"), GENESIS)
+    if state.chain_view is None:  # the genesis never changes: rendered once (a genesis may be tens of MB)
+        genesis = state.genesis
+        validators = genesis.validators
+        view = ChainView(
+            chain_id=genesis.chain_id, genesis_hash=genesis.hash().hex(), validator_set_hash=validators.hash().hex(),
+            validators=[ValidatorView(index=i, name=v.name, public_key=v.public_key.hex(), power=v.power)
+                        for i, v in enumerate(validators.validators)],
+            genesis=genesis.to_json_obj(),
+        )
+        state.chain_view = json.dumps(view.model_dump(mode="json"), separators=(",", ":")).encode()
+    return Response(state.chain_view, media_type="application/json", headers={"Cache-Control": GENESIS})
 
 
 @router.get(
