@@ -88,8 +88,8 @@ def test_recent_blocks_name_their_signers(gateway: GatewayProc, voters: Voters) 
 
 
 def test_keyless_reads_are_limited_per_address(net: Localnet) -> None:
-    """Fails when keyless reads are not charged (the fourth read would pass) or are charged
-    to one bucket for everyone (the other address would be refused too)."""
+    """Fails when keyless reads are not charged (the fourth read passes) or are charged to
+    one bucket for everyone (the other address is refused too): both tried by hand."""
     gw = GatewayProc(net.directory / "gateway-public", list(net.rpc_urls),
                      options={"public_read_rate_per_s": 0.2, "public_read_burst": 3})
     gw.start()
