@@ -4,7 +4,8 @@ checkpoint with too few signatures and a forged signature each show a red failur
 the check; the observer view checks its checkpoint and its consistency with the one the
 browser saved; /docs works with every request outside the gateway blocked; Korean and
 English; keyboard only; no serious or critical axe-core violations. Screenshots and axe
-reports are kept under test-output/webpage/."""
+reports are kept under test-output/webpage/. Tried by hand: with the inclusion check
+taken out of web/src/ledger.js, the tampered proof shows green and its test fails."""
 
 from __future__ import annotations
 
