@@ -1,4 +1,5 @@
-"""The node's JSON-RPC over HTTP: a Starlette app served by uvicorn in the node's loop."""
+"""The node's JSON-RPC over HTTP (and the voter's and observer's page): a Starlette app
+served by uvicorn in the node's loop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from node.http_limits import HttpLimits
 from node.jsonrpc import INVALID_REQUEST, MAX_BODY, Method, current_client, handle_body
+from node.web import WebAssets
 
 
 def make_app(methods: Mapping[str, Method]) -> Starlette:
@@ -39,7 +41,9 @@ def make_app(methods: Mapping[str, Method]) -> Starlette:
             return Response(status_code=204)
         return _json(answer, 200)
 
-    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+    # GET / and /receipt, /observer: the voter's and observer's page, reading this node's
+    # JSON-RPC (an observer can point a browser at their own follower).
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"]), *WebAssets().routes(docs=False)])
 
 
 def _json(obj: object, status: int) -> Response:

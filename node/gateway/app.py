@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from ledger.genesis import Genesis
@@ -24,9 +25,10 @@ from node.gateway.forwarder import Forwarder
 from node.gateway.http_problems import install_handlers, problem_openapi
 from node.gateway.metrics import Metrics
 from node.gateway.outbox import Outbox
-from node.gateway.routes import ballots, elections, health, receipts
+from node.gateway.routes import ballots, elections, health, public, receipts
 from node.gateway.state import GatewayState
 from node.gateway.upstream import Upstream
+from node.web import WebAssets
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,21 @@ def create_app(config: GatewayConfig, *, clock_ms: Callable[[], int] | None = No
     app = FastAPI(
         title="ballot-ledger gateway",
         version="1",
-        description="Front ends submit signed ballots; voters' receipts and election status.",
+        description="Front ends submit signed ballots (with their API key); anyone reads receipts, elections, "
+                    "checkpoints, consistency proofs and the validator set (no key; rate-limited per address).",
         lifespan=_lifespan(state),
+        docs_url=None,  # /docs is the page's own, with Swagger UI's files served from here (no CDN)
+        redoc_url=None,
     )
     app.state.gateway = state
     install_handlers(app)
-    for resource in (ballots, receipts, elections, health):
+    for resource in (ballots, receipts, elections, public, health):
         app.include_router(resource.router)
+    # Any page may read the public data (receipts, elections, checkpoints); none may submit
+    # from a browser: submissions come from front ends, with their key, not from scripts.
+    app.router.routes.extend(WebAssets().routes())  # the page, /docs and their files
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"], allow_credentials=False,
+                       expose_headers=["Retry-After"], max_age=600)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -40,6 +40,9 @@ class GatewayConfig:
     forward_interval_ms: int = 20
     resubmit_after_s: float = 10.0
     rpc_timeout_s: float = 5.0
+    # Reads without an API key (receipts, elections, checkpoints, the page): per client address.
+    public_read_rate_per_s: float = 20.0
+    public_read_burst: float = 60.0
     # HTTPS: certificate and key of the gateway; with a client CA, mutual TLS (front ends
     # must present a certificate that CA signed, as well as their API key).
     tls_certfile: Path | None = None
@@ -55,6 +58,8 @@ class GatewayConfig:
             raise GatewayConfigError("tls_certfile and tls_keyfile go together")
         if self.tls_client_ca is not None and self.tls_certfile is None:
             raise GatewayConfigError("tls_client_ca (mutual TLS) needs tls_certfile and tls_keyfile")
+        if self.public_read_rate_per_s <= 0 or self.public_read_burst < 1:
+            raise GatewayConfigError("public_read_rate_per_s must be positive and public_read_burst at least 1")
 
     @property
     def host(self) -> str:
@@ -89,6 +94,7 @@ class GatewayConfig:
         optional = {
             "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
             "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
+            "public_read_rate_per_s": float, "public_read_burst": float,
         }
         tls = ("tls_certfile", "tls_keyfile", "tls_client_ca")
         known = {"listen", "genesis_file", "validators", "outbox_dir", "api_keys_file", *optional, *tls,
@@ -125,6 +131,8 @@ class GatewayConfig:
                 "forward_interval_ms": self.forward_interval_ms,
                 "resubmit_after_s": self.resubmit_after_s,
                 "rpc_timeout_s": self.rpc_timeout_s,
+                "public_read_rate_per_s": self.public_read_rate_per_s,
+                "public_read_burst": self.public_read_burst,
                 **self.http_limits.to_obj(),
                 **{
                     k: str(v)

@@ -1,5 +1,6 @@
-"""What routes depend on: the gateway's state, the authenticated front end, path
-parameters, and a router whose JSON bodies go through ``ledger.jsonbound``."""
+"""What routes depend on: the gateway's state, the authenticated front end, the reader
+of public data, path parameters, and a router whose JSON bodies go through
+``ledger.jsonbound``."""
 
 # No "from __future__ import annotations": FastAPI resolves these Annotated aliases at runtime.
 from typing import Annotated
@@ -37,11 +38,23 @@ async def front_end(
     return _state_of(request).authorize(request.headers.get("authorization"))
 
 
+async def reader(request: Request) -> str:
+    """Who reads public data (receipts, elections, checkpoints): a front end that sends its
+    key is charged to that key as before; anyone else to their client address."""
+    state = _state_of(request)
+    if request.headers.get("authorization") is not None:
+        return state.authorize(request.headers.get("authorization")).name
+    address = request.client.host if request.client is not None else ""
+    state.authorize_public(address)
+    return address
+
+
 def new_router() -> APIRouter:
     return APIRouter(route_class=BoundedJsonRoute)
 
 
 State = Annotated[GatewayState, Depends(gateway_state)]
 FrontEnd = Annotated[ApiKey, Depends(front_end)]
+Reader = Annotated[str, Depends(reader)]
 ElectionId = Annotated[str, Path(pattern=admission.ELECTION_ID_PATTERN, max_length=64)]
 TrackingCode = Annotated[str, Path(pattern=admission.TRACKING_CODE_PATTERN)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,3 +123,68 @@ class Readiness(BaseModel):
     outbox_open: bool
     outbox_depth: int
     validators: list[ValidatorHealth]
+
+
+class ElectionList(BaseModel):
+    chain_id: str
+    elections: list[ElectionView]
+
+
+class ValidatorView(BaseModel):
+    index: int
+    name: str
+    public_key: str = Field(description="33-byte compressed secp256k1 key, hex.")
+    power: int
+
+
+class ChainView(BaseModel):
+    """The chain's genesis and validator set: what receipts and checkpoints are checked against."""
+
+    chain_id: str
+    genesis_hash: str = Field(description="keccak256 of the genesis's canonical encoding under its domain tag: "
+                                          "compare it with the one the election commission published.")
+    validator_set_hash: str
+    validators: list[ValidatorView]
+    genesis: dict[str, Any] = Field(description="The genesis file (ballot-ledger/genesis/v1): a client recomputes "
+                                                "`genesis_hash` from it rather than trusting the field above.")
+
+
+class CheckpointView(BaseModel):
+    height: int
+    time_ms: int
+    log_size: int
+    log_root: str
+    block_hash: str
+    checkpoint: str = Field(description="The checkpoint's canonical encoding (header and commit certificate), hex: "
+                                        "what `ballotledger checkpoint compare` and receipts take.")
+
+
+class ConsistencyView(BaseModel):
+    old_size: int
+    new_size: int
+    proof: list[str] = Field(description="RFC 9162 consistency proof (keccak256), hex hashes.")
+
+
+class BlockSummary(BaseModel):
+    height: int
+    time_ms: int
+    block_hash: str
+    proposer: str = Field(description="The proposer's validator name.")
+    ballots: int
+    transactions: int
+    log_size: int
+    signers: list[int] = Field(description="Indices of the validators whose precommits finalized the block.")
+    round: int
+
+
+class ValidatorActivity(BaseModel):
+    index: int
+    name: str
+    last_signed_height: int | None = Field(description="The latest of the recent blocks this validator signed; "
+                                                       "null if it signed none of them.")
+
+
+class RecentBlocks(BaseModel):
+    height: int
+    blocks: list[BlockSummary] = Field(description="The most recent blocks, newest first.")
+    validators: list[ValidatorActivity]

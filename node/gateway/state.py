@@ -16,6 +16,7 @@ from node.gateway.forwarder import Forwarder
 from node.gateway.metrics import Metrics
 from node.gateway.outbox import Outbox
 from node.gateway.problems import Problem
+from node.gateway.public_limits import PublicLimiter
 from node.gateway.ratelimit import TokenBucket, retry_after_header
 from node.gateway.upstream import Upstream
 
@@ -33,10 +34,14 @@ class GatewayState:
     upstream: Upstream | None = None
     forwarder: Forwarder | None = None
     results: tuple[float, dict[str, Any]] | None = None
+    recent_blocks: tuple[float, dict[str, Any]] | None = None
+    chain_view: bytes | None = None  # GET /v1/chain, rendered once
     directory: ElectionDirectory = field(init=False)
+    public: PublicLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.directory = ElectionDirectory(self.genesis)
+        self.public = PublicLimiter(self.config.public_read_rate_per_s, self.config.public_read_burst)
 
     def open_outbox(self) -> Outbox:
         if self.outbox is None or not self.outbox.is_open:
@@ -63,6 +68,15 @@ class GatewayState:
             raise Problem("rate_limited", f"front end {key.name!r} is over {key.rate_per_s:g} requests/s",
                           headers={"Retry-After": retry_after_header(wait)})
         return key
+
+    def authorize_public(self, address: str) -> None:
+        """Charge one keyless read to a client address."""
+        wait = self.public.take(address, time.monotonic())
+        if wait > 0:
+            self.metrics.rate_limited.labels("(keyless)").inc()
+            raise Problem("rate_limited", f"reads without an API key are limited to "
+                                          f"{self.public.rate_per_s:g}/s per client address",
+                          headers={"Retry-After": retry_after_header(wait)})
 
     def rpc(self) -> Upstream:
         if self.upstream is None:
