@@ -80,9 +80,10 @@ class TrusteeKey:
     def decode(cls, raw: bytes) -> TrusteeKey:
         """``BadKeyFile`` for anything but a trustee key's plaintext."""
         try:
-            tag, secret, records = codec.as_list(codec.decode(raw, max_size=_MAX_PLAINTEXT_BYTES), 3, "trustee key")
-            if tag != TRUSTEE_KEY_FORMAT:
+            fields = codec.as_list(codec.decode(raw, max_size=_MAX_PLAINTEXT_BYTES), None, "trustee key")
+            if not fields or fields[0] != TRUSTEE_KEY_FORMAT:
                 raise BadKeyFile("not a trustee key file (a sealed secret of another kind)")
+            _, secret, records = codec.as_list(fields, 3, "trustee key")
             e = decode_scalar(codec.as_bytes(secret, "encryption secret", size=32), "encryption secret")
             items = codec.as_list(records, None, "elections")
             if len(items) > MAX_ELECTIONS_PER_KEY:
