@@ -16,6 +16,7 @@ console = Console()
 if TYPE_CHECKING:
     from ledger.crypto import SigningKey
     from ledger.genesis import ElectionDef
+    from verifier.rpc_client import RpcClient
 
 
 # A definition encodes to at most 64 KiB; its TOML may quote every byte.
@@ -61,28 +62,47 @@ def send_signed_call(rpc: str, key: SigningKey, data: bytes, what: str, *, timeo
     from ledger.genesis import Genesis
     from verifier.rpc_client import RpcClient
 
-    with RpcClient(rpc) as client:
-        genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
-        sender = "0x" + address_of(key.public_key).hex()
-        nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
-        # calldata and its event cost ~30 gas a byte (a widest definition: 1.32M gas in all)
-        raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
-                               data=data, gas=1_000_000 + 40 * len(data))
-        try:
-            tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
-        except LedgerError as exc:
-            raise AuthorityActionFailed(f"{what} refused: {exc.code}: {exc.message}") from None
-        deadline = time.monotonic() + timeout
-        receipt = None
-        while receipt is None and time.monotonic() < deadline:
-            receipt = client.call("eth_getTransactionReceipt", tx_hash)
+    try:
+        with RpcClient(rpc) as client:
+            genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
+            sender = "0x" + address_of(key.public_key).hex()
+            nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
+            # calldata and its event cost ~30 gas a byte (a widest definition: 1.32M gas in all)
+            raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
+                                   data=data, gas=1_000_000 + 40 * len(data))
+            try:
+                tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
+            except LedgerError as exc:
+                raise AuthorityActionFailed(f"{what} refused: {exc.code}: {exc.message}") from None
+            deadline = time.monotonic() + timeout
+            receipt = None
+            while receipt is None and time.monotonic() < deadline:
+                receipt = client.call("eth_getTransactionReceipt", tx_hash)
+                if receipt is None:
+                    time.sleep(0.2)
             if receipt is None:
-                time.sleep(0.2)
-    if receipt is None:
-        raise AuthorityActionFailed(f"{what}: {tx_hash} not included within {timeout:g} s")
-    if int(receipt["status"], 16) != 1:
-        raise AuthorityActionFailed(f"{what} reverted in block {int(receipt['blockNumber'], 16)}")
-    return int(receipt["blockNumber"], 16)
+                raise AuthorityActionFailed(f"{what}: {tx_hash} not included within {timeout:g} s")
+            block = int(receipt["blockNumber"], 16)
+            if int(receipt["status"], 16) != 1:
+                raise AuthorityActionFailed(f"{what} reverted in block {block}"
+                                            f"{_revert_code(client, sender, data, block)}")
+    except LedgerError as exc:  # the node is unreachable, or its answers are not a node's
+        raise AuthorityActionFailed(f"{what}: {exc}") from None
+    return block
+
+
+def _revert_code(client: RpcClient, sender: str, data: bytes, block: int) -> str:
+    """Why the call reverted, as far as the same call on the state after its block says
+    (another transaction of the block, before it, made it revert: posted twice, say)."""
+    from contracts import REGISTRY_ADDRESS
+    from ledger.errors import LedgerError
+
+    try:
+        client.call("eth_call", {"from": sender, "to": "0x" + REGISTRY_ADDRESS.hex(), "data": "0x" + data.hex()},
+                    hex(block))
+    except LedgerError as exc:
+        return f": {exc.code}"
+    return ""
 
 
 def read_election_file(path: Path) -> ElectionDef:

@@ -105,12 +105,19 @@ class RegistryRpc:
         raise UnknownElection(f"the chain defines no election {election_id!r}")
 
     def head(self) -> int:
-        return int(self.client.call("eth_blockNumber"), 16)
+        answer = self.client.call("eth_blockNumber")
+        try:
+            return int(answer, 16)
+        except (TypeError, ValueError):
+            raise RegistryReadError("eth_blockNumber: not a block number") from None
 
     def call(self, data: bytes, height: int) -> bytes:
         out = self.client.call("eth_call", {"to": "0x" + REGISTRY_ADDRESS.hex(), "data": "0x" + data.hex()},
                                hex(height))
-        return bytes.fromhex(str(out).removeprefix("0x"))
+        try:
+            return bytes.fromhex(str(out).removeprefix("0x"))
+        except ValueError:
+            raise RegistryReadError("eth_call: not hex") from None
 
     def _view(self, key: bytes, height: int) -> tuple[tuple[bytes, ...], tuple[bool, ...], tuple[bytes, ...]]:
         reg = registry()

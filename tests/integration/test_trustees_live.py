@@ -23,11 +23,13 @@ from contracts import REGISTRY_ADDRESS, election_key, registry
 from contracts.ceremony import ceremony_context
 from ledger.ballot import BallotEnvelope
 from ledger.credentials import CredentialSet
+from ledger.crypto import SigningKey
 from ledger.encrypted_ballot import EncryptedBallot
 from ledger.group import random_scalar
-from ledger.tally_crypto import CiphertextAccumulator
+from ledger.tally_crypto import CiphertextAccumulator, TallyContext, make_decryption_share
 from ledger.trustees import TrusteeSecret, deal_message, encrypt_share
 from ledger.voter import encrypted_ballot
+from node.config import write_key
 from tests.helpers import QUICK_TIMEOUTS, ROOT
 from verifier.rpc_client import RpcClient
 
@@ -133,9 +135,18 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         assert f"trustee {CHEAT}'s share to trustee {VICTIM} is bad: complaint posted" in outputs[VICTIM - 1][1]
         assert all("complaint" not in out for i, (_, out) in enumerate(outputs) if i != VICTIM - 1)
 
+        again = _cli("trustee", "ceremony", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
+                     "--passphrase-file", passphrase_file)
+        late = _cli("election", "finalize-key", "--rpc", url, "--election", ELECTION, "--authority-key", authority)
         code, out = _finish(_cli("election", "open", "--rpc", url, "--election", ELECTION,
                                  "--authority-key", authority))
         assert code == 0, out
+        code, out = _finish(again)
+        assert code == 0 and "share of the joint key already kept" in out, out
+        code, out = _finish(late)
+        assert code == 2 and "its ceremony is over" in out, out
+        early = _cli("trustee", "decrypt", "--key", key_files[4], "--rpc", url, "--election", ELECTION,
+                     "--sums", definition, "--passphrase-file", passphrase_file)
         keyed = rpc.election(ELECTION).election
         voters = read_voters(tmp_path / "net")
         voter_keys = [voter_key(voters["seed"], i) for i in range(voters["count"])]
@@ -149,6 +160,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         codes = [a["tracking_code"] for a in client.call("ballot_submitBatch", [b.hex() for b in ballots])]
         _wait_for("the ballots to be final",
                   lambda: all(client.call("ballot_getReceipt", c)["status"] == "final" for c in codes))
+        code, out = _finish(early)
+        assert code == 2 and "election council-2027 is open" in out and "Traceback" not in out, out
         code, out = _finish(_cli("election", "close", "--rpc", url, "--election", ELECTION,
                                  "--authority-key", authority))
         assert code == 0, out
@@ -161,16 +174,32 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         write_sums(sums, accumulator.sums(), accumulator.ballots)
         decrypting = [_cli("trustee", "decrypt", "--key", key_files[j - 1], "--rpc", url, "--election", ELECTION,
                            "--sums", sums, "--passphrase-file", passphrase_file) for j in DECRYPTING]
+        # trustee 5 posts a share made with a key that is not its share of the election key
+        state = rpc.ceremony(ELECTION)
+        context = TallyContext.from_ceremony(ceremony_context(rpc.chain_id, keyed), state.qualified_commitments())
+        forged = make_decryption_share(context, accumulator.sums(), 5, random_scalar())
+        signer = read_trustee_key(key_files[4], PASSPHRASE)
+        send_signed_call(url, SigningKey(signer.encryption_secret.to_bytes(32, "big")),
+                         registry().post_decryption_share(ELECTION, forged.encode()), "a forged share")
         for j, proc in zip(DECRYPTING, decrypting, strict=True):
             code, out = _finish(proc)
             assert code == 0 and f"trustee {j}'s decryption share of 5 ballots posted" in out, out
 
+        twice = _cli("trustee", "decrypt", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
+                     "--sums", sums, "--passphrase-file", passphrase_file)
+        intruder = tmp_path / "intruder.key"
+        write_key(intruder, SigningKey.generate())
+        code, out = _finish(_cli("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
+                                 "--authority-key", intruder, "--publish"))
+        assert code == 1 and "not_authority" in out, out
+        code, out = _finish(twice)
+        assert code == 0 and "trustee 1's decryption share is already posted" in out, out
         code, out = _finish(_cli("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
                                  "--authority-key", authority, "--publish"))
         expected = [sum(c in chair for _, chair, _ in VOTES) for c in range(3)]
         expected += [sum(c in motions for _, _, motions in VOTES) for c in range(2)]
         assert code == 0 and "published in block" in out and "trustees [1, 3, 4]" in out, out
-        assert "  cy: 3" in out and "  parks: 2" in out, out
+        assert "  cy: 3" in out and "  parks: 2" in out and "trustee 5's decryption share refused" in out, out
         reg = registry()
         raw = client.call("eth_call", {"to": "0x" + REGISTRY_ADDRESS.hex(),
                                        "data": "0x" + reg.fn("result").encode(election_key(ELECTION)).hex()},
