@@ -15,7 +15,9 @@ console = Console()
 
 if TYPE_CHECKING:
     from ledger.crypto import SigningKey
+    from ledger.elgamal import EncryptedSum
     from ledger.genesis import ElectionDef
+    from ledger.tally_crypto import TallyOutcome
     from verifier.rpc_client import RpcClient
 
 
@@ -256,13 +258,9 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
     """Decrypt a closed encrypted election's sums with any threshold of the decryption
     shares its trustees posted (a refused share is named and left out); print the counts
     per contest and choice, and with --publish send them as the result."""
-    from ballotledger.registry_rpc import RegistryRpc
     from ballotledger.sums_file import read_sums
-    from contracts import choice_count, registry
-    from contracts.ceremony import ceremony_context
+    from contracts import registry
     from ledger.errors import LedgerError
-    from ledger.tally_crypto import TallyContext, decrypt_tally
-    from verifier.rpc_client import RpcClient
 
     if publish_now and authority_key is None:
         raise _refuse("--publish needs --authority-key", 2)
@@ -271,25 +269,7 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
         counted_sums, ballots = read_sums(sums)
     except (LedgerError, OSError) as exc:
         raise _refuse(f"unusable sums file: {exc}", 2) from None
-    try:
-        with RpcClient(rpc) as client:
-            reader = RegistryRpc(client)
-            published = reader.election(election)
-            defined = published.election
-            if not defined.has_ceremony or not defined.joint_key:
-                raise _refuse(f"election {election} has no key from a trustees' ceremony", 2)
-            if published.phase not in ("closed", "tallied") or (publish_now and published.phase != "closed"):
-                raise _refuse(f"election {election} is {published.phase}: "
-                              f"{'its result is published' if published.phase == 'tallied' else 'close it first'}", 2)
-            if len(counted_sums) != choice_count(defined):
-                raise _refuse(f"the sums file has {len(counted_sums)} sums, election {election} has "
-                              f"{choice_count(defined)} choices", 2)
-            state = reader.ceremony(election)
-            context = TallyContext.from_ceremony(ceremony_context(reader.chain_id, defined),
-                                                 state.qualified_commitments())
-            outcome = decrypt_tally(context, counted_sums, [s for s in state.shares if s is not None], ballots)
-    except LedgerError as exc:
-        raise _refuse(f"election {election}: {exc}", 2) from None
+    defined, outcome = _decrypt(rpc, election, counted_sums, ballots, publish_now)
     for trustee, why in sorted(outcome.rejected.items()):
         console.print(f"trustee {trustee}'s decryption share refused: {why}", highlight=False, soft_wrap=True)
     console.print(f"{ballots} ballots; decrypted with the shares of trustees {list(outcome.used)}", highlight=False)
@@ -298,11 +278,42 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
         console.print(f"{contest.question}", highlight=False)
         for choice in contest.choices:
             console.print(f"  {choice}: {next(counts)}", highlight=False)
-    if publish_now:
-        assert authority is not None
+    if authority is not None:
         try:
             height = send_signed_call(rpc, authority, registry().publish_result(election, outcome.counts),
                                       f"publish {election}")
         except AuthorityActionFailed as exc:
             raise _refuse(str(exc), 1) from None
         console.print(f"published in block {height}: {','.join(map(str, outcome.counts))}", highlight=False)
+
+
+def _decrypt(rpc: str, election: str, sums: tuple[EncryptedSum, ...], ballots: int,
+             publishing: bool) -> tuple[ElectionDef, TallyOutcome]:
+    """The election and its counts from the posted decryption shares (exit 2 if the
+    election is not closed with a ceremony's key, or fewer than t shares are valid)."""
+    from ballotledger.registry_rpc import RegistryRpc
+    from contracts import choice_count
+    from contracts.ceremony import ceremony_context
+    from ledger.errors import LedgerError
+    from ledger.tally_crypto import TallyContext, decrypt_tally
+    from verifier.rpc_client import RpcClient
+
+    try:
+        with RpcClient(rpc) as client:
+            reader = RegistryRpc(client)
+            published = reader.election(election)
+            defined = published.election
+            if not defined.has_ceremony or not defined.joint_key:
+                raise _refuse(f"election {election} has no key from a trustees' ceremony", 2)
+            if published.phase not in ("closed", "tallied") or (publishing and published.phase != "closed"):
+                raise _refuse(f"election {election} is {published.phase}: "
+                              f"{'its result is published' if published.phase == 'tallied' else 'close it first'}", 2)
+            if len(sums) != choice_count(defined):
+                raise _refuse(f"the sums file has {len(sums)} sums, election {election} has "
+                              f"{choice_count(defined)} choices", 2)
+            state = reader.ceremony(election)
+            context = TallyContext.from_ceremony(ceremony_context(reader.chain_id, defined),
+                                                 state.qualified_commitments())
+            return defined, decrypt_tally(context, sums, [s for s in state.shares if s is not None], ballots)
+    except LedgerError as exc:
+        raise _refuse(f"election {election}: {exc}", 2) from None

@@ -25,7 +25,8 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 if TYPE_CHECKING:
     from ballotledger.registry_rpc import PublishedElection, RegistryRpc
     from ballotledger.trustee_key import TrusteeKey
-    from ledger.trustees import TrusteeSecret
+    from contracts.ceremony import Ceremony
+    from ledger.trustees import CeremonyContext, TrusteeSecret
     from verifier.rpc_client import RpcClient
 
 PASSPHRASE_HELP = ("A file whose first line is the key file's passphrase (else the environment's "
@@ -141,72 +142,86 @@ def ceremony(
 def _run_ceremony(rpc_url: str, client: RpcClient, key_file: Path, key: TrusteeKey, passphrase_: str,
                   election_id: str, deadline: float) -> None:
     from ballotledger.registry_rpc import RegistryRpc
-    from ballotledger.trustee_ceremony import final_share, plan, share_matches
-    from contracts import registry
     from contracts.ceremony import ceremony_context
     from ledger.errors import LedgerError
-    from ledger.tally_crypto import TallyContext
-    from ledger.trustees import deal_message, make_complaint
 
     rpc = RegistryRpc(client)
-    reg = registry()
     try:
         published, j = trustee_context(rpc, election_id, key)
-        chain_id = rpc.chain_id
-        ctx = ceremony_context(chain_id, published.election)
-        secret = _election_secret(key_file, passphrase_, key, chain_id, published, j)
+        ctx = ceremony_context(rpc.chain_id, published.election)
+        secret = _election_secret(key_file, passphrase_, key, rpc.chain_id, published, j)
         console.print(f"election {election_id}: trustee {j} of {len(ctx.trustees)}, threshold {ctx.threshold}")
-        said = ""
-        while True:
-            keyed = bool(published.election.joint_key)
-            in_ceremony = published.phase == "setup" and not keyed
-            state = rpc.ceremony(election_id)
-            if keyed:
-                break
-            if not in_ceremony:
-                raise Stop(f"election {election_id} is {published.phase} and has no key: nothing to do", 2)
-            steps = plan(ctx, state, secret)
-            if steps.deal:
-                block = post(rpc_url, secret, reg.post_dealing(election_id, deal_message(ctx, secret).encode()),
-                             f"trustee {j}'s dealing")
-                console.print(f"dealing posted in block {block}")
-                continue
-            for dealer in steps.complain_against:
-                dealing = state.dealings[dealer - 1]
-                assert dealing is not None
-                complaint = make_complaint(ctx, dealing.share_to(j), secret)
-                block = post(rpc_url, secret, reg.post_complaint(election_id, dealer, complaint.encode()),
-                             f"trustee {j}'s complaint against trustee {dealer}")
-                console.print(f"trustee {dealer}'s share to trustee {j} is bad: complaint posted in block {block}")
-            if steps.complain_against:
-                continue
-            now = _status(steps.waiting_for, steps.bad_dealers)
-            if now != said:
-                console.print(now)
-                said = now
-            if time.monotonic() >= deadline:
-                raise Stop(f"not over yet: {now}; run it again to go on", 1)
-            time.sleep(POLL_S)
-            published = rpc.election(election_id)
-
-        tally = TallyContext.from_ceremony(ctx, state.qualified_commitments())
-        if tally.joint_key != published.election.joint_key:
-            raise Stop("the registry's joint key is not the one its qualified dealings give", 2)
-        if secret.share is not None and share_matches(tally, j, secret.share):
-            console.print(f"share of the joint key already kept; qualified dealers {state.qualified()}")
-            return
-        try:
-            x_j = final_share(ctx, state, secret)
-        except LedgerError as exc:
-            raise Stop(f"no usable share of the key: {exc}", 2) from None
-        if not share_matches(tally, j, x_j):
-            raise Stop("the share of the key computed from the key file does not match the ceremony's "
-                       "commitments (a key file that lost its polynomial?)", 2)
-        _keep(key_file, passphrase_, chain_id, election_id, secret.with_share(x_j))
-        console.print(f"joint key {tally.joint_key.hex()} from qualified dealers {state.qualified()}; "
-                      f"trustee {j}'s share of it kept in {key_file}")
+        state, joint_key = _until_keyed(rpc_url, rpc, ctx, secret, published, deadline)
+        _keep_final_share(key_file, passphrase_, rpc.chain_id, ctx, secret, state, joint_key)
     except LedgerError as exc:
         raise Stop(f"election {election_id}: {exc}", 2) from None
+
+
+def _until_keyed(rpc_url: str, rpc: RegistryRpc, ctx: CeremonyContext, secret: TrusteeSecret,
+                 published: PublishedElection, deadline: float) -> tuple[Ceremony, bytes]:
+    """Deal, check, complain, and wait until the authority set the key (or ``deadline``);
+    the ceremony as the key was set, and the key."""
+    from ballotledger.trustee_ceremony import plan
+    from contracts import registry
+    from ledger.trustees import deal_message, make_complaint
+
+    reg, j, election_id = registry(), secret.index, ctx.election_id
+    said = ""
+    while True:
+        state = rpc.ceremony(election_id)  # read after the election: once keyed, it shows the final dealers
+        if published.election.joint_key:
+            return state, published.election.joint_key
+        if published.phase != "setup":
+            raise Stop(f"election {election_id} is {published.phase} and has no key: nothing to do", 2)
+        steps = plan(ctx, state, secret)
+        if steps.deal:
+            block = post(rpc_url, secret, reg.post_dealing(election_id, deal_message(ctx, secret).encode()),
+                         f"trustee {j}'s dealing")
+            console.print(f"dealing posted in block {block}")
+            continue
+        for dealer in steps.complain_against:
+            dealing = state.dealings[dealer - 1]
+            assert dealing is not None
+            complaint = make_complaint(ctx, dealing.share_to(j), secret)
+            block = post(rpc_url, secret, reg.post_complaint(election_id, dealer, complaint.encode()),
+                         f"trustee {j}'s complaint against trustee {dealer}")
+            console.print(f"trustee {dealer}'s share to trustee {j} is bad: complaint posted in block {block}")
+        if steps.complain_against:
+            continue
+        now = _status(steps.waiting_for, steps.bad_dealers)
+        if now != said:
+            console.print(now)
+            said = now
+        if time.monotonic() >= deadline:
+            raise Stop(f"not over yet: {now}; run it again to go on", 1)
+        time.sleep(POLL_S)
+        published = rpc.election(election_id)
+
+
+def _keep_final_share(key_file: Path, passphrase_: str, chain_id: str, ctx: CeremonyContext,
+                      secret: TrusteeSecret, state: Ceremony, joint_key: bytes) -> None:
+    """Compute this trustee's share of the key, check it against the commitments, keep it."""
+    from ballotledger.trustee_ceremony import final_share, share_matches
+    from ledger.errors import LedgerError
+    from ledger.tally_crypto import TallyContext
+
+    j = secret.index
+    tally = TallyContext.from_ceremony(ctx, state.qualified_commitments())
+    if tally.joint_key != joint_key:
+        raise Stop("the registry's joint key is not the one its qualified dealings give", 2)
+    if secret.share is not None and share_matches(tally, j, secret.share):
+        console.print(f"share of the joint key already kept; qualified dealers {state.qualified()}")
+        return
+    try:
+        x_j = final_share(ctx, state, secret)
+    except LedgerError as exc:
+        raise Stop(f"no usable share of the key: {exc}", 2) from None
+    if not share_matches(tally, j, x_j):
+        raise Stop("the share of the key computed from the key file does not match the ceremony's "
+                   "commitments (a key file that lost its polynomial?)", 2)
+    _keep(key_file, passphrase_, chain_id, ctx.election_id, secret.with_share(x_j))
+    console.print(f"joint key {tally.joint_key.hex()} from qualified dealers {state.qualified()}; "
+                  f"trustee {j}'s share of it kept in {key_file}")
 
 
 def _status(waiting_for: tuple[int, ...], bad: tuple[int, ...]) -> str:
