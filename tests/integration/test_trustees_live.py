@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from ballotledger.authority_cli import send_signed_call
+from ballotledger.cli import app
 from ballotledger.localnet import Localnet
 from ballotledger.netsetup import read_voters, voter_key
 from ballotledger.registry_rpc import RegistryRpc
@@ -51,6 +53,12 @@ def _cli(*args: str | Path) -> subprocess.Popen[str]:
 def _finish(proc: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out + err
+
+
+def _run(*args: str | Path) -> tuple[int, str]:
+    """A command in this process (typer's runner): no interpreter to start."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
 
 
 def _definition(net: Localnet, keys: list[TrusteeKey]) -> str:
@@ -105,8 +113,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
             write_new_trustee_key(path, key, PASSPHRASE, log2_n=10)
         definition = tmp_path / "council.toml"
         definition.write_text(_definition(net, keys))
-        code, out = _finish(_cli("election", "define", "--rpc", url, "--file", definition,
-                                 "--authority-key", authority))
+        code, out = _run("election", "define", "--rpc", url, "--file", definition,
+                         "--authority-key", authority)
         assert code == 0, out
 
         client = RpcClient(url)
@@ -117,8 +125,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
                 for i, path in enumerate(key_files)]
         stranger = tmp_path / "stranger.key"
         write_new_trustee_key(stranger, TrusteeKey.generate(), PASSPHRASE, log2_n=10)
-        code, out = _finish(_cli("trustee", "ceremony", "--key", stranger, "--rpc", url, "--election", ELECTION,
-                                 "--passphrase-file", passphrase_file))
+        code, out = _run("trustee", "ceremony", "--key", stranger, "--rpc", url, "--election", ELECTION,
+                         "--passphrase-file", passphrase_file)
         assert code == 2 and "not a trustee of election council-2027" in out and "Traceback" not in out, out
 
         def ceremony_complete() -> bool:
@@ -126,8 +134,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
             return all(d is not None for d in state.dealings) and state.disqualified[CHEAT - 1]
 
         _wait_for("every dealing and the victim's complaint", ceremony_complete)
-        code, out = _finish(_cli("election", "finalize-key", "--rpc", url, "--election", ELECTION,
-                                 "--authority-key", authority))
+        code, out = _run("election", "finalize-key", "--rpc", url, "--election", ELECTION,
+                         "--authority-key", authority)
         assert code == 0 and "qualified [1, 2, 4, 5], disqualified [3]" in out, out
         outputs = [_finish(p) for p in runs]
         for code, out in outputs:
@@ -135,18 +143,17 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         assert f"trustee {CHEAT}'s share to trustee {VICTIM} is bad: complaint posted" in outputs[VICTIM - 1][1]
         assert all("complaint" not in out for i, (_, out) in enumerate(outputs) if i != VICTIM - 1)
 
-        again = _cli("trustee", "ceremony", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
-                     "--passphrase-file", passphrase_file)
-        late = _cli("election", "finalize-key", "--rpc", url, "--election", ELECTION, "--authority-key", authority)
-        code, out = _finish(_cli("election", "open", "--rpc", url, "--election", ELECTION,
-                                 "--authority-key", authority))
+        code, out = _run("trustee", "ceremony", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
+                         "--passphrase-file", passphrase_file)
+        assert code == 0 and "share of the joint key already kept" in out, out  # nothing done twice
+        code, out = _run("election", "open", "--rpc", url, "--election", ELECTION, "--authority-key", authority)
         assert code == 0, out
-        code, out = _finish(again)
-        assert code == 0 and "share of the joint key already kept" in out, out
-        code, out = _finish(late)
+        code, out = _run("election", "finalize-key", "--rpc", url, "--election", ELECTION,
+                         "--authority-key", authority)
         assert code == 2 and "its ceremony is over" in out, out
-        early = _cli("trustee", "decrypt", "--key", key_files[4], "--rpc", url, "--election", ELECTION,
-                     "--sums", definition, "--passphrase-file", passphrase_file)
+        code, out = _run("trustee", "decrypt", "--key", key_files[4], "--rpc", url, "--election", ELECTION,
+                         "--sums", definition, "--passphrase-file", passphrase_file)
+        assert code == 2 and "election council-2027 is open" in out, out
         keyed = rpc.election(ELECTION).election
         voters = read_voters(tmp_path / "net")
         voter_keys = [voter_key(voters["seed"], i) for i in range(voters["count"])]
@@ -160,10 +167,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         codes = [a["tracking_code"] for a in client.call("ballot_submitBatch", [b.hex() for b in ballots])]
         _wait_for("the ballots to be final",
                   lambda: all(client.call("ballot_getReceipt", c)["status"] == "final" for c in codes))
-        code, out = _finish(early)
-        assert code == 2 and "election council-2027 is open" in out and "Traceback" not in out, out
-        code, out = _finish(_cli("election", "close", "--rpc", url, "--election", ELECTION,
-                                 "--authority-key", authority))
+        code, out = _run("election", "close", "--rpc", url, "--election", ELECTION,
+                         "--authority-key", authority)
         assert code == 0, out
 
         accumulator = CiphertextAccumulator(5)
@@ -185,17 +190,16 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
             code, out = _finish(proc)
             assert code == 0 and f"trustee {j}'s decryption share of 5 ballots posted" in out, out
 
-        twice = _cli("trustee", "decrypt", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
-                     "--sums", sums, "--passphrase-file", passphrase_file)
         intruder = tmp_path / "intruder.key"
         write_key(intruder, SigningKey.generate())
-        code, out = _finish(_cli("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
-                                 "--authority-key", intruder, "--publish"))
+        code, out = _run("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
+                         "--authority-key", intruder, "--publish")
         assert code == 1 and "not_authority" in out, out
-        code, out = _finish(twice)
+        code, out = _run("trustee", "decrypt", "--key", key_files[0], "--rpc", url, "--election", ELECTION,
+                         "--sums", sums, "--passphrase-file", passphrase_file)
         assert code == 0 and "trustee 1's decryption share is already posted" in out, out
-        code, out = _finish(_cli("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
-                                 "--authority-key", authority, "--publish"))
+        code, out = _run("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums,
+                         "--authority-key", authority, "--publish")
         expected = [sum(c in chair for _, chair, _ in VOTES) for c in range(3)]
         expected += [sum(c in motions for _, _, motions in VOTES) for c in range(2)]
         assert code == 0 and "published in block" in out and "trustees [1, 3, 4]" in out, out
