@@ -180,6 +180,18 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
             accumulator.add_ciphertexts(payload.ciphertexts())
         sums = tmp_path / "sums.json"
         write_sums(sums, accumulator.sums(), accumulator.ballots)
+        code, out = _run("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums)
+        assert code == 2 and "insufficient_shares: 0 valid shares, 3 needed" in out, out
+        # a key file whose share of the key is not the one the ceremony implies
+        corrupt = tmp_path / "corrupt.key"
+        held = read_trustee_key(key_files[3], PASSPHRASE)
+        own = held.secret_for(rpc.chain_id, ELECTION)
+        assert own is not None and own.share is not None
+        write_new_trustee_key(corrupt, held.with_secret(rpc.chain_id, ELECTION, own.with_share(own.share + 1)),
+                              PASSPHRASE, log2_n=10)
+        code, out = _run("trustee", "decrypt", "--key", corrupt, "--rpc", url, "--election", ELECTION,
+                         "--sums", sums, "--passphrase-file", passphrase_file)
+        assert code == 2 and "(a corrupt key file)" in out, out
         decrypting = [_cli("trustee", "decrypt", "--key", key_files[j - 1], "--rpc", url, "--election", ELECTION,
                            "--sums", sums, "--passphrase-file", passphrase_file) for j in DECRYPTING]
         # trustee 5 posts a share made with a key that is not its share of the election key
