@@ -128,17 +128,18 @@ class RegistryRpc:
         against its hash."""
         key = election_key(election_id)
         head = self.head()
-        wanted = {p for p, h in postings(self._view(key, head)).items() if h not in self._bytes}
-        if wanted:
+        missing = {p: h for p, h in postings(self._view(key, head)).items() if h not in self._bytes}
+        if missing:
             heights = first_heights(lambda h: set(postings(self._view(key, h))), self._absent_at.get(key, 0) + 1,
-                                    head, wanted)
+                                    head, set(missing))
             for height in sorted(set(heights.values())):
-                self._fetch_logs(key, height)
+                self._fetch_logs(key, height, set(missing.values()))
         ceremony = read_ceremony(_AtHeight(self, head), key)
         self._absent_at[key] = head
         return ceremony
 
-    def _fetch_logs(self, key: bytes, height: int) -> None:
+    def _fetch_logs(self, key: bytes, height: int, hashes: set[bytes]) -> None:
+        """Keep the bytes of the block's postings that hash to one of ``hashes``."""
         reg = registry()
         topics = [["0x" + reg.events[name].topic.hex() for name in _EVENTS], "0x" + key.hex()]
         logs: Any = self.client.call("eth_getLogs", {"fromBlock": hex(height), "toBlock": hex(height),
@@ -153,7 +154,9 @@ class RegistryRpc:
                 continue
             fields = decoded[1]
             raw = bytes(fields["dealing"] if decoded[0] == "DealingPosted" else fields["share"])
-            self._bytes[keccak256(raw)] = raw
+            digest = keccak256(raw)
+            if digest in hashes:
+                self._bytes[digest] = raw
 
 
 class _AtHeight:
@@ -169,6 +172,6 @@ class _AtHeight:
     def preimage(self, digest: bytes) -> bytes | None:
         raw = self.rpc._bytes.get(bytes(digest))
         if raw is None:
-            raise RegistryReadError(f"no registry event at the height the registry's state names carries "
-                                    f"the bytes of {bytes(digest).hex()}")
+            raise RegistryReadError(f"the registry's state names {bytes(digest).hex()}, and no event of the "
+                                    "block that posted it carries bytes of that hash")
         return raw

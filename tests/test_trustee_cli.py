@@ -10,6 +10,7 @@ import json
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -148,8 +149,10 @@ def test_the_sums_file_reads_back_and_refuses_anything_else(tmp_path: Path) -> N
     assert read_sums(path) == (sums, 7)
     good = json.loads(path.read_text())
     off_curve = "02" + "ff" * 32
-    for change in ({"ballots": -1}, {"ballots": True}, {"format": "other"}, {"extra": 1}, {"sums": []},
-                   {"sums": [["zz", ""]]}, {"sums": [[off_curve, ""]]}, {"sums": [["", "", ""]]}):
+    changes: list[dict[str, Any]] = [{"ballots": -1}, {"ballots": True}, {"format": "other"}, {"extra": 1},
+                                     {"sums": []}, {"sums": [["zz", ""]]}, {"sums": [[off_curve, ""]]},
+                                     {"sums": [["", "", ""]]}]
+    for change in changes:
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(BadEncoding):
             read_sums(path)
@@ -232,3 +235,60 @@ def test_tally_refuses_bad_input_before_it_reads_the_chain(tmp_path: Path) -> No
     assert result.exit_code == 2 and "unusable sums file" in result.output and "Traceback" not in result.output
     result = run(*args, str(tmp_path / "missing.json"))
     assert result.exit_code == 2 and "unusable sums file" in result.output
+
+
+# --- reading the ceremony from a node ----------------------------------------------------
+class _Node:
+    """A node's answers about one election's ceremony: dealing i posted at block
+    ``posted[i]``; ``tamper`` serves other bytes in the event of trustee 2's dealing."""
+
+    def __init__(self, dealings: list[Dealing], posted: dict[int, int], head: int, tamper: bool = False) -> None:
+        self.dealings, self.posted, self.head, self.tamper = dealings, posted, head, tamper
+        self.calls: list[str] = []
+
+    def call(self, method: str, *params: Any) -> Any:
+        from eth_abi.abi import encode as abi_encode
+
+        from contracts import registry
+        from ledger.hashing import keccak256
+
+        self.calls.append(method)
+        reg, n = registry(), len(self.dealings)
+        if method == "eth_blockNumber":
+            return hex(self.head)
+        height = int(params[1] if method == "eth_call" else params[0]["fromBlock"], 16)
+        if method == "eth_call":
+            hashes = [keccak256(d.encode()) if self.posted.get(i, 1 << 30) <= height else b"\x00" * 32
+                      for i, d in enumerate(self.dealings, start=1)]
+            return "0x" + abi_encode(["bytes32[]", "bool[]", "bytes32[]"],
+                                     [hashes, [False] * n, [b"\x00" * 32] * n]).hex()
+        assert method == "eth_getLogs"
+        event = reg.events["DealingPosted"]
+        logs = []
+        for i, d in enumerate(self.dealings, start=1):
+            if self.posted.get(i) == height:
+                raw = d.encode()
+                served = raw[:-1] + bytes([raw[-1] ^ 1]) if self.tamper and i == 2 else raw
+                logs.append({"topics": ["0x" + event.topic.hex(), params[0]["topics"][1]],
+                             "data": "0x" + abi_encode(["uint8", "bytes32", "bytes"],
+                                                       [i, keccak256(raw), served]).hex()})
+        return logs
+
+
+def test_the_ceremony_is_read_from_the_blocks_that_posted_it_and_checked_against_the_registry() -> None:
+    """Fails when a posting's bytes are kept under the hash the event claims instead of
+    their own hash (tried by hand: the tampered dealing is then read as trustee 2's)."""
+    from ballotledger.registry_rpc import RegistryReadError, RegistryRpc
+
+    _, _, dealings = _ceremony()
+    node = _Node(dealings, {1: 17, 2: 4_000}, head=5_000)
+    reader = RegistryRpc(node)  # type: ignore[arg-type]
+    state = reader.ceremony("e")
+    assert state.dealings == (dealings[0], dealings[1], None)
+    first = node.calls.count("eth_call")
+    assert node.calls.count("eth_getLogs") == 2 and first <= 2 * 13 + 2
+    node.posted[3], node.head = 5_100, 5_200  # a later look bisects only the blocks since
+    assert reader.ceremony("e").dealings == tuple(dealings)
+    assert node.calls.count("eth_call") - first <= 9 and node.calls.count("eth_getLogs") == 3
+    with pytest.raises(RegistryReadError, match="no event of the block that posted it"):
+        RegistryRpc(_Node(dealings, {1: 17, 2: 4_000}, head=5_000, tamper=True)).ceremony("e")  # type: ignore[arg-type]
