@@ -14,7 +14,11 @@ app = typer.Typer(no_args_is_help=True, help="Election lifecycle on the chain's 
 console = Console()
 
 if TYPE_CHECKING:
+    from ledger.crypto import SigningKey
+    from ledger.elgamal import EncryptedSum
     from ledger.genesis import ElectionDef
+    from ledger.tally_crypto import TallyOutcome
+    from verifier.rpc_client import RpcClient
 
 
 # A definition encodes to at most 64 KiB; its TOML may quote every byte.
@@ -43,37 +47,64 @@ def authority_action(rpc: str, key_file: Path, election: str, action: str, count
 def send_registry_call(rpc: str, key_file: Path, data: bytes, what: str) -> int:
     """Sign ``data`` as a call to the registry with the authority's key, send it, and wait
     until a block carries it; the block number, or AuthorityActionFailed with the reason."""
+    from node.config import read_key
+
+    return send_signed_call(rpc, read_key(key_file), data, what)
+
+
+def send_signed_call(rpc: str, key: SigningKey, data: bytes, what: str, *, timeout: float = 60.0) -> int:
+    """Sign ``data`` as a call to the registry with ``key`` (the authority's, or a
+    trustee's for its own calls), send it, and wait until a block carries it; the block
+    number, or AuthorityActionFailed with the reason (the ledger's code where the chain
+    gave one)."""
     from contracts import REGISTRY_ADDRESS
     from contracts.engine import evm_chain_id, sign_transaction
     from ledger.crypto import address_of
     from ledger.errors import LedgerError
     from ledger.genesis import Genesis
-    from node.config import read_key
     from verifier.rpc_client import RpcClient
 
-    key = read_key(key_file)
-    with RpcClient(rpc) as client:
-        genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
-        sender = "0x" + address_of(key.public_key).hex()
-        nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
-        # calldata and its event cost ~30 gas a byte (a widest definition: 1.32M gas in all)
-        raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
-                               data=data, gas=1_000_000 + 40 * len(data))
-        try:
-            tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
-        except LedgerError as exc:
-            raise AuthorityActionFailed(f"refused: {exc.code}: {exc.message}") from None
-        deadline = time.monotonic() + 60
-        receipt = None
-        while receipt is None and time.monotonic() < deadline:
-            receipt = client.call("eth_getTransactionReceipt", tx_hash)
+    try:
+        with RpcClient(rpc) as client:
+            genesis = Genesis.from_json_obj(client.call("ballot_getGenesis"))
+            sender = "0x" + address_of(key.public_key).hex()
+            nonce = int(client.call("eth_getTransactionCount", sender, "latest"), 16)
+            # calldata and its event cost ~30 gas a byte (a widest definition: 1.32M gas in all)
+            raw = sign_transaction(key, chain_id=evm_chain_id(genesis.chain_id), nonce=nonce, to=REGISTRY_ADDRESS,
+                                   data=data, gas=1_000_000 + 40 * len(data))
+            try:
+                tx_hash = client.call("eth_sendRawTransaction", "0x" + raw.hex())
+            except LedgerError as exc:
+                raise AuthorityActionFailed(f"{what} refused: {exc.code}: {exc.message}") from None
+            deadline = time.monotonic() + timeout
+            receipt = None
+            while receipt is None and time.monotonic() < deadline:
+                receipt = client.call("eth_getTransactionReceipt", tx_hash)
+                if receipt is None:
+                    time.sleep(0.2)
             if receipt is None:
-                time.sleep(0.2)
-    if receipt is None:
-        raise AuthorityActionFailed(f"{tx_hash} not included within 60 s")
-    if int(receipt["status"], 16) != 1:
-        raise AuthorityActionFailed(f"{what} reverted in block {int(receipt['blockNumber'], 16)}")
-    return int(receipt["blockNumber"], 16)
+                raise AuthorityActionFailed(f"{what}: {tx_hash} not included within {timeout:g} s")
+            block = int(receipt["blockNumber"], 16)
+            if int(receipt["status"], 16) != 1:
+                raise AuthorityActionFailed(f"{what} reverted in block {block}"
+                                            f"{_revert_code(client, sender, data, block)}")
+    except LedgerError as exc:  # the node is unreachable, or its answers are not a node's
+        raise AuthorityActionFailed(f"{what}: {exc}") from None
+    return block
+
+
+def _revert_code(client: RpcClient, sender: str, data: bytes, block: int) -> str:
+    """Why the call reverted, as far as the same call on the state after its block says
+    (another transaction of the block, before it, made it revert: posted twice, say)."""
+    from contracts import REGISTRY_ADDRESS
+    from ledger.errors import LedgerError
+
+    try:
+        client.call("eth_call", {"from": sender, "to": "0x" + REGISTRY_ADDRESS.hex(), "data": "0x" + data.hex()},
+                    hex(block))
+    except LedgerError as exc:
+        return f": {exc.code}"
+    return ""
 
 
 def read_election_file(path: Path) -> ElectionDef:
@@ -158,3 +189,131 @@ def phase(rpc: str = typer.Option(...), election: str = typer.Option(...)) -> No
     with RpcClient(rpc) as client:
         out = client.call("eth_call", {"to": "0x" + REGISTRY_ADDRESS.hex(), "data": "0x" + data.hex()}, "latest")
     console.print(Phase(int(out, 16)).name.lower())
+
+
+# --- the trustees' ceremony and the encrypted tally ----------------------------------------
+def _refuse(message: str, code: int) -> typer.Exit:
+    from rich.markup import escape
+
+    console.print(f"[red]{escape(message)}[/]", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _authority(key_file: Path) -> SigningKey:
+    from node.config import ConfigError, read_key
+
+    try:
+        return read_key(key_file)
+    except ConfigError as exc:
+        raise _refuse(str(exc), 2) from None
+
+
+@app.command("finalize-key")
+def finalize_key(rpc: str = typer.Option(...), election: str = typer.Option(...),
+                 authority_key: Path = typer.Option(..., help="The authority's key file.")) -> None:
+    """End an election's key ceremony: set the joint key of its qualified dealers (those
+    that dealt and against whom no complaint was upheld); then it may open."""
+    from ballotledger.registry_rpc import RegistryRpc
+    from contracts import registry
+    from ledger.errors import LedgerError
+    from verifier.rpc_client import RpcClient
+
+    authority = _authority(authority_key)
+    try:
+        with RpcClient(rpc) as client:
+            reader = RegistryRpc(client)
+            published = reader.election(election)
+            defined = published.election
+            if not defined.has_ceremony:
+                raise _refuse(f"election {election} has no trustees' ceremony", 2)
+            if published.phase != "setup" or defined.joint_key:
+                raise _refuse(f"election {election} is {published.phase}"
+                              f"{' with its key set' if defined.joint_key else ''}: its ceremony is over", 2)
+            state = reader.ceremony(election)
+    except LedgerError as exc:
+        raise _refuse(f"election {election}: {exc}", 2) from None
+    qualified = state.qualified()
+    missing = [i for i, d in enumerate(state.dealings, start=1) if d is None]
+    out = [i for i, d in enumerate(state.disqualified, start=1) if d]
+    summary = (f"{len(defined.trustees)} trustees, threshold {defined.threshold}: qualified {qualified}, "
+               f"disqualified {out}, not dealt {missing}")
+    if len(qualified) < defined.threshold:
+        raise _refuse(f"election {election}: {summary}: fewer qualified dealers than the threshold", 2)
+    key = state.joint_key()
+    console.print(summary, highlight=False)
+    try:
+        height = send_signed_call(rpc, authority, registry().set_joint_key(election, key, qualified),
+                                  f"set the joint key of {election}")
+    except AuthorityActionFailed as exc:
+        raise _refuse(str(exc), 1) from None
+    console.print(f"joint key {key.hex()} set in block {height}; open the election when its window comes",
+                  highlight=False)
+
+
+@app.command("tally")
+def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
+          sums: Path = typer.Option(..., help="The encrypted sums of the counted ballots."),
+          authority_key: Path | None = typer.Option(None, help="The authority's key file (with --publish)."),
+          publish_now: bool = typer.Option(False, "--publish", help="Publish the counts (closed -> tallied).")) -> None:
+    """Decrypt a closed encrypted election's sums with any threshold of the decryption
+    shares its trustees posted (a refused share is named and left out); print the counts
+    per contest and choice, and with --publish send them as the result."""
+    from ballotledger.sums_file import read_sums
+    from contracts import registry
+    from ledger.errors import LedgerError
+
+    if publish_now and authority_key is None:
+        raise _refuse("--publish needs --authority-key", 2)
+    authority = _authority(authority_key) if publish_now and authority_key is not None else None
+    try:
+        counted_sums, ballots = read_sums(sums)
+    except (LedgerError, OSError) as exc:
+        raise _refuse(f"unusable sums file: {exc}", 2) from None
+    defined, outcome = _decrypt(rpc, election, counted_sums, ballots, publish_now)
+    for trustee, why in sorted(outcome.rejected.items()):
+        console.print(f"trustee {trustee}'s decryption share refused: {why}", highlight=False, soft_wrap=True)
+    console.print(f"{ballots} ballots; decrypted with the shares of trustees {list(outcome.used)}", highlight=False)
+    counts = iter(outcome.counts)
+    for contest in defined.contests:
+        console.print(f"{contest.question}", highlight=False)
+        for choice in contest.choices:
+            console.print(f"  {choice}: {next(counts)}", highlight=False)
+    if authority is not None:
+        try:
+            height = send_signed_call(rpc, authority, registry().publish_result(election, outcome.counts),
+                                      f"publish {election}")
+        except AuthorityActionFailed as exc:
+            raise _refuse(str(exc), 1) from None
+        console.print(f"published in block {height}: {','.join(map(str, outcome.counts))}", highlight=False)
+
+
+def _decrypt(rpc: str, election: str, sums: tuple[EncryptedSum, ...], ballots: int,
+             publishing: bool) -> tuple[ElectionDef, TallyOutcome]:
+    """The election and its counts from the posted decryption shares (exit 2 if the
+    election is not closed with a ceremony's key, or fewer than t shares are valid)."""
+    from ballotledger.registry_rpc import RegistryRpc
+    from contracts import choice_count
+    from contracts.ceremony import ceremony_context
+    from ledger.errors import LedgerError
+    from ledger.tally_crypto import TallyContext, decrypt_tally
+    from verifier.rpc_client import RpcClient
+
+    try:
+        with RpcClient(rpc) as client:
+            reader = RegistryRpc(client)
+            published = reader.election(election)
+            defined = published.election
+            if not defined.has_ceremony or not defined.joint_key:
+                raise _refuse(f"election {election} has no key from a trustees' ceremony", 2)
+            if published.phase not in ("closed", "tallied") or (publishing and published.phase != "closed"):
+                raise _refuse(f"election {election} is {published.phase}: "
+                              f"{'its result is published' if published.phase == 'tallied' else 'close it first'}", 2)
+            if len(sums) != choice_count(defined):
+                raise _refuse(f"the sums file has {len(sums)} sums, election {election} has "
+                              f"{choice_count(defined)} choices", 2)
+            state = reader.ceremony(election)
+            context = TallyContext.from_ceremony(ceremony_context(reader.chain_id, defined),
+                                                 state.qualified_commitments())
+            return defined, decrypt_tally(context, sums, [s for s in state.shares if s is not None], ballots)
+    except LedgerError as exc:
+        raise _refuse(f"election {election}: {exc}", 2) from None
