@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ballotledger import authority_cli, gateway_cli
+from ballotledger import authority_cli, gateway_cli, tally_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
@@ -21,6 +21,7 @@ node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
 app.add_typer(node_app, name="node")
 app.add_typer(gateway_cli.app, name="gateway")
 app.add_typer(authority_cli.app, name="election")
+app.add_typer(tally_cli.app, name="tally")
 app.command("vote")(gateway_cli.vote)
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
 app.add_typer(checkpoint_app, name="checkpoint")
