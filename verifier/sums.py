@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 
-from ledger.encrypted_tally import EncryptedTally, contest_shapes, pack_points, sum_counted, sum_packed
+from ledger.encrypted_tally import PACK_BALLOTS, EncryptedTally, contest_shapes, pack_points, sum_counted, sum_packed
 from ledger.genesis import ElectionDef
 from ledger.tally import Tally
 from verifier.bundle import StateMismatch
@@ -20,6 +20,7 @@ from verifier.index import DiskIndex
 
 # Fewer counted ballots than this are summed here: a pool's round trips would cost more.
 POOL_FROM_BALLOTS = 16_384
+POOL_CHUNK_BALLOTS = PACK_BALLOTS  # ballots a worker sums per task
 
 
 def encrypted_sums(
@@ -35,7 +36,7 @@ def encrypted_sums(
         if pool is None or counted.ballots_counted < POOL_FROM_BALLOTS:
             total = sum_counted(chain_id, election, payloads)
         else:
-            total = _sum_in_pool(pool, 2 * jobs, chain_id, election, payloads)
+            total = _sum_in_pool(pool, 2 * jobs, chain_id, election, payloads, POOL_CHUNK_BALLOTS)
         if total.ballots != counted.ballots_counted:  # the index and the counts are saved together
             raise StateMismatch(
                 f"the index holds {total.ballots} counted ballots of election {election_id}, the tally "
@@ -45,13 +46,13 @@ def encrypted_sums(
 
 
 def _sum_in_pool(
-    pool: Executor, window: int, chain_id: str, election: ElectionDef, payloads: Iterable[bytes]
+    pool: Executor, window: int, chain_id: str, election: ElectionDef, payloads: Iterable[bytes], chunk: int
 ) -> EncryptedTally:
     shapes = contest_shapes(election)
     choices = sum(s.choices for s in shapes)
     total = EncryptedTally.empty(chain_id, election)
     pending: deque[Future[EncryptedTally]] = deque()
-    for _, packed in pack_points(shapes, payloads):
+    for _, packed in pack_points(shapes, payloads, chunk):
         pending.append(pool.submit(sum_packed, chain_id, election.election_id, choices, packed))
         if len(pending) >= window:
             total = total.plus(pending.popleft().result())
