@@ -9,6 +9,7 @@ import shutil
 from functools import cache, lru_cache
 from pathlib import Path
 
+import plyvel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ from tests.helpers import certify, next_block
 from verifier.bundle import BLOCKS_FILE, GENESIS_FILE, block_line, iter_block_lines
 from verifier.index import DiskIndex
 from verifier.replay import ReplayResult, replay
-from verifier.verify import check_encrypted_result, verify_bundle
+from verifier.verify import EXIT_UNUSABLE, check_encrypted_result, verify_bundle
 
 SEED = "encrypted-tally"
 ELECTION = "national-2026"  # generate_bundle's election, on chain "bench-chain"
@@ -129,6 +130,15 @@ def test_worker_processes_and_a_resumed_replay_give_the_same_sums(
     again = verify_bundle(bundle, state_dir=state)  # nothing new to replay: summed from the saved index
     assert again.results[ELECTION]["ballots_summed"] == VOTERS
     assert again.results[ELECTION]["encrypted_sum_sha256"] == digest
+
+    # a saved index that lost a counted ballot no longer agrees with the saved counts
+    db = plyvel.DB(str(state))
+    key = next(db.iterator(prefix=b"u", include_value=False))
+    db.delete(key)
+    db.close()
+    lost = verify_bundle(bundle, state_dir=state)
+    assert lost.exit_code == EXIT_UNUSABLE and lost.failure is not None
+    assert (lost.failure["check"], lost.failure["where"]) == ("state_mismatch", f"election {ELECTION} sums")
 
 
 def test_tally_sums_writes_what_a_trustee_decrypts(bundle: Path, result: ReplayResult, tmp_path: Path) -> None:
