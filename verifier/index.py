@@ -121,17 +121,17 @@ class DiskIndex:
             (credential_key(_COUNTED, eid, credential), payload)
             for (eid, credential), payload in self._payloads.items() if eid == election_id
         )
-        stored = self._db.iterator(prefix=credential_key(_COUNTED, election_id, b""))
         i = 0
-        for key, value in stored:
-            while i < len(pending) and pending[i][0] < key:
-                yield pending[i][1]
-                i += 1
-            if i < len(pending) and pending[i][0] == key:
-                yield pending[i][1]
-                i += 1
-            else:
-                yield value[32:]
+        with self._db.iterator(prefix=credential_key(_COUNTED, election_id, b"")) as stored:
+            for key, value in stored:
+                while i < len(pending) and pending[i][0] < key:
+                    yield pending[i][1]
+                    i += 1
+                if i < len(pending) and pending[i][0] == key:
+                    yield pending[i][1]
+                    i += 1
+                else:
+                    yield value[32:]
         for _, payload in pending[i:]:
             yield payload
 
