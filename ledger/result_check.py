@@ -16,15 +16,17 @@ d) per choice, g^count = beta / prod D_j^lambda_j over those shares.
 It raises ``BadTally`` naming where (``sums``, ``counts``, ``choice c``) or
 ``InsufficientShares`` (at ``decryption shares``, the refused trustees and why in its
 message), and returns the trustees whose shares were combined and those refused.
+Shares as a registry holds them (bytes, by who posted them) go through
+:func:`decode_posted_shares` first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger.encrypted_tally import EncryptedTally
-from ledger.errors import BadTally, InsufficientShares
+from ledger.errors import BadDecryptionShare, BadTally, InsufficientShares, LedgerError
 from ledger.tally_crypto import DecryptionShare, TallyContext, verify_tally
 
 
@@ -38,10 +40,34 @@ class ResultCheck:
     refused: Mapping[int, str]
 
 
+def decode_posted_shares(posted: Iterable[tuple[int, bytes]]) -> tuple[list[DecryptionShare], dict[int, str]]:
+    """Shares as posted, each with the trustee index of who posted it: the decoded ones,
+    and the others refused by poster with why (bytes that do not decode, or a share made
+    as another trustee). A refused share does not stop the check: t good ones suffice."""
+    shares: list[DecryptionShare] = []
+    refused: dict[int, str] = {}
+    for poster, raw in posted:
+        try:
+            share = DecryptionShare.decode(raw)
+        except LedgerError as exc:
+            refused[poster] = str(exc.at(f"trustee {poster}"))
+            continue
+        if share.trustee != poster:
+            refused[poster] = str(BadDecryptionShare(f"posted by trustee {poster} as trustee {share.trustee}'s share",
+                                                     where=f"trustee {poster}"))
+            continue
+        shares.append(share)
+    return shares, refused
+
+
 def check_result(
-    context: TallyContext, sums: EncryptedTally, shares: Sequence[DecryptionShare], counts: Sequence[int]
+    context: TallyContext, sums: EncryptedTally, shares: Sequence[DecryptionShare], counts: Sequence[int], *,
+    refused: Mapping[int, str] | None = None,
 ) -> ResultCheck:
-    """Check a published result against the recomputed sums (see the module's a to d)."""
+    """Check a published result against the recomputed sums (see the module's a to d).
+    ``refused``: shares refused before this check (``decode_posted_shares``), reported
+    with those it refuses."""
+    earlier = dict(refused or {})
     if (sums.chain_id, sums.election_id) != (context.chain_id, context.election_id):
         raise BadTally(f"the sums are for election {sums.election_id!r} of chain {sums.chain_id!r}, the "
                        f"ceremony for {context.election_id!r} of {context.chain_id!r}", where="sums")
@@ -54,5 +80,6 @@ def check_result(
     try:
         outcome = verify_tally(context, sums.sums, shares, counts, sums.ballots)
     except InsufficientShares as exc:
-        raise exc.at("decryption shares") from None
-    return ResultCheck(outcome.counts, outcome.used, dict(outcome.rejected))
+        message = exc.message if not earlier else f"{exc.message}; refused before: {earlier}"
+        raise InsufficientShares(message, where="decryption shares") from None
+    return ResultCheck(outcome.counts, outcome.used, {**earlier, **outcome.rejected})

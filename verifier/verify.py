@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,19 +297,22 @@ def check_encrypted_result(
     context: TallyContext,
     shares: Sequence[DecryptionShare],
     counts: Sequence[int],
+    *,
+    refused: Mapping[int, str] | None = None,
 ) -> dict[str, Any] | None:
     """Check an encrypted election's published result (``ledger.result_check``) against
     the sums this replay recomputed: None if it holds (then recorded in
     ``result.result_checks`` for the report, refused shares named), else the failure,
     at ``result of election ID`` followed by the place (``choice c``, ``counts``,
-    ``decryption shares``)."""
+    ``decryption shares``). ``refused``: posted shares already refused
+    (``result_check.decode_posted_shares``)."""
     where = f"result of election {election_id}"
     sums = result.encrypted_sums.get(election_id)
     if sums is None:
         return {"check": "unknown_election", "where": where,
                 "message": f"the replay summed no encrypted election {election_id!r}"}
     try:
-        result.result_checks[election_id] = check_result(context, sums, shares, counts)
+        result.result_checks[election_id] = check_result(context, sums, shares, counts, refused=refused)
     except LedgerError as exc:
         return _failure(exc.at(where))
     return None

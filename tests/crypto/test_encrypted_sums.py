@@ -27,7 +27,7 @@ from ledger.encrypted_tally import (
 from ledger.errors import BadEncoding, BadPoint, BadTally, InsufficientShares, LedgerError, Oversized
 from ledger.genesis import ENCRYPTED_SCHEME, IDENTIFIER_PATTERN, MAX_CHOICES, Contest, ElectionDef
 from ledger.group import base_mul
-from ledger.result_check import check_result
+from ledger.result_check import check_result, decode_posted_shares
 from ledger.tally_crypto import DecryptionShare, TallyContext, make_decryption_share
 from tests.crypto.ceremony import run_ceremony
 
@@ -220,6 +220,23 @@ def test_a_wrong_share_is_named_and_the_result_stands_on_t_good_ones() -> None:
     outsider = dataclasses.replace(posted[0], trustee=6)
     outcome = check_result(TCTX, SUMS, [*posted, outsider], COUNTS)
     assert set(outcome.refused) == {4, 6} and "not a trustee" in outcome.refused[6]
+
+
+def test_shares_as_posted_are_decoded_or_refused_by_their_poster() -> None:
+    """Bytes that do not decode, and a share posted by one trustee as another's, are
+    named by who posted them; the result stands on the rest."""
+    good = _shares(SUMS, (1, 3, 5))
+    posted = [(1, good[0].encode()), (2, b"\xc0"), (3, good[1].encode()), (4, good[0].encode()),
+              (5, good[2].encode())]
+    shares, refused = decode_posted_shares(posted)
+    assert [s.trustee for s in shares] == [1, 3, 5] and set(refused) == {2, 4}
+    assert refused[2].startswith("bad_encoding at trustee 2")
+    assert refused[4] == "bad_decryption_share at trustee 4: posted by trustee 4 as trustee 1's share"
+    outcome = check_result(TCTX, SUMS, shares, COUNTS, refused=refused)
+    assert outcome.used == (1, 3, 5) and set(outcome.refused) == {2, 4}
+    with pytest.raises(InsufficientShares) as info:
+        check_result(TCTX, SUMS, shares[:2], COUNTS, refused=refused)
+    assert "trustee 4" in info.value.message and "trustee 2" in info.value.message
 
 
 def test_fewer_than_t_good_shares_is_insufficient() -> None:
