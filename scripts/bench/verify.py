@@ -29,7 +29,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Not ahead of the repository once it is there: a spawned worker re-runs this module, and
+# this folder's ledger.py must not shadow the ledger package there.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 import coincurve
 from _common import ROOT, emit, machine
 from coincurve._libsecp256k1 import ffi, lib
