@@ -84,9 +84,11 @@ def _sign(args: tuple[str, int, int]) -> list[bytes]:
     ]
 
 
-def bundle_election(root: bytes, size: int, *, seed: str, encrypted: bool) -> ElectionDef:
+def bundle_election(root: bytes, size: int, *, seed: str, encrypted: bool,
+                    joint_key: bytes | None = None) -> ElectionDef:
     """The bundle's one election: three plaintext choices, or one encrypted contest of
-    five choices under a key derived from ``seed`` (a stand-in for a trustees' key)."""
+    five choices under ``joint_key`` (a key ceremony's) or else a key derived from
+    ``seed`` (a stand-in for a trustees' key)."""
     plain = ElectionDef(
         election_id="national-2026", question="Which option do you support?", choices=("a", "b", "c"),
         credential_root=root, credential_count=size, opens_at_ms=GENESIS_TIME_MS,
@@ -94,19 +96,28 @@ def bundle_election(root: bytes, size: int, *, seed: str, encrypted: bool) -> El
     )
     if not encrypted:
         return plain
-    key = base_mul(hash_to_scalar(tag("bundle-election-key/v1"), seed.encode()))
-    assert key is not None
+    if joint_key is None:
+        key = base_mul(bundle_key_secret(seed))
+        assert key is not None
+        joint_key = key.encode()
     return dataclasses.replace(
         plain, question="National election", choices=(), payload_scheme=ENCRYPTED_SCHEME,
-        contests=(Contest("Who should lead?", ("a", "b", "c", "d", "e"), 1),), joint_key=key.encode(),
+        contests=(Contest("Who should lead?", ("a", "b", "c", "d", "e"), 1),), joint_key=joint_key,
     )
+
+
+def bundle_key_secret(seed: str) -> int:
+    """The decryption key of an encrypted bundle made without a ceremony's joint key."""
+    return hash_to_scalar(tag("bundle-election-key/v1"), seed.encode())
 
 
 def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ballots: int = 4000,
                     validators: int = 4, processes: int | None = None,
-                    max_block_ballots: int | None = None, encrypted: bool = False) -> Genesis:
+                    max_block_ballots: int | None = None, encrypted: bool = False,
+                    joint_key: bytes | None = None) -> Genesis:
     """Write genesis.json, blocks.jsonl and results.json for ``ballots`` voters voting once
-    (``encrypted``: ballots of the encrypted scheme, encrypted and proven like a voter's)."""
+    (``encrypted``: ballots of the encrypted scheme, encrypted and proven like a voter's,
+    under ``joint_key`` if given; voter i selects choice i mod 5)."""
     global _TREE, _GEN
     out.mkdir(parents=True, exist_ok=True)
     processes = processes or os.cpu_count() or 1
@@ -119,7 +130,7 @@ def generate_bundle(out: Path, ballots: int, *, seed: str = "bundle", block_ball
     del pubkeys
     tree = LevelTree(leaves)
     vkeys = [SigningKey.from_seed(f"{seed}/validator/{i}".encode()) for i in range(validators)]
-    election = bundle_election(tree.root, tree.size, seed=seed, encrypted=encrypted)
+    election = bundle_election(tree.root, tree.size, seed=seed, encrypted=encrypted, joint_key=joint_key)
     genesis = Genesis(
         chain_id="bench-chain", genesis_time_ms=GENESIS_TIME_MS,
         authority=SigningKey.from_seed(f"{seed}/authority".encode()).public_key,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ballotledger import authority_cli, gateway_cli, trustee_cli, vote_cli, voter_cli
+from ballotledger import authority_cli, gateway_cli, tally_cli, trustee_cli, vote_cli, voter_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
@@ -25,6 +25,7 @@ app.command("vote")(vote_cli.vote)
 app.add_typer(voter_cli.voter_app, name="voter")
 app.add_typer(voter_cli.credentials_app, name="credentials")
 app.add_typer(trustee_cli.app, name="trustee")
+app.add_typer(tally_cli.app, name="tally")
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
 app.add_typer(checkpoint_app, name="checkpoint")
 console = Console()

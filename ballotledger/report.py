@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -29,6 +31,9 @@ def print_report(console: Console, report: Report) -> None:
     console.print(summary)
     for election_id, res in report.results.items():
         phase = f", phase {res['phase']}" if "phase" in res else ""
+        if "tally" not in res:  # encrypted: no count per choice exists before a checked result
+            _print_encrypted(console, election_id, res, phase)
+            continue
         table = Table(title=f"Tally of {election_id} ({res['ballots_counted']} counted, "
                       f"{res['ballots_recorded']} recorded{phase})")
         table.add_column("choice")
@@ -40,3 +45,15 @@ def print_report(console: Console, report: Report) -> None:
             console.print(f"Result published on chain by the authority: {res['published_on_chain']} "
                           "(matches the count of the ballots)")
     console.print("[bold green]VALID[/]: every header link, certificate, ballot, proof and rule checked")
+
+
+def _print_encrypted(console: Console, election_id: str, res: dict[str, Any], phase: str) -> None:
+    console.print(f"Encrypted election {escape(election_id)}: {res['ballots_counted']} counted, "
+                  f"{res['ballots_recorded']} recorded{phase}")
+    if "encrypted_sum_sha256" in res:
+        console.print(f"  sums over the {res['ballots_summed']} counted ballots: sha256 {res['encrypted_sum_sha256']}")
+    if "decrypted_counts" in res:
+        console.print(f"  decrypted result {res['decrypted_counts']}, checked against the sums with the shares "
+                      f"of trustees {res['decryption_shares_used']}")
+        for trustee, why in res["decryption_shares_refused"].items():
+            console.print(f"  share of trustee {trustee} refused: {escape(why)}", soft_wrap=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import plyvel
@@ -111,6 +112,28 @@ class DiskIndex:
         """For ``check_unique``: exact for ballots of revoting elections; for first-counts
         ones it is asked only of a ballot whose credential counts another, never in the log."""
         return self._db.get(_CODE + tracking_code) is not None
+
+    def counted_payloads(self, election_id: str) -> Iterator[bytes]:
+        """The payload that counts for each credential of one election, in key order
+        (by credential), this block's pending tally writes included and taking
+        precedence over what is stored (after the last block, nothing is pending)."""
+        pending = sorted(
+            (credential_key(_COUNTED, eid, credential), payload)
+            for (eid, credential), payload in self._payloads.items() if eid == election_id
+        )
+        i = 0
+        with self._db.iterator(prefix=credential_key(_COUNTED, election_id, b"")) as stored:
+            for key, value in stored:
+                while i < len(pending) and pending[i][0] < key:
+                    yield pending[i][1]
+                    i += 1
+                if i < len(pending) and pending[i][0] == key:
+                    yield pending[i][1]
+                    i += 1
+                else:
+                    yield value[32:]
+        for _, payload in pending[i:]:
+            yield payload
 
     def apply(self, effects: BlockEffects, progress: bytes | None = None) -> None:
         """Record a block's ballots (after the tally has read what it needs), and with

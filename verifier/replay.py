@@ -1,11 +1,12 @@
-"""Replay: every block from genesis through the ledger rules, and the tally.
+"""Replay: every block from genesis through the ledger rules, the tally, and the sums.
 
 The same ``ledger.rules.apply_block`` the validators run; only the chain-so-far lives
 elsewhere (an on-disk index, so memory stays flat). With ``jobs > 1`` worker processes
 run the full ``check_ballot`` (credential proof and signature, the costly part) a few
 blocks ahead; the main process then applies each block in order with those results, and
 any ballot a worker refused is checked again in order, so the first failure reported is
-the same as with one process.
+the same as with one process. At the end, every encrypted election's ciphertexts are
+summed over exactly the ballots that count (``verifier.sums``), in the same processes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,13 +28,16 @@ from contracts.engine import EvmExecutor, LevelStateDB
 from ledger import jsonbound, workers
 from ledger.block import Block, CommitCertificate
 from ledger.elections import ElectionLookup
+from ledger.encrypted_tally import EncryptedTally
 from ledger.errors import LedgerError
 from ledger.genesis import MAX_ELECTIONS, ElectionDef, Genesis
+from ledger.result_check import ResultCheck
 from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, elections_at
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine, ResumePoint, StateMismatch
 from verifier.index import DiskIndex
+from verifier.sums import encrypted_sums
 
 
 @dataclass
@@ -45,6 +50,11 @@ class ReplayResult:
     # election id -> (phase name, counts the authority published on chain)
     registry: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     registry_code: bytes | None = None  # the code at the registry's address, at the tip
+    # election id -> the homomorphic sums of its counted ballots (encrypted elections)
+    encrypted_sums: dict[str, EncryptedTally] = field(default_factory=dict)
+    sums_seconds: float = 0.0
+    # election id -> a published encrypted result that checked out (check_encrypted_result)
+    result_checks: dict[str, ResultCheck] = field(default_factory=dict)
 
 
 PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
@@ -125,19 +135,15 @@ def replay(
             proofs = ProofCache()
             # Every election defined so far (workers check ballots against these).
             known = {e.election_id: e for e in elections_at(genesis, result.tip.state_root, engine)}
-            with _collector_paused():
-                if jobs <= 1:
-                    stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
-                        (line, None) for line in lines
-                    )
-                    _apply_all(genesis, stream, index, proofs, engine, result, on_block, known)
-                else:
-                    with ProcessPoolExecutor(
-                        jobs, mp_context=multiprocessing.get_context("spawn"),  # not fork: LevelDB threads
-                        initializer=workers.init_worker, initargs=(genesis.to_json(),),
-                    ) as pool:
-                        _apply_all(genesis, _prechecked(genesis, lines, pool, 4 * jobs, known), index, proofs,
-                                   engine, result, on_block, known)
+            with _collector_paused(), _worker_pool(genesis, jobs) as pool:
+                stream: Iterator[tuple[BundleLine, dict[bytes, CheckedBallot] | None]] = (
+                    ((line, None) for line in lines) if pool is None
+                    else _prechecked(genesis, lines, pool, 4 * jobs, known)
+                )
+                _apply_all(genesis, stream, index, proofs, engine, result, on_block, known)
+                started = time.perf_counter()
+                result.encrypted_sums = encrypted_sums(genesis.chain_id, tally, index, pool, jobs)
+                result.sums_seconds = time.perf_counter() - started
             if engine is not None:
                 result.registry_code = engine.get_code(result.tip.state_root, REGISTRY_ADDRESS)
                 for e in engine.elections(result.tip.state_root):
@@ -149,6 +155,19 @@ def replay(
             if state_db is not None:
                 state_db.close()  # before the index's directory goes
     return result
+
+
+@contextmanager
+def _worker_pool(genesis: Genesis, jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """The processes that pre-check ballots and then sum the encrypted ballots (none for one job)."""
+    if jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"),  # not fork: LevelDB threads
+        initializer=workers.init_worker, initargs=(genesis.to_json(),),
+    ) as pool:
+        yield pool
 
 
 def _resume(result: ReplayResult, obj: dict[str, Any], index: DiskIndex, state_db: LevelStateDB | None,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contracts import REGISTRY_ADDRESS, load_artifact
 from ledger import jsonbound
+from ledger.encrypted_tally import EncryptedTally
 from ledger.errors import BadEncoding, BadGenesis, LedgerError, Oversized, TooDeep
 from ledger.files import read_bounded
 from ledger.genesis import Genesis
+from ledger.result_check import check_result
 from ledger.tally import Tally
+from ledger.tally_crypto import DecryptionShare, TallyContext
 from verifier.bundle import (
     BUNDLE_README,
     README_FILE,
@@ -53,6 +57,10 @@ class Report:
     seconds: float = 0.0
     failure: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sums_seconds: float = 0.0
+    # election id -> the homomorphic sums of its counted ballots (only their digests are
+    # in the JSON; ``ballotledger tally sums`` writes them out)
+    encrypted_sums: dict[str, EncryptedTally] = field(default_factory=dict)
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
@@ -65,6 +73,7 @@ class Report:
             "log_size": self.log_size,
             "log_root": self.log_root,
             "seconds": round(self.seconds, 3),
+            "encrypted_sums_seconds": round(self.sums_seconds, 3),
             "failure": self.failure,
             "results": self.results,
         }
@@ -87,8 +96,10 @@ def verify_bundle(
     genesis, report = checked
     try:
         result = _replay_bundle(directory, genesis, on_block=on_block, jobs=jobs, state_dir=state_dir)
-        _fill(report, result)
-        report.failure = _after_replay(directory, genesis, result)
+        try:
+            report.failure = _after_replay(directory, genesis, result)
+        finally:  # after the checks, which may verify published encrypted results
+            _fill(report, result)
     except UnusableBundle as exc:
         report.exit_code = EXIT_UNUSABLE
         report.failure = _failure(exc)
@@ -280,6 +291,33 @@ def _compare_results(claim: Any, computed: dict[str, Any]) -> str | None:
     return None
 
 
+def check_encrypted_result(
+    result: ReplayResult,
+    election_id: str,
+    context: TallyContext,
+    shares: Sequence[DecryptionShare],
+    counts: Sequence[int],
+    *,
+    refused: Mapping[int, str] | None = None,
+) -> dict[str, Any] | None:
+    """Check an encrypted election's published result (``ledger.result_check``) against
+    the sums this replay recomputed: None if it holds (then recorded in
+    ``result.result_checks`` for the report, refused shares named), else the failure,
+    at ``result of election ID`` followed by the place (``choice c``, ``counts``,
+    ``decryption shares``). ``refused``: posted shares already refused
+    (``result_check.decode_posted_shares``)."""
+    where = f"result of election {election_id}"
+    sums = result.encrypted_sums.get(election_id)
+    if sums is None:
+        return {"check": "unknown_election", "where": where,
+                "message": f"the replay summed no encrypted election {election_id!r}"}
+    try:
+        result.result_checks[election_id] = check_result(context, sums, shares, counts, refused=refused)
+    except LedgerError as exc:
+        return _failure(exc.at(where))
+    return None
+
+
 def _failure(exc: LedgerError) -> dict[str, Any]:
     return {"check": exc.code, "where": exc.where, "message": exc.message}
 
@@ -296,3 +334,18 @@ def _fill(report: Report, result: ReplayResult) -> None:
         report.results[election_id]["phase"] = phase
         if counts:
             report.results[election_id]["published_on_chain"] = list(counts)
+    report.encrypted_sums = dict(result.encrypted_sums)
+    report.sums_seconds = result.sums_seconds
+    for election_id, sums in result.encrypted_sums.items():
+        # what trustees decrypt, as a digest; no count per choice until a result checks out
+        entry = report.results[election_id]
+        entry["encrypted_sum_sha256"] = sums.sha256()
+        entry["ballots_summed"] = sums.ballots
+        closes_at = result.tally.elections[election_id].election.closes_at_ms
+        # final once no ballot can be admitted: past the window, or closed in the registry
+        entry["voting_closed"] = result.tip.time_ms >= closes_at or entry.get("phase") in ("closed", "tallied")
+    for election_id, checked in result.result_checks.items():
+        report.results[election_id]["decrypted_counts"] = list(checked.counts)
+        report.results[election_id]["decryption_shares_used"] = list(checked.used)
+        report.results[election_id]["decryption_shares_refused"] = {
+            str(trustee): why for trustee, why in sorted(checked.refused.items())}

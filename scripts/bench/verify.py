@@ -9,33 +9,46 @@ library calls the rules require per ballot (the ceiling for a replay in this lan
 pass --bundle DIR to keep and reuse it). --encrypted: ballots of the encrypted scheme
 (one contest of five choices; 4,000 with --quick, 100,000 without), whose proofs cost
 about fifty times a signature: the figures then are the replay's rates on one core and
-on all, and their ratio. Last line: one JSON object.
+on all, and their ratio; the time the one-process replay spent summing the counted
+ballots at its end (``sum_at_end_of_replay_*``); and that summation over 100,000 counted
+ballots (1,000,000 without --quick) in one process and on all cores (``sums_*``).
+Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Not ahead of the repository once it is there: a spawned worker re-runs this module, and
+# this folder's ledger.py must not shadow the ledger package there.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 import coincurve
 from _common import ROOT, emit, machine
 from coincurve._libsecp256k1 import ffi, lib
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
 
 from ballotledger.bundlegen import generate_bundle
+from ballotledger.election_kit import DEMO_CONTESTS, make_election
 from ledger import merkle
 from ledger.ballot import BALLOT_TAG, BallotEnvelope
 from ledger.block import Block
 from ledger.hashing import keccak_new
+from ledger.tally import Tally
 from verifier.bundle import iter_block_lines, read_genesis
+from verifier.index import DiskIndex
+from verifier.index import _counted_key as counted_key
+from verifier.sums import encrypted_sums
 
 
 def raw_verify_rate(bundle: Path, sample: int = 20_000) -> float:
@@ -110,13 +123,64 @@ def timed_verify(bundle: Path, jobs: int) -> tuple[float, dict[str, object]]:
     return elapsed, report
 
 
+def sums_at_scale(ballots: int, jobs: int) -> dict[str, object]:
+    """The end-of-replay summation (``verifier.sums.encrypted_sums``, the replay's own
+    call) over ``ballots`` counted ballots of one 5-choice contest, in one process and
+    with ``jobs`` worker processes. The index is filled directly with copies of 8 real
+    payloads (under distinct credentials): making and replaying a million encrypted
+    ballots would take hours, and the sums read only the counted payloads. One process:
+    its CPU time (and wall); all cores: wall time (the load average beside it) and the
+    CPU time of this process and the workers together."""
+    kit = make_election(voters=8, seed="bench-sums", contests=DEMO_CONTESTS)
+    payloads = [kit.encrypted_ballot(v, [[v % 5]])[0].payload for v in range(8)]
+    figures: dict[str, object] = {"sums_ballots": ballots}
+    with tempfile.TemporaryDirectory(prefix="bench-sums-") as tmp, DiskIndex(kit.genesis, Path(tmp)) as index:
+        with index._db.write_batch() as wb:  # filled directly (see above), in the index's own layout
+            for i in range(ballots):
+                wb.put(counted_key(kit.election_id, i.to_bytes(33, "big")), bytes(32) + payloads[i % 8])
+        tally = Tally(kit.genesis, index.payloads)
+        tally.elections[kit.election_id].ballots_counted = ballots
+        figures["sums_load_before"] = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), time.process_time()
+        one = encrypted_sums(kit.genesis.chain_id, tally, index)
+        one_s, one_cpu = time.perf_counter() - started, time.process_time() - cpu
+        children = _children_cpu()
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(int, range(jobs)))  # started before the clock, as the replay's pool is
+            started, cpu = time.perf_counter(), time.process_time()
+            many = encrypted_sums(kit.genesis.chain_id, tally, index, pool, jobs)
+            many_s, many_cpu = time.perf_counter() - started, time.process_time() - cpu
+        many_cpu += _children_cpu() - children  # the workers', reaped with the pool
+        figures["sums_load_after"] = os.getloadavg()[0]
+    if one != many or one[kit.election_id].ballots != ballots:
+        raise SystemExit("the sums in worker processes differ from those in one")
+    figures.update({
+        "sums_ballots_per_s_one_process": round(ballots / one_cpu),
+        "sums_ballots_per_s_one_process_wall": round(ballots / one_s),
+        "sums_ballots_per_s_all_cores": round(ballots / many_s),
+        "sums_cpu_s_all_cores": round(many_cpu, 1),
+        "sums_1m_s_all_cores": round(1_000_000 / ballots * many_s, 1),
+    })
+    return figures
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def encrypted_figures(bundle: Path, args: argparse.Namespace) -> dict[str, object]:
-    """The replay of an encrypted bundle on one core and on all of them."""
+    """The replay of an encrypted bundle on one core and on all of them, the sums at its
+    end, and the sums over many more counted ballots."""
     print("replay, one process ...", file=sys.stderr)
     one_s, report = timed_verify(bundle, 1)
     print(f"replay, {args.jobs} processes ...", file=sys.stderr)
     all_s, _ = timed_verify(bundle, args.jobs)
     n = int(report["ballots"])  # type: ignore[call-overload]
+    sums_n = 100_000 if args.quick else 1_000_000
+    print(f"sums over {sums_n} counted ballots ...", file=sys.stderr)
+    sums = sums_at_scale(sums_n, args.jobs)
+    sum_s = float(report["encrypted_sums_seconds"])  # type: ignore[arg-type]
     return {
         "benchmark": "verify",
         "scheme": "elgamal-secp256k1/v1",
@@ -130,6 +194,9 @@ def encrypted_figures(bundle: Path, args: argparse.Namespace) -> dict[str, objec
         "jobs": args.jobs,
         "all_cores_over_one": round(one_s / all_s, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "sum_at_end_of_replay_s": round(sum_s, 3),
+        "sum_at_end_of_replay_ballots_per_s": round(n / sum_s) if sum_s else None,
+        **sums,
     }
 
 
