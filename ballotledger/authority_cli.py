@@ -258,7 +258,7 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
     """Decrypt a closed encrypted election's sums with any threshold of the decryption
     shares its trustees posted (a refused share is named and left out); print the counts
     per contest and choice, and with --publish send them as the result."""
-    from ballotledger.sums_file import read_sums
+    from ballotledger.sums_file import load_sums
     from contracts import registry
     from ledger.errors import LedgerError
 
@@ -266,8 +266,16 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
         raise _refuse("--publish needs --authority-key", 2)
     authority = _authority(authority_key) if publish_now and authority_key is not None else None
     try:
-        counted_sums, ballots = read_sums(sums)
+        loaded = load_sums(sums)
     except (LedgerError, OSError) as exc:
+        raise _refuse(f"unusable sums file: {exc}", 2) from None
+    try:
+        genesis_hash = _genesis_hash(rpc)
+    except LedgerError as exc:
+        raise _refuse(f"no answer from {rpc}: {exc}", 1) from None
+    try:
+        counted_sums, ballots = loaded.for_election(genesis_hash=genesis_hash, election_id=election)
+    except LedgerError as exc:
         raise _refuse(f"unusable sums file: {exc}", 2) from None
     defined, outcome = _decrypt(rpc, election, counted_sums, ballots, publish_now)
     for trustee, why in sorted(outcome.rejected.items()):
@@ -285,6 +293,15 @@ def tally(rpc: str = typer.Option(...), election: str = typer.Option(...),
         except AuthorityActionFailed as exc:
             raise _refuse(str(exc), 1) from None
         console.print(f"published in block {height}: {','.join(map(str, outcome.counts))}", highlight=False)
+
+
+def _genesis_hash(rpc: str) -> bytes:
+    """The hash of the genesis the node at ``rpc`` serves (a LedgerError if it does not answer)."""
+    from ledger.genesis import Genesis
+    from verifier.rpc_client import RpcClient
+
+    with RpcClient(rpc) as client:
+        return Genesis.from_json_obj(client.call("ballot_getGenesis")).hash()
 
 
 def _decrypt(rpc: str, election: str, sums: tuple[EncryptedSum, ...], ballots: int,

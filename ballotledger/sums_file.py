@@ -1,65 +1,60 @@
-"""The file of encrypted sums a trustee decrypts: the one place that reads and writes it.
+"""The file of encrypted sums a trustee decrypts and the authority tallies: the one place
+the commands read it.
 
 A trustee must decrypt only sums it computed itself from the counted ballots (decrypting
 anything else would open whatever ciphertexts it was handed), so the file comes from the
-trustee's own check of the chain. Its form, JSON::
-
-    {"format": "ballot-ledger/sums/v0", "ballots": N,
-     "sums": [[alpha, beta], ...]}      # per choice, contest by contest; hex, "" = identity
-
-``read_sums`` is all the commands use, so another canonical form can replace this one
-there alone.
+trustee's own verification of the chain: ``ballotledger tally sums --bundle DIR``
+(``ledger.encrypted_tally.sums_file_obj``). It names the chain (its genesis hash), the
+election and whether voting had closed at the tip replayed to; :func:`read_sums` refuses
+one for another chain or election, or of an election still open (its sums are not final).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ledger import jsonbound
 from ledger.elgamal import EncryptedSum
+from ledger.encrypted_tally import MAX_SUMS_FILE_BYTES, EncryptedTally, read_sums_file, sums_file_obj
 from ledger.errors import BadEncoding
-from ledger.files import read_bounded
-from ledger.genesis import MAX_CHOICES, MAX_GENESIS_INT
-from ledger.group import POINT_SIZE, decode_optional, encode_optional
-
-SUMS_FORMAT = "ballot-ledger/sums/v0"
-MAX_SUMS_FILE_BYTES = 4096 + MAX_CHOICES * (2 * (2 * POINT_SIZE + 4) + 8)
+from ledger.files import read_bounded, write_atomic
 
 
-def sums_json(sums: Sequence[EncryptedSum], ballots: int) -> str:
-    return json.dumps({
-        "format": SUMS_FORMAT,
-        "ballots": ballots,
-        "sums": [[encode_optional(s.alpha).hex(), encode_optional(s.beta).hex()] for s in sums],
-    }, indent=1) + "\n"
+def load_sums(path: Path) -> SumsFile:
+    """The file parsed and self-consistent (``BadEncoding`` otherwise; ``OSError`` is the
+    caller's); :meth:`SumsFile.for_election` then holds it to a chain and an election."""
+    total, obj = read_sums_file(read_bounded(path, MAX_SUMS_FILE_BYTES, what="sums file"))
+    return SumsFile(total, obj["genesis_hash"], bool(obj["voting_closed"]))
 
 
-def write_sums(path: Path, sums: Sequence[EncryptedSum], ballots: int) -> None:
-    path.write_text(sums_json(sums, ballots))
+@dataclass(frozen=True)
+class SumsFile:
+    total: EncryptedTally
+    genesis_hash: str
+    voting_closed: bool
+
+    def for_election(self, *, genesis_hash: bytes, election_id: str) -> tuple[tuple[EncryptedSum, ...], int]:
+        """(the sums per choice, how many ballots were summed), if they are of
+        ``election_id`` on the chain of ``genesis_hash`` after voting closed."""
+        if self.genesis_hash != genesis_hash.hex():
+            raise BadEncoding("the sums file was computed on another chain (its genesis hash differs)")
+        if self.total.election_id != election_id:
+            raise BadEncoding(f"the sums file is of election {self.total.election_id!r}, not {election_id!r}")
+        if not self.voting_closed:
+            raise BadEncoding("the sums file was computed before voting closed: verify the chain again after the close")
+        return self.total.sums, self.total.ballots
 
 
-def read_sums(path: Path) -> tuple[tuple[EncryptedSum, ...], int]:
-    """(the sums per choice, how many ballots were summed); ``BadEncoding`` for anything
-    else, ``OSError`` is the caller's."""
-    obj = jsonbound.loads(read_bounded(path, MAX_SUMS_FILE_BYTES, what="sums file"), max_bytes=MAX_SUMS_FILE_BYTES,
-                          max_depth=3, what="sums file")
-    if not isinstance(obj, dict) or obj.get("format") != SUMS_FORMAT or set(obj) != {"format", "ballots", "sums"}:
-        raise BadEncoding(f"sums file: not a {SUMS_FORMAT} file")
-    ballots, pairs = obj["ballots"], obj["sums"]
-    if not isinstance(ballots, int) or isinstance(ballots, bool) or not 0 <= ballots <= MAX_GENESIS_INT:
-        raise BadEncoding("sums file: ballots must be a count")
-    if not isinstance(pairs, list) or not 1 <= len(pairs) <= MAX_CHOICES:
-        raise BadEncoding(f"sums file: 1 to {MAX_CHOICES} sums")
-    sums = []
-    for c, pair in enumerate(pairs):
-        what = f"sums file: choice {c}"
-        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
-            raise BadEncoding(f"{what}: a pair of hex points")
-        try:
-            alpha, beta = (bytes.fromhex(x) for x in pair)
-        except ValueError:
-            raise BadEncoding(f"{what}: not hex") from None
-        sums.append(EncryptedSum(decode_optional(alpha, f"{what} alpha"), decode_optional(beta, f"{what} beta")))
-    return tuple(sums), ballots
+def read_sums(path: Path, *, genesis_hash: bytes, election_id: str) -> tuple[tuple[EncryptedSum, ...], int]:
+    """:func:`load_sums`, held to ``election_id`` on the chain of ``genesis_hash``."""
+    return load_sums(path).for_election(genesis_hash=genesis_hash, election_id=election_id)
+
+
+def write_sums(path: Path, *, chain_id: str, election_id: str, genesis_hash: bytes, tip_height: int,
+               sums: Sequence[EncryptedSum], ballots: int) -> None:
+    """The file ``tally sums`` writes (tests and tools that computed the sums themselves)."""
+    total = EncryptedTally(chain_id, election_id, ballots, tuple(sums))
+    obj = sums_file_obj(total, genesis_hash=genesis_hash, tip_height=tip_height, voting_closed=True)
+    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())

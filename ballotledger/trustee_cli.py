@@ -309,7 +309,7 @@ def _run_decrypt(rpc_url: str, client: RpcClient, key: TrusteeKey, election_id: 
             raise Stop(f"the key file holds no share of election {election_id}'s key: run `trustee ceremony` "
                        "first", 2)
         try:
-            sums, ballots = read_sums(sums_file)
+            sums, ballots = read_sums(sums_file, genesis_hash=rpc.genesis.hash(), election_id=election_id)
         except (LedgerError, OSError) as exc:
             raise Stop(f"unusable sums file: {exc}", 2) from None
         election = published.election

@@ -27,6 +27,7 @@ from ledger.encrypted_ballot import EncryptedBallot
 from ledger.errors import LedgerError
 from ledger.genesis import ENCRYPTED_SCHEME, ChainParams, Contest, ElectionDef
 from ledger.rules import check_admissible, elections_at
+from ledger.tally import Tally
 from ledger.tally_crypto import (
     CiphertextAccumulator,
     DecryptionShare,
@@ -47,6 +48,8 @@ from ledger.trustees import (
 )
 from ledger.voter import encrypted_ballot
 from tests.helpers import certify
+from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
+from verifier.verify import results_text, verify_bundle
 
 ELECTION = "union-2027"
 CONTESTS = (Contest("Chair", ("ana", "bo", "cy"), 1),)
@@ -70,6 +73,8 @@ class Ceremony:
         )
         self.nonces: dict[bytes, int] = {}
         self.last: CommitCertificate | None = None
+        self.blocks: list[tuple[Block, CommitCertificate]] = []
+        self.tally = Tally(self.genesis)
 
     @property
     def root(self) -> bytes:
@@ -94,8 +99,19 @@ class Ceremony:
                                proposer=self.kit.validator_keys[0].public_key, last_commit=self.last,
                                transactions=list(txs), engine=self.engine)
         self.last = certify(self.kit, block)
-        self.chain.commit(block, self.last)
+        self.tally.record_block(self.chain.commit(block, self.last))
+        self.blocks.append((block, self.last))
         return block
+
+    def write_bundle(self, out: Path) -> Path:
+        out.mkdir()
+        (out / GENESIS_FILE).write_text(self.genesis.to_json())
+        (out / BLOCKS_FILE).write_text("".join(block_line(b.encode(), c.encode()) for b, c in self.blocks))
+        self.tally.height = len(self.blocks)
+        (out / "results.json").write_text(results_text(self.tally.to_json_obj()))
+        write_contract_artifacts(out, self.genesis)
+        (out / "README").write_text(BUNDLE_README)
+        return out
 
     def refused(self, code: str, data: bytes, key: SigningKey | None = None) -> None:
         """Refused at admission with ``code`` (and the signer's nonce left unused)."""
@@ -124,7 +140,7 @@ def _ctx(c: Ceremony) -> CeremonyContext:
     return ceremony_context(c.genesis.chain_id, c.election)
 
 
-def test_ceremony_then_ballots_then_shares(run: Ceremony) -> None:
+def test_ceremony_then_ballots_then_shares(run: Ceremony) -> tuple[int, ...]:
     """Fails when a false complaint, a wrong joint key or an opening before the key is
     admitted, or when the rules encrypt to anything but the ceremony's key."""
     c, reg = run, registry()
@@ -209,6 +225,33 @@ def test_ceremony_then_ballots_then_shares(run: Ceremony) -> None:
     assert on_chain[0] == posted[0] and on_chain[1] is None and on_chain[2] == posted[1]
     outcome = decrypt_tally(tally_ctx, sums, [s for s in on_chain if s is not None], ballots=len(ballots))
     assert outcome.counts == (1, 3, 1) and outcome.used == (1, 3)
+    return outcome.counts
+
+
+def test_the_verifier_decrypts_the_published_result_itself(run: Ceremony, tmp_path: Path) -> None:
+    """Fails when the verifier takes an encrypted election's published counts on trust."""
+    counts = test_ceremony_then_ballots_then_shares(run)
+    reg = registry()
+    before_publish, tip_before = list(run.blocks), run.chain.store.tip
+    run.commit([run.tx(reg.publish_result(ELECTION, list(counts)))])
+    report = verify_bundle(run.write_bundle(tmp_path / "honest"))
+    assert report.valid, report.failure
+    entry = report.results[ELECTION]
+    assert entry["decrypted_counts"] == [1, 3, 1] and entry["decryption_shares_used"] == [1, 3]
+
+    # the same chain, but the authority publishes one vote moved from bo to cy: a valid
+    # block (the registry cannot count), built on the state before the honest result
+    run.blocks = before_publish
+    tip = tip_before
+    run.nonces[run.kit.authority_key.public_key] -= 1
+    lie = assemble_block(run.genesis, tip, [], time_ms=tip.time_ms + 1000,
+                         proposer=run.kit.validator_keys[0].public_key, last_commit=before_publish[-1][1],
+                         transactions=[run.tx(reg.publish_result(ELECTION, [1, 2, 2]))], engine=run.engine)
+    run.blocks.append((lie, certify(run.kit, lie)))
+    report = verify_bundle(run.write_bundle(tmp_path / "lie"))
+    assert not report.valid and report.failure is not None
+    where = f"result of election {ELECTION}: choice 1"
+    assert (report.failure["check"], report.failure["where"]) == ("bad_tally", where), report.failure
 
 
 def ceremony_key_of_all(c: Ceremony) -> bytes:

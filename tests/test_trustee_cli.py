@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from ballotledger.cli import app
 from ballotledger.registry_rpc import Posting, first_heights
-from ballotledger.sums_file import read_sums, sums_json, write_sums
+from ballotledger.sums_file import read_sums, write_sums
 from ballotledger.trustee_ceremony import final_share, plan, share_matches
 from ballotledger.trustee_key import (
     TrusteeKey,
@@ -142,23 +142,32 @@ def _sums() -> tuple[EncryptedSum, ...]:
     return (EncryptedSum(base_mul(random_scalar()), base_mul(random_scalar())), EncryptedSum(None, None))
 
 
+GENESIS_HASH = bytes(range(32))
+
+
+def _write(path: Path, sums: tuple[EncryptedSum, ...], ballots: int, election: str = "e") -> None:
+    write_sums(path, chain_id="c", election_id=election, genesis_hash=GENESIS_HASH, tip_height=9, sums=sums,
+               ballots=ballots)
+
+
 def test_the_sums_file_reads_back_and_refuses_anything_else(tmp_path: Path) -> None:
+    """Fails when a trustee would decrypt sums of another chain or election, or of an
+    election still open."""
     path = tmp_path / "sums.json"
     sums = _sums()
-    write_sums(path, sums, 7)
-    assert read_sums(path) == (sums, 7)
+    _write(path, sums, 7)
+    assert read_sums(path, genesis_hash=GENESIS_HASH, election_id="e") == (sums, 7)
+    with pytest.raises(BadEncoding, match="another chain"):
+        read_sums(path, genesis_hash=bytes(32), election_id="e")
+    with pytest.raises(BadEncoding, match="of election 'e'"):
+        read_sums(path, genesis_hash=GENESIS_HASH, election_id="other")
     good = json.loads(path.read_text())
-    off_curve = "02" + "ff" * 32
-    changes: list[dict[str, Any]] = [{"ballots": -1}, {"ballots": True}, {"format": "other"}, {"extra": 1},
-                                     {"sums": []}, {"sums": [["zz", ""]]}, {"sums": [[off_curve, ""]]},
-                                     {"sums": [["", "", ""]]}]
+    changes: list[dict[str, Any]] = [{"voting_closed": False}, {"ballots_summed": 8}, {"format": "other"},
+                                     {"extra": 1}, {"sums": "zz"}, {"sums_sha256": "00" * 32}]
     for change in changes:
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(BadEncoding):
-            read_sums(path)
-    path.write_text(sums_json(sums, 7).replace("[", "[" * 40, 1))
-    with pytest.raises(BadEncoding):
-        read_sums(path)
+            read_sums(path, genesis_hash=GENESIS_HASH, election_id="e")
 
 
 # --- the ceremony's steps --------------------------------------------------------------
@@ -226,7 +235,7 @@ def test_the_bisection_finds_the_block_of_every_posting(posted: dict[Posting, in
 # --- the authority's commands' refusals ------------------------------------------------
 def test_tally_refuses_bad_input_before_it_reads_the_chain(tmp_path: Path) -> None:
     sums = tmp_path / "sums.json"
-    write_sums(sums, _sums(), 3)
+    _write(sums, _sums(), 3)
     args = ["election", "tally", "--rpc", "http://127.0.0.1:9", "--election", "e", "--sums"]
     result = run(*args, str(sums), "--publish")
     assert result.exit_code == 2 and "--publish needs --authority-key" in result.output

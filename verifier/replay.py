@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from contracts import REGISTRY_ADDRESS
+from contracts.ceremony import Ceremony
 from contracts.engine import EvmExecutor, LevelStateDB
 from ledger import jsonbound, workers
 from ledger.block import Block, CommitCertificate
@@ -55,6 +56,9 @@ class ReplayResult:
     sums_seconds: float = 0.0
     # election id -> a published encrypted result that checked out (check_encrypted_result)
     result_checks: dict[str, ResultCheck] = field(default_factory=dict)
+    # election id -> (its definition with its key, its ceremony and decryption shares at
+    # the tip), for every encrypted election whose trustees' ceremony makes its key
+    ceremonies: dict[str, tuple[ElectionDef, Ceremony]] = field(default_factory=dict)
 
 
 PROGRESS_FORMAT = "ballot-ledger/verify-progress/v1"
@@ -151,6 +155,8 @@ def replay(
                     result.registry[e.election_id] = (
                         phase.name.lower(), engine.published_result(result.tip.state_root, e.election_id)
                     )
+                    if e.has_ceremony:
+                        result.ceremonies[e.election_id] = (e, engine.ceremony(result.tip.state_root, e.election_id))
         finally:
             if state_db is not None:
                 state_db.close()  # before the index's directory goes

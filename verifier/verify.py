@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import REGISTRY_ADDRESS, load_artifact
+from contracts.ceremony import ceremony_context
 from ledger import jsonbound
 from ledger.encrypted_tally import EncryptedTally
 from ledger.errors import BadEncoding, BadGenesis, LedgerError, Oversized, TooDeep
@@ -162,7 +163,8 @@ def _replay_bundle(
 def _after_replay(directory: Path, genesis: Genesis, result: ReplayResult) -> dict[str, Any] | None:
     """What is checked once every block is: the registry's code and results on chain, the
     published results file, and that no covered file is missing; the first failure."""
-    onchain = _check_registry_code(result) or _check_registry_results(result)
+    onchain = (_check_registry_code(result) or _check_registry_results(result)
+               or _check_encrypted_results(result, genesis.chain_id))
     if onchain is not None:
         return onchain
     claim = _published_results(directory, genesis, result.tally)
@@ -288,6 +290,26 @@ def _compare_results(claim: Any, computed: dict[str, Any]) -> str | None:
                 return f"election {eid}: published {key} {theirs.get(key)!r}, recomputed {value!r}"
         if set(theirs) != set(mine):
             return f"election {eid}: unexpected fields {sorted(set(theirs) - set(mine))}"
+    return None
+
+
+def _check_encrypted_results(result: ReplayResult, chain_id: str) -> dict[str, Any] | None:
+    """Every published result of an election whose trustees' ceremony made its key: the
+    counts must be the decryption, by t valid posted shares, of the sums of exactly the
+    counted ballots (the ceremony itself was checked block by block as it was posted)."""
+    for election_id, (election, ceremony) in result.ceremonies.items():
+        phase, counts = result.registry[election_id]
+        if phase != "tallied":
+            continue
+        try:
+            qualified = ceremony.qualified_commitments()
+            context = TallyContext.from_ceremony(ceremony_context(chain_id, election), qualified)
+        except LedgerError as exc:
+            return _failure(exc.at(f"ceremony of election {election_id}"))
+        shares = [s for s in ceremony.shares if s is not None]
+        failure = check_encrypted_result(result, election_id, context, shares, counts)
+        if failure is not None:
+            return failure
     return None
 
 

@@ -179,7 +179,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
             payload = EncryptedBallot.decode(BallotEnvelope.decode(raw).payload, max_size=1 << 16)
             accumulator.add_ciphertexts(payload.ciphertexts())
         sums = tmp_path / "sums.json"
-        write_sums(sums, accumulator.sums(), accumulator.ballots)
+        write_sums(sums, chain_id=net.genesis.chain_id, election_id=ELECTION, genesis_hash=net.genesis.hash(),
+                   tip_height=rpc.head(), sums=accumulator.sums(), ballots=accumulator.ballots)
         code, out = _run("election", "tally", "--rpc", url, "--election", ELECTION, "--sums", sums)
         assert code == 2 and "insufficient_shares: 0 valid shares, 3 needed" in out, out
         # a key file whose share of the key is not the one the ceremony implies
@@ -231,4 +232,8 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         out, err = verify.communicate(timeout=90)
         report = json.loads(out)
         assert verify.returncode == 0 and report["valid"], out + err
-        assert report["results"][ELECTION]["published_on_chain"] == expected
+        entry = report["results"][ELECTION]
+        assert entry["published_on_chain"] == expected
+        # the verifier decrypted the published counts itself from the posted shares
+        assert entry["decrypted_counts"] == expected and entry["decryption_shares_used"] == [1, 3, 4]
+        assert list(entry["decryption_shares_refused"]) == ["5"]
