@@ -22,6 +22,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = _cli("demo", "--voters", "60", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "VALID" in proc.stdout and "Receipt verified" in proc.stdout
+    assert "The published result is the voters' choices" in proc.stdout
     return out
 
 
@@ -30,9 +31,12 @@ def test_demo_bundle_verifies_with_json_report(demo_out: Path) -> None:
     proc = _cli("verify", demo_out / "bundle", "--json", "--pin-genesis", genesis_hash)
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["valid"] is True
-    assert report["ballots"] == 59 and report["blocks"] >= 2  # one voter waits until after the close
-    assert sum(report["results"]["board-2026"]["tally"].values()) == 59
-    assert report["results"]["board-2026"]["phase"] == "tallied"
+    # 59 voters before the close, one of them twice (a re-vote); one waits until after it
+    assert report["ballots"] == 60 and report["blocks"] >= 2
+    council = report["results"]["council-2027"]
+    assert council["phase"] == "tallied" and council["ballots_counted"] == 59
+    assert sum(council["decrypted_counts"][:5]) == 59  # one chair each
+    assert council["decrypted_counts"] == council["published_on_chain"]
 
 
 def test_verify_keeps_state_and_resumes(demo_out: Path, tmp_path: Path) -> None:
