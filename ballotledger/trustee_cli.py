@@ -9,7 +9,6 @@ Nothing secret (the key, a polynomial, a share, the passphrase) is ever printed.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,15 +47,10 @@ def _stop(exc: Stop) -> typer.Exit:
 
 
 def passphrase(file: Path | None, *, confirm: bool = False) -> str:
-    """From ``file``, the environment or a prompt (on stderr, not echoed)."""
-    from ballotledger.voter_key import check_passphrase, passphrase_from
+    """From ``file``, the environment or a prompt (``voter_key.ask_passphrase``)."""
+    from ballotledger.voter_key import ask_passphrase
 
-    given = passphrase_from(file, os.environ)
-    if given is None:
-        given = str(typer.prompt("Passphrase of the trustee key file", hide_input=True,
-                                 confirmation_prompt=confirm, err=True))
-        check_passphrase(given)
-    return given
+    return ask_passphrase(file, "trustee key file", confirm=confirm)
 
 
 def open_key(key_file: Path, passphrase_file: Path | None) -> tuple[TrusteeKey, str]:

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ballotledger.voter_key import read_sealed_hex
 from ledger import codec
-from ledger.errors import BadEncoding, BadKeyFile, LedgerError, Oversized
-from ledger.files import read_bounded
+from ledger.errors import BadEncoding, BadKeyFile, LedgerError
+from ledger.files import write_atomic
 from ledger.group import base_mul, decode_scalar, encode_scalar, random_scalar
 from ledger.trustees import TrusteeSecret, open_secret, seal_secret
 
@@ -115,12 +115,7 @@ def open_trustee_key(blob: bytes, passphrase: str) -> TrusteeKey:
 def read_trustee_key(path: Path, passphrase: str) -> TrusteeKey:
     """``BadKeyFile`` for anything wrong with the file or the passphrase (one line, no
     secret in it); ``OSError`` is the caller's."""
-    try:
-        blob = bytes.fromhex(read_bounded(path, MAX_KEY_FILE_BYTES).decode("ascii").strip())
-    except Oversized:
-        raise BadKeyFile(f"{path} is larger than any trustee key file") from None
-    except ValueError:  # not ASCII hex (UnicodeDecodeError is a ValueError)
-        raise BadKeyFile(f"{path} is not a trustee key file (expected hex)") from None
+    blob = read_sealed_hex(path, "trustee key file", MAX_KEY_FILE_BYTES)
     try:
         return open_trustee_key(blob, passphrase)
     except LedgerError as exc:
@@ -128,30 +123,9 @@ def read_trustee_key(path: Path, passphrase: str) -> TrusteeKey:
 
 
 def _write_sealed(path: Path, blob: bytes, *, replace: bool) -> None:
-    """Write ``blob`` as hex to a new file of mode 0600, whole and synced before it
-    appears at ``path``. Without ``replace`` an existing file is never replaced, not even
-    by a race (the file is linked in, and a link replaces nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(blob.hex() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path} exists; refusing to replace a key file") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """``blob`` as hex in a file of mode 0600, whole and synced before it appears at
+    ``path`` (``ledger.files.write_atomic``; without ``replace`` never over an existing one)."""
+    write_atomic(path, (blob.hex() + "\n").encode(), mode=0o600, replace=replace)
 
 
 def write_new_trustee_key(path: Path, key: TrusteeKey, passphrase: str, *, log2_n: int | None = None) -> None:

@@ -5,7 +5,6 @@ election's public credential list)."""
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,16 +34,10 @@ def refuse(title: str, exc: BaseException | str, code: int = 2) -> typer.Exit:
 
 
 def passphrase(file: Path | None, *, confirm: bool = False) -> str:
-    """The key file's passphrase: from ``file``, the environment or a prompt (on stderr,
-    not echoed); ``BadKeyFile`` if empty or too long."""
-    from ballotledger.voter_key import check_passphrase, passphrase_from
+    """From ``file``, the environment or a prompt (``voter_key.ask_passphrase``)."""
+    from ballotledger.voter_key import ask_passphrase
 
-    given = passphrase_from(file, os.environ)
-    if given is None:
-        given = str(typer.prompt("Passphrase of the voter key file", hide_input=True,
-                                 confirmation_prompt=confirm, err=True))
-        check_passphrase(given)
-    return given
+    return ask_passphrase(file, "voter key file", confirm=confirm)
 
 
 def write_public(path: Path, text: str) -> None:

@@ -54,16 +54,21 @@ def write_voter_key(path: Path, key: SigningKey, passphrase: str, *, log2_n: int
                  replace=False)
 
 
+def read_sealed_hex(path: Path, what: str, max_bytes: int = MAX_KEY_FILE_BYTES) -> bytes:
+    """The sealed blob a key file holds as one line of hex; ``BadKeyFile`` naming ``what``
+    for anything else (``OSError`` is the caller's)."""
+    try:
+        return bytes.fromhex(read_bounded(path, max_bytes).decode("ascii").strip())
+    except Oversized:
+        raise BadKeyFile(f"{path} is larger than any {what}") from None
+    except ValueError:  # not ASCII hex (UnicodeDecodeError is a ValueError)
+        raise BadKeyFile(f"{path} is not a {what} (expected hex)") from None
+
+
 def read_voter_key(path: Path, passphrase: str) -> SigningKey:
     """``BadKeyFile`` for anything wrong with the file or the passphrase; ``OSError``
     is the caller's."""
-    try:
-        text = read_bounded(path, MAX_KEY_FILE_BYTES).decode("ascii").strip()
-        blob = bytes.fromhex(text)
-    except Oversized as exc:
-        raise BadKeyFile(f"{path} is larger than any voter key file") from exc
-    except ValueError:  # not ASCII hex (UnicodeDecodeError is a ValueError)
-        raise BadKeyFile(f"{path} is not a voter key file (expected hex)") from None
+    blob = read_sealed_hex(path, "voter key file")
     try:
         return open_voter_key(blob, passphrase)
     except LedgerError as exc:
@@ -96,3 +101,17 @@ def check_passphrase(passphrase: str) -> None:
         raise BadKeyFile("the passphrase is empty")
     if len(passphrase.encode()) > MAX_PASSPHRASE_BYTES:
         raise BadKeyFile(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
+
+
+def ask_passphrase(file: Path | None, what: str, *, confirm: bool = False) -> str:
+    """A key file's passphrase: from ``file``, the environment or a prompt naming ``what``
+    (on stderr, not echoed); ``BadKeyFile`` if empty or too long."""
+    import os
+
+    import typer
+
+    given = passphrase_from(file, os.environ)
+    if given is None:
+        given = str(typer.prompt(f"Passphrase of the {what}", hide_input=True, confirmation_prompt=confirm, err=True))
+        check_passphrase(given)
+    return given

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from ballotledger.election_kit import ElectionKit, make_election
 from ledger.assemble import assemble_block
 from ledger.block import Block, CommitCertificate
+from ledger.genesis import Genesis
 from ledger.state import ChainTip
+from ledger.tally import Tally
 from node.config import ConsensusTimeouts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +57,19 @@ def value_depth(value: object) -> int:
     if isinstance(value, dict):
         return 1 + max((value_depth(v) for v in value.values()), default=0)
     return 0
+
+
+def write_bundle(out: Path, genesis: Genesis, blocks: Sequence[tuple[Block, CommitCertificate]], tally: Tally) -> Path:
+    """A complete bundle of ``blocks`` (as ``ballotledger export`` writes one), with the
+    results ``tally`` counted."""
+    from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
+    from verifier.verify import results_text
+
+    out.mkdir()
+    (out / GENESIS_FILE).write_text(genesis.to_json())
+    (out / BLOCKS_FILE).write_text("".join(block_line(b.encode(), c.encode()) for b, c in blocks))
+    tally.height = len(blocks)
+    (out / "results.json").write_text(results_text(tally.to_json_obj()))
+    write_contract_artifacts(out, genesis)
+    (out / "README").write_text(BUNDLE_README)
+    return out

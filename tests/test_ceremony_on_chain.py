@@ -47,9 +47,8 @@ from ledger.trustees import (
     make_complaint,
 )
 from ledger.voter import encrypted_ballot
-from tests.helpers import certify
-from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
-from verifier.verify import results_text, verify_bundle
+from tests.helpers import certify, write_bundle
+from verifier.verify import verify_bundle
 
 ELECTION = "union-2027"
 CONTESTS = (Contest("Chair", ("ana", "bo", "cy"), 1),)
@@ -104,14 +103,7 @@ class Ceremony:
         return block
 
     def write_bundle(self, out: Path) -> Path:
-        out.mkdir()
-        (out / GENESIS_FILE).write_text(self.genesis.to_json())
-        (out / BLOCKS_FILE).write_text("".join(block_line(b.encode(), c.encode()) for b, c in self.blocks))
-        self.tally.height = len(self.blocks)
-        (out / "results.json").write_text(results_text(self.tally.to_json_obj()))
-        write_contract_artifacts(out, self.genesis)
-        (out / "README").write_text(BUNDLE_README)
-        return out
+        return write_bundle(out, self.genesis, self.blocks, self.tally)
 
     def refused(self, code: str, data: bytes, key: SigningKey | None = None) -> None:
         """Refused at admission with ``code`` (and the signer's nonce left unused)."""

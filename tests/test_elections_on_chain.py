@@ -29,9 +29,8 @@ from ledger.group import base_mul
 from ledger.rules import apply_block, check_admissible, elections_at
 from ledger.tally import Tally
 from node.gateway.directory import BadDirectoryAnswer, parse_elections
-from tests.helpers import certify
-from verifier.bundle import BLOCKS_FILE, BUNDLE_README, GENESIS_FILE, block_line, write_contract_artifacts
-from verifier.verify import results_text, verify_bundle
+from tests.helpers import certify, write_bundle
+from verifier.verify import verify_bundle
 
 LATER = "budget-2027"
 
@@ -150,14 +149,8 @@ class Run:
             return exc.code
         return "ok"
 
-    def write_bundle(self, out: Path) -> None:
-        out.mkdir()
-        (out / GENESIS_FILE).write_text(self.genesis.to_json())
-        (out / BLOCKS_FILE).write_text("".join(block_line(b.encode(), c.encode()) for b, c in self.blocks))
-        self.tally.height = len(self.blocks)
-        (out / "results.json").write_text(results_text(self.tally.to_json_obj()))
-        write_contract_artifacts(out, self.genesis)
-        (out / "README").write_text(BUNDLE_README)
+    def write_bundle(self, out: Path) -> Path:
+        return write_bundle(out, self.genesis, self.blocks, self.tally)
 
 
 @pytest.fixture()
