@@ -132,8 +132,13 @@ def _ctx(c: Ceremony) -> CeremonyContext:
     return ceremony_context(c.genesis.chain_id, c.election)
 
 
-def test_ceremony_then_ballots_then_shares(run: Ceremony) -> tuple[int, ...]:
-    """Fails when a false complaint, a wrong joint key or an opening before the key is
+def test_ceremony_then_ballots_then_shares(run: Ceremony) -> None:
+    assert ceremony_ballots_and_shares(run) == (1, 3, 1)
+
+
+def ceremony_ballots_and_shares(run: Ceremony) -> tuple[int, ...]:
+    """The whole ceremony, five ballots, the close and two trustees' shares; the counts
+    those shares decrypt. Fails when a false complaint, a wrong joint key or an opening before the key is
     admitted, or when the rules encrypt to anything but the ceremony's key."""
     c, reg = run, registry()
     c.commit([c.tx(reg.define_election(c.election))])
@@ -222,7 +227,7 @@ def test_ceremony_then_ballots_then_shares(run: Ceremony) -> tuple[int, ...]:
 
 def test_the_verifier_decrypts_the_published_result_itself(run: Ceremony, tmp_path: Path) -> None:
     """Fails when the verifier takes an encrypted election's published counts on trust."""
-    counts = test_ceremony_then_ballots_then_shares(run)
+    counts = ceremony_ballots_and_shares(run)
     reg = registry()
     before_publish, tip_before = list(run.blocks), run.chain.store.tip
     run.commit([run.tx(reg.publish_result(ELECTION, list(counts)))])
