@@ -1,4 +1,4 @@
-"""The Ethereum JSON-RPC methods web3.py needs, over the ledger's blocks and EVM state.
+"""The Ethereum JSON-RPC methods common clients call, over the ledger's blocks and EVM state.
 
 Same shape as :mod:`node.rpc_methods`: ``EthMethods(chain, executor).table()`` maps
 method names to async callables for :func:`node.jsonrpc.handle_body`.
@@ -6,20 +6,27 @@ method names to async callables for :func:`node.jsonrpc.handle_body`.
 How ledger blocks look to an Ethereum client:
 
 - block ``n`` is ledger block ``n`` (block 0 is the genesis: its hash is the genesis hash);
-  ``hash``/``parentHash`` are the ledger's header hashes, ``stateRoot`` the EVM state
-  root in the header, ``transactionsRoot`` the header's ``txs_hash`` (the ledger's tagged
-  hash, not an Ethereum trie), ``receiptsRoot`` zero, ``miner`` the proposer's address,
+  ``hash``/``parentHash`` are the ledger's header hashes (a documented difference: the
+  hash is not keccak256 of an Ethereum header's RLP, and commit certificates sign it),
+  ``stateRoot`` the EVM state root in the header, ``miner`` the proposer's address,
   ``timestamp`` seconds (``timestampMs``, ``logSize`` and ``logRoot`` are extra fields);
 - a block's transactions are its authority transactions, then one pseudo transaction for
   the checkpoint system call (from 0xff..fe, no signature, hash
   ``contracts.engine.system_call_hash``), so the ``Checkpoint`` events have a
-  transaction like every other log;
+  transaction like every other log; block 0 has one pseudo transaction, the genesis
+  call, whose receipt holds the genesis elections' events. That one presentation holds
+  everywhere: transaction lists and counts, receipts, gas (the checkpoint call's gas
+  counts in its receipt, in ``cumulativeGasUsed`` and in the block's ``gasUsed``),
+  logs, blooms, and ``transactionsRoot``/``receiptsRoot``, which are the real
+  Merkle-Patricia tries of those transactions and receipts (:mod:`node.eth_blocks`).
+  The ledger header's own ``txs_hash`` (a tagged hash over the authority transactions)
+  is not shown;
 - every block is final (BFT), so ``latest``, ``safe``, ``finalized`` and ``pending`` all
   mean the tip.
 
 Receipts and logs are not stored: they come from re-executing the block on its parent's
-state (deterministic, and cached), except for blocks without transactions, whose only log
-(the checkpoint's) is built from the header.
+state (deterministic, and cached), except for ``eth_getLogs`` over blocks without
+transactions, whose only log (the checkpoint's) is built from the header.
 """
 
 from __future__ import annotations
@@ -32,14 +39,11 @@ from typing import Any, Protocol, TypeVar
 
 from eth.constants import BLANK_ROOT_HASH, UINT_256_MAX
 from eth.exceptions import VMError
-from eth_bloom.bloom import BloomFilter
 from eth_utils.exceptions import ValidationError
 
 from contracts import ContractRevert
 from contracts.engine import (
-    BLOCK_GAS_LIMIT,
     SYSTEM_CALL_GAS,
-    BlockExecution,
     CheckpointInput,
     EvmExecutor,
     EvmLog,
@@ -52,6 +56,7 @@ from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader
 from ledger.crypto import address_of
 from ledger.errors import LedgerError
 from ledger.hashing import ZERO_HASH, keccak256
+from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_type
 from node.jsonrpc import InvalidParams, Method, hex_param
 from node.rpc_limits import Busy
 
@@ -137,8 +142,9 @@ class EthMethods:
         self.genesis = executor.genesis
         self.chain_id = executor.chain_id
         self._cache_size = cache_blocks
-        self._executions: OrderedDict[int, BlockExecution] = OrderedDict()
+        self._blocks: OrderedDict[int, PresentedBlock] = OrderedDict()
         self._tx_index: dict[bytes, tuple[int, int]] = {}
+        self._tx_index[system_call_hash(self.genesis.chain_id, 0)] = (0, 0)  # the genesis call
         self._indexed_to = 0
         self._filters: dict[str, dict[str, Any]] = {}
         self._filter_ids = itertools.count(1)
@@ -237,72 +243,61 @@ class EthMethods:
     def state_root_at(self, height: int) -> bytes:
         return self._info(height).state_root
 
-    def _execution(self, height: int) -> BlockExecution:
-        """The block's full execution on its parent state (cached)."""
-        cached = self._executions.get(height)
+    def _presented(self, height: int) -> PresentedBlock:
+        """The block as Ethereum presents it (:mod:`node.eth_blocks`), from its execution
+        on its parent state (cached)."""
+        cached = self._blocks.get(height)
         if cached is not None:
-            self._executions.move_to_end(height)
+            self._blocks.move_to_end(height)
             return cached
-        block = self.chain.block(height)
-        parent_root = self.state_root_at(height - 1)
-        result = self.executor.execute_block(
-            parent_root, height, block.header.time_ms, block.transactions,
-            CheckpointInput.of_ledger_block(self.executor.elections(parent_root), block),
-        )
-        if result.state_root != block.header.state_root:
-            raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")
-        self._executions[height] = result
-        if len(self._executions) > self._cache_size:
-            self._executions.popitem(last=False)
-        return result
+        if height == 0:
+            presented = PresentedBlock.of((genesis_call(self.genesis.chain_id, self.executor.genesis_logs()),))
+        else:
+            block = self.chain.block(height)
+            parent_root = self.state_root_at(height - 1)
+            result = self.executor.execute_block(
+                parent_root, height, block.header.time_ms, block.transactions,
+                CheckpointInput.of_ledger_block(self.executor.elections(parent_root), block),
+            )
+            if result.state_root != block.header.state_root:
+                raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")
+            presented = PresentedBlock.of_execution(result)
+        self._blocks[height] = presented
+        if len(self._blocks) > self._cache_size:
+            self._blocks.popitem(last=False)
+        return presented
 
     def _logs_of(self, info: _BlockInfo) -> list[tuple[int, bytes, EvmLog]]:
-        """(transaction index, transaction hash, log) for every log of a block, in order."""
-        if info.height == 0:  # the genesis elections' definitions and phases, under the genesis system call
-            return [(0, system_call_hash(self.genesis.chain_id, 0), log) for log in self.executor.genesis_logs()]
-        if info.txs_hash == EMPTY_TXS_HASH:
+        """(transaction index, transaction hash, log) for every log of a block, in order.
+
+        A block without transactions has one log, the checkpoint's, built from its header
+        without executing it (what keeps ``eth_getLogs`` over long ranges cheap)."""
+        if info.height > 0 and info.txs_hash == EMPTY_TXS_HASH:
             return [(0, system_call_hash(self.genesis.chain_id, info.height),
                      checkpoint_log(info.height, info.log_size, info.log_root))]
-        return [(i, o.tx_hash, log) for i, o in enumerate(self._execution(info.height).outcomes) for log in o.logs]
+        return [(i, o.tx_hash, log) for i, o in enumerate(self._presented(info.height).outcomes) for log in o.logs]
 
     def _block_obj(self, info: _BlockInfo, full: bool) -> dict[str, Any]:
-        logs = self._logs_of(info)
-        bloom = BloomFilter()
-        for _, _, log in logs:
-            bloom.add(log.address)
-            for t in log.topics:
-                bloom.add(t)
-        if info.height == 0:
-            txs: list[Any] = []
-            gas_used = 0
-            size = len(self.genesis.encode())
-        elif info.txs_hash == EMPTY_TXS_HASH:
-            system = system_call_hash(self.genesis.chain_id, info.height)
-            txs = [self._tx_obj(info, 0, self._execution(info.height).outcomes[0]) if full else _hex(system)]
-            gas_used = 0
-            size = len(self.chain.block(info.height).encode())
-        else:
-            result = self._execution(info.height)
-            txs = [self._tx_obj(info, i, o) if full else _hex(o.tx_hash) for i, o in enumerate(result.outcomes)]
-            gas_used = result.gas_used
-            size = len(self.chain.block(info.height).encode())
+        presented = self._presented(info.height)
+        txs = [self._tx_obj(info, i, o) if full else _hex(o.tx_hash) for i, o in enumerate(presented.outcomes)]
+        size = len(self.genesis.encode()) if info.height == 0 else len(self.chain.block(info.height).encode())
         return {
             "number": _q(info.height),
             "hash": _hex(info.hash),
             "parentHash": _hex(info.parent_hash),
             "nonce": "0x0000000000000000",
             "sha3Uncles": _hex(EMPTY_UNCLES_HASH),
-            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
-            "transactionsRoot": _hex(info.txs_hash),
+            "logsBloom": _hex(bloom_bytes(presented.bloom)),
+            "transactionsRoot": _hex(presented.transactions_root),
             "stateRoot": _hex(info.state_root),
-            "receiptsRoot": _hex(ZERO_HASH if info.height else BLANK_ROOT_HASH),
+            "receiptsRoot": _hex(presented.receipts_root),
             "miner": _hex(info.miner),
             "difficulty": "0x0",
             "totalDifficulty": "0x0",
             "extraData": "0x",
             "size": _q(size),
-            "gasLimit": _q(BLOCK_GAS_LIMIT),
-            "gasUsed": _q(gas_used),
+            "gasLimit": _q(PRESENTED_GAS_LIMIT),
+            "gasUsed": _q(presented.gas_used),
             "timestamp": _q(info.time_ms // 1000),
             "transactions": txs,
             "uncles": [],
@@ -337,8 +332,8 @@ class EthMethods:
         except EthRpcError:
             return None
         if info.height == 0:
-            return "0x0"
-        return _q(len(self.chain.block(info.height).transactions) + 1)
+            return "0x1"  # the genesis call
+        return _q(len(self.chain.block(info.height).transactions) + 1)  # + the checkpoint call
 
     # --- transactions and receipts ------------------------------------------------------
     def _index(self) -> None:
@@ -366,7 +361,7 @@ class EthMethods:
                            retry_after_ms=200)
             return None
         height, index = where
-        return self._info(height), index, self._execution(height).outcomes[index]
+        return self._info(height), index, self._presented(height).outcomes[index]
 
     def _tx_obj(self, info: _BlockInfo, index: int, o: TxOutcome) -> dict[str, Any]:
         base: dict[str, Any] = {
@@ -422,15 +417,9 @@ class EthMethods:
             "removed": False,
         }
 
-    def _receipt_obj(self, info: _BlockInfo, index: int, result: BlockExecution) -> dict[str, Any]:
-        o = result.outcomes[index]
-        first_log = sum(len(x.logs) for x in result.outcomes[:index])
-        bloom = BloomFilter()
-        for log in o.logs:
-            bloom.add(log.address)
-            for t in log.topics:
-                bloom.add(t)
-        tx_type = "0x0" if o.system or o.raw[0] >= 0x80 else _q(o.raw[0])
+    def _receipt_obj(self, info: _BlockInfo, index: int, block: PresentedBlock) -> dict[str, Any]:
+        o = block.outcomes[index]
+        first_log = block.first_log_index(index)
         return {
             "transactionHash": _hex(o.tx_hash),
             "transactionIndex": _q(index),
@@ -438,14 +427,14 @@ class EthMethods:
             "blockNumber": _q(info.height),
             "from": _hex(o.sender),
             "to": None if o.to is None else _hex(o.to),
-            "cumulativeGasUsed": _q(o.cumulative_gas_used),
+            "cumulativeGasUsed": _q(block.cumulative_gas[index]),
             "gasUsed": _q(o.gas_used),
             "effectiveGasPrice": "0x0",
             "contractAddress": None if o.contract_address is None else _hex(o.contract_address),
             "logs": [self._log_obj(info, index, o.tx_hash, first_log + j, log) for j, log in enumerate(o.logs)],
-            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
+            "logsBloom": _hex(bloom_bytes(block.blooms[index])),
             "status": "0x1" if o.success else "0x0",
-            "type": tx_type,
+            "type": _q(tx_type(o)),
         }
 
     async def get_transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
@@ -461,9 +450,7 @@ class EthMethods:
         except EthRpcError:
             return None
         i = _quantity(index, "index")
-        if info.height == 0:
-            return None
-        outcomes = self._execution(info.height).outcomes
+        outcomes = self._presented(info.height).outcomes
         return self._tx_obj(info, i, outcomes[i]) if i < len(outcomes) else None
 
     async def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
@@ -471,17 +458,15 @@ class EthMethods:
         if found is None:
             return None
         info, index, _ = found
-        return self._receipt_obj(info, index, self._execution(info.height))
+        return self._receipt_obj(info, index, self._presented(info.height))
 
     async def get_block_receipts(self, block: Any) -> list[dict[str, Any]] | None:
         try:
             info = self._info(self._height(block))
         except EthRpcError:
             return None
-        if info.height == 0:
-            return []
-        result = self._execution(info.height)
-        return [self._receipt_obj(info, i, result) for i in range(len(result.outcomes))]
+        block = self._presented(info.height)
+        return [self._receipt_obj(info, i, block) for i in range(len(block.outcomes))]
 
     # --- state ------------------------------------------------------------------------
     def _call_args(self, call: Any) -> tuple[bytes, bytes, bytes, int]:

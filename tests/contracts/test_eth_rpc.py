@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+import rlp
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError
 
@@ -223,7 +224,7 @@ def test_event_filtering(served: tuple[Served, Web3]) -> None:
     assert [(e.args.height, e.args.log_size) for e in checkpoints] == [(1, 2), (2, 5), (3, 5), (4, 5), (5, 5), (6, 5)]
     assert [e.args.log_root for e in checkpoints] == [s.chain.block(n).header.log_root for n in range(1, 7)]
     # the header-only checkpoint log of a block without transactions is what execution gives
-    b4 = s.methods._execution(4).outcomes[-1].logs
+    b4 = s.methods._presented(4).outcomes[-1].logs
     served_logs = w3.eth.get_logs({"fromBlock": 4, "toBlock": 4})
     assert [(log.topics, log.data) for log in b4] == [
         (tuple(bytes(t) for t in e["topics"]), bytes(e["data"])) for e in served_logs]
@@ -246,3 +247,60 @@ def test_unknown_things_are_none_or_errors(served: tuple[Served, Web3]) -> None:
         w3.eth.get_block(99)
     with pytest.raises(TransactionNotFound):
         w3.eth.get_transaction(b"\x01" * 32)
+
+
+def _independent_receipt(receipt: Any) -> bytes:
+    """A served receipt re-encoded with py-evm's own receipt classes (not node.eth_blocks)."""
+    from eth.rlp.logs import Log
+    from eth.rlp.receipts import Receipt
+    from eth.vm.forks.cancun.receipts import CancunTypedReceipt
+
+    logs = [Log(bytes.fromhex(log["address"][2:]), [int.from_bytes(bytes(t), "big") for t in log["topics"]],
+                bytes(log["data"])) for log in receipt["logs"]]
+    legacy = Receipt(b"\x01" if receipt["status"] else b"", receipt["cumulativeGasUsed"], logs)
+    assert legacy.bloom == int.from_bytes(bytes(receipt["logsBloom"]), "big")
+    return legacy.encode() if receipt["type"] == 0 else CancunTypedReceipt(receipt["type"], legacy).encode()
+
+
+def _independent_tx(s: Served, height: int, tx: Any) -> bytes:
+    from eth.vm.forks.cancun.transactions import CancunLegacyTransaction
+
+    if tx["from"] == Web3.to_checksum_address(SYSTEM_ADDRESS):  # the pseudo transaction, as presented
+        assert tx["v"] == 0 and bytes(tx["r"]).strip(b"\0") == bytes(tx["s"]).strip(b"\0") == b""
+        assert tx["nonce"] == 0 and tx["value"] == 0
+        return bytes(rlp.encode(CancunLegacyTransaction(0, 0, tx["gas"], bytes.fromhex(tx["to"][2:]), 0,
+                                                        bytes(tx["input"]), 0, 0, 0)))
+    return s.chain.block(height).transactions[tx["transactionIndex"]]
+
+
+def test_roots_gas_and_blooms_are_ethereums(served: tuple[Served, Web3]) -> None:
+    """transactionsRoot and receiptsRoot are the tries of the served transactions and
+    receipts (re-encoded by py-evm, rooted by py-evm's trie helper); gas adds up with the
+    checkpoint call counted; the block bloom is the union of the receipts' blooms.
+    Fails when the checkpoint call's gas is left out of cumulativeGasUsed (checked by hand)."""
+    from eth.db.trie import _make_trie_root_and_nodes
+
+    s, w3 = served
+    for n in range(0, 7):
+        block = w3.eth.get_block(n, full_transactions=True)
+        receipts = w3.eth.get_block_receipts(n)
+        assert [r["transactionHash"] for r in receipts] == [t["hash"] for t in block["transactions"]]
+        tx_root, _ = _make_trie_root_and_nodes(tuple(_independent_tx(s, n, t) for t in block["transactions"]))
+        receipt_root, _ = _make_trie_root_and_nodes(tuple(_independent_receipt(r) for r in receipts))
+        assert bytes(block["transactionsRoot"]) == tx_root
+        assert bytes(block["receiptsRoot"]) == receipt_root
+        total = 0
+        union = 0
+        for r in receipts:
+            total += r["gasUsed"]
+            assert r["cumulativeGasUsed"] == total
+            union |= int.from_bytes(bytes(r["logsBloom"]), "big")
+            assert w3.eth.get_transaction_receipt(r["transactionHash"]) == r
+        assert block["gasUsed"] == total <= block["gasLimit"]
+        assert int.from_bytes(bytes(block["logsBloom"]), "big") == union
+        if n > 0:
+            assert receipts[-1]["gasUsed"] > 0  # the checkpoint call's gas is real and counted
+        assert w3.eth.get_block_transaction_count(n) == len(block["transactions"])
+    genesis_logs = w3.eth.get_block_receipts(0)[0]["logs"]
+    assert [log["logIndex"] for log in genesis_logs] == list(range(len(genesis_logs))) and genesis_logs
+    assert w3.eth.get_logs({"fromBlock": 0, "toBlock": 0}) == genesis_logs
