@@ -58,7 +58,7 @@ from ledger.errors import LedgerError
 from ledger.hashing import ZERO_HASH, keccak256
 from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_type
 from node.jsonrpc import InvalidParams, Method, hex_param
-from node.rpc_limits import Busy
+from node.rpc_limits import Busy, LimitExceeded
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
 MAX_LOG_BLOCKS = 10_000
@@ -93,6 +93,14 @@ class BlockSource(Protocol):
 
 class EthRpcError(LedgerError):
     code = "eth_rpc_error"
+
+
+class LogRangeTooLarge(LimitExceeded):
+    code = "log_range_too_large"
+
+
+class TooManyLogs(LimitExceeded):
+    code = "too_many_logs"
 
 
 class ExecutionError(EthRpcError):
@@ -538,6 +546,8 @@ class EthMethods:
                 options = t if isinstance(t, list) else [t]
                 topics.append({hex_param(x, f"topics[{i}]", size=32) for x in options})
         block_hash = obj.get("blockHash")
+        if block_hash is not None and (obj.get("fromBlock") is not None or obj.get("toBlock") is not None):
+            raise InvalidParams("a filter names either blockHash or fromBlock/toBlock, not both")  # EIP-234
         return {
             "from": obj.get("fromBlock", "latest"),
             "to": obj.get("toBlock", "latest"),
@@ -546,22 +556,43 @@ class EthMethods:
             "topics": topics,
         }
 
-    def _matching_logs(self, f: dict[str, Any], start: int | None = None) -> list[dict[str, Any]]:
+    def _log_range(self, f: dict[str, Any], start: int | None) -> range:
+        """The heights a log query scans, as the common clients read ``fromBlock`` and
+        ``toBlock``: a ``toBlock`` past the tip is the tip, a ``fromBlock`` past the tip
+        matches nothing, and a span over ``max_log_blocks`` is refused (-32005)."""
+        head = self.chain.height
         if f["block_hash"] is not None:
             h = self.chain_height_of(f["block_hash"])
             if h is None:
                 raise EthRpcError("block not found")
-            lo = hi = h
-        else:
-            lo, hi = self._height(f["from"]), self._height(f["to"])
+            return range(h, h + 1)
+        lo, hi = self._bound(f["from"], "fromBlock"), min(self._bound(f["to"], "toBlock"), head)
         if start is not None:
             lo = max(lo, start)
+        if lo > head or (start is not None and lo > hi):
+            return range(0)
+        if lo > hi:
+            raise InvalidParams(f"fromBlock {lo} is after toBlock {hi}")
         if hi - lo + 1 > self.max_log_blocks:
-            raise InvalidParams(f"a log query may span at most {self.max_log_blocks} blocks")
+            raise LogRangeTooLarge(
+                f"a log query may span at most {self.max_log_blocks} blocks; blocks {lo} to {hi} are "
+                f"{hi - lo + 1}: split the range")
+        return range(lo, hi + 1)
+
+    def _bound(self, tag: Any, what: str) -> int:
+        """A filter's block bound as a height, which may lie past the tip."""
+        if tag is None or tag in FINAL_TAGS:
+            return self.chain.height
+        if tag == "earliest":
+            return 0
+        return _quantity(tag, what)
+
+    def _matching_logs(self, f: dict[str, Any], start: int | None = None) -> list[dict[str, Any]]:
+        heights = self._log_range(f, start)
         out: list[dict[str, Any]] = []
         addresses: set[bytes] | None = f["addresses"]
         topics: list[set[bytes] | None] = f["topics"]
-        for height in range(lo, hi + 1):
+        for height in heights:
             info = self._info(height)
             for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)):
                 if addresses is not None and log.address not in addresses:
@@ -572,7 +603,7 @@ class EthMethods:
                     continue
                 out.append(self._log_obj(info, tx_index, tx_hash, log_index, log))
                 if len(out) > MAX_LOGS:
-                    raise InvalidParams(f"more than {MAX_LOGS} logs match: narrow the query")
+                    raise TooManyLogs(f"more than {MAX_LOGS} logs match: narrow the query")
         return out
 
     async def get_logs(self, filter_params: Any = None) -> list[dict[str, Any]]:
@@ -609,13 +640,15 @@ class EthMethods:
     async def get_filter_changes(self, filter_id: str) -> list[Any]:
         f = self._filter(filter_id)
         head = self.chain.height
+        # A poll answers at most max_log_blocks blocks' worth; the next one goes on from there.
         if f["kind"] == "blocks":
             start = f["next"]
-            f["next"] = head + 1
-            return [_hex(self._info(h).hash) for h in range(start, head + 1)]
-        start = f["next"]
-        to_height = head if f["to"] in FINAL_TAGS else min(head, self._height(f["to"]))
-        if start is not None and start > to_height:
+            end = min(head, start + self.max_log_blocks - 1)
+            f["next"] = max(start, end + 1)
+            return [_hex(self._info(h).hash) for h in range(start, end + 1)]
+        start = f["next"] if f["next"] is not None else self._bound(f["from"], "fromBlock")
+        to_height = min(head, self._bound(f["to"], "toBlock"), start + self.max_log_blocks - 1)
+        if start > to_height:
             return []
         logs = self._matching_logs(f | {"to": _q(to_height)}, start)
         f["next"] = to_height + 1

@@ -8,6 +8,7 @@ RpcServer; the client is Web3(HTTPProvider(url)).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
 from node.eth_rpc import EthMethods
 from node.evm import CheckpointInput, EvmExecutor, sign_transaction, system_call_hash
+from node.jsonrpc import handle_body
 from node.rpc_server import RpcServer
 
 from .helpers import kit, new_election
@@ -304,3 +306,32 @@ def test_roots_gas_and_blooms_are_ethereums(served: tuple[Served, Web3]) -> None
     genesis_logs = w3.eth.get_block_receipts(0)[0]["logs"]
     assert [log["logIndex"] for log in genesis_logs] == list(range(len(genesis_logs))) and genesis_logs
     assert w3.eth.get_logs({"fromBlock": 0, "toBlock": 0}) == genesis_logs
+
+
+def test_log_ranges_like_the_common_clients(served: tuple[Served, Web3]) -> None:
+    """toBlock past the tip is the tip, fromBlock past the tip matches nothing, and a span
+    over the limit is refused with -32005 naming the limit and the asked span.
+    Fails when the clamp is removed (the old 'block 1000000 not found')."""
+    s, w3 = served
+    whole = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest"})
+    assert w3.eth.get_logs({"fromBlock": 0, "toBlock": 1_000_000}) == whole
+    assert w3.eth.get_logs({"fromBlock": 7, "toBlock": 1_000_000}) == []
+    assert w3.eth.get_logs({"fromBlock": 1_000_000}) == []
+    wide = s.methods.table()
+    narrow = EthMethods(s.chain, s.executor, max_log_blocks=3).table()
+
+    def get_logs(table: Any, params: dict[str, Any]) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [params]}).encode()
+        return asyncio.run(handle_body(table, body))
+
+    clamped = get_logs(narrow, {"fromBlock": "0x4", "toBlock": "0xf4240"})["result"]  # 4..6: within the limit
+    assert clamped == get_logs(wide, {"fromBlock": "0x4", "toBlock": "0x6"})["result"]
+    assert {int(log["blockNumber"], 16) for log in clamped} == {4, 5, 6}
+    error = get_logs(narrow, {"fromBlock": "0x2", "toBlock": "0xf4240"})["error"]  # 2..6: five blocks
+    assert error["code"] == -32005 and error["data"]["code"] == "log_range_too_large"
+    assert "at most 3 blocks" in error["message"] and "2 to 6" in error["message"]
+    # a filter polled after a long pause catches up by the limit's worth per poll
+    fid = asyncio.run(narrow["eth_newFilter"]({"fromBlock": "0x0", "toBlock": "0xf4240"}))
+    polls = [asyncio.run(narrow["eth_getFilterChanges"](fid)) for _ in range(4)]
+    assert [sorted({int(log["blockNumber"], 16) for log in p}) for p in polls] == [[0, 1, 2], [3, 4, 5], [6], []]
+    assert [log for p in polls for log in p] == get_logs(wide, {"fromBlock": "0x0"})["result"]
