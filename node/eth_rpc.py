@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from eth.constants import BLANK_ROOT_HASH, UINT_256_MAX
+from eth.constants import BLANK_ROOT_HASH
 from eth.exceptions import VMError
 from eth_utils.exceptions import ValidationError
 
@@ -54,19 +54,19 @@ from contracts.engine import (
 )
 from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader
 from ledger.crypto import address_of
-from ledger.errors import LedgerError
 from ledger.hashing import ZERO_HASH, keccak256
-from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_type
+from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_encoding, tx_type
+from node.eth_common import FINAL_TAGS, EthRpcError, data_hex, parse_quantity, qty
+from node.eth_filters import LogFilters
 from node.jsonrpc import InvalidParams, Method, hex_param
-from node.rpc_limits import Busy, LimitExceeded
+from node.rpc_limits import Busy
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
+MAX_FEE_HISTORY = 32  # blocks one eth_feeHistory reports (each one is executed, if not cached)
+MAX_SHA3_BYTES = 1 << 20
 MAX_LOG_BLOCKS = 10_000
 MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
-MAX_LOGS = 10_000
-MAX_FILTERS = 1_000
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
-FINAL_TAGS = ("latest", "safe", "finalized", "pending")
 T = TypeVar("T")
 
 
@@ -89,18 +89,6 @@ class BlockSource(Protocol):
     def height_of(self, block_hash: bytes) -> int | None:
         """The height of the committed block with this header hash, if any."""
         ...
-
-
-class EthRpcError(LedgerError):
-    code = "eth_rpc_error"
-
-
-class LogRangeTooLarge(LimitExceeded):
-    code = "log_range_too_large"
-
-
-class TooManyLogs(LimitExceeded):
-    code = "too_many_logs"
 
 
 class ExecutionError(EthRpcError):
@@ -131,20 +119,17 @@ class _BlockInfo:
     log_root: bytes
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _q(n: int) -> str:
-    return hex(n)
+_hex = data_hex
+_q = qty
 
 
 class EthMethods:
     def __init__(
         self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256,
-        max_log_blocks: int = MAX_LOG_BLOCKS,
+        max_log_blocks: int = MAX_LOG_BLOCKS, peer_count: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.chain = chain
+        self._peer_count = peer_count
         self.max_log_blocks = max_log_blocks
         self.executor = executor
         self.genesis = executor.genesis
@@ -154,11 +139,10 @@ class EthMethods:
         self._tx_index: dict[bytes, tuple[int, int]] = {}
         self._tx_index[system_call_hash(self.genesis.chain_id, 0)] = (0, 0)  # the genesis call
         self._indexed_to = 0
-        self._filters: dict[str, dict[str, Any]] = {}
-        self._filter_ids = itertools.count(1)
+        self.filters = LogFilters(self, max_log_blocks=max_log_blocks)
 
     def table(self) -> dict[str, Method]:
-        return {
+        return self.filters.table() | {
             "eth_chainId": self.chain_id_,
             "net_version": self.net_version,
             "net_listening": self.net_listening,
@@ -174,7 +158,6 @@ class EthMethods:
             "eth_getBlockReceipts": self.get_block_receipts,
             "eth_call": self.call,
             "eth_estimateGas": self.estimate_gas,
-            "eth_getLogs": self.get_logs,
             "eth_getCode": self.get_code,
             "eth_getBalance": self.get_balance,
             "eth_getTransactionCount": self.get_transaction_count,
@@ -182,11 +165,19 @@ class EthMethods:
             "eth_gasPrice": self.gas_price,
             "eth_maxPriorityFeePerGas": self.gas_price,
             "eth_accounts": self.accounts,
-            "eth_newFilter": self.new_filter,
-            "eth_newBlockFilter": self.new_block_filter,
-            "eth_getFilterLogs": self.get_filter_logs,
-            "eth_getFilterChanges": self.get_filter_changes,
-            "eth_uninstallFilter": self.uninstall_filter,
+            "net_peerCount": self.peer_count,
+            "web3_sha3": self.sha3,
+            "eth_feeHistory": self.fee_history,
+            "eth_mining": self.false,
+            "eth_hashrate": self.zero,
+            "eth_blobBaseFee": self.blob_base_fee,
+            "eth_getBlockTransactionCountByHash": self.get_block_transaction_count_by_hash,
+            "eth_getTransactionByBlockHashAndIndex": self.get_transaction_by_block_hash_and_index,
+            "eth_getRawTransactionByHash": self.get_raw_transaction_by_hash,
+            "eth_getUncleCountByBlockNumber": self.uncle_count,
+            "eth_getUncleCountByBlockHash": self.uncle_count,
+            "eth_getUncleByBlockNumberAndIndex": self.no_uncle,
+            "eth_getUncleByBlockHashAndIndex": self.no_uncle,
         }
 
     # --- chain ------------------------------------------------------------------------
@@ -203,7 +194,51 @@ class EthMethods:
         return CLIENT_VERSION
 
     async def syncing(self) -> bool:
+        """False: the RPC serves only committed blocks, each final, and the node does not
+        learn its peers' heights (block sync asks for what follows its tip until a peer
+        has nothing more), so it has no highest block to report while catching up."""
         return False
+
+    async def peer_count(self) -> str:
+        return _q(await self._peer_count() if self._peer_count is not None else 0)
+
+    async def sha3(self, data: str) -> str:
+        return _hex(keccak256(hex_param(data, "data", max_size=MAX_SHA3_BYTES)))
+
+    async def false(self) -> bool:
+        return False
+
+    async def zero(self) -> str:
+        return "0x0"
+
+    async def blob_base_fee(self) -> str:
+        return "0x1"  # EIP-4844's minimum: no blob gas is ever used here
+
+    async def fee_history(self, block_count: Any, newest_block: Any, reward_percentiles: Any = None) -> dict[str, Any]:
+        """Fees are all zero; ``gasUsedRatio`` is each block's presented gas used over its
+        presented limit. At most MAX_FEE_HISTORY blocks (fewer than asked is allowed)."""
+        count = min(_quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
+        newest = self._height(newest_block)
+        percentiles: list[float] = []
+        if reward_percentiles is not None:
+            if (not isinstance(reward_percentiles, list) or len(reward_percentiles) > 100
+                    or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 100
+                               for p in reward_percentiles)
+                    or any(a > b for a, b in itertools.pairwise(reward_percentiles))):
+                raise InvalidParams("rewardPercentiles must be at most 100 increasing numbers from 0 to 100")
+            percentiles = [float(p) for p in reward_percentiles]
+        oldest = max(0, newest - count + 1)
+        heights = range(oldest, newest + 1) if count else range(0)
+        answer: dict[str, Any] = {
+            "oldestBlock": _q(oldest if count else newest),
+            "baseFeePerGas": ["0x0"] * (len(heights) + 1),
+            "gasUsedRatio": [self._presented(h).gas_used / PRESENTED_GAS_LIMIT for h in heights],
+            "baseFeePerBlobGas": ["0x1"] * (len(heights) + 1),
+            "blobGasUsedRatio": [0.0] * len(heights),
+        }
+        if reward_percentiles is not None:
+            answer["reward"] = [["0x0"] * len(percentiles) for _ in heights]
+        return answer
 
     async def block_number(self) -> str:
         return _q(self.chain.height)
@@ -343,6 +378,38 @@ class EthMethods:
             return "0x1"  # the genesis call
         return _q(len(self.chain.block(info.height).transactions) + 1)  # + the checkpoint call
 
+    async def get_block_transaction_count_by_hash(self, block_hash: str) -> str | None:
+        height = self.chain_height_of(hex_param(block_hash, "block hash", size=32))
+        return None if height is None else await self.get_block_transaction_count_by_number(_q(height))
+
+    async def uncle_count(self, block: Any) -> str | None:
+        if isinstance(block, str) and len(block) == 66:  # a block hash
+            return None if self.chain_height_of(hex_param(block, "block hash", size=32)) is None else "0x0"
+        try:
+            self._height(block)
+        except EthRpcError:
+            return None
+        return "0x0"
+
+    async def no_uncle(self, block: Any, index: Any) -> None:
+        return None
+
+    # --- as a node.eth_filters.LogSource -----------------------------------------------
+    @property
+    def head(self) -> int:
+        return self.chain.height
+
+    def height_of_hash(self, block_hash: bytes) -> int | None:
+        return self.chain_height_of(block_hash)
+
+    def block_hash_at(self, height: int) -> bytes:
+        return self._info(height).hash
+
+    def logs_at(self, height: int, keep: Callable[[EvmLog], bool]) -> list[dict[str, Any]]:
+        info = self._info(height)
+        return [self._log_obj(info, tx_index, tx_hash, log_index, log)
+                for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)) if keep(log)]
+
     # --- transactions and receipts ------------------------------------------------------
     def _index(self) -> None:
         """Extend the tx hash index towards the tip (transactions are rare: most blocks have
@@ -461,6 +528,15 @@ class EthMethods:
         outcomes = self._presented(info.height).outcomes
         return self._tx_obj(info, i, outcomes[i]) if i < len(outcomes) else None
 
+    async def get_transaction_by_block_hash_and_index(self, block_hash: str, index: str) -> dict[str, Any] | None:
+        height = self.chain_height_of(hex_param(block_hash, "block hash", size=32))
+        return None if height is None else await self.get_transaction_by_block_number_and_index(_q(height), index)
+
+    async def get_raw_transaction_by_hash(self, tx_hash: str) -> str | None:
+        """A signed transaction's bytes; a pseudo transaction's legacy encoding."""
+        found = self._locate(tx_hash)
+        return None if found is None else _hex(tx_encoding(found[2]))
+
     async def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
         found = self._locate(tx_hash)
         if found is None:
@@ -527,144 +603,5 @@ class EthMethods:
         value = self.executor.get_storage(self.state_root_at(self._height(block)), addr, _quantity(slot, "slot"))
         return _hex(value.to_bytes(32, "big"))
 
-    # --- logs and filters -------------------------------------------------------------
-    def _parse_filter(self, obj: Any) -> dict[str, Any]:
-        if obj is None:
-            obj = {}
-        if not isinstance(obj, dict):
-            raise InvalidParams("filter must be an object")
-        addresses: set[bytes] | None = None
-        raw_addr = obj.get("address")
-        if raw_addr is not None:
-            items = raw_addr if isinstance(raw_addr, list) else [raw_addr]
-            addresses = {hex_param(a, "address", size=20) for a in items}
-        topics: list[set[bytes] | None] = []
-        for i, t in enumerate(obj.get("topics") or []):
-            if t is None:
-                topics.append(None)
-            else:
-                options = t if isinstance(t, list) else [t]
-                topics.append({hex_param(x, f"topics[{i}]", size=32) for x in options})
-        block_hash = obj.get("blockHash")
-        if block_hash is not None and (obj.get("fromBlock") is not None or obj.get("toBlock") is not None):
-            raise InvalidParams("a filter names either blockHash or fromBlock/toBlock, not both")  # EIP-234
-        return {
-            "from": obj.get("fromBlock", "latest"),
-            "to": obj.get("toBlock", "latest"),
-            "block_hash": None if block_hash is None else hex_param(block_hash, "blockHash", size=32),
-            "addresses": addresses,
-            "topics": topics,
-        }
 
-    def _log_range(self, f: dict[str, Any], start: int | None) -> range:
-        """The heights a log query scans, as the common clients read ``fromBlock`` and
-        ``toBlock``: a ``toBlock`` past the tip is the tip, a ``fromBlock`` past the tip
-        matches nothing, and a span over ``max_log_blocks`` is refused (-32005)."""
-        head = self.chain.height
-        if f["block_hash"] is not None:
-            h = self.chain_height_of(f["block_hash"])
-            if h is None:
-                raise EthRpcError("block not found")
-            return range(h, h + 1)
-        lo, hi = self._bound(f["from"], "fromBlock"), min(self._bound(f["to"], "toBlock"), head)
-        if start is not None:
-            lo = max(lo, start)
-        if lo > head or (start is not None and lo > hi):
-            return range(0)
-        if lo > hi:
-            raise InvalidParams(f"fromBlock {lo} is after toBlock {hi}")
-        if hi - lo + 1 > self.max_log_blocks:
-            raise LogRangeTooLarge(
-                f"a log query may span at most {self.max_log_blocks} blocks; blocks {lo} to {hi} are "
-                f"{hi - lo + 1}: split the range")
-        return range(lo, hi + 1)
-
-    def _bound(self, tag: Any, what: str) -> int:
-        """A filter's block bound as a height, which may lie past the tip."""
-        if tag is None or tag in FINAL_TAGS:
-            return self.chain.height
-        if tag == "earliest":
-            return 0
-        return _quantity(tag, what)
-
-    def _matching_logs(self, f: dict[str, Any], start: int | None = None) -> list[dict[str, Any]]:
-        heights = self._log_range(f, start)
-        out: list[dict[str, Any]] = []
-        addresses: set[bytes] | None = f["addresses"]
-        topics: list[set[bytes] | None] = f["topics"]
-        for height in heights:
-            info = self._info(height)
-            for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)):
-                if addresses is not None and log.address not in addresses:
-                    continue
-                if len(topics) > len(log.topics):
-                    continue
-                if any(opt is not None and log.topics[i] not in opt for i, opt in enumerate(topics)):
-                    continue
-                out.append(self._log_obj(info, tx_index, tx_hash, log_index, log))
-                if len(out) > MAX_LOGS:
-                    raise TooManyLogs(f"more than {MAX_LOGS} logs match: narrow the query")
-        return out
-
-    async def get_logs(self, filter_params: Any = None) -> list[dict[str, Any]]:
-        return self._matching_logs(self._parse_filter(filter_params))
-
-    def _add_filter(self, f: dict[str, Any]) -> str:
-        if len(self._filters) >= MAX_FILTERS:
-            self._filters.pop(next(iter(self._filters)))
-        fid = _q(next(self._filter_ids))
-        self._filters[fid] = f
-        return fid
-
-    async def new_filter(self, filter_params: Any = None) -> str:
-        f = self._parse_filter(filter_params)
-        f["kind"] = "logs"
-        f["next"] = None  # first poll answers from fromBlock
-        return self._add_filter(f)
-
-    async def new_block_filter(self) -> str:
-        return self._add_filter({"kind": "blocks", "next": self.chain.height + 1})
-
-    def _filter(self, filter_id: Any) -> dict[str, Any]:
-        f = self._filters.get(filter_id) if isinstance(filter_id, str) else None
-        if f is None:
-            raise EthRpcError("filter not found")
-        return f
-
-    async def get_filter_logs(self, filter_id: str) -> list[dict[str, Any]]:
-        f = self._filter(filter_id)
-        if f["kind"] != "logs":
-            raise InvalidParams("not a log filter")
-        return self._matching_logs(f)
-
-    async def get_filter_changes(self, filter_id: str) -> list[Any]:
-        f = self._filter(filter_id)
-        head = self.chain.height
-        # A poll answers at most max_log_blocks blocks' worth; the next one goes on from there.
-        if f["kind"] == "blocks":
-            start = f["next"]
-            end = min(head, start + self.max_log_blocks - 1)
-            f["next"] = max(start, end + 1)
-            return [_hex(self._info(h).hash) for h in range(start, end + 1)]
-        start = f["next"] if f["next"] is not None else self._bound(f["from"], "fromBlock")
-        to_height = min(head, self._bound(f["to"], "toBlock"), start + self.max_log_blocks - 1)
-        if start > to_height:
-            return []
-        logs = self._matching_logs(f | {"to": _q(to_height)}, start)
-        f["next"] = to_height + 1
-        return logs
-
-    async def uninstall_filter(self, filter_id: str) -> bool:
-        return self._filters.pop(filter_id, None) is not None if isinstance(filter_id, str) else False
-
-
-def _quantity(value: Any, what: str) -> int:
-    """A quantity (hex string or JSON number) of at most 256 bits, as every EVM word is."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT_256_MAX:
-        return value
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3 or len(value) > 66:
-        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits") from exc
+_quantity = parse_quantity

@@ -1,7 +1,8 @@
 """A validator's whole JSON-RPC table: the ``ballot_*`` and ``eth_*`` methods, each run
 where its cost allows, under the limits of the node's config.
 
-- On the RPC's own loop (``node.rpc_thread``): constants.
+- On the RPC's own loop (``node.rpc_thread``): constants, ``web3_sha3`` (of at most
+  1 MiB) and ``net_peerCount`` (which asks the consensus loop).
 - On the consensus loop: ``ballot_status`` and submissions (which feed the mempool and
   the transaction pool), charged to the client's token bucket first.
 - On the read worker (``node.read_pool``): everything else. The Ethereum methods are
@@ -36,6 +37,7 @@ from node.rpc_thread import ConsensusLoop
 INLINE = frozenset({
     "eth_chainId", "net_version", "net_listening", "web3_clientVersion", "eth_syncing",
     "eth_blockNumber", "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_accounts",
+    "net_peerCount", "web3_sha3", "eth_mining", "eth_hashrate", "eth_blobBaseFee",
 })
 LAST_PRECOMPILE = 0x100  # addresses 0x01..0x100 are precompiles or reserved for them
 HEADER_CACHE = 4096
@@ -59,7 +61,14 @@ def build_rpc_table(
     )
     if engine is None:
         return table
-    eth = EthMethods(HeaderSource(node.chain.store), engine, max_log_blocks=limits.max_log_blocks)
+    async def peer_count() -> int:
+        async def count() -> int:
+            return len(node.status()["peers"])
+
+        return await consensus.run(count)
+
+    eth = EthMethods(HeaderSource(node.chain.store), engine, max_log_blocks=limits.max_log_blocks,
+                     peer_count=peer_count)
     for name, method in eth.table().items():
         if name in INLINE:
             table[name] = method

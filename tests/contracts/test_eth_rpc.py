@@ -335,3 +335,26 @@ def test_log_ranges_like_the_common_clients(served: tuple[Served, Web3]) -> None
     polls = [asyncio.run(narrow["eth_getFilterChanges"](fid)) for _ in range(4)]
     assert [sorted({int(log["blockNumber"], 16) for log in p}) for p in polls] == [[0, 1, 2], [3, 4, 5], [6], []]
     assert [log for p in polls for log in p] == get_logs(wide, {"fromBlock": "0x0"})["result"]
+
+
+def test_the_methods_common_clients_also_call(served: tuple[Served, Web3]) -> None:
+    s, w3 = served
+    assert w3.net.peer_count == 0  # no peers given to this table: the node's own asks its consensus loop
+    assert w3.eth.syncing is False
+    assert w3.manager.request_blocking("web3_sha3", ["0x68656c6c6f"]) == "0x" + keccak256(b"hello").hex()
+    history = w3.eth.fee_history(4, "latest", [10, 50])
+    assert history["oldestBlock"] == 3 and history["baseFeePerGas"] == [0] * 5
+    assert history["reward"] == [[0, 0]] * 4
+    assert history["gasUsedRatio"] == [w3.eth.get_block(n)["gasUsed"] / w3.eth.get_block(n)["gasLimit"]
+                                       for n in range(3, 7)]
+    assert w3.eth.fee_history(1000, 2)["oldestBlock"] == 0  # fewer blocks than asked: from genesis
+    pending = w3.eth.filter("pending")
+    assert pending.get_new_entries() == []
+    b5 = w3.eth.get_block(5)
+    assert w3.eth.get_block_transaction_count(b5["hash"]) == 2
+    tx = w3.eth.get_transaction_by_block(b5["hash"], 0)
+    assert bytes(w3.eth.get_raw_transaction(tx["hash"])) == s.chain.block(5).transactions[0]
+    assert w3.eth.get_transaction_by_block(5, 1)["hash"] == b5["transactions"][1]
+    assert w3.manager.request_blocking("eth_getUncleCountByBlockNumber", ["0x5"]) == "0x0"
+    assert w3.manager.request_blocking("eth_getUncleByBlockHashAndIndex", [b5["hash"].to_0x_hex(), "0x0"]) is None
+    assert w3.eth.get_transaction_by_block(0, 0)["hash"] == w3.eth.get_block(0)["transactions"][0]

@@ -35,6 +35,7 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         registry = w3.eth.contract(address=Web3.to_checksum_address(REGISTRY_ADDRESS),
                                    abi=list(load_artifact("ElectionRegistry").abi))
         assert w3.eth.chain_id > 0 and w3.eth.block_number >= 0
+        assert w3.net.peer_count == 3 and w3.eth.syncing is False  # the other validators, asked of consensus
         assert registry.functions.phase(election_key(election)).call() == Phase.OPEN
         ballots = make_ballots(tmp_path, 40)
         with RpcClient(url) as c:
