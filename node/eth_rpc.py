@@ -64,6 +64,7 @@ from node.rpc_limits import Busy
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
 MAX_FEE_HISTORY = 32  # blocks one eth_feeHistory reports (each one is executed, if not cached)
 MAX_SHA3_BYTES = 1 << 20
+MAX_PROOF_KEYS = 256  # storage slots one eth_getProof proves (a result's 255 counts and its length)
 MAX_LOG_BLOCKS = 10_000
 MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
@@ -162,6 +163,7 @@ class EthMethods:
             "eth_getBalance": self.get_balance,
             "eth_getTransactionCount": self.get_transaction_count,
             "eth_getStorageAt": self.get_storage_at,
+            "eth_getProof": self.get_proof,
             "eth_gasPrice": self.gas_price,
             "eth_maxPriorityFeePerGas": self.gas_price,
             "eth_accounts": self.accounts,
@@ -602,6 +604,27 @@ class EthMethods:
         addr = hex_param(address, "address", size=20)
         value = self.executor.get_storage(self.state_root_at(self._height(block)), addr, _quantity(slot, "slot"))
         return _hex(value.to_bytes(32, "big"))
+
+    async def get_proof(self, address: str, storage_keys: Any, block: Any = "latest") -> dict[str, Any]:
+        """EIP-1186: the account and the given storage slots with their Merkle-Patricia
+        proofs against the state root of ``block``'s header, which a quorum signed."""
+        addr = hex_param(address, "address", size=20)
+        if not isinstance(storage_keys, list) or len(storage_keys) > MAX_PROOF_KEYS:
+            raise InvalidParams(f"storageKeys must be a list of at most {MAX_PROOF_KEYS} slots")
+        slots = [_quantity(k, "storage key") for k in storage_keys]
+        proof = self.executor.account_proof(self.state_root_at(self._height(block)), addr, slots)
+        return {
+            "address": _hex(addr),
+            "accountProof": [_hex(n) for n in proof.proof],
+            "balance": _q(proof.balance),
+            "codeHash": _hex(proof.code_hash),
+            "nonce": _q(proof.nonce),
+            "storageHash": _hex(proof.storage_root),
+            "storageProof": [
+                {"key": _hex(p.slot.to_bytes(32, "big")), "value": _q(p.value), "proof": [_hex(n) for n in p.proof]}
+                for p in proof.slots
+            ],
+        }
 
 
 _quantity = parse_quantity

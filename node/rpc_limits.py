@@ -71,6 +71,7 @@ METHOD_COSTS: dict[str, int] = {
     "eth_getTransactionByBlockHashAndIndex": 20,
     "eth_getRawTransactionByHash": 20,
     "eth_feeHistory": 200,
+    "eth_getProof": 50,
     "eth_getFilterLogs": 200,
     "eth_getFilterChanges": 200,
 }

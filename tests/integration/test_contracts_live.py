@@ -3,10 +3,13 @@ authority drives the phases with signed transactions, and the ballot rules follo
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from web3 import Web3
 
@@ -23,6 +26,43 @@ from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
+
+
+class _TamperingProxy:
+    """A loopback HTTP proxy to a node that answers eth_getProof with the first slot's
+    value changed (and leaves everything else as the node sent it)."""
+
+    def __init__(self, upstream: str) -> None:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                answer = httpx.post(proxy.upstream, content=body, headers={"content-type": "application/json"}).json()
+                if json.loads(body).get("method") == "eth_getProof" and answer.get("result"):
+                    slot = answer["result"]["storageProof"][0]
+                    slot["value"] = hex(int(slot["value"], 16) + 1)
+                out = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.upstream = upstream
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -> None:
@@ -84,6 +124,19 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
             (Phase.OPEN, Phase.CLOSED), (Phase.CLOSED, Phase.TALLIED)]
         checkpoints = registry.events.Checkpoint.get_logs(from_block=0)
         assert {e.args.height for e in checkpoints} >= set(range(1, block["number"] + 1))
+
+        # the phase and the published result, proven against a quorum-signed checkpoint's
+        # state root by Merkle-Patricia proofs from a node that need not be trusted
+        saved = tmp_path / "cp.json"
+        assert run_cli("checkpoint", "save", "--rpc", url, "--out", saved).returncode == 0
+        proc = run_cli("state", "verify", "--rpc", net.rpc_urls[3], "--election", election,
+                       "--genesis", tmp_path / "genesis.json", "--checkpoint", saved, "--json")
+        proven = json.loads(proc.stdout)
+        assert proc.returncode == 0 and proven["phase"] == "tallied" and proven["result"] == claimed, proc.stdout
+        with _TamperingProxy(url) as lying:  # a node that changes a proven value is caught by name
+            proc = run_cli("state", "verify", "--rpc", lying, "--election", election,
+                           "--genesis", tmp_path / "genesis.json", "--json")
+        assert proc.returncode == 1 and json.loads(proc.stdout)["check"] == "storage_value", proc.stdout
 
         # every rule, signature and contract state root replays; the published result does not
         proc = run_cli("verify", "--rpc", url, "--json")
