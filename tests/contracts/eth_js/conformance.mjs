@@ -1,0 +1,57 @@
+// ethers.js v6, unmodified, against the node's Ethereum JSON-RPC: reads blocks,
+// transactions, receipts and logs, calls the registry's views, sends a signed
+// transaction, and waits for it and its event through ethers' filter subscriptions.
+// Usage: node conformance.mjs URL AUTHORITY_KEY_HEX REGISTRY ABI_JSON ELECTION_KEY
+// Prints one JSON object of what it saw.
+import { readFileSync } from "node:fs";
+import { Contract, JsonRpcProvider, Wallet } from "ethers";
+
+const [url, key, registry, abiPath, electionKey] = process.argv.slice(2);
+const abi = JSON.parse(readFileSync(abiPath, "utf8"));
+const provider = new JsonRpcProvider(url, undefined, { pollingInterval: 200 });
+const withTimeout = (promise, ms, what) =>
+  Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: timed out`)), ms))]);
+
+const out = {};
+const network = await provider.getNetwork();
+out.chainId = network.chainId.toString();
+out.blockNumber = await provider.getBlockNumber();
+const genesis = await provider.getBlock(0);
+out.genesisHash = genesis.hash;
+const latest = await provider.getBlock("latest", true);
+out.latestTransactions = latest.prefetchedTransactions.map((tx) => tx.hash);
+const fee = await provider.getFeeData();
+out.fees = [fee.gasPrice, fee.maxFeePerGas, fee.maxPriorityFeePerGas].map(String);
+const first = await provider.getBlock(1);
+const tx = await provider.getTransaction(first.transactions[0]);
+const receipt = await provider.getTransactionReceipt(first.transactions[0]);
+out.firstTx = { from: tx.from, to: tx.to, nonce: tx.nonce, status: receipt.status, logs: receipt.logs.length };
+out.registryLogs = (await provider.getLogs({ fromBlock: 0, toBlock: "latest", address: registry })).length;
+out.code = (await provider.getCode(registry)).length;
+out.balance = String(await provider.getBalance(registry));
+out.storage0 = await provider.getStorage(registry, 0);
+
+const registryContract = new Contract(registry, abi, provider);
+out.phaseBefore = Number(await registryContract.phase(electionKey));
+out.phaseChanges = (await registryContract.queryFilter(registryContract.filters.PhaseChanged(), 0, "latest")).length;
+
+const wallet = new Wallet(key, provider);
+out.nonce = await provider.getTransactionCount(wallet.address, "pending");
+const seenEvent = new Promise((resolve) =>
+  registryContract.on("PhaseChanged", (id, oldPhase, newPhase) => {
+    if (id === electionKey) resolve([Number(oldPhase), Number(newPhase)]);
+  }));
+const pending = await provider.send("eth_newPendingTransactionFilter", []);
+await new Promise((resolve) => setTimeout(resolve, 500)); // let the event filter install
+const sent = await registryContract.connect(wallet).close_election(electionKey);
+const mined = await withTimeout(sent.wait(), 20000, "wait");
+out.sentStatus = mined.status;
+out.sentBlock = mined.blockNumber;
+out.event = await withTimeout(seenEvent, 20000, "event");
+out.pendingChanges = await provider.send("eth_getFilterChanges", [pending]);
+out.phaseAfter = Number(await registryContract.phase(electionKey));
+out.proof = await provider.send("eth_getProof", [registry, ["0x0"], "latest"]);
+registryContract.removeAllListeners();
+provider.destroy();
+console.log(JSON.stringify(out));
+process.exit(0); // the time-out timers of withTimeout would hold the process for their full length
