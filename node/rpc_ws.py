@@ -60,20 +60,32 @@ class _Connection:
     heads: set[str] = field(default_factory=set)
     logs: dict[str, LogQuery] = field(default_factory=dict)
     too_slow: bool = False
+    sender: asyncio.Task[None] | None = None
 
     @property
     def subscriptions(self) -> int:
         return len(self.heads) + len(self.logs)
 
     def push(self, subscription: str, result: Any) -> None:
-        if self.too_slow:
-            return
         message = {"jsonrpc": "2.0", "method": "eth_subscription",
                    "params": {"subscription": subscription, "result": result}}
+        self.enqueue(message)
+
+    def enqueue(self, message: Any) -> None:
+        """Queue a message for the client; one that leaves ``send_queue`` unread is dropped."""
+        if self.too_slow:
+            return
         try:
             self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
         except asyncio.QueueFull:
-            self.too_slow = True  # the sender closes the connection at its next turn
+            self.too_slow = True
+            if self.sender is not None:  # it may be stuck writing to a client that reads nothing
+                self.sender.cancel()
+            asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):  # whatever state the socket is in, it ends here
+            await asyncio.wait_for(self.websocket.close(code=1008, reason="notifications not read in time"), 5)
 
 
 def _log_of(obj: dict[str, Any]) -> EvmLog:
@@ -98,7 +110,7 @@ class Subscriptions:
         client = websocket.client.host if websocket.client else ""
         conn = _Connection(websocket, asyncio.Queue(self.limits.send_queue))
         self.connections.add(conn)
-        sender = asyncio.create_task(self._send(conn))
+        sender = conn.sender = asyncio.create_task(self._send(conn))
         try:
             while not conn.too_slow:
                 message = await websocket.receive()
@@ -108,7 +120,7 @@ class Subscriptions:
                 current_client.set(client)
                 answer = await self._answer(conn, raw)
                 if answer is not None:
-                    await conn.queue.put(json.dumps(answer, separators=(",", ":")))
+                    conn.enqueue(answer)
         except WebSocketDisconnect:
             pass
         finally:
@@ -116,17 +128,10 @@ class Subscriptions:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-        if conn.too_slow:
-            with contextlib.suppress(RuntimeError):
-                await websocket.close(code=1008, reason="notifications not read in time")
 
     async def _send(self, conn: _Connection) -> None:
         while True:
             text = await conn.queue.get()
-            if conn.too_slow:
-                with contextlib.suppress(RuntimeError):
-                    await conn.websocket.close(code=1008, reason="notifications not read in time")
-                return
             try:
                 await conn.websocket.send_text(text)
             except (WebSocketDisconnect, RuntimeError):

@@ -137,3 +137,27 @@ def test_the_bounds_hold(live: Live) -> None:
                 await ws.close()
 
     asyncio.run(session())
+
+
+def test_a_client_that_reads_nothing_is_dropped_at_its_queue_bound() -> None:
+    """Notifications beyond send_queue are not kept: the connection is marked, its sender
+    stopped and the socket closed with 1008. Fails when enqueue keeps queueing."""
+    from node.rpc_ws import _Connection
+
+    class Socket:
+        closed_with: int | None = None
+
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            self.closed_with = code
+
+    async def run() -> tuple[_Connection, Socket, asyncio.Task[None]]:
+        socket = Socket()
+        conn = _Connection(socket, asyncio.Queue(2))  # type: ignore[arg-type]
+        conn.sender = asyncio.create_task(asyncio.sleep(60))
+        for n in range(5):
+            conn.push("0x01", {"number": hex(n)})
+        await asyncio.sleep(0.01)
+        return conn, socket, conn.sender
+
+    conn, socket, sender = asyncio.run(run())
+    assert conn.too_slow and conn.queue.qsize() == 2 and sender.cancelled() and socket.closed_with == 1008
