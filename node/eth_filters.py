@@ -2,10 +2,13 @@
 
 Ranges are read as the common clients read them: a ``toBlock`` past the tip is the tip,
 a ``fromBlock`` past the tip matches nothing, a ``fromBlock`` after ``toBlock`` is
-invalid, and ``blockHash`` excludes both (EIP-234). One query spans at most
+invalid, and ``blockHash`` excludes both (EIP-234). One query reads at most
 ``max_log_blocks`` blocks and answers at most :data:`MAX_LOGS` logs (-32005 beyond,
-with ``log_range_too_large`` or ``too_many_logs``); a filter polled after a long pause
-answers ``max_log_blocks`` blocks' worth a poll and goes on from there at the next.
+with ``log_range_too_large`` or ``too_many_logs``); the blocks it reads are those of its
+range that may hold a matching log (:meth:`LogSource.candidate_heights`), so a query for
+events other than the per-block checkpoint may span far more blocks than it reads. A
+filter polled after a long pause answers ``max_log_blocks`` blocks' worth a poll and
+goes on from there at the next.
 
 Filters live in memory, at most :data:`MAX_FILTERS` (the oldest is dropped for a new
 one), as on a node behind a load balancer a client must expect them to vanish.
@@ -14,7 +17,7 @@ one), as on a node behind a load balancer a client must expect them to vanish.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +52,11 @@ class LogSource(Protocol):
 
     def logs_at(self, height: int, keep: Callable[[EvmLog], bool]) -> list[dict[str, Any]]:
         """Block ``height``'s logs that ``keep`` accepts, as JSON-RPC log objects."""
+        ...
+
+    def candidate_heights(self, q: LogQuery, lo: int, hi: int) -> Sequence[int]:
+        """The heights from ``lo`` to ``hi`` that may hold a log ``q`` matches, in order
+        (all of them, or fewer where the source knows which blocks have which logs)."""
         ...
 
 
@@ -138,8 +146,8 @@ class LogFilters:
             "eth_uninstallFilter": self.uninstall_filter,
         }
 
-    def heights(self, q: LogQuery, start: int | None = None, stop: int | None = None) -> range:
-        """The heights a query scans (see the module docstring); a poll's first and last
+    def heights(self, q: LogQuery, start: int | None = None, stop: int | None = None) -> Sequence[int]:
+        """The heights a query reads (see the module docstring); a poll's first and last
         height are ``start`` and ``stop``."""
         head = self.source.head
         if q.block_hash is not None:
@@ -156,13 +164,14 @@ class LogFilters:
             return range(0)
         if lo > hi:
             raise InvalidParams(f"fromBlock {lo} is after toBlock {hi}")
-        if hi - lo + 1 > self.max_log_blocks:
+        to_read = self.source.candidate_heights(q, lo, hi)
+        if len(to_read) > self.max_log_blocks:
             raise LogRangeTooLarge(
-                f"a log query may span at most {self.max_log_blocks} blocks; blocks {lo} to {hi} are "
-                f"{hi - lo + 1}: split the range")
-        return range(lo, hi + 1)
+                f"a log query may read at most {self.max_log_blocks} blocks; blocks {lo} to {hi} have "
+                f"{len(to_read)} to read: split the range")
+        return to_read
 
-    def matching(self, q: LogQuery, heights: range) -> list[dict[str, Any]]:
+    def matching(self, q: LogQuery, heights: Sequence[int]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for height in heights:
             out.extend(self.source.logs_at(height, q.keeps))

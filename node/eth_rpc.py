@@ -31,9 +31,10 @@ transactions, whose only log (the checkpoint's) is built from the header.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -41,7 +42,7 @@ from eth.constants import BLANK_ROOT_HASH
 from eth.exceptions import VMError
 from eth_utils.exceptions import ValidationError
 
-from contracts import ContractRevert
+from contracts import REGISTRY_ADDRESS, ContractRevert, registry
 from contracts.engine import (
     SYSTEM_CALL_GAS,
     CheckpointInput,
@@ -57,13 +58,14 @@ from ledger.crypto import address_of
 from ledger.hashing import ZERO_HASH, keccak256
 from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_encoding, tx_type
 from node.eth_common import FINAL_TAGS, EthRpcError, data_hex, parse_quantity, qty
-from node.eth_filters import LogFilters
+from node.eth_filters import LogFilters, LogQuery
 from node.jsonrpc import InvalidParams, Method, hex_param
 from node.rpc_limits import Busy
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
 MAX_FEE_HISTORY = 32  # blocks one eth_feeHistory reports (each one is executed, if not cached)
 MAX_SHA3_BYTES = 1 << 20
+CHECKPOINT_TOPIC = registry().events["Checkpoint"].topic
 MAX_PROOF_KEYS = 256  # storage slots one eth_getProof proves (a result's 255 counts and its length)
 MAX_LOG_BLOCKS = 10_000
 MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
@@ -140,6 +142,7 @@ class EthMethods:
         self._tx_index: dict[bytes, tuple[int, int]] = {}
         self._tx_index[system_call_hash(self.genesis.chain_id, 0)] = (0, 0)  # the genesis call
         self._indexed_to = 0
+        self._tx_heights: list[int] = [0]  # heights whose logs are not just the checkpoint's (0: genesis)
         self.filters = LogFilters(self, max_log_blocks=max_log_blocks)
 
     def table(self) -> dict[str, Method]:
@@ -407,6 +410,35 @@ class EthMethods:
     def block_hash_at(self, height: int) -> bytes:
         return self._info(height).hash
 
+    def candidate_heights(self, q: LogQuery, lo: int, hi: int) -> Sequence[int]:
+        """Every height from ``lo`` to ``hi`` if ``q`` may match the checkpoint log every
+        block has; else the blocks with transactions (and genesis), from the transaction
+        index, plus any block whose checkpoint ``q`` names by height."""
+        checkpoint_heights = self._checkpoint_heights(q, lo, hi)
+        if isinstance(checkpoint_heights, range):
+            return checkpoint_heights
+        if q.topics and q.topics[0] == frozenset({CHECKPOINT_TOPIC}):
+            return checkpoint_heights  # only checkpoint logs match, each at its own height
+        while self._indexed_to < hi:
+            before = self._indexed_to
+            self._index()
+            if self._indexed_to < hi and self._indexed_to - before >= MAX_INDEX_BLOCKS:
+                raise Busy(f"transactions indexed up to block {self._indexed_to} of {hi}; retry", retry_after_ms=200)
+        with_txs = self._tx_heights[bisect.bisect_left(self._tx_heights, lo):bisect.bisect_right(self._tx_heights, hi)]
+        return sorted(set(with_txs) | set(checkpoint_heights)) if checkpoint_heights else with_txs
+
+    @staticmethod
+    def _checkpoint_heights(q: LogQuery, lo: int, hi: int) -> range | list[int]:
+        """The heights from ``lo`` to ``hi`` whose checkpoint log (registry address,
+        topics: the Checkpoint event, the height) ``q`` may match."""
+        if q.addresses is not None and REGISTRY_ADDRESS not in q.addresses:
+            return []
+        if len(q.topics) > 2 or (q.topics and q.topics[0] is not None and CHECKPOINT_TOPIC not in q.topics[0]):
+            return []
+        if len(q.topics) == 2 and q.topics[1] is not None:
+            return sorted(h for h in (int.from_bytes(t, "big") for t in q.topics[1]) if lo <= h <= hi)
+        return range(lo, hi + 1)
+
     def logs_at(self, height: int, keep: Callable[[EvmLog], bool]) -> list[dict[str, Any]]:
         info = self._info(height)
         return [self._log_obj(info, tx_index, tx_hash, log_index, log)
@@ -426,6 +458,8 @@ class EthMethods:
                     self._tx_index[keccak256(raw)] = (h, i)
                     n = i + 1
             self._tx_index[system_call_hash(chain_id, h)] = (h, n)
+            if n:
+                self._tx_heights.append(h)
             self._indexed_to = h
 
     def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
