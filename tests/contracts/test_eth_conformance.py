@@ -3,7 +3,8 @@
 web3.py (Python) and ethers.js v6 (Node.js, installed from the npm registry with the
 checked-in lockfile) each read blocks, transactions, receipts and logs, call the
 registry's views, send a signed transaction and follow filters, through a recording
-proxy in front of the node's own RPC server (real uvicorn, real EVM). Every answer they
+proxy in front of the node's own RPC server (real uvicorn, real EVM); ethers also follows
+the new head and the event over the server's WebSocket (eth_subscribe). Every answer they
 got is then compared with the specification's result schema for its method
 (``eth_rpc_schema.json``, a checked-in subset of the execution-apis OpenRPC schemas):
 0 differences is the figure. Shapes only: what the values mean is tested in
@@ -92,7 +93,8 @@ class RecordingProxy:
 
 
 class Node:
-    def __init__(self, served: Served, proxy: RecordingProxy, table: dict[str, Any]) -> None:
+    def __init__(self, served: Served, proxy: RecordingProxy, table: dict[str, Any], port: int) -> None:
+        self.port = port
         self.served = served
         self.proxy = proxy
         self.table = table
@@ -122,7 +124,7 @@ def node() -> Iterator[Node]:
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     proxy = RecordingProxy(f"http://127.0.0.1:{port}")
     try:
-        yield Node(s, proxy, table)
+        yield Node(s, proxy, table, port)
     finally:
         proxy.close()
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
@@ -250,7 +252,8 @@ def test_ethers_v6_reads_sends_and_follows_events_in_the_specifications_shapes(
     node.proxy.take()
     proc = subprocess.run(
         ["node", str(script), node.proxy.url, "0x" + s.kit.authority_key.secret.hex(),
-         Web3.to_checksum_address(REGISTRY_ADDRESS), str(abi), "0x" + election_key(NEW).hex()],
+         Web3.to_checksum_address(REGISTRY_ADDRESS), str(abi), "0x" + election_key(NEW).hex(),
+         f"ws://127.0.0.1:{node.port}/"],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -260,6 +263,9 @@ def test_ethers_v6_reads_sends_and_follows_events_in_the_specifications_shapes(
     assert seen["firstTx"]["from"].lower() == "0x" + s.executor.authority.hex() and seen["firstTx"]["status"] == 1
     assert seen["phaseBefore"] == Phase.OPEN and seen["phaseAfter"] == Phase.CLOSED
     assert seen["sentStatus"] == 1 and seen["event"] == [Phase.OPEN, Phase.CLOSED]
+    # and over WebSocket: the new block's head and the same event, by eth_subscribe
+    assert int(seen["socketChainId"]) == s.executor.chain_id and seen["socketHead"] == seen["sentBlock"]
+    assert seen["socketEvent"] == [Phase.OPEN, Phase.CLOSED]
     assert seen["pendingChanges"] == []
     assert seen["proof"]["address"].lower() == "0x" + REGISTRY_ADDRESS.hex()
     calls = node.proxy.take()

@@ -1,12 +1,12 @@
 // ethers.js v6, unmodified, against the node's Ethereum JSON-RPC: reads blocks,
 // transactions, receipts and logs, calls the registry's views, sends a signed
 // transaction, and waits for it and its event through ethers' filter subscriptions.
-// Usage: node conformance.mjs URL AUTHORITY_KEY_HEX REGISTRY ABI_JSON ELECTION_KEY
+// Usage: node conformance.mjs URL AUTHORITY_KEY_HEX REGISTRY ABI_JSON ELECTION_KEY WS_URL
 // Prints one JSON object of what it saw.
 import { readFileSync } from "node:fs";
-import { Contract, JsonRpcProvider, Wallet } from "ethers";
+import { Contract, JsonRpcProvider, Wallet, WebSocketProvider } from "ethers";
 
-const [url, key, registry, abiPath, electionKey] = process.argv.slice(2);
+const [url, key, registry, abiPath, electionKey, wsUrl] = process.argv.slice(2);
 const abi = JSON.parse(readFileSync(abiPath, "utf8"));
 const provider = new JsonRpcProvider(url, undefined, { pollingInterval: 200 });
 const withTimeout = (promise, ms, what) =>
@@ -37,6 +37,15 @@ out.phaseChanges = (await registryContract.queryFilter(registryContract.filters.
 
 const wallet = new Wallet(key, provider);
 out.nonce = await provider.getTransactionCount(wallet.address, "pending");
+// over WebSocket: eth_subscribe newHeads and logs, as ethers' WebSocketProvider does it
+const socket = new WebSocketProvider(wsUrl);
+const socketRegistry = new Contract(registry, abi, socket);
+const socketHead = new Promise((resolve) => socket.once("block", (n) => resolve(n)));
+const socketEvent = new Promise((resolve) =>
+  socketRegistry.on("PhaseChanged", (id, oldPhase, newPhase) => {
+    if (id === electionKey) resolve([Number(oldPhase), Number(newPhase)]);
+  }));
+out.socketChainId = (await socket.getNetwork()).chainId.toString();
 const seenEvent = new Promise((resolve) =>
   registryContract.on("PhaseChanged", (id, oldPhase, newPhase) => {
     if (id === electionKey) resolve([Number(oldPhase), Number(newPhase)]);
@@ -48,6 +57,9 @@ const mined = await withTimeout(sent.wait(), 20000, "wait");
 out.sentStatus = mined.status;
 out.sentBlock = mined.blockNumber;
 out.event = await withTimeout(seenEvent, 20000, "event");
+out.socketHead = await withTimeout(socketHead, 20000, "socket head");
+out.socketEvent = await withTimeout(socketEvent, 20000, "socket event");
+await socket.destroy();
 out.pendingChanges = await provider.send("eth_getFilterChanges", [pending]);
 out.phaseAfter = Number(await registryContract.phase(electionKey));
 out.proof = await provider.send("eth_getProof", [registry, ["0x0"], "latest"]);
