@@ -22,7 +22,8 @@ The query is the one an indexer makes for an election: ``{address: registry, top
 RPC server and dispatcher). Cold: the first answer, including building the transaction
 index over every header (a node builds it at most 20,000 blocks a call, answering
 ``busy`` meanwhile: those answers are counted and retried at once); warm: the median of
-five more. Last line: one JSON object.
+five more; ``index_us_per_block``: the index alone, per block (what a cold answer on a
+longer chain costs per block it has). Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -162,6 +163,12 @@ def main() -> None:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        # what the cold answer spends on the transaction index alone, per block
+        fresh = EthMethods(chain, executor)
+        started = time.perf_counter()
+        while fresh._indexed_to < chain.height:
+            fresh._index()
+        index_us = (time.perf_counter() - started) / chain.height * 1e6
         loop.close()
         executor.db.close()  # type: ignore[attr-defined]
     events = [registry().decode_log(tuple(bytes.fromhex(t[2:]) for t in log["topics"]),
@@ -176,6 +183,7 @@ def main() -> None:
         "cold_s": round(cold_s, 3),
         "cold_busy_answers": busy,
         "warm_s_median": round(statistics.median(warm), 4),
+        "index_us_per_block": round(index_us, 1),
         "target_s": 1.0,
         "peak_rss_mib": peak_rss_mib(),
         "machine": machine(),
