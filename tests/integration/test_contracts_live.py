@@ -3,6 +3,7 @@ authority drives the phases with signed transactions, and the ballot rules follo
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web3 import Web3
+from web3 import AsyncWeb3, Web3
+from web3.providers.persistent import WebSocketProvider
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
@@ -26,6 +28,20 @@ from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
+
+
+async def _follow_heads(ws_url: str, count: int) -> int:
+    """How many consecutive new heads a newHeads subscription delivers (up to ``count``)."""
+    async with AsyncWeb3(WebSocketProvider(ws_url)) as w3:
+        await w3.eth.subscribe("newHeads")
+        numbers: list[int] = []
+        async with asyncio.timeout(30):
+            async for message in w3.socket.process_subscriptions():
+                numbers.append(message["result"]["number"])
+                if len(numbers) == count:
+                    break
+        assert numbers == list(range(numbers[0], numbers[0] + count))
+        return len(numbers)
 
 
 class _TamperingProxy:
@@ -76,6 +92,7 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
                                    abi=list(load_artifact("ElectionRegistry").abi))
         assert w3.eth.chain_id > 0 and w3.eth.block_number >= 0
         assert w3.net.peer_count == 3 and w3.eth.syncing is False  # the other validators, asked of consensus
+        assert asyncio.run(_follow_heads(url.replace("http://", "ws://") + "/", 2)) == 2  # eth_subscribe, real node
         assert registry.functions.phase(election_key(election)).call() == Phase.OPEN
         ballots = make_ballots(tmp_path, 40)
         with RpcClient(url) as c:
