@@ -4,7 +4,9 @@ web3.py (Python) and ethers.js v6 (Node.js, installed from the npm registry with
 checked-in lockfile) each read blocks, transactions, receipts and logs, call the
 registry's views, send a signed transaction and follow filters, through a recording
 proxy in front of the node's own RPC server (real uvicorn, real EVM); ethers also follows
-the new head and the event over the server's WebSocket (eth_subscribe). Every answer they
+the new head and the event over the server's WebSocket (eth_subscribe), and checks the
+election's phase from eth_getProof against the block's stateRoot with a Merkle-Patricia
+walk of its own (not the node's Python). Every answer they
 got is then compared with the specification's result schema for its method
 (``eth_rpc_schema.json``, a checked-in subset of the execution-apis OpenRPC schemas):
 0 differences is the figure. Shapes only: what the values mean is tested in
@@ -268,6 +270,8 @@ def test_ethers_v6_reads_sends_and_follows_events_in_the_specifications_shapes(
     assert seen["socketEvent"] == [Phase.OPEN, Phase.CLOSED]
     assert seen["pendingChanges"] == []
     assert seen["proof"]["address"].lower() == "0x" + REGISTRY_ADDRESS.hex()
+    # the phase, proven in JavaScript from eth_getProof against the block's stateRoot
+    assert seen["provenStorageHash"] is True and seen["provenPhase"] == Phase.CLOSED
     calls = node.proxy.take()
     called = {m for m, _, _ in calls}
     assert {"eth_chainId", "eth_getBlockByNumber", "eth_sendRawTransaction", "eth_newFilter",

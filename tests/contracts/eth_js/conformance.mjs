@@ -4,7 +4,9 @@
 // Usage: node conformance.mjs URL AUTHORITY_KEY_HEX REGISTRY ABI_JSON ELECTION_KEY WS_URL
 // Prints one JSON object of what it saw.
 import { readFileSync } from "node:fs";
-import { Contract, JsonRpcProvider, Wallet, WebSocketProvider } from "ethers";
+import {
+  Contract, JsonRpcProvider, Wallet, WebSocketProvider, concat, decodeRlp, keccak256, toBeHex, zeroPadValue,
+} from "ethers";
 
 const [url, key, registry, abiPath, electionKey, wsUrl] = process.argv.slice(2);
 const abi = JSON.parse(readFileSync(abiPath, "utf8"));
@@ -63,6 +65,39 @@ await socket.destroy();
 out.pendingChanges = await provider.send("eth_getFilterChanges", [pending]);
 out.phaseAfter = Number(await registryContract.phase(electionKey));
 out.proof = await provider.send("eth_getProof", [registry, ["0x0"], "latest"]);
+
+// A Merkle-Patricia proof checked here, independently of the node's Python: the value
+// under keccak256(key) in the trie of `root`, or null where the proof shows none.
+function proven(root, key, proof) {
+  const nodes = new Map(proof.map((encoded) => [keccak256(encoded), decodeRlp(encoded)]));
+  const path = [...keccak256(key).slice(2)].map((c) => parseInt(c, 16));
+  let node = nodes.get(root);
+  for (;;) {
+    if (node === undefined) throw new Error("proof misses a node");
+    let next;
+    if (node.length === 17) {
+      if (path.length === 0) return node[16];
+      next = node[path.shift()];
+    } else {
+      const compact = [...node[0].slice(2)].map((c) => parseInt(c, 16));
+      const leaf = compact[0] >= 2;
+      const part = compact.slice(compact[0] % 2 === 1 ? 1 : 2);
+      if (part.some((n, i) => n !== path[i])) return null;
+      path.splice(0, part.length);
+      if (leaf) return path.length === 0 ? node[1] : null;
+      next = node[1];
+    }
+    if (next === "0x") return null;
+    node = Array.isArray(next) ? next : nodes.get(next);
+  }
+}
+const at = await provider.getBlock(mined.blockNumber);
+const phaseSlot = BigInt(keccak256(concat([zeroPadValue("0x00", 32), electionKey]))) + 8n;
+const answer = await provider.send("eth_getProof", [registry, [toBeHex(phaseSlot)], toBeHex(at.number)]);
+const account = decodeRlp(proven(at.stateRoot, registry, answer.accountProof));
+const stored = proven(account[2], zeroPadValue(toBeHex(phaseSlot), 32), answer.storageProof[0].proof);
+out.provenPhase = stored === null ? 0 : Number(BigInt(decodeRlp(stored)));
+out.provenStorageHash = account[2] === answer.storageHash;
 registryContract.removeAllListeners();
 provider.destroy();
 console.log(JSON.stringify(out));
