@@ -69,12 +69,14 @@ CHECKPOINT_TOPIC = registry().events["Checkpoint"].topic
 MAX_PROOF_KEYS = 256  # storage slots one eth_getProof proves (a result's 255 counts and its length)
 MAX_LOG_BLOCKS = 10_000
 MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
+MAX_SYSTEM_INDEX_BLOCKS = 100_000  # and the checkpoint calls' index (one tagged hash a block)
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
 T = TypeVar("T")
 
 
 class BlockSource(Protocol):
-    """What the Ethereum RPC needs from the node's block store (``LedgerStore`` fits)."""
+    """What the Ethereum RPC needs from the node's block store (the node's is
+    ``node.rpc_table.HeaderSource``)."""
 
     @property
     def height(self) -> int:
@@ -91,6 +93,11 @@ class BlockSource(Protocol):
 
     def height_of(self, block_hash: bytes) -> int | None:
         """The height of the committed block with this header hash, if any."""
+        ...
+
+    def txs_hash(self, height: int) -> bytes:
+        """Committed block ``height``'s transactions hash (what the transaction index reads
+        of every block: cheaper than its whole header)."""
         ...
 
 
@@ -140,8 +147,9 @@ class EthMethods:
         self._cache_size = cache_blocks
         self._blocks: OrderedDict[int, PresentedBlock] = OrderedDict()
         self._tx_index: dict[bytes, tuple[int, int]] = {}
-        self._tx_index[system_call_hash(self.genesis.chain_id, 0)] = (0, 0)  # the genesis call
         self._indexed_to = 0
+        self._system_index: dict[bytes, int] = {system_call_hash(self.genesis.chain_id, 0): 0}  # the genesis call
+        self._system_indexed_to = 0
         self._tx_heights: list[int] = [0]  # heights whose logs are not just the checkpoint's (0: genesis)
         self.filters = LogFilters(self, max_log_blocks=max_log_blocks)
 
@@ -446,30 +454,41 @@ class EthMethods:
 
     # --- transactions and receipts ------------------------------------------------------
     def _index(self) -> None:
-        """Extend the tx hash index towards the tip (transactions are rare: most blocks have
-        none), by at most MAX_INDEX_BLOCKS a call; progress is kept."""
+        """Extend the transaction index towards the tip (transactions are rare: most blocks
+        have none), by at most MAX_INDEX_BLOCKS a call; progress is kept. It reads only
+        each block's transactions hash, and the transactions of the blocks that have some."""
         head = min(self.chain.height, self._indexed_to + MAX_INDEX_BLOCKS)
-        chain_id = self.genesis.chain_id
         for h in range(self._indexed_to + 1, head + 1):
-            header = self.chain.header(h)
-            n = 0
-            if header.txs_hash != EMPTY_TXS_HASH:
+            if self.chain.txs_hash(h) != EMPTY_TXS_HASH:
                 for i, raw in enumerate(self.chain.block(h).transactions):
                     self._tx_index[keccak256(raw)] = (h, i)
-                    n = i + 1
-            self._tx_index[system_call_hash(chain_id, h)] = (h, n)
-            if n:
                 self._tx_heights.append(h)
             self._indexed_to = h
+
+    def _index_system_calls(self) -> None:
+        """Extend the index of the checkpoint calls' hashes (kept apart: only a lookup
+        that is no signed transaction's pays for it), by at most MAX_SYSTEM_INDEX_BLOCKS."""
+        head = min(self.chain.height, self._system_indexed_to + MAX_SYSTEM_INDEX_BLOCKS)
+        chain_id = self.genesis.chain_id
+        for h in range(self._system_indexed_to + 1, head + 1):
+            self._system_index[system_call_hash(chain_id, h)] = h
+        self._system_indexed_to = head
 
     def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
         code = hex_param(tx_hash, "transaction hash", size=32)
         self._index()
         where = self._tx_index.get(code)
+        if where is None and self._indexed_to == self.chain.height:
+            self._index_system_calls()
+            height = self._system_index.get(code)
+            if height is not None:  # the checkpoint call comes after the block's transactions
+                i = bisect.bisect_left(self._tx_heights, height)
+                has_txs = height > 0 and i < len(self._tx_heights) and self._tx_heights[i] == height
+                where = (height, len(self.chain.block(height).transactions) if has_txs else 0)
         if where is None:
-            if self._indexed_to < self.chain.height:
-                raise Busy(f"transactions indexed up to block {self._indexed_to} of {self.chain.height}; retry",
-                           retry_after_ms=200)
+            if min(self._indexed_to, self._system_indexed_to) < self.chain.height:
+                raise Busy(f"transactions indexed up to block {min(self._indexed_to, self._system_indexed_to)} "
+                           f"of {self.chain.height}; retry", retry_after_ms=200)
             return None
         height, index = where
         return self._info(height), index, self._presented(height).outcomes[index]

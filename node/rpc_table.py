@@ -174,17 +174,26 @@ class HeaderSource:
     def height(self) -> int:
         return self._store.height
 
-    def header(self, height: int) -> BlockHeader:
-        header = self._cache.get(height)
-        if header is not None:
-            self._cache.move_to_end(height)
-            return header
+    def _header_bytes(self, height: int) -> bytes:
         raw = self._store.raw_block(height)
         # A block is [header encoding, ballots, transactions, last commit]: the header
         # is the outer list's first item, a byte string.
         _, start, end = codec.read_header(raw, 0, len(raw))
         _, h_start, h_end = codec.read_header(raw, start, end)
-        header = BlockHeader.decode(raw[h_start:h_end])
+        return raw[h_start:h_end]
+
+    def txs_hash(self, height: int) -> bytes:
+        header = self._cache.get(height)
+        if header is not None:
+            return header.txs_hash
+        return codec.as_bytes(codec.as_list(codec.decode(self._header_bytes(height)), 11, "header")[9], "txs hash")
+
+    def header(self, height: int) -> BlockHeader:
+        header = self._cache.get(height)
+        if header is not None:
+            self._cache.move_to_end(height)
+            return header
+        header = BlockHeader.decode(self._header_bytes(height))
         self._cache[height] = header
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

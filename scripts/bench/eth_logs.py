@@ -47,6 +47,7 @@ from _common import emit, machine, peak_rss_mib
 from ballotledger.election_kit import make_election
 from contracts import REGISTRY_ADDRESS, election_key, registry
 from contracts.engine import CheckpointInput, EvmExecutor, LevelStateDB, sign_transaction
+from ledger import codec
 from ledger.block import Block, BlockHeader, last_commit_hash, transactions_hash
 from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
@@ -76,6 +77,10 @@ class EncodedChain:
 
     def height_of(self, block_hash: bytes) -> int | None:
         return self.by_hash.get(block_hash)
+
+    def txs_hash(self, height: int) -> bytes:
+        """As the node's header source reads it: the header's RLP, field 9, nothing else."""
+        return codec.as_bytes(codec.as_list(codec.decode(self.headers[height - 1]), 11, "header")[9], "txs hash")
 
 
 def build(blocks: int, state_dir: Path) -> tuple[EncodedChain, EvmExecutor, str, float]:

@@ -62,6 +62,9 @@ class FakeChain:
     def height_of(self, block_hash: bytes) -> int | None:
         return self.by_hash.get(block_hash)
 
+    def txs_hash(self, height: int) -> bytes:
+        return self.blocks[height - 1].header.txs_hash
+
     def add(self, txs: Sequence[bytes] = (), ballots: Sequence[bytes] = ()) -> Block:
         for raw in ballots:
             self.frontier.append(merkle.leaf_hash(keccak256(raw)))
