@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,10 +25,33 @@ from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
 from node.config import write_key
 from node.gateway.client import GatewayClient, GatewayProblem
+from tests.contracts import schema_subset
 from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
+
+
+def _shape_differences(url: str) -> list[str]:
+    """Answers of a real validator to the methods this work added or changed, against
+    the specification's result schemas (tests/contracts/eth_rpc_schema.json)."""
+    spec = schema_subset.load()
+    registry = "0x" + REGISTRY_ADDRESS.hex()
+    calls: list[tuple[str, list[Any]]] = [
+        ("eth_getBlockByNumber", ["latest", True]), ("eth_getBlockByNumber", ["0x0", True]),
+        ("eth_getBlockReceipts", ["0x1"]), ("eth_getBlockReceipts", ["0x0"]),
+        ("eth_feeHistory", ["0x4", "latest", [50]]), ("net_peerCount", []), ("eth_syncing", []),
+        ("web3_sha3", ["0x00"]), ("eth_getProof", [registry, ["0x0", "0x109"], "latest"]),
+        ("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "0xffffffff", "address": registry}]),
+        ("eth_newPendingTransactionFilter", []), ("eth_blobBaseFee", []),
+    ]
+    out: list[str] = []
+    with RpcClient(url) as client:
+        for method, params in calls:
+            result = client.call(method, *params)
+            out += [f"{method}: {d}" for d in
+                    schema_subset.differences(result, spec["methods"][method], spec["components"])]
+    return out
 
 
 async def _follow_heads(ws_url: str, count: int) -> int:
@@ -93,6 +117,7 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         assert w3.eth.chain_id > 0 and w3.eth.block_number >= 0
         assert w3.net.peer_count == 3 and w3.eth.syncing is False  # the other validators, asked of consensus
         assert asyncio.run(_follow_heads(url.replace("http://", "ws://") + "/", 2)) == 2  # eth_subscribe, real node
+        assert _shape_differences(url) == []  # through the node's own table: workers, consensus loop, caps
         assert registry.functions.phase(election_key(election)).call() == Phase.OPEN
         ballots = make_ballots(tmp_path, 40)
         with RpcClient(url) as c:
