@@ -234,6 +234,10 @@ def test_an_election_defined_on_a_running_chain_takes_ballots_through_the_gatewa
             for code in codes:
                 gateway.wait_final(code, timeout=60)
             view = gateway.election("budget-2027")
+            deadline = time.monotonic() + 10  # the gateway refreshes phases every 2 s (stale by design)
+            while view["phase"] != "open" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                view = gateway.election("budget-2027")
             assert view["phase"] == "open" and view["question"] == "Adopt the budget?"
 
         proc = run_cli("verify", "--rpc", net.rpc_urls[2], "--json")
