@@ -45,7 +45,7 @@ from eth.abc import (
     SignedTransactionAPI,
     StateAPI,
 )
-from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS
+from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, EMPTY_SHA3
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseAtomicDB, BaseDB
 from eth.exceptions import Revert
@@ -56,6 +56,7 @@ from eth.vm.message import Message
 from eth_keys.datatypes import PrivateKey
 from eth_typing import Address, BlockNumber, Hash32
 from eth_utils.exceptions import ValidationError
+from trie.hexary import HexaryTrie
 
 from contracts import (
     REGISTRY_ADDRESS,
@@ -98,6 +99,7 @@ MAX_TRANSACTION_BYTES = 128 * 1024
 ALLOWED_TX_TYPES = (0, 1, 2)  # legacy (EIP-155 only), EIP-2930, EIP-1559; no blobs
 EVM_CHAIN_ID_TAG = tag("evm-chain-id/v1")
 SYSTEM_CALL_TAG = tag("evm-system-call/v1")
+EMPTY_CODE_HASH = bytes(EMPTY_SHA3)
 
 _VM = CancunVM
 _STATE_CLASS = CancunVM.get_state_class()
@@ -706,6 +708,54 @@ class EvmExecutor:
 
     def get_storage(self, state_root: bytes, address: bytes, slot: int) -> int:
         return int(self._state(state_root, 0, 0).get_storage(Address(address), slot))
+
+    def account_proof(self, state_root: bytes, address: bytes, slots: Sequence[int]) -> AccountProof:
+        """EIP-1186's proof of an account and some of its storage slots against
+        ``state_root``: the trie nodes from the root to the account's leaf (or to where
+        it would be), then, per slot, from the account's storage root to the slot."""
+        if state_root != BLANK_ROOT_HASH and state_root not in self.db:
+            raise UnknownStateRoot(f"no EVM state with root {state_root.hex()} in this database")
+        accounts = HexaryTrie(self.db, state_root)
+        key = keccak256(address)
+        encoded = accounts.get(key)
+        if encoded:
+            nonce, balance, storage_root, code_hash = rlp.decode(encoded)
+            account = (int.from_bytes(nonce, "big"), int.from_bytes(balance, "big"), bytes(storage_root),
+                       bytes(code_hash))
+        else:
+            account = (0, 0, BLANK_ROOT_HASH, EMPTY_CODE_HASH)
+        storage = HexaryTrie(self.db, account[2])
+        proofs = []
+        for slot in slots:
+            raw = storage.get(keccak256(slot.to_bytes(32, "big")))
+            value = int.from_bytes(rlp.decode(raw), "big") if raw else 0
+            proofs.append(SlotProof(slot, value, _proof_nodes(storage, keccak256(slot.to_bytes(32, "big")))))
+        return AccountProof(address, *account, _proof_nodes(accounts, key), tuple(proofs))
+
+
+@dataclass(frozen=True)
+class SlotProof:
+    slot: int
+    value: int
+    proof: tuple[bytes, ...]  # RLP-encoded trie nodes, from the storage root down
+
+
+@dataclass(frozen=True)
+class AccountProof:
+    address: bytes
+    nonce: int
+    balance: int
+    storage_root: bytes
+    code_hash: bytes
+    proof: tuple[bytes, ...]  # RLP-encoded trie nodes, from the state root down
+    slots: tuple[SlotProof, ...]
+
+
+def _proof_nodes(trie: HexaryTrie, key: bytes) -> tuple[bytes, ...]:
+    """The nodes on the path to ``key``, each RLP-encoded as stored (nodes shorter than
+    32 bytes live inside their parent and are left out, as Ethereum clients do)."""
+    nodes = [rlp.encode(node) for node in trie.get_proof(key)]  # type: ignore[no-untyped-call]
+    return tuple(n for i, n in enumerate(nodes) if i == 0 or len(n) >= 32)
 
 
 @dataclass(frozen=True)

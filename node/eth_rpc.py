@@ -1,4 +1,4 @@
-"""The Ethereum JSON-RPC methods web3.py needs, over the ledger's blocks and EVM state.
+"""The Ethereum JSON-RPC methods common clients call, over the ledger's blocks and EVM state.
 
 Same shape as :mod:`node.rpc_methods`: ``EthMethods(chain, executor).table()`` maps
 method names to async callables for :func:`node.jsonrpc.handle_body`.
@@ -6,40 +6,45 @@ method names to async callables for :func:`node.jsonrpc.handle_body`.
 How ledger blocks look to an Ethereum client:
 
 - block ``n`` is ledger block ``n`` (block 0 is the genesis: its hash is the genesis hash);
-  ``hash``/``parentHash`` are the ledger's header hashes, ``stateRoot`` the EVM state
-  root in the header, ``transactionsRoot`` the header's ``txs_hash`` (the ledger's tagged
-  hash, not an Ethereum trie), ``receiptsRoot`` zero, ``miner`` the proposer's address,
+  ``hash``/``parentHash`` are the ledger's header hashes (a documented difference: the
+  hash is not keccak256 of an Ethereum header's RLP, and commit certificates sign it),
+  ``stateRoot`` the EVM state root in the header, ``miner`` the proposer's address,
   ``timestamp`` seconds (``timestampMs``, ``logSize`` and ``logRoot`` are extra fields);
 - a block's transactions are its authority transactions, then one pseudo transaction for
   the checkpoint system call (from 0xff..fe, no signature, hash
   ``contracts.engine.system_call_hash``), so the ``Checkpoint`` events have a
-  transaction like every other log;
+  transaction like every other log; block 0 has one pseudo transaction, the genesis
+  call, whose receipt holds the genesis elections' events. That one presentation holds
+  everywhere: transaction lists and counts, receipts, gas (the checkpoint call's gas
+  counts in its receipt, in ``cumulativeGasUsed`` and in the block's ``gasUsed``),
+  logs, blooms, and ``transactionsRoot``/``receiptsRoot``, which are the real
+  Merkle-Patricia tries of those transactions and receipts (:mod:`node.eth_blocks`).
+  The ledger header's own ``txs_hash`` (a tagged hash over the authority transactions)
+  is not shown;
 - every block is final (BFT), so ``latest``, ``safe``, ``finalized`` and ``pending`` all
   mean the tip.
 
 Receipts and logs are not stored: they come from re-executing the block on its parent's
-state (deterministic, and cached), except for blocks without transactions, whose only log
-(the checkpoint's) is built from the header.
+state (deterministic, and cached), except for ``eth_getLogs`` over blocks without
+transactions, whose only log (the checkpoint's) is built from the header.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from eth.constants import BLANK_ROOT_HASH, UINT_256_MAX
+from eth.constants import BLANK_ROOT_HASH
 from eth.exceptions import VMError
-from eth_bloom.bloom import BloomFilter
 from eth_utils.exceptions import ValidationError
 
-from contracts import ContractRevert
+from contracts import REGISTRY_ADDRESS, ContractRevert, registry
 from contracts.engine import (
-    BLOCK_GAS_LIMIT,
     SYSTEM_CALL_GAS,
-    BlockExecution,
     CheckpointInput,
     EvmExecutor,
     EvmLog,
@@ -50,23 +55,28 @@ from contracts.engine import (
 )
 from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader
 from ledger.crypto import address_of
-from ledger.errors import LedgerError
 from ledger.hashing import ZERO_HASH, keccak256
+from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_encoding, tx_type
+from node.eth_common import FINAL_TAGS, EthRpcError, data_hex, parse_quantity, qty
+from node.eth_filters import LogFilters, LogQuery
 from node.jsonrpc import InvalidParams, Method, hex_param
 from node.rpc_limits import Busy
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
+MAX_FEE_HISTORY = 32  # blocks one eth_feeHistory reports (each one is executed, if not cached)
+MAX_SHA3_BYTES = 1 << 20
+CHECKPOINT_TOPIC = registry().events["Checkpoint"].topic
+MAX_PROOF_KEYS = 256  # storage slots one eth_getProof proves (a result's 255 counts and its length)
 MAX_LOG_BLOCKS = 10_000
 MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
-MAX_LOGS = 10_000
-MAX_FILTERS = 1_000
+MAX_SYSTEM_INDEX_BLOCKS = 100_000  # and the checkpoint calls' index (one tagged hash a block)
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
-FINAL_TAGS = ("latest", "safe", "finalized", "pending")
 T = TypeVar("T")
 
 
 class BlockSource(Protocol):
-    """What the Ethereum RPC needs from the node's block store (``LedgerStore`` fits)."""
+    """What the Ethereum RPC needs from the node's block store (the node's is
+    ``node.rpc_table.HeaderSource``)."""
 
     @property
     def height(self) -> int:
@@ -85,9 +95,10 @@ class BlockSource(Protocol):
         """The height of the committed block with this header hash, if any."""
         ...
 
-
-class EthRpcError(LedgerError):
-    code = "eth_rpc_error"
+    def txs_hash(self, height: int) -> bytes:
+        """Committed block ``height``'s transactions hash (what the transaction index reads
+        of every block: cheaper than its whole header)."""
+        ...
 
 
 class ExecutionError(EthRpcError):
@@ -118,33 +129,32 @@ class _BlockInfo:
     log_root: bytes
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _q(n: int) -> str:
-    return hex(n)
+_hex = data_hex
+_q = qty
 
 
 class EthMethods:
     def __init__(
         self, chain: BlockSource, executor: EvmExecutor, *, cache_blocks: int = 256,
-        max_log_blocks: int = MAX_LOG_BLOCKS,
+        max_log_blocks: int = MAX_LOG_BLOCKS, peer_count: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.chain = chain
+        self._peer_count = peer_count
         self.max_log_blocks = max_log_blocks
         self.executor = executor
         self.genesis = executor.genesis
         self.chain_id = executor.chain_id
         self._cache_size = cache_blocks
-        self._executions: OrderedDict[int, BlockExecution] = OrderedDict()
+        self._blocks: OrderedDict[int, PresentedBlock] = OrderedDict()
         self._tx_index: dict[bytes, tuple[int, int]] = {}
         self._indexed_to = 0
-        self._filters: dict[str, dict[str, Any]] = {}
-        self._filter_ids = itertools.count(1)
+        self._system_index: dict[bytes, int] = {system_call_hash(self.genesis.chain_id, 0): 0}  # the genesis call
+        self._system_indexed_to = 0
+        self._tx_heights: list[int] = [0]  # heights whose logs are not just the checkpoint's (0: genesis)
+        self.filters = LogFilters(self, max_log_blocks=max_log_blocks)
 
     def table(self) -> dict[str, Method]:
-        return {
+        return self.filters.table() | {
             "eth_chainId": self.chain_id_,
             "net_version": self.net_version,
             "net_listening": self.net_listening,
@@ -160,19 +170,27 @@ class EthMethods:
             "eth_getBlockReceipts": self.get_block_receipts,
             "eth_call": self.call,
             "eth_estimateGas": self.estimate_gas,
-            "eth_getLogs": self.get_logs,
             "eth_getCode": self.get_code,
             "eth_getBalance": self.get_balance,
             "eth_getTransactionCount": self.get_transaction_count,
             "eth_getStorageAt": self.get_storage_at,
+            "eth_getProof": self.get_proof,
             "eth_gasPrice": self.gas_price,
             "eth_maxPriorityFeePerGas": self.gas_price,
             "eth_accounts": self.accounts,
-            "eth_newFilter": self.new_filter,
-            "eth_newBlockFilter": self.new_block_filter,
-            "eth_getFilterLogs": self.get_filter_logs,
-            "eth_getFilterChanges": self.get_filter_changes,
-            "eth_uninstallFilter": self.uninstall_filter,
+            "net_peerCount": self.peer_count,
+            "web3_sha3": self.sha3,
+            "eth_feeHistory": self.fee_history,
+            "eth_mining": self.false,
+            "eth_hashrate": self.zero,
+            "eth_blobBaseFee": self.blob_base_fee,
+            "eth_getBlockTransactionCountByHash": self.get_block_transaction_count_by_hash,
+            "eth_getTransactionByBlockHashAndIndex": self.get_transaction_by_block_hash_and_index,
+            "eth_getRawTransactionByHash": self.get_raw_transaction_by_hash,
+            "eth_getUncleCountByBlockNumber": self.uncle_count,
+            "eth_getUncleCountByBlockHash": self.uncle_count,
+            "eth_getUncleByBlockNumberAndIndex": self.no_uncle,
+            "eth_getUncleByBlockHashAndIndex": self.no_uncle,
         }
 
     # --- chain ------------------------------------------------------------------------
@@ -189,7 +207,51 @@ class EthMethods:
         return CLIENT_VERSION
 
     async def syncing(self) -> bool:
+        """False: the RPC serves only committed blocks, each final, and the node does not
+        learn its peers' heights (block sync asks for what follows its tip until a peer
+        has nothing more), so it has no highest block to report while catching up."""
         return False
+
+    async def peer_count(self) -> str:
+        return _q(await self._peer_count() if self._peer_count is not None else 0)
+
+    async def sha3(self, data: str) -> str:
+        return _hex(keccak256(hex_param(data, "data", max_size=MAX_SHA3_BYTES)))
+
+    async def false(self) -> bool:
+        return False
+
+    async def zero(self) -> str:
+        return "0x0"
+
+    async def blob_base_fee(self) -> str:
+        return "0x1"  # EIP-4844's minimum: no blob gas is ever used here
+
+    async def fee_history(self, block_count: Any, newest_block: Any, reward_percentiles: Any = None) -> dict[str, Any]:
+        """Fees are all zero; ``gasUsedRatio`` is each block's presented gas used over its
+        presented limit. At most MAX_FEE_HISTORY blocks (fewer than asked is allowed)."""
+        count = min(_quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
+        newest = self._height(newest_block)
+        percentiles: list[float] = []
+        if reward_percentiles is not None:
+            if (not isinstance(reward_percentiles, list) or len(reward_percentiles) > 100
+                    or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 100
+                               for p in reward_percentiles)
+                    or any(a > b for a, b in itertools.pairwise(reward_percentiles))):
+                raise InvalidParams("rewardPercentiles must be at most 100 increasing numbers from 0 to 100")
+            percentiles = [float(p) for p in reward_percentiles]
+        oldest = max(0, newest - count + 1)
+        heights = range(oldest, newest + 1) if count else range(0)
+        answer: dict[str, Any] = {
+            "oldestBlock": _q(oldest if count else newest),
+            "baseFeePerGas": ["0x0"] * (len(heights) + 1),
+            "gasUsedRatio": [self._presented(h).gas_used / PRESENTED_GAS_LIMIT for h in heights],
+            "baseFeePerBlobGas": ["0x1"] * (len(heights) + 1),
+            "blobGasUsedRatio": [0.0] * len(heights),
+        }
+        if reward_percentiles is not None:
+            answer["reward"] = [["0x0"] * len(percentiles) for _ in heights]
+        return answer
 
     async def block_number(self) -> str:
         return _q(self.chain.height)
@@ -237,72 +299,61 @@ class EthMethods:
     def state_root_at(self, height: int) -> bytes:
         return self._info(height).state_root
 
-    def _execution(self, height: int) -> BlockExecution:
-        """The block's full execution on its parent state (cached)."""
-        cached = self._executions.get(height)
+    def _presented(self, height: int) -> PresentedBlock:
+        """The block as Ethereum presents it (:mod:`node.eth_blocks`), from its execution
+        on its parent state (cached)."""
+        cached = self._blocks.get(height)
         if cached is not None:
-            self._executions.move_to_end(height)
+            self._blocks.move_to_end(height)
             return cached
-        block = self.chain.block(height)
-        parent_root = self.state_root_at(height - 1)
-        result = self.executor.execute_block(
-            parent_root, height, block.header.time_ms, block.transactions,
-            CheckpointInput.of_ledger_block(self.executor.elections(parent_root), block),
-        )
-        if result.state_root != block.header.state_root:
-            raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")
-        self._executions[height] = result
-        if len(self._executions) > self._cache_size:
-            self._executions.popitem(last=False)
-        return result
+        if height == 0:
+            presented = PresentedBlock.of((genesis_call(self.genesis.chain_id, self.executor.genesis_logs()),))
+        else:
+            block = self.chain.block(height)
+            parent_root = self.state_root_at(height - 1)
+            result = self.executor.execute_block(
+                parent_root, height, block.header.time_ms, block.transactions,
+                CheckpointInput.of_ledger_block(self.executor.elections(parent_root), block),
+            )
+            if result.state_root != block.header.state_root:
+                raise EthRpcError(f"re-executing block {height} gives a state root other than its header's")
+            presented = PresentedBlock.of_execution(result)
+        self._blocks[height] = presented
+        if len(self._blocks) > self._cache_size:
+            self._blocks.popitem(last=False)
+        return presented
 
     def _logs_of(self, info: _BlockInfo) -> list[tuple[int, bytes, EvmLog]]:
-        """(transaction index, transaction hash, log) for every log of a block, in order."""
-        if info.height == 0:  # the genesis elections' definitions and phases, under the genesis system call
-            return [(0, system_call_hash(self.genesis.chain_id, 0), log) for log in self.executor.genesis_logs()]
-        if info.txs_hash == EMPTY_TXS_HASH:
+        """(transaction index, transaction hash, log) for every log of a block, in order.
+
+        A block without transactions has one log, the checkpoint's, built from its header
+        without executing it (what keeps ``eth_getLogs`` over long ranges cheap)."""
+        if info.height > 0 and info.txs_hash == EMPTY_TXS_HASH:
             return [(0, system_call_hash(self.genesis.chain_id, info.height),
                      checkpoint_log(info.height, info.log_size, info.log_root))]
-        return [(i, o.tx_hash, log) for i, o in enumerate(self._execution(info.height).outcomes) for log in o.logs]
+        return [(i, o.tx_hash, log) for i, o in enumerate(self._presented(info.height).outcomes) for log in o.logs]
 
     def _block_obj(self, info: _BlockInfo, full: bool) -> dict[str, Any]:
-        logs = self._logs_of(info)
-        bloom = BloomFilter()
-        for _, _, log in logs:
-            bloom.add(log.address)
-            for t in log.topics:
-                bloom.add(t)
-        if info.height == 0:
-            txs: list[Any] = []
-            gas_used = 0
-            size = len(self.genesis.encode())
-        elif info.txs_hash == EMPTY_TXS_HASH:
-            system = system_call_hash(self.genesis.chain_id, info.height)
-            txs = [self._tx_obj(info, 0, self._execution(info.height).outcomes[0]) if full else _hex(system)]
-            gas_used = 0
-            size = len(self.chain.block(info.height).encode())
-        else:
-            result = self._execution(info.height)
-            txs = [self._tx_obj(info, i, o) if full else _hex(o.tx_hash) for i, o in enumerate(result.outcomes)]
-            gas_used = result.gas_used
-            size = len(self.chain.block(info.height).encode())
+        presented = self._presented(info.height)
+        txs = [self._tx_obj(info, i, o) if full else _hex(o.tx_hash) for i, o in enumerate(presented.outcomes)]
+        size = len(self.genesis.encode()) if info.height == 0 else len(self.chain.block(info.height).encode())
         return {
             "number": _q(info.height),
             "hash": _hex(info.hash),
             "parentHash": _hex(info.parent_hash),
             "nonce": "0x0000000000000000",
             "sha3Uncles": _hex(EMPTY_UNCLES_HASH),
-            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
-            "transactionsRoot": _hex(info.txs_hash),
+            "logsBloom": _hex(bloom_bytes(presented.bloom)),
+            "transactionsRoot": _hex(presented.transactions_root),
             "stateRoot": _hex(info.state_root),
-            "receiptsRoot": _hex(ZERO_HASH if info.height else BLANK_ROOT_HASH),
+            "receiptsRoot": _hex(presented.receipts_root),
             "miner": _hex(info.miner),
             "difficulty": "0x0",
             "totalDifficulty": "0x0",
             "extraData": "0x",
             "size": _q(size),
-            "gasLimit": _q(BLOCK_GAS_LIMIT),
-            "gasUsed": _q(gas_used),
+            "gasLimit": _q(PRESENTED_GAS_LIMIT),
+            "gasUsed": _q(presented.gas_used),
             "timestamp": _q(info.time_ms // 1000),
             "transactions": txs,
             "uncles": [],
@@ -337,42 +388,117 @@ class EthMethods:
         except EthRpcError:
             return None
         if info.height == 0:
-            return "0x0"
-        return _q(len(self.chain.block(info.height).transactions) + 1)
+            return "0x1"  # the genesis call
+        return _q(len(self.chain.block(info.height).transactions) + 1)  # + the checkpoint call
+
+    async def get_block_transaction_count_by_hash(self, block_hash: str) -> str | None:
+        height = self.chain_height_of(hex_param(block_hash, "block hash", size=32))
+        return None if height is None else await self.get_block_transaction_count_by_number(_q(height))
+
+    async def uncle_count(self, block: Any) -> str | None:
+        if isinstance(block, str) and len(block) == 66:  # a block hash
+            return None if self.chain_height_of(hex_param(block, "block hash", size=32)) is None else "0x0"
+        try:
+            self._height(block)
+        except EthRpcError:
+            return None
+        return "0x0"
+
+    async def no_uncle(self, block: Any, index: Any) -> None:
+        return None
+
+    # --- as a node.eth_filters.LogSource -----------------------------------------------
+    @property
+    def head(self) -> int:
+        return self.chain.height
+
+    def height_of_hash(self, block_hash: bytes) -> int | None:
+        return self.chain_height_of(block_hash)
+
+    def block_hash_at(self, height: int) -> bytes:
+        return self._info(height).hash
+
+    def candidate_heights(self, q: LogQuery, lo: int, hi: int) -> Sequence[int]:
+        """Every height from ``lo`` to ``hi`` if ``q`` may match the checkpoint log every
+        block has; else the blocks with transactions (and genesis), from the transaction
+        index, plus any block whose checkpoint ``q`` names by height."""
+        checkpoint_heights = self._checkpoint_heights(q, lo, hi)
+        if isinstance(checkpoint_heights, range):
+            return checkpoint_heights
+        if q.topics and q.topics[0] == frozenset({CHECKPOINT_TOPIC}):
+            return checkpoint_heights  # only checkpoint logs match, each at its own height
+        while self._indexed_to < hi:
+            before = self._indexed_to
+            self._index()
+            if self._indexed_to < hi and self._indexed_to - before >= MAX_INDEX_BLOCKS:
+                raise Busy(f"transactions indexed up to block {self._indexed_to} of {hi}; retry", retry_after_ms=200)
+        with_txs = self._tx_heights[bisect.bisect_left(self._tx_heights, lo):bisect.bisect_right(self._tx_heights, hi)]
+        return sorted(set(with_txs) | set(checkpoint_heights)) if checkpoint_heights else with_txs
+
+    @staticmethod
+    def _checkpoint_heights(q: LogQuery, lo: int, hi: int) -> range | list[int]:
+        """The heights from ``lo`` to ``hi`` whose checkpoint log (registry address,
+        topics: the Checkpoint event, the height) ``q`` may match."""
+        if q.addresses is not None and REGISTRY_ADDRESS not in q.addresses:
+            return []
+        if len(q.topics) > 2 or (q.topics and q.topics[0] is not None and CHECKPOINT_TOPIC not in q.topics[0]):
+            return []
+        if len(q.topics) == 2 and q.topics[1] is not None:
+            return sorted(h for h in (int.from_bytes(t, "big") for t in q.topics[1]) if lo <= h <= hi)
+        return range(lo, hi + 1)
+
+    def logs_at(self, height: int, keep: Callable[[EvmLog], bool]) -> list[dict[str, Any]]:
+        info = self._info(height)
+        return [self._log_obj(info, tx_index, tx_hash, log_index, log)
+                for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)) if keep(log)]
 
     # --- transactions and receipts ------------------------------------------------------
     def _index(self) -> None:
-        """Extend the tx hash index towards the tip (transactions are rare: most blocks have
-        none), by at most MAX_INDEX_BLOCKS a call; progress is kept."""
+        """Extend the transaction index towards the tip (transactions are rare: most blocks
+        have none), by at most MAX_INDEX_BLOCKS a call; progress is kept. It reads only
+        each block's transactions hash, and the transactions of the blocks that have some."""
         head = min(self.chain.height, self._indexed_to + MAX_INDEX_BLOCKS)
-        chain_id = self.genesis.chain_id
         for h in range(self._indexed_to + 1, head + 1):
-            header = self.chain.header(h)
-            n = 0
-            if header.txs_hash != EMPTY_TXS_HASH:
+            if self.chain.txs_hash(h) != EMPTY_TXS_HASH:
                 for i, raw in enumerate(self.chain.block(h).transactions):
                     self._tx_index[keccak256(raw)] = (h, i)
-                    n = i + 1
-            self._tx_index[system_call_hash(chain_id, h)] = (h, n)
+                self._tx_heights.append(h)
             self._indexed_to = h
+
+    def _index_system_calls(self) -> None:
+        """Extend the index of the checkpoint calls' hashes (kept apart: only a lookup
+        that is no signed transaction's pays for it), by at most MAX_SYSTEM_INDEX_BLOCKS."""
+        head = min(self.chain.height, self._system_indexed_to + MAX_SYSTEM_INDEX_BLOCKS)
+        chain_id = self.genesis.chain_id
+        for h in range(self._system_indexed_to + 1, head + 1):
+            self._system_index[system_call_hash(chain_id, h)] = h
+        self._system_indexed_to = head
 
     def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
         code = hex_param(tx_hash, "transaction hash", size=32)
         self._index()
         where = self._tx_index.get(code)
+        if where is None and self._indexed_to == self.chain.height:
+            self._index_system_calls()
+            height = self._system_index.get(code)
+            if height is not None:  # the checkpoint call comes after the block's transactions
+                i = bisect.bisect_left(self._tx_heights, height)
+                has_txs = height > 0 and i < len(self._tx_heights) and self._tx_heights[i] == height
+                where = (height, len(self.chain.block(height).transactions) if has_txs else 0)
         if where is None:
-            if self._indexed_to < self.chain.height:
-                raise Busy(f"transactions indexed up to block {self._indexed_to} of {self.chain.height}; retry",
-                           retry_after_ms=200)
+            if min(self._indexed_to, self._system_indexed_to) < self.chain.height:
+                raise Busy(f"transactions indexed up to block {min(self._indexed_to, self._system_indexed_to)} "
+                           f"of {self.chain.height}; retry", retry_after_ms=200)
             return None
         height, index = where
-        return self._info(height), index, self._execution(height).outcomes[index]
+        return self._info(height), index, self._presented(height).outcomes[index]
 
     def _tx_obj(self, info: _BlockInfo, index: int, o: TxOutcome) -> dict[str, Any]:
         base: dict[str, Any] = {
             "hash": _hex(o.tx_hash),
             "blockHash": _hex(info.hash),
             "blockNumber": _q(info.height),
+            "blockTimestamp": _q(info.time_ms // 1000),
             "transactionIndex": _q(index),
             "from": _hex(o.sender),
             "to": None if o.to is None else _hex(o.to),
@@ -416,21 +542,16 @@ class EthMethods:
             "data": _hex(log.data),
             "blockNumber": _q(info.height),
             "blockHash": _hex(info.hash),
+            "blockTimestamp": _q(info.time_ms // 1000),
             "transactionHash": _hex(tx_hash),
             "transactionIndex": _q(tx_index),
             "logIndex": _q(log_index),
             "removed": False,
         }
 
-    def _receipt_obj(self, info: _BlockInfo, index: int, result: BlockExecution) -> dict[str, Any]:
-        o = result.outcomes[index]
-        first_log = sum(len(x.logs) for x in result.outcomes[:index])
-        bloom = BloomFilter()
-        for log in o.logs:
-            bloom.add(log.address)
-            for t in log.topics:
-                bloom.add(t)
-        tx_type = "0x0" if o.system or o.raw[0] >= 0x80 else _q(o.raw[0])
+    def _receipt_obj(self, info: _BlockInfo, index: int, block: PresentedBlock) -> dict[str, Any]:
+        o = block.outcomes[index]
+        first_log = block.first_log_index(index)
         return {
             "transactionHash": _hex(o.tx_hash),
             "transactionIndex": _q(index),
@@ -438,14 +559,14 @@ class EthMethods:
             "blockNumber": _q(info.height),
             "from": _hex(o.sender),
             "to": None if o.to is None else _hex(o.to),
-            "cumulativeGasUsed": _q(o.cumulative_gas_used),
+            "cumulativeGasUsed": _q(block.cumulative_gas[index]),
             "gasUsed": _q(o.gas_used),
             "effectiveGasPrice": "0x0",
             "contractAddress": None if o.contract_address is None else _hex(o.contract_address),
             "logs": [self._log_obj(info, index, o.tx_hash, first_log + j, log) for j, log in enumerate(o.logs)],
-            "logsBloom": _hex(int(bloom).to_bytes(256, "big")),
+            "logsBloom": _hex(bloom_bytes(block.blooms[index])),
             "status": "0x1" if o.success else "0x0",
-            "type": tx_type,
+            "type": _q(tx_type(o)),
         }
 
     async def get_transaction_by_hash(self, tx_hash: str) -> dict[str, Any] | None:
@@ -461,27 +582,32 @@ class EthMethods:
         except EthRpcError:
             return None
         i = _quantity(index, "index")
-        if info.height == 0:
-            return None
-        outcomes = self._execution(info.height).outcomes
+        outcomes = self._presented(info.height).outcomes
         return self._tx_obj(info, i, outcomes[i]) if i < len(outcomes) else None
+
+    async def get_transaction_by_block_hash_and_index(self, block_hash: str, index: str) -> dict[str, Any] | None:
+        height = self.chain_height_of(hex_param(block_hash, "block hash", size=32))
+        return None if height is None else await self.get_transaction_by_block_number_and_index(_q(height), index)
+
+    async def get_raw_transaction_by_hash(self, tx_hash: str) -> str | None:
+        """A signed transaction's bytes; a pseudo transaction's legacy encoding."""
+        found = self._locate(tx_hash)
+        return None if found is None else _hex(tx_encoding(found[2]))
 
     async def get_transaction_receipt(self, tx_hash: str) -> dict[str, Any] | None:
         found = self._locate(tx_hash)
         if found is None:
             return None
         info, index, _ = found
-        return self._receipt_obj(info, index, self._execution(info.height))
+        return self._receipt_obj(info, index, self._presented(info.height))
 
     async def get_block_receipts(self, block: Any) -> list[dict[str, Any]] | None:
         try:
             info = self._info(self._height(block))
         except EthRpcError:
             return None
-        if info.height == 0:
-            return []
-        result = self._execution(info.height)
-        return [self._receipt_obj(info, i, result) for i in range(len(result.outcomes))]
+        block = self._presented(info.height)
+        return [self._receipt_obj(info, i, block) for i in range(len(block.outcomes))]
 
     # --- state ------------------------------------------------------------------------
     def _call_args(self, call: Any) -> tuple[bytes, bytes, bytes, int]:
@@ -534,119 +660,26 @@ class EthMethods:
         value = self.executor.get_storage(self.state_root_at(self._height(block)), addr, _quantity(slot, "slot"))
         return _hex(value.to_bytes(32, "big"))
 
-    # --- logs and filters -------------------------------------------------------------
-    def _parse_filter(self, obj: Any) -> dict[str, Any]:
-        if obj is None:
-            obj = {}
-        if not isinstance(obj, dict):
-            raise InvalidParams("filter must be an object")
-        addresses: set[bytes] | None = None
-        raw_addr = obj.get("address")
-        if raw_addr is not None:
-            items = raw_addr if isinstance(raw_addr, list) else [raw_addr]
-            addresses = {hex_param(a, "address", size=20) for a in items}
-        topics: list[set[bytes] | None] = []
-        for i, t in enumerate(obj.get("topics") or []):
-            if t is None:
-                topics.append(None)
-            else:
-                options = t if isinstance(t, list) else [t]
-                topics.append({hex_param(x, f"topics[{i}]", size=32) for x in options})
-        block_hash = obj.get("blockHash")
+    async def get_proof(self, address: str, storage_keys: Any, block: Any = "latest") -> dict[str, Any]:
+        """EIP-1186: the account and the given storage slots with their Merkle-Patricia
+        proofs against the state root of ``block``'s header, which a quorum signed."""
+        addr = hex_param(address, "address", size=20)
+        if not isinstance(storage_keys, list) or len(storage_keys) > MAX_PROOF_KEYS:
+            raise InvalidParams(f"storageKeys must be a list of at most {MAX_PROOF_KEYS} slots")
+        slots = [_quantity(k, "storage key") for k in storage_keys]
+        proof = self.executor.account_proof(self.state_root_at(self._height(block)), addr, slots)
         return {
-            "from": obj.get("fromBlock", "latest"),
-            "to": obj.get("toBlock", "latest"),
-            "block_hash": None if block_hash is None else hex_param(block_hash, "blockHash", size=32),
-            "addresses": addresses,
-            "topics": topics,
+            "address": _hex(addr),
+            "accountProof": [_hex(n) for n in proof.proof],
+            "balance": _q(proof.balance),
+            "codeHash": _hex(proof.code_hash),
+            "nonce": _q(proof.nonce),
+            "storageHash": _hex(proof.storage_root),
+            "storageProof": [
+                {"key": _hex(p.slot.to_bytes(32, "big")), "value": _q(p.value), "proof": [_hex(n) for n in p.proof]}
+                for p in proof.slots
+            ],
         }
 
-    def _matching_logs(self, f: dict[str, Any], start: int | None = None) -> list[dict[str, Any]]:
-        if f["block_hash"] is not None:
-            h = self.chain_height_of(f["block_hash"])
-            if h is None:
-                raise EthRpcError("block not found")
-            lo = hi = h
-        else:
-            lo, hi = self._height(f["from"]), self._height(f["to"])
-        if start is not None:
-            lo = max(lo, start)
-        if hi - lo + 1 > self.max_log_blocks:
-            raise InvalidParams(f"a log query may span at most {self.max_log_blocks} blocks")
-        out: list[dict[str, Any]] = []
-        addresses: set[bytes] | None = f["addresses"]
-        topics: list[set[bytes] | None] = f["topics"]
-        for height in range(lo, hi + 1):
-            info = self._info(height)
-            for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)):
-                if addresses is not None and log.address not in addresses:
-                    continue
-                if len(topics) > len(log.topics):
-                    continue
-                if any(opt is not None and log.topics[i] not in opt for i, opt in enumerate(topics)):
-                    continue
-                out.append(self._log_obj(info, tx_index, tx_hash, log_index, log))
-                if len(out) > MAX_LOGS:
-                    raise InvalidParams(f"more than {MAX_LOGS} logs match: narrow the query")
-        return out
 
-    async def get_logs(self, filter_params: Any = None) -> list[dict[str, Any]]:
-        return self._matching_logs(self._parse_filter(filter_params))
-
-    def _add_filter(self, f: dict[str, Any]) -> str:
-        if len(self._filters) >= MAX_FILTERS:
-            self._filters.pop(next(iter(self._filters)))
-        fid = _q(next(self._filter_ids))
-        self._filters[fid] = f
-        return fid
-
-    async def new_filter(self, filter_params: Any = None) -> str:
-        f = self._parse_filter(filter_params)
-        f["kind"] = "logs"
-        f["next"] = None  # first poll answers from fromBlock
-        return self._add_filter(f)
-
-    async def new_block_filter(self) -> str:
-        return self._add_filter({"kind": "blocks", "next": self.chain.height + 1})
-
-    def _filter(self, filter_id: Any) -> dict[str, Any]:
-        f = self._filters.get(filter_id) if isinstance(filter_id, str) else None
-        if f is None:
-            raise EthRpcError("filter not found")
-        return f
-
-    async def get_filter_logs(self, filter_id: str) -> list[dict[str, Any]]:
-        f = self._filter(filter_id)
-        if f["kind"] != "logs":
-            raise InvalidParams("not a log filter")
-        return self._matching_logs(f)
-
-    async def get_filter_changes(self, filter_id: str) -> list[Any]:
-        f = self._filter(filter_id)
-        head = self.chain.height
-        if f["kind"] == "blocks":
-            start = f["next"]
-            f["next"] = head + 1
-            return [_hex(self._info(h).hash) for h in range(start, head + 1)]
-        start = f["next"]
-        to_height = head if f["to"] in FINAL_TAGS else min(head, self._height(f["to"]))
-        if start is not None and start > to_height:
-            return []
-        logs = self._matching_logs(f | {"to": _q(to_height)}, start)
-        f["next"] = to_height + 1
-        return logs
-
-    async def uninstall_filter(self, filter_id: str) -> bool:
-        return self._filters.pop(filter_id, None) is not None if isinstance(filter_id, str) else False
-
-
-def _quantity(value: Any, what: str) -> int:
-    """A quantity (hex string or JSON number) of at most 256 bits, as every EVM word is."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT_256_MAX:
-        return value
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3 or len(value) > 66:
-        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise InvalidParams(f"{what} must be a hex quantity of at most 256 bits") from exc
+_quantity = parse_quantity

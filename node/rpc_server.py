@@ -1,5 +1,5 @@
-"""The node's JSON-RPC over HTTP (and the voter's and observer's page): a Starlette app
-served by uvicorn in the node's loop."""
+"""The node's JSON-RPC over HTTP (POST /) and WebSocket (/, :mod:`node.rpc_ws`), and the
+voter's and observer's page: a Starlette app served by uvicorn in the node's loop."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from node.http_limits import HttpLimits
 from node.jsonrpc import INVALID_REQUEST, MAX_BODY, Method, current_client, handle_body
+from node.rpc_ws import Subscriptions, WsLimits
 from node.web import WebAssets
 
 
-def make_app(methods: Mapping[str, Method]) -> Starlette:
+def make_app(methods: Mapping[str, Method], subscriptions: Subscriptions | None = None) -> Starlette:
     async def endpoint(request: Request) -> Response:
         current_client.set(request.client.host if request.client else "")  # limits are per address
         declared = request.headers.get("content-length")
@@ -43,7 +44,10 @@ def make_app(methods: Mapping[str, Method]) -> Starlette:
 
     # GET / and /receipt, /observer: the voter's and observer's page, reading this node's
     # JSON-RPC (an observer can point a browser at their own follower).
-    return Starlette(routes=[Route("/", endpoint, methods=["POST"]), *WebAssets().routes(docs=False)])
+    routes: list[BaseRoute] = [Route("/", endpoint, methods=["POST"]), *WebAssets().routes(docs=False)]
+    if subscriptions is not None:  # JSON-RPC over WebSocket, with eth_subscribe (node.rpc_ws)
+        routes.append(WebSocketRoute("/", subscriptions.endpoint))
+    return Starlette(routes=routes)
 
 
 def _json(obj: object, status: int) -> Response:
@@ -60,10 +64,13 @@ class _QuietServer(uvicorn.Server):
 
 class RpcServer:
 
-    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None) -> None:
+    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None,
+                 ws_limits: WsLimits | None = None) -> None:
+        ws = ws_limits or WsLimits()
+        self.subscriptions = Subscriptions(methods, ws)
         config = uvicorn.Config(
-            make_app(methods), host=host, port=port, log_level="warning", lifespan="off", access_log=False,
-            **(limits or HttpLimits()).uvicorn_options(),
+            make_app(methods, self.subscriptions), host=host, port=port, log_level="warning", lifespan="off",
+            access_log=False, **(limits or HttpLimits()).uvicorn_options(), **ws.uvicorn_options(),
         )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None

@@ -1,7 +1,8 @@
 """A validator's whole JSON-RPC table: the ``ballot_*`` and ``eth_*`` methods, each run
 where its cost allows, under the limits of the node's config.
 
-- On the RPC's own loop (``node.rpc_thread``): constants.
+- On the RPC's own loop (``node.rpc_thread``): constants, ``web3_sha3`` (of at most
+  1 MiB) and ``net_peerCount`` (which asks the consensus loop).
 - On the consensus loop: ``ballot_status`` and submissions (which feed the mempool and
   the transaction pool), charged to the client's token bucket first.
 - On the read worker (``node.read_pool``): everything else. The Ethereum methods are
@@ -36,6 +37,7 @@ from node.rpc_thread import ConsensusLoop
 INLINE = frozenset({
     "eth_chainId", "net_version", "net_listening", "web3_clientVersion", "eth_syncing",
     "eth_blockNumber", "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_accounts",
+    "net_peerCount", "web3_sha3", "eth_mining", "eth_hashrate", "eth_blobBaseFee",
 })
 LAST_PRECOMPILE = 0x100  # addresses 0x01..0x100 are precompiles or reserved for them
 HEADER_CACHE = 4096
@@ -59,7 +61,14 @@ def build_rpc_table(
     )
     if engine is None:
         return table
-    eth = EthMethods(HeaderSource(node.chain.store), engine, max_log_blocks=limits.max_log_blocks)
+    async def peer_count() -> int:
+        async def count() -> int:
+            return len(node.status()["peers"])
+
+        return await consensus.run(count)
+
+    eth = EthMethods(HeaderSource(node.chain.store), engine, max_log_blocks=limits.max_log_blocks,
+                     peer_count=peer_count)
     for name, method in eth.table().items():
         if name in INLINE:
             table[name] = method
@@ -165,17 +174,26 @@ class HeaderSource:
     def height(self) -> int:
         return self._store.height
 
-    def header(self, height: int) -> BlockHeader:
-        header = self._cache.get(height)
-        if header is not None:
-            self._cache.move_to_end(height)
-            return header
+    def _header_bytes(self, height: int) -> bytes:
         raw = self._store.raw_block(height)
         # A block is [header encoding, ballots, transactions, last commit]: the header
         # is the outer list's first item, a byte string.
         _, start, end = codec.read_header(raw, 0, len(raw))
         _, h_start, h_end = codec.read_header(raw, start, end)
-        header = BlockHeader.decode(raw[h_start:h_end])
+        return raw[h_start:h_end]
+
+    def txs_hash(self, height: int) -> bytes:
+        header = self._cache.get(height)
+        if header is not None:
+            return header.txs_hash
+        return codec.as_bytes(codec.as_list(codec.decode(self._header_bytes(height)), 11, "header")[9], "txs hash")
+
+    def header(self, height: int) -> BlockHeader:
+        header = self._cache.get(height)
+        if header is not None:
+            self._cache.move_to_end(height)
+            return header
+        header = BlockHeader.decode(self._header_bytes(height))
         self._cache[height] = header
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -8,12 +8,14 @@ RpcServer; the client is Web3(HTTPProvider(url)).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+import rlp
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError
 
@@ -26,6 +28,7 @@ from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
 from node.eth_rpc import EthMethods
 from node.evm import CheckpointInput, EvmExecutor, sign_transaction, system_call_hash
+from node.jsonrpc import handle_body
 from node.rpc_server import RpcServer
 
 from .helpers import kit, new_election
@@ -58,6 +61,9 @@ class FakeChain:
 
     def height_of(self, block_hash: bytes) -> int | None:
         return self.by_hash.get(block_hash)
+
+    def txs_hash(self, height: int) -> bytes:
+        return self.blocks[height - 1].header.txs_hash
 
     def add(self, txs: Sequence[bytes] = (), ballots: Sequence[bytes] = ()) -> Block:
         for raw in ballots:
@@ -223,7 +229,7 @@ def test_event_filtering(served: tuple[Served, Web3]) -> None:
     assert [(e.args.height, e.args.log_size) for e in checkpoints] == [(1, 2), (2, 5), (3, 5), (4, 5), (5, 5), (6, 5)]
     assert [e.args.log_root for e in checkpoints] == [s.chain.block(n).header.log_root for n in range(1, 7)]
     # the header-only checkpoint log of a block without transactions is what execution gives
-    b4 = s.methods._execution(4).outcomes[-1].logs
+    b4 = s.methods._presented(4).outcomes[-1].logs
     served_logs = w3.eth.get_logs({"fromBlock": 4, "toBlock": 4})
     assert [(log.topics, log.data) for log in b4] == [
         (tuple(bytes(t) for t in e["topics"]), bytes(e["data"])) for e in served_logs]
@@ -246,3 +252,122 @@ def test_unknown_things_are_none_or_errors(served: tuple[Served, Web3]) -> None:
         w3.eth.get_block(99)
     with pytest.raises(TransactionNotFound):
         w3.eth.get_transaction(b"\x01" * 32)
+
+
+def _independent_receipt(receipt: Any) -> bytes:
+    """A served receipt re-encoded with py-evm's own receipt classes (not node.eth_blocks)."""
+    from eth.rlp.logs import Log
+    from eth.rlp.receipts import Receipt
+    from eth.vm.forks.cancun.receipts import CancunTypedReceipt
+
+    logs = [Log(bytes.fromhex(log["address"][2:]), [int.from_bytes(bytes(t), "big") for t in log["topics"]],
+                bytes(log["data"])) for log in receipt["logs"]]
+    legacy = Receipt(b"\x01" if receipt["status"] else b"", receipt["cumulativeGasUsed"], logs)
+    assert legacy.bloom == int.from_bytes(bytes(receipt["logsBloom"]), "big")
+    return legacy.encode() if receipt["type"] == 0 else CancunTypedReceipt(receipt["type"], legacy).encode()
+
+
+def _independent_tx(s: Served, height: int, tx: Any) -> bytes:
+    from eth.vm.forks.cancun.transactions import CancunLegacyTransaction
+
+    if tx["from"] == Web3.to_checksum_address(SYSTEM_ADDRESS):  # the pseudo transaction, as presented
+        assert tx["v"] == 0 and bytes(tx["r"]).strip(b"\0") == bytes(tx["s"]).strip(b"\0") == b""
+        assert tx["nonce"] == 0 and tx["value"] == 0
+        return bytes(rlp.encode(CancunLegacyTransaction(0, 0, tx["gas"], bytes.fromhex(tx["to"][2:]), 0,
+                                                        bytes(tx["input"]), 0, 0, 0)))
+    return s.chain.block(height).transactions[tx["transactionIndex"]]
+
+
+def test_roots_gas_and_blooms_are_ethereums(served: tuple[Served, Web3]) -> None:
+    """transactionsRoot and receiptsRoot are the tries of the served transactions and
+    receipts (re-encoded by py-evm, rooted by py-evm's trie helper); gas adds up with the
+    checkpoint call counted; the block bloom is the union of the receipts' blooms.
+    Fails when the checkpoint call's gas is left out of cumulativeGasUsed (checked by hand)."""
+    from eth.db.trie import _make_trie_root_and_nodes
+
+    s, w3 = served
+    for n in range(0, 7):
+        block = w3.eth.get_block(n, full_transactions=True)
+        receipts = w3.eth.get_block_receipts(n)
+        assert [r["transactionHash"] for r in receipts] == [t["hash"] for t in block["transactions"]]
+        tx_root, _ = _make_trie_root_and_nodes(tuple(_independent_tx(s, n, t) for t in block["transactions"]))
+        receipt_root, _ = _make_trie_root_and_nodes(tuple(_independent_receipt(r) for r in receipts))
+        assert bytes(block["transactionsRoot"]) == tx_root
+        assert bytes(block["receiptsRoot"]) == receipt_root
+        total = 0
+        union = 0
+        for r in receipts:
+            total += r["gasUsed"]
+            assert r["cumulativeGasUsed"] == total
+            union |= int.from_bytes(bytes(r["logsBloom"]), "big")
+            assert w3.eth.get_transaction_receipt(r["transactionHash"]) == r
+        assert block["gasUsed"] == total <= block["gasLimit"]
+        assert int.from_bytes(bytes(block["logsBloom"]), "big") == union
+        if n > 0:
+            assert receipts[-1]["gasUsed"] > 0  # the checkpoint call's gas is real and counted
+        assert w3.eth.get_block_transaction_count(n) == len(block["transactions"])
+    genesis_logs = w3.eth.get_block_receipts(0)[0]["logs"]
+    assert [log["logIndex"] for log in genesis_logs] == list(range(len(genesis_logs))) and genesis_logs
+    assert w3.eth.get_logs({"fromBlock": 0, "toBlock": 0}) == genesis_logs
+
+
+def test_log_ranges_like_the_common_clients(served: tuple[Served, Web3]) -> None:
+    """toBlock past the tip is the tip, fromBlock past the tip matches nothing, and a span
+    over the limit is refused with -32005 naming the limit and the asked span.
+    Fails when the clamp is removed (the old 'block 1000000 not found')."""
+    s, w3 = served
+    whole = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest"})
+    assert w3.eth.get_logs({"fromBlock": 0, "toBlock": 1_000_000}) == whole
+    assert w3.eth.get_logs({"fromBlock": 7, "toBlock": 1_000_000}) == []
+    assert w3.eth.get_logs({"fromBlock": 1_000_000}) == []
+    wide = s.methods.table()
+    narrow = EthMethods(s.chain, s.executor, max_log_blocks=3).table()
+
+    def get_logs(table: Any, params: dict[str, Any]) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [params]}).encode()
+        return asyncio.run(handle_body(table, body))
+
+    clamped = get_logs(narrow, {"fromBlock": "0x4", "toBlock": "0xf4240"})["result"]  # 4..6: within the limit
+    assert clamped == get_logs(wide, {"fromBlock": "0x4", "toBlock": "0x6"})["result"]
+    assert {int(log["blockNumber"], 16) for log in clamped} == {4, 5, 6}
+    error = get_logs(narrow, {"fromBlock": "0x2", "toBlock": "0xf4240"})["error"]  # 2..6: five blocks
+    assert error["code"] == -32005 and error["data"]["code"] == "log_range_too_large"
+    assert "at most 3 blocks" in error["message"] and "2 to 6" in error["message"]
+    # a query that cannot match the per-block checkpoint reads only blocks with
+    # transactions (here 3, 5 and 6 of 2..6), so it may span more than the limit
+    topic = "0x" + registry().events["PhaseChanged"].topic.hex()
+    sparse = get_logs(narrow, {"fromBlock": "0x2", "topics": [topic]})["result"]
+    assert sparse == get_logs(wide, {"fromBlock": "0x2", "topics": [topic]})["result"] and len(sparse) == 3
+    checkpoint = "0x" + registry().events["Checkpoint"].topic.hex()
+    at_4 = get_logs(narrow, {"fromBlock": "0x0", "topics": [checkpoint, "0x" + (4).to_bytes(32, "big").hex()]})
+    assert [int(log["blockNumber"], 16) for log in at_4["result"]] == [4]
+    over = get_logs(narrow, {"fromBlock": "0x2", "topics": [checkpoint]})["error"]
+    assert over["data"]["code"] == "log_range_too_large"
+    # a filter polled after a long pause catches up by the limit's worth per poll
+    fid = asyncio.run(narrow["eth_newFilter"]({"fromBlock": "0x0", "toBlock": "0xf4240"}))
+    polls = [asyncio.run(narrow["eth_getFilterChanges"](fid)) for _ in range(4)]
+    assert [sorted({int(log["blockNumber"], 16) for log in p}) for p in polls] == [[0, 1, 2], [3, 4, 5], [6], []]
+    assert [log for p in polls for log in p] == get_logs(wide, {"fromBlock": "0x0"})["result"]
+
+
+def test_the_methods_common_clients_also_call(served: tuple[Served, Web3]) -> None:
+    s, w3 = served
+    assert w3.net.peer_count == 0  # no peers given to this table: the node's own asks its consensus loop
+    assert w3.eth.syncing is False
+    assert w3.manager.request_blocking("web3_sha3", ["0x68656c6c6f"]) == "0x" + keccak256(b"hello").hex()
+    history = w3.eth.fee_history(4, "latest", [10, 50])
+    assert history["oldestBlock"] == 3 and history["baseFeePerGas"] == [0] * 5
+    assert history["reward"] == [[0, 0]] * 4
+    assert history["gasUsedRatio"] == [w3.eth.get_block(n)["gasUsed"] / w3.eth.get_block(n)["gasLimit"]
+                                       for n in range(3, 7)]
+    assert w3.eth.fee_history(1000, 2)["oldestBlock"] == 0  # fewer blocks than asked: from genesis
+    pending = w3.eth.filter("pending")
+    assert pending.get_new_entries() == []
+    b5 = w3.eth.get_block(5)
+    assert w3.eth.get_block_transaction_count(b5["hash"]) == 2
+    tx = w3.eth.get_transaction_by_block(b5["hash"], 0)
+    assert bytes(w3.eth.get_raw_transaction(tx["hash"])) == s.chain.block(5).transactions[0]
+    assert w3.eth.get_transaction_by_block(5, 1)["hash"] == b5["transactions"][1]
+    assert w3.manager.request_blocking("eth_getUncleCountByBlockNumber", ["0x5"]) == "0x0"
+    assert w3.manager.request_blocking("eth_getUncleByBlockHashAndIndex", [b5["hash"].to_0x_hex(), "0x0"]) is None
+    assert w3.eth.get_transaction_by_block(0, 0)["hash"] == w3.eth.get_block(0)["transactions"][0]

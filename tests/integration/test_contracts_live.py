@@ -3,12 +3,18 @@ authority drives the phases with signed transactions, and the ballot rules follo
 
 from __future__ import annotations
 
+import asyncio
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from web3 import Web3
+from web3 import AsyncWeb3, Web3
+from web3.providers.persistent import WebSocketProvider
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
@@ -19,10 +25,84 @@ from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
 from node.config import write_key
 from node.gateway.client import GatewayClient, GatewayProblem
+from tests.contracts import schema_subset
 from tests.helpers import QUICK_TIMEOUTS, run_cli
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
+
+
+def _shape_differences(url: str) -> list[str]:
+    """Answers of a real validator to the methods this work added or changed, against
+    the specification's result schemas (tests/contracts/eth_rpc_schema.json)."""
+    spec = schema_subset.load()
+    registry = "0x" + REGISTRY_ADDRESS.hex()
+    calls: list[tuple[str, list[Any]]] = [
+        ("eth_getBlockByNumber", ["latest", True]), ("eth_getBlockByNumber", ["0x0", True]),
+        ("eth_getBlockReceipts", ["0x1"]), ("eth_getBlockReceipts", ["0x0"]),
+        ("eth_feeHistory", ["0x4", "latest", [50]]), ("net_peerCount", []), ("eth_syncing", []),
+        ("web3_sha3", ["0x00"]), ("eth_getProof", [registry, ["0x0", "0x109"], "latest"]),
+        ("eth_getLogs", [{"fromBlock": "0x0", "toBlock": "0xffffffff", "address": registry}]),
+        ("eth_newPendingTransactionFilter", []), ("eth_blobBaseFee", []),
+    ]
+    out: list[str] = []
+    with RpcClient(url) as client:
+        for method, params in calls:
+            result = client.call(method, *params)
+            out += [f"{method}: {d}" for d in
+                    schema_subset.differences(result, spec["methods"][method], spec["components"])]
+    return out
+
+
+async def _follow_heads(ws_url: str, count: int) -> int:
+    """How many consecutive new heads a newHeads subscription delivers (up to ``count``)."""
+    async with AsyncWeb3(WebSocketProvider(ws_url)) as w3:
+        await w3.eth.subscribe("newHeads")
+        numbers: list[int] = []
+        async with asyncio.timeout(30):
+            async for message in w3.socket.process_subscriptions():
+                numbers.append(message["result"]["number"])
+                if len(numbers) == count:
+                    break
+        assert numbers == list(range(numbers[0], numbers[0] + count))
+        return len(numbers)
+
+
+class _TamperingProxy:
+    """A loopback HTTP proxy to a node that answers eth_getProof with the first slot's
+    value changed (and leaves everything else as the node sent it)."""
+
+    def __init__(self, upstream: str) -> None:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                answer = httpx.post(proxy.upstream, content=body, headers={"content-type": "application/json"}).json()
+                if json.loads(body).get("method") == "eth_getProof" and answer.get("result"):
+                    slot = answer["result"]["storageProof"][0]
+                    slot["value"] = hex(int(slot["value"], 16) + 1)
+                out = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.upstream = upstream
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -> None:
@@ -35,6 +115,9 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
         registry = w3.eth.contract(address=Web3.to_checksum_address(REGISTRY_ADDRESS),
                                    abi=list(load_artifact("ElectionRegistry").abi))
         assert w3.eth.chain_id > 0 and w3.eth.block_number >= 0
+        assert w3.net.peer_count == 3 and w3.eth.syncing is False  # the other validators, asked of consensus
+        assert asyncio.run(_follow_heads(url.replace("http://", "ws://") + "/", 2)) == 2  # eth_subscribe, real node
+        assert _shape_differences(url) == []  # through the node's own table: workers, consensus loop, caps
         assert registry.functions.phase(election_key(election)).call() == Phase.OPEN
         ballots = make_ballots(tmp_path, 40)
         with RpcClient(url) as c:
@@ -83,6 +166,19 @@ def test_lifecycle_with_web3_and_signed_authority_transactions(tmp_path: Path) -
             (Phase.OPEN, Phase.CLOSED), (Phase.CLOSED, Phase.TALLIED)]
         checkpoints = registry.events.Checkpoint.get_logs(from_block=0)
         assert {e.args.height for e in checkpoints} >= set(range(1, block["number"] + 1))
+
+        # the phase and the published result, proven against a quorum-signed checkpoint's
+        # state root by Merkle-Patricia proofs from a node that need not be trusted
+        saved = tmp_path / "cp.json"
+        assert run_cli("checkpoint", "save", "--rpc", url, "--out", saved).returncode == 0
+        proc = run_cli("state", "verify", "--rpc", net.rpc_urls[3], "--election", election,
+                       "--genesis", tmp_path / "genesis.json", "--checkpoint", saved, "--json")
+        proven = json.loads(proc.stdout)
+        assert proc.returncode == 0 and proven["phase"] == "tallied" and proven["result"] == claimed, proc.stdout
+        with _TamperingProxy(url) as lying:  # a node that changes a proven value is caught by name
+            proc = run_cli("state", "verify", "--rpc", lying, "--election", election,
+                           "--genesis", tmp_path / "genesis.json", "--json")
+        assert proc.returncode == 1 and json.loads(proc.stdout)["check"] == "storage_value", proc.stdout
 
         # every rule, signature and contract state root replays; the published result does not
         proc = run_cli("verify", "--rpc", url, "--json")
@@ -138,9 +234,9 @@ def test_an_election_defined_on_a_running_chain_takes_ballots_through_the_gatewa
             for code in codes:
                 gateway.wait_final(code, timeout=60)
             view = gateway.election("budget-2027")
-            deadline = time.monotonic() + 10  # the gateway refreshes phases every 2 s
+            deadline = time.monotonic() + 10  # the gateway refreshes phases every 2 s (stale by design)
             while view["phase"] != "open" and time.monotonic() < deadline:
-                time.sleep(0.5)
+                time.sleep(0.2)
                 view = gateway.election("budget-2027")
             assert view["phase"] == "open" and view["question"] == "Adopt the budget?"
 
