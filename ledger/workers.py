@@ -1,23 +1,43 @@
 """Entry points for worker processes that check ballots ahead of the in-order rules.
 
-Shared by a validator's block sync (``node.precheck``) and the verifier's ``--jobs``
-pool: a worker is started with the genesis (as JSON, which every start method can pass)
-and then checks whole blocks with ``ledger.rules.check_block_ballots``.
+Shared by a validator's block sync and mempool admission and the gateway's submissions
+(``node.precheck``), and by the verifier's ``--jobs`` pool. A worker is started with the
+genesis (as JSON, which every start method can pass), then checks whole blocks with
+``ledger.rules.check_block_ballots`` or lists of ballots with ``check_ballot``: the part
+of a ballot's check that holds forever and does not depend on order.
 """
 
 from __future__ import annotations
 
-from ledger.genesis import Genesis
-from ledger.rules import ProofCache, check_block_ballots
+import dataclasses
+from collections.abc import Sequence
+
+from ledger.errors import LedgerError
+from ledger.genesis import ElectionDef, Genesis
+from ledger.rules import ProofCache, check_ballot, check_block_ballots
+
+# One answer per ballot: None if ``check_ballot`` passed for exactly these bytes, else
+# the refusal it raised (a LedgerError pickles with its type, message and location).
+Verdict = LedgerError | None
 
 _GENESIS: Genesis | None = None
 _PROOFS = ProofCache()
+# Elections the parent has told this worker of, by id. A definition never changes once
+# made, so what a worker learnt stays true for its whole life.
+_ELECTIONS: dict[str, ElectionDef] = {}
+_RULES_GENESIS: Genesis | None = None  # the genesis as the rules read it, with those elections
 
 
 def init_worker(genesis_json: str) -> None:
     """A worker process's initializer."""
-    global _GENESIS
-    _GENESIS = Genesis.from_json(genesis_json)
+    global _GENESIS, _RULES_GENESIS
+    _GENESIS = _RULES_GENESIS = Genesis.from_json(genesis_json)
+    _ELECTIONS.clear()
+    _ELECTIONS.update((e.election_id, e) for e in _GENESIS.elections)
+
+
+def ready() -> None:
+    """Nothing: one call per worker as a pool starts makes every worker start at once."""
 
 
 def check_in_worker(raw_block: bytes) -> bytes:
@@ -25,3 +45,32 @@ def check_in_worker(raw_block: bytes) -> bytes:
     if _GENESIS is None:
         raise RuntimeError("worker not initialised with a genesis")
     return check_block_ballots(_GENESIS, raw_block, _PROOFS)
+
+
+def check_ballots_in_worker(raws: Sequence[bytes], elections: Sequence[ElectionDef]) -> list[Verdict]:
+    """In a worker: ``check_ballot`` for each of ``raws``, one verdict each, in order.
+
+    ``elections``: the definitions of the elections these ballots name, as the parent
+    knows them now (an election defined after the worker started arrives this way).
+    """
+    genesis = _learn(elections)
+    out: list[Verdict] = []
+    for raw in raws:
+        try:
+            check_ballot(genesis, raw, proofs=_PROOFS)
+            out.append(None)
+        except LedgerError as exc:
+            out.append(exc)
+    return out
+
+
+def _learn(elections: Sequence[ElectionDef]) -> Genesis:
+    """The genesis the rules read, knowing ``elections`` too."""
+    global _RULES_GENESIS
+    if _GENESIS is None or _RULES_GENESIS is None:
+        raise RuntimeError("worker not initialised with a genesis")
+    new = [e for e in elections if _ELECTIONS.get(e.election_id) != e]
+    if new:
+        _ELECTIONS.update((e.election_id, e) for e in new)
+        _RULES_GENESIS = dataclasses.replace(_GENESIS, elections=tuple(_ELECTIONS.values()))
+    return _RULES_GENESIS

@@ -113,6 +113,9 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     mempool_max: int = 200_000
+    # Worker processes that check costly ballots (encrypted ones) for admission and
+    # block sync; 0 checks admissions on the consensus loop.
+    admission_workers: int = 2
     rpc_limits: RpcLimits = field(default_factory=RpcLimits)
     # [rpc] header size and count, header and body deadlines, connections, keep-alive:
     # see node.http_limits for each key, its default and the answer to a client over it.
@@ -137,6 +140,8 @@ class NodeConfig:
             PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
         )
         t = raw.get("consensus", {})
+        if int(raw.get("admission_workers", 0)) < 0:
+            raise ValueError("admission_workers must be 0 (checks on the consensus loop) or more")
         timeouts = ConsensusTimeouts(**{k: int(v) for k, v in t.items()})
         return cls(
             name=str(raw["name"]),
@@ -148,6 +153,7 @@ class NodeConfig:
             peers=peers,
             timeouts=timeouts,
             mempool_max=int(raw.get("mempool_max", 200_000)),
+            admission_workers=int(raw.get("admission_workers", 2)),
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
         )
@@ -167,6 +173,7 @@ class NodeConfig:
             "genesis": rel(self.genesis_file),
             "key_file": rel(self.key_file),
             "mempool_max": self.mempool_max,
+            "admission_workers": self.admission_workers,
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],

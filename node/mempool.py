@@ -4,6 +4,11 @@ Pure: the chain-so-far is read through ``LedgerView``; no I/O of its own. Admiss
 the same ledger rules a block will (``check_ballot`` and the credential rule), so a
 ballot refused here is refused with the code the chain would use, and a ballot admitted
 here needs only its chain-dependent checks again when its block is validated.
+
+The costly, order-independent part (``check_ballot``) may have run in a worker process
+(``node.precheck``): its verdicts come in keyed by the exact bytes they are for, and
+everything that depends on order (the window, the chain, the pending ballots, the bound)
+is checked here, in the order ballots are admitted.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError
-from ledger.genesis import Genesis
+from ledger.genesis import ElectionDef, Genesis
 from ledger.rules import (
     BlockEffects,
     CheckedBallot,
@@ -25,6 +30,7 @@ from ledger.rules import (
     is_open,
 )
 from ledger.state import LedgerView
+from ledger.workers import Verdict
 
 
 class MempoolFull(LedgerError):
@@ -68,8 +74,11 @@ class Mempool:
         """Checked ballots by their bytes (what ``apply_block`` takes as ``admitted``)."""
         return self._by_raw
 
-    def admit(self, raw: bytes, now_ms: int) -> Admission:
-        """Check ``raw`` and queue it; idempotent for a ballot already pending or final."""
+    def admit(self, raw: bytes, now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None) -> Admission:
+        """Check ``raw`` and queue it; idempotent for a ballot already pending or final.
+
+        ``verdicts``: workers' ``check_ballot`` results by the bytes they checked; a
+        ballot without one is checked here."""
         known = self._by_raw.get(raw)  # a dict lookup by the bytes: cheaper than hashing them
         if known is not None:
             return Admission(known.tracking_code, "pending")
@@ -82,7 +91,7 @@ class Mempool:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_admissible(
                 self.genesis, raw, now_ms, open_now=self._open_now(now_ms),
-                known=check_ballot(self.genesis, raw, proofs=self.proofs, form=form),
+                known=self._check_ballot(raw, form, verdicts),
             )
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
@@ -95,11 +104,33 @@ class Mempool:
         self._by_credential[key] = checked
         return Admission(code, "pending")
 
-    def admit_many(self, raws: Iterable[bytes], now_ms: int) -> list[Admission | LedgerError]:
+    def _check_ballot(self, raw: bytes, form: CheckedBallot, verdicts: Mapping[bytes, Verdict] | None) -> CheckedBallot:
+        """``check_ballot``'s answer for ``raw``: a worker's for these very bytes, else its own."""
+        if verdicts is not None and raw in verdicts:
+            refusal = verdicts[raw]
+            if refusal is not None:
+                raise refusal
+            return form  # what check_ballot returns once the credential part passed
+        return check_ballot(self.genesis, raw, proofs=self.proofs, form=form)
+
+    def election_to_check(self, raw: bytes) -> ElectionDef | None:
+        """The election of a ballot :meth:`admit` would check in full as things stand
+        (well formed, neither pending nor final), else None: what to send to workers."""
+        if raw in self._by_raw:
+            return None
+        try:
+            form = check_ballot_form(self.genesis, raw)
+        except LedgerError:
+            return None  # refused in order, by admit, with the same error
+        return None if self.view.has_ballot(form.tracking_code) else form.election
+
+    def admit_many(
+        self, raws: Iterable[bytes], now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None
+    ) -> list[Admission | LedgerError]:
         out: list[Admission | LedgerError] = []
         for raw in raws:
             try:
-                out.append(self.admit(raw, now_ms))
+                out.append(self.admit(raw, now_ms, verdicts))
             except LedgerError as exc:
                 out.append(exc)
         return out

@@ -1,10 +1,13 @@
-"""Checking the ballots of synced blocks in worker processes.
+"""Checking ballots in worker processes, ahead of the in-order rules.
 
-A validator that was down must re-check every ballot of the blocks it fetches; the
-signatures and credential proofs dominate, and they do not depend on order, so workers
-check them (the same ``ledger.rules.check_ballot``) while the event loop goes on, and the
-in-order ``apply_block`` then skips what passed. Started on first use: a validator that
-never falls behind never pays for the workers.
+A ballot's signature, credential proof and (for an encrypted ballot) payload proofs
+dominate its cost and do not depend on order, so workers check them (the same
+``ledger.rules.check_ballot``, through ``ledger.workers``) while the event loop goes on;
+the in-order rules then skip what passed. Two callers: block sync (whole blocks, see
+``node.blocksync``) and admission (lists of ballots: the validator's mempool, the
+gateway's submissions). The pool starts on first use, so a node that never needs it
+never pays for it, and a pool whose worker died is replaced: the batches it lost are
+checked again once, then refused with :class:`WorkersUnavailable` (retryable).
 """
 
 from __future__ import annotations
@@ -12,30 +15,130 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
-from ledger.genesis import Genesis
-from ledger.workers import check_in_worker, init_worker
+from ledger.errors import LedgerError
+from ledger.genesis import ElectionDef, Genesis
+from ledger.workers import Verdict, check_ballots_in_worker, check_in_worker, init_worker, ready
+
+T = TypeVar("T")
+MAX_CHUNK = 32  # ballots per worker call: ~45 ms of encrypted checks, ~50 KB each way
+
+
+class WorkersUnavailable(LedgerError):
+    """The worker processes died twice while checking a batch; the ballots are unharmed
+    and the same request may be sent again."""
+
+    code = "workers_unavailable"
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 class BallotPrechecker:
     def __init__(self, genesis: Genesis, workers: int | None = None) -> None:
         self.genesis = genesis
-        self.workers = workers or max(1, min(2, os.cpu_count() or 1))
+        self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
+        self.restarts = 0
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
         """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots)."""
+        return list(await asyncio.gather(*(self._run(check_in_worker, b) for b in raw_blocks)))
+
+    async def check_ballots(self, raws: Sequence[bytes], elections: Sequence[ElectionDef]) -> list[Verdict]:
+        """``check_ballot`` for each of ``raws``, in chunks spread over the workers; one
+        verdict each, in order. ``elections``: the definitions the ballots name."""
+        if not raws:
+            return []
+        size = max(1, min(MAX_CHUNK, -(-len(raws) // self.workers)))
+        chunks = [list(raws[i : i + size]) for i in range(0, len(raws), size)]
+        definitions = tuple(elections)
+        answers = await asyncio.gather(*(self._run(check_ballots_in_worker, c, definitions) for c in chunks))
+        return [verdict for answer in answers for verdict in answer]
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker; if the pool breaks (a worker died), once more in a new one."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            pool = self._started()
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                self._replace(pool)
+                if attempt:
+                    raise WorkersUnavailable("the ballot checking workers stopped; send the ballots again") from None
+        raise AssertionError("unreachable")  # or else the loop above has a bug
+
+    def start(self) -> None:
+        """Start the workers now rather than on first use."""
+        self._started()
+
+    def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker, initargs=(self.genesis.to_json(),),
             )
-        loop = asyncio.get_running_loop()
-        return list(await asyncio.gather(*(loop.run_in_executor(self._pool, check_in_worker, b) for b in raw_blocks)))
+            for _ in range(self.workers):  # a pool spawns a worker per call while none is idle
+                self._pool.submit(ready)
+        return self._pool
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Drop ``broken`` (every call waiting on it fails over to the next pool)."""
+        if self._pool is broken:
+            self._pool = None
+            self.restarts += 1
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    def worker_pids(self) -> list[int]:
+        """The running workers' process ids (none before the first use)."""
+        return [] if self._pool is None else sorted(self._pool._processes or {})
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+class Turns:
+    """The in-order step of each batch, in the order the batches arrived, however long
+    their checks in the workers took: take a turn on arrival, wait for it after the
+    checks, finish it after the in-order step (or on any failure)."""
+
+    def __init__(self) -> None:
+        self._tail: asyncio.Future[None] | None = None
+
+    def take(self) -> Turn:
+        mine = asyncio.get_running_loop().create_future()
+        turn = Turn(self._tail, mine)
+        self._tail = mine
+        return turn
+
+
+class Turn:
+    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        self._previous = previous
+        self._mine = mine
+
+    async def wait(self) -> None:
+        if self._previous is not None and not self._previous.done():
+            await asyncio.shield(self._previous)
+
+    def finish(self) -> None:
+        """This batch is done; the next may go once every earlier one is (a batch given up
+        before its turn passes its turn on only when the one before it finishes)."""
+        previous = self._previous
+        if previous is None or previous.done():
+            self._release()
+        else:
+            previous.add_done_callback(lambda _: self._release())
+
+    def _release(self) -> None:
+        if not self._mine.done():
+            self._mine.set_result(None)

@@ -1,0 +1,248 @@
+"""A validator's admission with the costly checks in worker processes (node.admission,
+node.precheck, ledger.workers): the same answers, the same mempool, in the same order as
+with every check on the loop; a worker killed mid-batch loses nothing.
+
+Real worker processes (spawn) and a real LevelDB store throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ballotledger.election_kit import ElectionKit, make_election
+from ledger.ballot import BallotEnvelope
+from ledger.chain import Chain
+from ledger.errors import LedgerError
+from ledger.genesis import Contest
+from ledger.rules import ballot_context
+from node.admission import BallotAdmission, worth_a_worker
+from node.mempool import Admission, Mempool
+from node.precheck import BallotPrechecker, WorkersUnavailable
+from tests.crypto.helpers import forge_ballot
+from tests.helpers import certify, next_block
+
+POLICIES = ("first-counts", "last-counts")
+FINAL_VOTER = 7  # its ballot is committed before admission starts
+
+
+@lru_cache(maxsize=2)
+def ekit(revoting: str) -> ElectionKit:
+    # The same chain id for both: one pool checks both elections (the second one's
+    # definition reaches the workers with its batches, as an election defined later would).
+    return make_election(voters=10, seed=f"adm-{revoting}", election_id=f"adm-{revoting}", revoting=revoting,
+                         contests=(Contest("Pick one", ("a", "b", "c"), 1),))
+
+
+@lru_cache(maxsize=2)
+def ballots(revoting: str) -> dict[str, bytes]:
+    """Named ballots of every kind admission must tell apart."""
+    k = ekit(revoting)
+    good = {f"good{v}": k.encrypted_ballot(v, [[v % 3]])[0] for v in range(8)}
+    revote = k.encrypted_ballot(0, [[2]])[0]  # voter 0 again, a different ballot
+    other = good["good2"]
+    bad_sig = good["good1"]
+    forged_key = k.voters[3]
+    context = ballot_context(k.genesis.chain_id, k.election, forged_key.public_key)
+    forged = BallotEnvelope.create(
+        forged_key, chain_id=k.genesis.chain_id, election_id=k.election_id,
+        proof=k.credentials.proof(forged_key.public_key),
+        payload=forge_ballot(context, [[1, 1, 0]], [[1, 0, 0]], [1]).encode(),
+    )
+    return {
+        **{name: e.encode() for name, e in good.items()},
+        "revote0": revote.encode(),
+        "bad_signature": BallotEnvelope(bad_sig.chain_id, bad_sig.election_id, bad_sig.credential, bad_sig.proof,
+                                        bad_sig.payload, other.signature).encode(),
+        "bad_proof": forged.encode(),
+        "garbage": b"\xc3\x01\x02\x03",
+    }
+
+
+@pytest.fixture(scope="module")
+def prechecker() -> Iterator[BallotPrechecker]:
+    pool = BallotPrechecker(ekit("first-counts").genesis, 2)
+    pool.start()
+    yield pool
+    pool.close()
+
+
+def _now(k: ElectionKit) -> int:
+    return k.genesis.genesis_time_ms + 10_000
+
+
+def _shown(answer: Admission | LedgerError) -> tuple[object, ...]:
+    if isinstance(answer, LedgerError):
+        return ("refused", answer.code, answer.message, answer.where)
+    return ("admitted", answer.tracking_code.hex(), answer.status)
+
+
+def admit_all(
+    revoting: str, batches: Sequence[Sequence[bytes]], prechecker: BallotPrechecker | None, *, max_size: int = 1000
+) -> tuple[list[list[tuple[object, ...]]], list[str]]:
+    """Every batch submitted at once, in order, to a fresh mempool over a chain whose
+    first block holds FINAL_VOTER's ballot: the answers, and the pending ballots in order."""
+    k = ekit(revoting)
+    with tempfile.TemporaryDirectory() as tmp, Chain(Path(tmp) / "db", k.genesis) as chain:
+        block = next_block(k, chain.store.tip, [ballots(revoting)[f"good{FINAL_VOTER}"]], None)
+        chain.commit(block, certify(k, block))
+        mempool = Mempool(k.genesis, chain.store, max_size=max_size)
+        admission = BallotAdmission(mempool, lambda: _now(k), prechecker)
+
+        async def submit() -> list[list[Admission | LedgerError]]:
+            return await asyncio.gather(*(admission.admit(batch) for batch in batches))
+
+        answers = asyncio.run(submit())
+        pending = [raw.hex() for raw in mempool.take(10_000, _now(k))]
+    return [[_shown(a) for a in batch] for batch in answers], pending
+
+
+@pytest.mark.parametrize("revoting", POLICIES)
+def test_workers_answer_as_the_loop_does_for_a_mixed_batch(revoting: str, prechecker: BallotPrechecker) -> None:
+    b = ballots(revoting)
+    batch = [b["good0"], b["bad_signature"], b["good1"], b["bad_proof"], b["good0"], b["garbage"],
+             b["revote0"], b[f"good{FINAL_VOTER}"], b["good2"]]
+    inline = admit_all(revoting, [batch], None)
+    assert admit_all(revoting, [batch], prechecker) == inline
+    answers, pending = inline
+    codes = [a[1] if a[0] == "refused" else a[2] for a in answers[0]]
+    revote = "pending" if revoting == "last-counts" else "duplicate_credential"
+    assert codes == ["pending", "bad_signature", "pending", "bad_ballot_proof", "pending", "bad_encoding",
+                     revote, "final", "pending"]
+    admitted = [b["good0"], b["good1"]] + ([b["revote0"]] if revoting == "last-counts" else []) + [b["good2"]]
+    assert pending == [raw.hex() for raw in admitted]
+
+
+@pytest.mark.parametrize("revoting", POLICIES)
+def test_a_later_batch_waits_for_an_earlier_slower_one(revoting: str, prechecker: BallotPrechecker) -> None:
+    """A large batch ending in voter 0's ballot, then a one-ballot batch with voter 0's
+    revote: the small batch's check finishes first, yet the revote is admitted second.
+    Fails when the in-order step does not wait for its turn (node.precheck.Turns)."""
+    b = ballots(revoting)
+    first = [b[f"good{v}"] for v in range(1, 7)] * 3 + [b["good0"]]
+    inline = admit_all(revoting, [first, [b["revote0"]]], None)
+    assert admit_all(revoting, [first, [b["revote0"]]], prechecker) == inline
+    answers, pending = inline
+    if revoting == "last-counts":
+        assert answers[1][0][2] == "pending"
+        assert pending[-2:] == [b["good0"].hex(), b["revote0"].hex()]
+    else:
+        assert answers[1][0][1] == "duplicate_credential"
+        assert pending[-1] == b["good0"].hex()
+
+
+def test_mempool_bound_refuses_alike(prechecker: BallotPrechecker) -> None:
+    b = ballots("first-counts")
+    batch = [b[f"good{v}"] for v in range(6)]
+    inline = admit_all("first-counts", [batch], None, max_size=3)
+    assert admit_all("first-counts", [batch], prechecker, max_size=3) == inline
+    assert [a[1] for a in inline[0][0][3:]] == ["mempool_full"] * 3
+
+
+NAMES = sorted(ballots("first-counts"))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    revoting=st.sampled_from(POLICIES),
+    batches=st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=8), min_size=1, max_size=4),
+)
+def test_any_batches_get_the_loops_answers_in_arrival_order(
+    revoting: str, batches: list[list[str]], prechecker: BallotPrechecker
+) -> None:
+    """Invariant: whatever the batches (repeats, revotes, bad ballots, the final one),
+    submitted concurrently, workers give the same answers and the same pending order."""
+    raws = [[ballots(revoting)[name] for name in batch] for batch in batches]
+    assert admit_all(revoting, raws, prechecker) == admit_all(revoting, raws, None)
+
+
+def test_an_election_unknown_to_the_worker_arrives_with_the_batch() -> None:
+    """A worker started with the first election's genesis refuses the second election's
+    ballots until a batch brings its definition, and keeps the definition afterwards."""
+    later = ekit("last-counts")
+    b = ballots("last-counts")
+    pool = BallotPrechecker(ekit("first-counts").genesis, 1)
+    try:
+        (refusal,) = asyncio.run(pool.check_ballots([b["good4"]], []))
+        assert isinstance(refusal, LedgerError) and refusal.code == "unknown_election"
+        assert asyncio.run(pool.check_ballots([b["good4"]], [later.election])) == [None]
+        assert asyncio.run(pool.check_ballots([b["good5"]], [])) == [None]
+    finally:
+        pool.close()
+
+
+def test_plaintext_stays_on_the_loop_and_encrypted_goes_to_workers() -> None:
+    plain = make_election(voters=2, seed="adm-plain")
+    assert not worth_a_worker(plain.election)
+    assert worth_a_worker(ekit("first-counts").election)
+
+
+def test_a_worker_killed_mid_batch_loses_nothing() -> None:
+    """SIGKILL one worker while a batch is being checked: the pool is replaced, the lost
+    chunks are checked again, every answer is the loop's. Fails when a broken pool is not
+    replaced (every answer is then workers_unavailable)."""
+    k = ekit("last-counts")
+    b = ballots("last-counts")
+    batch = [b[f"good{v}"] for v in range(7)] * 6 + [b["bad_proof"], b["revote0"]]  # 44 ballots, ~30 ms a chunk
+    inline = admit_all("last-counts", [batch], None)
+    pool = BallotPrechecker(k.genesis, 2)
+    pool.start()
+    try:
+        asyncio.run(pool.check_ballots(batch[:4], [k.election]))  # both workers up and warm
+        victims = pool.worker_pids()
+        assert len(victims) == 2
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(0.015)  # the chunks are in the workers by now
+            os.kill(victims[0], signal.SIGKILL)
+
+        killed = asyncio.new_event_loop()
+        try:
+            killer = killed.create_task(kill_soon())
+            result = killed.run_until_complete(_admit_in(k, batch, pool, killer))
+        finally:
+            killed.close()
+        assert result == inline
+        assert pool.restarts == 1
+        assert victims[0] not in pool.worker_pids()
+    finally:
+        pool.close()
+
+
+async def _admit_in(
+    k: ElectionKit, batch: list[bytes], pool: BallotPrechecker, killer: asyncio.Task[None]
+) -> tuple[list[list[tuple[object, ...]]], list[str]]:
+    with tempfile.TemporaryDirectory() as tmp, Chain(Path(tmp) / "db", k.genesis) as chain:
+        block = next_block(k, chain.store.tip, [ballots(k.election.revoting)[f"good{FINAL_VOTER}"]], None)
+        chain.commit(block, certify(k, block))
+        mempool = Mempool(k.genesis, chain.store)
+        answers = await BallotAdmission(mempool, lambda: _now(k), pool).admit(batch)
+        await killer
+        return [[_shown(a) for a in answers]], [raw.hex() for raw in mempool.take(10_000, _now(k))]
+
+
+def test_workers_dying_twice_refuse_the_batch_as_retryable_then_recover() -> None:
+    """A call whose worker dies on both attempts raises WorkersUnavailable (its ballots
+    are refused with that code, which says to send them again); the next call works."""
+    k = ekit("first-counts")
+    pool = BallotPrechecker(k.genesis, 1)
+    try:
+        with pytest.raises(WorkersUnavailable):
+            asyncio.run(pool._run(os._exit, 3))
+        assert pool.restarts == 2
+        raw = ballots("first-counts")["good3"]
+        started = time.monotonic()
+        assert asyncio.run(pool.check_ballots([raw], [k.election])) == [None]
+        assert time.monotonic() - started < 30
+    finally:
+        pool.close()
