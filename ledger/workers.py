@@ -10,11 +10,11 @@ of a ballot's check that holds forever and does not depend on order.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ledger.errors import LedgerError
 from ledger.genesis import ElectionDef, Genesis
-from ledger.rules import ProofCache, check_ballot, check_block_ballots
+from ledger.rules import CheckedBallot, ProofCache, check_ballot, check_block_ballots
 
 # One answer per ballot: None if ``check_ballot`` passed for exactly these bytes, else
 # the refusal it raised (a LedgerError pickles with its type, message and location).
@@ -62,6 +62,24 @@ def check_ballots_in_worker(raws: Sequence[bytes], elections: Sequence[ElectionD
         except LedgerError as exc:
             out.append(exc)
     return out
+
+
+def check_ballot_given(
+    genesis: Genesis,
+    raw: bytes,
+    form: CheckedBallot,
+    verdicts: Mapping[bytes, Verdict] | None,
+    proofs: ProofCache | None = None,
+) -> CheckedBallot:
+    """``check_ballot(genesis, raw, form=form)``'s answer, in the parent: a worker's
+    verdict where there is one for these very bytes, else checked here. ``form``:
+    ``check_ballot_form``'s result for ``raw``."""
+    if verdicts is not None and raw in verdicts:
+        refusal = verdicts[raw]
+        if refusal is not None:
+            raise refusal
+        return form  # what check_ballot returns once the credential part passed
+    return check_ballot(genesis, raw, proofs=proofs, form=form)
 
 
 def _learn(elections: Sequence[ElectionDef]) -> Genesis:

@@ -24,13 +24,12 @@ from ledger.rules import (
     CheckedBallot,
     ProofCache,
     check_admissible,
-    check_ballot,
     check_ballot_form,
     check_unique,
     is_open,
 )
 from ledger.state import LedgerView
-from ledger.workers import Verdict
+from ledger.workers import Verdict, check_ballot_given
 
 
 class MempoolFull(LedgerError):
@@ -91,7 +90,7 @@ class Mempool:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_admissible(
                 self.genesis, raw, now_ms, open_now=self._open_now(now_ms),
-                known=self._check_ballot(raw, form, verdicts),
+                known=check_ballot_given(self.genesis, raw, form, verdicts, self.proofs),
             )
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
@@ -103,15 +102,6 @@ class Mempool:
         self._by_raw[raw] = checked
         self._by_credential[key] = checked
         return Admission(code, "pending")
-
-    def _check_ballot(self, raw: bytes, form: CheckedBallot, verdicts: Mapping[bytes, Verdict] | None) -> CheckedBallot:
-        """``check_ballot``'s answer for ``raw``: a worker's for these very bytes, else its own."""
-        if verdicts is not None and raw in verdicts:
-            refusal = verdicts[raw]
-            if refusal is not None:
-                raise refusal
-            return form  # what check_ballot returns once the credential part passed
-        return check_ballot(self.genesis, raw, proofs=self.proofs, form=form)
 
     def election_to_check(self, raw: bytes) -> ElectionDef | None:
         """The election of a ballot :meth:`admit` would check in full as things stand

@@ -8,11 +8,12 @@ Real worker processes (spawn) and a real LevelDB store throughout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from ledger.ballot import BallotEnvelope
 from ledger.chain import Chain
 from ledger.errors import LedgerError
 from ledger.genesis import Contest
-from ledger.rules import ballot_context
+from ledger.rules import CheckedBallot, ProofCache, ballot_context
 from node.admission import BallotAdmission, worth_a_worker
+from node.gateway.admission import SubmissionChecker, check_submission
+from node.gateway.problems import Problem
 from node.mempool import Admission, Mempool
 from node.precheck import BallotPrechecker, WorkersUnavailable
 from tests.crypto.helpers import forge_ballot
@@ -246,3 +249,71 @@ def test_workers_dying_twice_refuse_the_batch_as_retryable_then_recover() -> Non
         assert time.monotonic() - started < 30
     finally:
         pool.close()
+
+
+# --- the gateway's submissions (node.gateway.admission.SubmissionChecker) ------------------
+def _outcome(check: Callable[[], CheckedBallot]) -> tuple[object, ...]:
+    try:
+        return ("accepted", check().tracking_code.hex())
+    except Problem as problem:
+        return ("refused", problem.code, problem.detail, problem.status)
+
+
+async def _outcome_of(checking: Awaitable[CheckedBallot]) -> tuple[object, ...]:
+    try:
+        return ("accepted", (await checking).tracking_code.hex())
+    except Problem as problem:
+        return ("refused", problem.code, problem.detail, problem.status)
+
+
+def test_the_gateways_workers_answer_as_its_loop_does() -> None:
+    k = ekit("first-counts")
+    b = ballots("first-counts")
+    now = _now(k)
+    checker = SubmissionChecker(k.genesis, lambda: now, ProofCache(), 2)
+    checker.start()
+    try:
+        cases = [(k.election_id, b[name]) for name in ("good0", "bad_signature", "bad_proof", "garbage")]
+        cases.append(("adm-last-counts", b["good1"]))  # the URL names another election
+        cases.append((k.election_id, ballots("last-counts")["good2"]))  # the ballot does
+
+        async def through_workers() -> list[tuple[object, ...]]:
+            return [await _outcome_of(checker.check(election, raw)) for election, raw in cases]
+
+        def inline_check(election: str, raw: bytes) -> Callable[[], CheckedBallot]:
+            return lambda: check_submission(k.genesis, election, raw, now)
+
+        inline = [_outcome(inline_check(e, r)) for e, r in cases]
+        assert asyncio.run(through_workers()) == inline
+        assert [c[1] for c in inline[1:]] == ["bad_signature", "bad_ballot_proof", "bad_encoding",
+                                              "unknown_election", "election_mismatch"]
+        assert checker.prechecker is not None and len(checker.prechecker.worker_pids()) == 2
+    finally:
+        checker.close()
+
+
+def test_the_gateway_answers_costly_submissions_in_arrival_order() -> None:
+    """Concurrent submissions come back (and so reach the outbox) in the order they
+    arrived, whichever worker finished first. Fails when SubmissionChecker.check does not
+    wait for its turn."""
+    k = ekit("last-counts")
+    b = ballots("last-counts")
+    raws = [b[f"good{v}"] for v in range(7)] + [b["revote0"], b["bad_proof"]]
+    checker = SubmissionChecker(k.genesis, lambda: _now(k), ProofCache(), 2)
+    checker.start()
+    try:
+        async def submit_all() -> list[bytes]:
+            answered: list[bytes] = []
+
+            async def one(raw: bytes) -> None:
+                with contextlib.suppress(Problem):
+                    await checker.check(k.election_id, raw)
+                answered.append(raw)
+
+            await asyncio.gather(*(one(raw) for raw in raws * 3))
+            return answered
+
+        for _ in range(3):
+            assert asyncio.run(submit_all()) == raws * 3
+    finally:
+        checker.close()

@@ -40,6 +40,9 @@ class GatewayConfig:
     forward_interval_ms: int = 20
     resubmit_after_s: float = 10.0
     rpc_timeout_s: float = 5.0
+    # Worker processes that check encrypted ballots' proofs off the event loop; 0 checks
+    # every submission on the loop.
+    admission_workers: int = 2
     # HTTPS: certificate and key of the gateway; with a client CA, mutual TLS (front ends
     # must present a certificate that CA signed, as well as their API key).
     tls_certfile: Path | None = None
@@ -55,6 +58,8 @@ class GatewayConfig:
             raise GatewayConfigError("tls_certfile and tls_keyfile go together")
         if self.tls_client_ca is not None and self.tls_certfile is None:
             raise GatewayConfigError("tls_client_ca (mutual TLS) needs tls_certfile and tls_keyfile")
+        if self.admission_workers < 0:
+            raise GatewayConfigError("admission_workers must be 0 (checks on the event loop) or more")
 
     @property
     def host(self) -> str:
@@ -85,6 +90,7 @@ class GatewayConfig:
         optional = {
             "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
             "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
+            "admission_workers": int,
         }
         extra: dict[str, Any] = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
         for key in ("tls_certfile", "tls_keyfile", "tls_client_ca"):
@@ -115,6 +121,7 @@ class GatewayConfig:
                 "forward_interval_ms": self.forward_interval_ms,
                 "resubmit_after_s": self.resubmit_after_s,
                 "rpc_timeout_s": self.rpc_timeout_s,
+                "admission_workers": self.admission_workers,
                 **self.http_limits.to_obj(),
                 **{
                     k: str(v)

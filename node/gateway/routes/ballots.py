@@ -40,8 +40,8 @@ async def submit(state: GatewayState, election_id: str, body: SubmitBallot) -> J
     with its tracking code (the same answer for the same ballot, however often sent)."""
     raw = admission.decode_hex_ballot(body.ballot)
     try:
-        checked = admission.check_submission(state.genesis, election_id, raw, state.clock_ms(), state.proofs)
-        new = await state.open_outbox().admit(checked)
+        checked = await state.submissions().check(election_id, raw)
+        new = await state.open_outbox().admit(checked)  # in the order the checks answered
     except Problem as problem:
         state.metrics.refused.labels(problem.code).inc()
         raise
