@@ -317,3 +317,24 @@ def test_the_gateway_answers_costly_submissions_in_arrival_order() -> None:
             assert asyncio.run(submit_all()) == raws * 3
     finally:
         checker.close()
+
+
+def test_block_sync_falls_back_to_no_flags_when_workers_keep_dying(tmp_path: Path) -> None:
+    """Sync's check gives no flags (apply_block then checks everything) rather than an
+    error that would be blamed on the peer. Fails when WorkersUnavailable escapes."""
+    k = ekit("first-counts")
+    with Chain(tmp_path / "db", k.genesis) as chain:
+        block = next_block(k, chain.store.tip, [ballots("first-counts")["good1"]], None).encode()
+    pool = BallotPrechecker(k.genesis, 1)
+    try:
+        assert asyncio.run(pool.check([block])) == [b"\x01"]
+        real_run = pool._run
+
+        async def always_dies(fn: Callable[..., object], *args: object) -> object:
+            return await real_run(os._exit, 3)  # the worker dies on every attempt
+
+        pool._run = always_dies  # type: ignore[method-assign, assignment]
+        assert asyncio.run(pool.check([block])) == [b""]
+        assert pool.restarts == 2
+    finally:
+        pool.close()
