@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ledger.errors import LedgerError
@@ -45,6 +46,8 @@ class BallotPrechecker:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
         self.restarts = 0
+        self._gathered: list[_Request] = []  # check_ballots calls of this turn of the loop
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
         """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots); no
@@ -56,15 +59,46 @@ class BallotPrechecker:
             return [b"" for _ in raw_blocks]
 
     async def check_ballots(self, raws: Sequence[bytes], elections: Sequence[ElectionDef]) -> list[Verdict]:
-        """``check_ballot`` for each of ``raws``, in chunks spread over the workers; one
-        verdict each, in order. ``elections``: the definitions the ballots name."""
+        """``check_ballot`` for each of ``raws``, one verdict each, in order. ``elections``:
+        the definitions the ballots name. Calls made in one turn of the event loop share
+        their chunks, so many one-ballot requests still make few round trips."""
         if not raws:
             return []
+        loop = asyncio.get_running_loop()
+        request = _Request(list(raws), tuple(elections), loop.create_future())
+        if not self._gathered:
+            loop.call_soon(self._send_gathered)
+        self._gathered.append(request)
+        return await request.answer
+
+    def _send_gathered(self) -> None:
+        gathered, self._gathered = self._gathered, []
+        task = asyncio.get_running_loop().create_task(self._check_gathered(gathered))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _check_gathered(self, gathered: list[_Request]) -> None:
+        raws = [raw for request in gathered for raw in request.raws]
+        definitions = tuple({e.election_id: e for request in gathered for e in request.elections}.values())
         size = max(1, min(MAX_CHUNK, -(-len(raws) // self.workers)))
-        chunks = [list(raws[i : i + size]) for i in range(0, len(raws), size)]
-        definitions = tuple(elections)
-        answers = await asyncio.gather(*(self._run(check_ballots_in_worker, c, definitions) for c in chunks))
-        return [verdict for answer in answers for verdict in answer]
+        chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
+        try:
+            answers = await asyncio.gather(*(self._run(check_ballots_in_worker, c, definitions) for c in chunks))
+        except asyncio.CancelledError:
+            for request in gathered:
+                request.answer.cancel()
+            raise
+        except Exception as exc:  # every caller hears of it
+            for request in gathered:
+                if not request.answer.done():
+                    request.answer.set_exception(exc)
+            return
+        verdicts = [verdict for answer in answers for verdict in answer]
+        start = 0
+        for request in gathered:
+            if not request.answer.done():  # its caller may have given up
+                request.answer.set_result(verdicts[start : start + len(request.raws)])
+            start += len(request.raws)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker; if the pool breaks (a worker died), once more in a new one."""
@@ -109,6 +143,13 @@ class BallotPrechecker:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    raws: list[bytes]
+    elections: tuple[ElectionDef, ...]
+    answer: asyncio.Future[list[Verdict]]
 
 
 class Turns:

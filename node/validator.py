@@ -376,6 +376,7 @@ class ValidatorNode:
             "step": self.core.step.name.lower(),
             "peers": sorted(self.transport.peer_name(p) for p in self.transport.peers()),
             "mempool": len(self.mempool),
+            "check_workers": {"running": len(self.prechecker.worker_pids()), "restarts": self.prechecker.restarts},
             "consensus": dict(self.core.stats),
             "counters": dict(self.counters),
             "uptime_s": round(time.time() - self.started_at, 1),

@@ -338,3 +338,30 @@ def test_block_sync_falls_back_to_no_flags_when_workers_keep_dying(tmp_path: Pat
         assert pool.restarts == 2
     finally:
         pool.close()
+
+
+def test_one_ballot_requests_of_one_turn_share_round_trips(
+    prechecker: BallotPrechecker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten concurrent one-ballot requests (the gateway's, ballot_submit's) make one round
+    trip per worker, and each gets its own ballot's verdict."""
+    k = ekit("first-counts")
+    b = ballots("first-counts")
+    names = ["good0", "bad_signature", "good1", "bad_proof", "good2", "good3", "good4", "good5", "good6", "good0"]
+    sent: list[int] = []
+    real_run = prechecker._run
+
+    async def counted(fn: Callable[..., object], *args: object) -> object:
+        sent.append(len(args[0]))  # type: ignore[arg-type]
+        return await real_run(fn, *args)
+
+    monkeypatch.setattr(prechecker, "_run", counted)
+
+    async def one_by_one() -> list[list[object]]:
+        verdicts = await asyncio.gather(*(prechecker.check_ballots([b[n]], [k.election]) for n in names))
+        return [[None if v is None else v.code for v in answer] for answer in verdicts]
+
+    expected: list[list[object]] = [[None]] * 10
+    expected[1], expected[3] = ["bad_signature"], ["bad_ballot_proof"]
+    assert asyncio.run(one_by_one()) == expected
+    assert sent == [5, 5]
