@@ -14,7 +14,7 @@ is checked here, in the order ballots are admitted.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError
@@ -113,17 +113,6 @@ class Mempool:
         except LedgerError:
             return None  # refused in order, by admit, with the same error
         return None if self.view.has_ballot(form.tracking_code) else form.election
-
-    def admit_many(
-        self, raws: Iterable[bytes], now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None
-    ) -> list[Admission | LedgerError]:
-        out: list[Admission | LedgerError] = []
-        for raw in raws:
-            try:
-                out.append(self.admit(raw, now_ms, verdicts))
-            except LedgerError as exc:
-                out.append(exc)
-        return out
 
     def is_pending(self, code: bytes) -> bool:
         return code in self._pending

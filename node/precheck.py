@@ -48,6 +48,7 @@ class BallotPrechecker:
         self.restarts = 0
         self._gathered: list[_Request] = []  # check_ballots calls of this turn of the loop
         self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
         """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots); no
@@ -118,6 +119,8 @@ class BallotPrechecker:
         self._started()
 
     def _started(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise WorkersUnavailable("the node is shutting down")
         if self._pool is None:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
@@ -140,6 +143,7 @@ class BallotPrechecker:
         return [] if self._pool is None else sorted(self._pool._processes or {})
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
