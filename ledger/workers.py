@@ -10,6 +10,7 @@ of a ballot's check that holds forever and does not depend on order.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 
 from ledger.errors import LedgerError
@@ -28,9 +29,12 @@ _ELECTIONS: dict[str, ElectionDef] = {}
 _RULES_GENESIS: Genesis | None = None  # the genesis as the rules read it, with those elections
 
 
-def init_worker(genesis_json: str) -> None:
-    """A worker process's initializer."""
+def init_worker(genesis_json: str, nice: int = 0) -> None:
+    """A worker process's initializer; ``nice``: how much lower than its parent's its
+    scheduling priority is (the parent's own work comes first on a busy machine)."""
     global _GENESIS, _RULES_GENESIS
+    if nice:
+        os.nice(nice)
     _GENESIS = _RULES_GENESIS = Genesis.from_json(genesis_json)
     _ELECTIONS.clear()
     _ELECTIONS.update((e.election_id, e) for e in _GENESIS.elections)

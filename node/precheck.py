@@ -27,6 +27,9 @@ from ledger.workers import Verdict, check_ballots_in_worker, check_in_worker, in
 
 T = TypeVar("T")
 MAX_CHUNK = 32  # ballots per worker call: ~45 ms of encrypted checks, ~50 KB each way
+# Workers run at a lower priority than the node: when the cores are busy the consensus
+# loop and the RPC (answers, timers, votes) go first, the checks take what is left.
+WORKER_NICE = 10
 
 
 class WorkersUnavailable(LedgerError):
@@ -125,7 +128,7 @@ class BallotPrechecker:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(self.genesis.to_json(),),
+                initializer=init_worker, initargs=(self.genesis.to_json(), WORKER_NICE),
             )
             for _ in range(self.workers):  # a pool spawns a worker per call while none is idle
                 self._pool.submit(ready)

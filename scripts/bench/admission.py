@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This file's folder is already on the path (it is run as a script); no insert of it
+# here, because a worker process re-imports this file and must keep ROOT first.
 import httpx
 from _common import ROOT, emit, machine
 
