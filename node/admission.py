@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 
 from ledger.errors import LedgerError
 from ledger.genesis import ElectionDef
+from ledger.rules import CheckedBallot
 from ledger.workers import Verdict
 from node.mempool import Admission, Mempool
-from node.precheck import BallotPrechecker, Turns, WorkersUnavailable
+from node.precheck import ArrivalOrder, BallotPrechecker, Place, WorkersUnavailable
 
 SLICE_S = 0.002  # the longest the in-order step holds the consensus loop before it yields
 Answer = Admission | LedgerError
@@ -47,46 +48,58 @@ class BallotAdmission:
         self.clock_ms = clock_ms
         self.prechecker = prechecker  # None: every check on the loop
         self.offload = offload
-        self._turns = Turns()
+        self._order = ArrivalOrder()
 
     async def admit(self, items: Sequence[bytes | LedgerError]) -> list[Answer]:
         """One answer per item, in order: its admission, or why it was refused (an item
         that is already an error, such as bad hex, is answered with itself)."""
-        turn = self._turns.take()  # on arrival: the in-order step keeps this order
+        place = self._order.arrive()
         try:
-            verdicts = await self._precheck([item for item in items if isinstance(item, bytes)])
-            await turn.wait()
-            return await self._in_order(items, verdicts)
+            forms, to_check = await self._triage(place, [item for item in items if isinstance(item, bytes)])
+            verdicts = await self._precheck(to_check, forms)
+            await place.wait()
+            return await self._in_order(items, forms, verdicts)
         finally:
-            turn.finish()
+            place.finish()
 
-    async def _precheck(self, raws: Sequence[bytes]) -> dict[bytes, Verdict]:
-        """Workers' verdicts for the ballots worth sending them, by their bytes."""
-        if self.prechecker is None:
-            return {}
-        todo: dict[bytes, None] = {}
-        elections: dict[str, ElectionDef] = {}
+    async def _triage(
+        self, place: Place, raws: Sequence[bytes]
+    ) -> tuple[dict[bytes, CheckedBallot], list[bytes]]:
+        """Read each ballot's form once: for the in-order step, for ``place`` (its
+        credential), and to pick the ballots to send to workers."""
+        forms: dict[bytes, CheckedBallot] = {}
+        to_check: list[bytes] = []
         started = time.perf_counter()
         for raw in raws:
             if time.perf_counter() - started > SLICE_S:
                 await asyncio.sleep(0)
                 started = time.perf_counter()
-            if raw in todo:
+            if raw in forms:
                 continue
-            election = self.mempool.election_to_check(raw)
-            if election is not None and self.offload(election):
-                todo[raw] = None
-                elections[election.election_id] = election
-        if not todo:
-            return {}
-        batch = list(todo)
-        try:
-            verdicts = await self.prechecker.check_ballots(batch, list(elections.values()))
-        except WorkersUnavailable as exc:
-            return dict.fromkeys(batch, exc)
-        return dict(zip(batch, verdicts, strict=True))
+            triaged = self.mempool.triage(raw)
+            if triaged is None:
+                continue
+            form, unchecked = triaged
+            forms[raw] = form
+            if unchecked and self.prechecker is not None and self.offload(form.election):
+                to_check.append(raw)
+        place.know(frozenset((f.election.election_id, f.envelope.credential) for f in forms.values()))
+        return forms, to_check
 
-    async def _in_order(self, items: Sequence[bytes | LedgerError], verdicts: dict[bytes, Verdict]) -> list[Answer]:
+    async def _precheck(self, raws: list[bytes], forms: dict[bytes, CheckedBallot]) -> dict[bytes, Verdict]:
+        """Workers' verdicts for ``raws``, by their bytes."""
+        if self.prechecker is None or not raws:
+            return {}
+        elections = {forms[raw].election.election_id: forms[raw].election for raw in raws}
+        try:
+            verdicts = await self.prechecker.check_ballots(raws, list(elections.values()))
+        except WorkersUnavailable as exc:
+            return dict.fromkeys(raws, exc)
+        return dict(zip(raws, verdicts, strict=True))
+
+    async def _in_order(
+        self, items: Sequence[bytes | LedgerError], forms: dict[bytes, CheckedBallot], verdicts: dict[bytes, Verdict]
+    ) -> list[Answer]:
         out: list[Answer] = []
         started = time.perf_counter()
         now = self.clock_ms()
@@ -99,7 +112,7 @@ class BallotAdmission:
                 out.append(item)
                 continue
             try:
-                out.append(self.mempool.admit(item, now, verdicts))
+                out.append(self.mempool.admit(item, now, verdicts, forms.get(item)))
             except LedgerError as exc:
                 out.append(exc)
         return out

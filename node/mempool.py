@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError
-from ledger.genesis import ElectionDef, Genesis
+from ledger.genesis import Genesis
 from ledger.rules import (
     BlockEffects,
     CheckedBallot,
@@ -73,16 +73,19 @@ class Mempool:
         """Checked ballots by their bytes (what ``apply_block`` takes as ``admitted``)."""
         return self._by_raw
 
-    def admit(self, raw: bytes, now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None) -> Admission:
+    def admit(
+        self, raw: bytes, now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None,
+        form: CheckedBallot | None = None,
+    ) -> Admission:
         """Check ``raw`` and queue it; idempotent for a ballot already pending or final.
 
         ``verdicts``: workers' ``check_ballot`` results by the bytes they checked; a
-        ballot without one is checked here."""
+        ballot without one is checked here. ``form``: :meth:`triage`'s for ``raw``."""
         known = self._by_raw.get(raw)  # a dict lookup by the bytes: cheaper than hashing them
         if known is not None:
             return Admission(known.tracking_code, "pending")
         try:
-            form = check_ballot_form(self.genesis, raw)
+            form = form or check_ballot_form(self.genesis, raw)
             code = form.tracking_code
             if self.view.has_ballot(code):
                 return Admission(code, "final")
@@ -103,16 +106,18 @@ class Mempool:
         self._by_credential[key] = checked
         return Admission(code, "pending")
 
-    def election_to_check(self, raw: bytes) -> ElectionDef | None:
-        """The election of a ballot :meth:`admit` would check in full as things stand
-        (well formed, neither pending nor final), else None: what to send to workers."""
-        if raw in self._by_raw:
-            return None
+    def triage(self, raw: bytes) -> tuple[CheckedBallot, bool] | None:
+        """``check_ballot_form``'s result for ``raw`` and whether :meth:`admit` would
+        check it in full as things stand (neither pending nor final); None if it is
+        malformed (``admit`` refuses it with the same error)."""
+        known = self._by_raw.get(raw)
+        if known is not None:
+            return known, False
         try:
             form = check_ballot_form(self.genesis, raw)
         except LedgerError:
-            return None  # refused in order, by admit, with the same error
-        return None if self.view.has_ballot(form.tracking_code) else form.election
+            return None
+        return form, not self.view.has_ballot(form.tracking_code)
 
     def is_pending(self, code: bytes) -> bool:
         return code in self._pending

@@ -13,9 +13,11 @@ checked again once, then refused with :class:`WorkersUnavailable` (retryable).
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -49,9 +51,14 @@ class BallotPrechecker:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
         self.restarts = 0
-        self._gathered: list[_Request] = []  # check_ballots calls of this turn of the loop
-        self._sending: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Chunks wait in lanes, one lane per large call and one for the small calls of a
+        # turn of the loop; workers take from the lanes in turn, so one client's large
+        # batch delays another's by at most a chunk, not by the whole batch.
+        self._lanes: deque[deque[_Chunk]] = deque()
+        self._in_flight = 0
+        self._gathered: list[_Request] = []  # small check_ballots calls of this turn of the loop
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
         """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots); no
@@ -64,30 +71,38 @@ class BallotPrechecker:
 
     async def check_ballots(self, raws: Sequence[bytes], elections: Sequence[ElectionDef]) -> list[Verdict]:
         """``check_ballot`` for each of ``raws``, one verdict each, in order. ``elections``:
-        the definitions the ballots name. Calls made in one turn of the event loop share
-        their chunks, so many one-ballot requests still make few round trips."""
+        the definitions the ballots name. Calls of fewer than a chunk's ballots made in one
+        turn of the event loop share chunks, so one-ballot requests make few round trips."""
         if not raws:
             return []
+        if len(raws) >= MAX_CHUNK:
+            chunks = self._queue(list(raws), tuple(elections))
+            answers = await asyncio.gather(*(chunk.answer for chunk in chunks))
+            return [verdict for answer in answers for verdict in answer]
         loop = asyncio.get_running_loop()
         request = _Request(list(raws), tuple(elections), loop.create_future())
         if not self._gathered:
-            loop.call_soon(self._send_gathered)
+            loop.call_soon(self._queue_gathered)
         self._gathered.append(request)
         return await request.answer
 
-    def _send_gathered(self) -> None:
+    def _queue_gathered(self) -> None:
         gathered, self._gathered = self._gathered, []
-        task = asyncio.get_running_loop().create_task(self._check_gathered(gathered))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _check_gathered(self, gathered: list[_Request]) -> None:
         raws = [raw for request in gathered for raw in request.raws]
         definitions = tuple({e.election_id: e for request in gathered for e in request.elections}.values())
-        size = max(1, min(MAX_CHUNK, -(-len(raws) // self.workers)))
-        chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
         try:
-            answers = await asyncio.gather(*(self._run(check_ballots_in_worker, c, definitions) for c in chunks))
+            chunks = self._queue(raws, definitions)
+        except WorkersUnavailable as exc:
+            for request in gathered:
+                request.answer.set_exception(exc)
+            return
+        task = asyncio.get_running_loop().create_task(self._answer_gathered(gathered, chunks))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer_gathered(self, gathered: list[_Request], chunks: list[_Chunk]) -> None:
+        try:
+            answers = await asyncio.gather(*(chunk.answer for chunk in chunks))
         except asyncio.CancelledError:
             for request in gathered:
                 request.answer.cancel()
@@ -103,6 +118,43 @@ class BallotPrechecker:
             if not request.answer.done():  # its caller may have given up
                 request.answer.set_result(verdicts[start : start + len(request.raws)])
             start += len(request.raws)
+
+    def _queue(self, raws: list[bytes], definitions: tuple[ElectionDef, ...]) -> list[_Chunk]:
+        """``raws`` in chunks spread over the workers, as a lane of their own."""
+        if self._closed:
+            raise WorkersUnavailable("the node is shutting down")
+        loop = asyncio.get_running_loop()
+        size = max(1, min(MAX_CHUNK, -(-len(raws) // self.workers)))
+        chunks = [_Chunk(raws[i : i + size], definitions, loop.create_future()) for i in range(0, len(raws), size)]
+        self._lanes.append(deque(chunks))
+        self._pump()
+        return chunks
+
+    def _pump(self) -> None:
+        """Keep every worker busy and one chunk waiting, taking from the lanes in turn."""
+        while self._in_flight <= self.workers and self._lanes:
+            lane = self._lanes.popleft()
+            chunk = lane.popleft()
+            if lane:
+                self._lanes.append(lane)
+            if chunk.answer.done():
+                continue  # its caller gave up
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run(check_ballots_in_worker, chunk.raws,
+                                                                    chunk.definitions))
+            task.add_done_callback(functools.partial(self._chunk_done, chunk))
+
+    def _chunk_done(self, chunk: _Chunk, task: asyncio.Task[list[Verdict]]) -> None:
+        self._in_flight -= 1
+        if task.cancelled():
+            chunk.answer.cancel()
+        elif (exc := task.exception()) is not None:
+            if not chunk.answer.done():
+                chunk.answer.set_exception(exc)
+        elif not chunk.answer.done():
+            chunk.answer.set_result(task.result())
+        if not self._closed:
+            self._pump()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker; if the pool breaks (a worker died), once more in a new one."""
@@ -147,6 +199,10 @@ class BallotPrechecker:
 
     def close(self) -> None:
         self._closed = True
+        for lane in self._lanes:
+            for chunk in lane:
+                chunk.answer.cancel()
+        self._lanes.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -159,39 +215,64 @@ class _Request:
     answer: asyncio.Future[list[Verdict]]
 
 
-class Turns:
-    """The in-order step of each batch, in the order the batches arrived, however long
-    their checks in the workers took: take a turn on arrival, wait for it after the
-    checks, finish it after the in-order step (or on any failure)."""
+@dataclass(frozen=True)
+class _Chunk:
+    raws: list[bytes]
+    definitions: tuple[ElectionDef, ...]
+    answer: asyncio.Future[list[Verdict]]
+
+
+class ArrivalOrder:
+    """Ballots of one credential admitted in the order their batches arrived, whatever
+    order their checks finish in, without holding a batch behind earlier ones it shares
+    no credential with (a small batch is not held behind another client's large one).
+
+    A batch takes a :class:`Place` on arrival, tells it its ballots' keys (election and
+    credential) once it has read them, waits before its in-order step, and finishes."""
 
     def __init__(self) -> None:
-        self._tail: asyncio.Future[None] | None = None
+        self._running: list[Place] = []
 
-    def take(self) -> Turn:
-        mine = asyncio.get_running_loop().create_future()
-        turn = Turn(self._tail, mine)
-        self._tail = mine
-        return turn
+    def arrive(self) -> Place:
+        loop = asyncio.get_running_loop()
+        place = Place(self, tuple(self._running), loop.create_future(), loop.create_future())
+        self._running.append(place)
+        return place
+
+    def _leave(self, place: Place) -> None:
+        self._running.remove(place)
 
 
-class Turn:
-    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
-        self._previous = previous
-        self._mine = mine
+class Place:
+    def __init__(
+        self, order: ArrivalOrder, earlier: tuple[Place, ...], known: asyncio.Future[None],
+        done: asyncio.Future[None],
+    ) -> None:
+        self._order = order
+        self._earlier = earlier
+        self._known = known
+        self._done = done
+        self.keys: frozenset[Hashable] = frozenset()
+
+    def know(self, keys: frozenset[Hashable]) -> None:
+        """This batch's keys."""
+        self.keys = keys
+        if not self._known.done():
+            self._known.set_result(None)
 
     async def wait(self) -> None:
-        if self._previous is not None and not self._previous.done():
-            await asyncio.shield(self._previous)
+        """Until every earlier batch still running has said its keys, and those that
+        share one with this batch have finished."""
+        for other in self._earlier:
+            if not other._known.done():
+                await asyncio.shield(other._known)
+            if not other._done.done() and not self.keys.isdisjoint(other.keys):
+                await asyncio.shield(other._done)
 
     def finish(self) -> None:
-        """This batch is done; the next may go once every earlier one is (a batch given up
-        before its turn passes its turn on only when the one before it finishes)."""
-        previous = self._previous
-        if previous is None or previous.done():
-            self._release()
-        else:
-            previous.add_done_callback(lambda _: self._release())
-
-    def _release(self) -> None:
-        if not self._mine.done():
-            self._mine.set_result(None)
+        """Done (admitted, refused or given up): later batches need not wait for it."""
+        if not self._known.done():
+            self._known.set_result(None)  # given up before its keys: it admitted nothing
+        if not self._done.done():
+            self._done.set_result(None)
+        self._order._leave(self)

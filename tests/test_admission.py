@@ -27,23 +27,25 @@ from ledger.chain import Chain
 from ledger.errors import LedgerError
 from ledger.genesis import Contest
 from ledger.rules import CheckedBallot, ProofCache, ballot_context
+from node import precheck
 from node.admission import BallotAdmission, worth_a_worker
 from node.gateway.admission import SubmissionChecker, check_submission
 from node.gateway.problems import Problem
 from node.mempool import Admission, Mempool
-from node.precheck import BallotPrechecker, WorkersUnavailable
+from node.precheck import ArrivalOrder, BallotPrechecker, Place, WorkersUnavailable
 from tests.crypto.helpers import forge_ballot
 from tests.helpers import certify, next_block
 
 POLICIES = ("first-counts", "last-counts")
 FINAL_VOTER = 7  # its ballot is committed before admission starts
+MANY_FROM, MANY_TO = 10, 138  # voters of a large batch (see many_ballots)
 
 
 @lru_cache(maxsize=2)
 def ekit(revoting: str) -> ElectionKit:
     # The same chain id for both: one pool checks both elections (the second one's
     # definition reaches the workers with its batches, as an election defined later would).
-    return make_election(voters=10, seed=f"adm-{revoting}", election_id=f"adm-{revoting}", revoting=revoting,
+    return make_election(voters=MANY_TO + 2, seed=f"adm-{revoting}", election_id=f"adm-{revoting}", revoting=revoting,
                          contests=(Contest("Pick one", ("a", "b", "c"), 1),))
 
 
@@ -72,6 +74,13 @@ def ballots(revoting: str) -> dict[str, bytes]:
     }
 
 
+@lru_cache(maxsize=1)
+def many_ballots() -> list[bytes]:
+    """128 ballots of 128 voters: four chunks per worker's share with two workers."""
+    k = ekit("first-counts")
+    return [k.encrypted_ballot(v, [[v % 3]])[0].encode() for v in range(MANY_FROM, MANY_TO)]
+
+
 @pytest.fixture(scope="module")
 def prechecker() -> Iterator[BallotPrechecker]:
     pool = BallotPrechecker(ekit("first-counts").genesis, 2)
@@ -90,11 +99,20 @@ def _shown(answer: Admission | LedgerError) -> tuple[object, ...]:
     return ("admitted", answer.tracking_code.hex(), answer.status)
 
 
+def by_credential(raws: Sequence[bytes]) -> dict[str, list[str]]:
+    """Ballots grouped by credential, in their order: what admission keeps in order."""
+    out: dict[str, list[str]] = {}
+    for raw in raws:
+        out.setdefault(BallotEnvelope.decode(raw).credential.hex(), []).append(raw.hex())
+    return out
+
+
 def admit_all(
     revoting: str, batches: Sequence[Sequence[bytes]], prechecker: BallotPrechecker | None, *, max_size: int = 1000
-) -> tuple[list[list[tuple[object, ...]]], list[str]]:
+) -> tuple[list[list[tuple[object, ...]]], dict[str, list[str]]]:
     """Every batch submitted at once, in order, to a fresh mempool over a chain whose
-    first block holds FINAL_VOTER's ballot: the answers, and the pending ballots in order."""
+    first block holds FINAL_VOTER's ballot: the answers, and each credential's pending
+    ballots in order."""
     k = ekit(revoting)
     with tempfile.TemporaryDirectory() as tmp, Chain(Path(tmp) / "db", k.genesis) as chain:
         block = next_block(k, chain.store.tip, [ballots(revoting)[f"good{FINAL_VOTER}"]], None)
@@ -106,7 +124,7 @@ def admit_all(
             return await asyncio.gather(*(admission.admit(batch) for batch in batches))
 
         answers = asyncio.run(submit())
-        pending = [raw.hex() for raw in mempool.take(10_000, _now(k))]
+        pending = by_credential(mempool.take(10_000, _now(k)))
     return [[_shown(a) for a in batch] for batch in answers], pending
 
 
@@ -123,25 +141,85 @@ def test_workers_answer_as_the_loop_does_for_a_mixed_batch(revoting: str, preche
     assert codes == ["pending", "bad_signature", "pending", "bad_ballot_proof", "pending", "bad_encoding",
                      revote, "final", "pending"]
     admitted = [b["good0"], b["good1"]] + ([b["revote0"]] if revoting == "last-counts" else []) + [b["good2"]]
-    assert pending == [raw.hex() for raw in admitted]
+    assert pending == by_credential(admitted)
 
 
 @pytest.mark.parametrize("revoting", POLICIES)
-def test_a_later_batch_waits_for_an_earlier_slower_one(revoting: str, prechecker: BallotPrechecker) -> None:
+def test_a_later_batch_waits_for_an_earlier_slower_one_of_the_same_credential(
+    revoting: str, prechecker: BallotPrechecker
+) -> None:
     """A large batch ending in voter 0's ballot, then a one-ballot batch with voter 0's
     revote: the small batch's check finishes first, yet the revote is admitted second.
-    Fails when the in-order step does not wait for its turn (node.precheck.Turns)."""
+    Fails when the in-order step does not wait for its place (node.precheck.ArrivalOrder)."""
     b = ballots(revoting)
     first = [b[f"good{v}"] for v in range(1, 7)] * 3 + [b["good0"]]
     inline = admit_all(revoting, [first, [b["revote0"]]], None)
     assert admit_all(revoting, [first, [b["revote0"]]], prechecker) == inline
     answers, pending = inline
+    voter0 = BallotEnvelope.decode(b["good0"]).credential.hex()
     if revoting == "last-counts":
         assert answers[1][0][2] == "pending"
-        assert pending[-2:] == [b["good0"].hex(), b["revote0"].hex()]
+        assert pending[voter0] == [b["good0"].hex(), b["revote0"].hex()]
     else:
         assert answers[1][0][1] == "duplicate_credential"
-        assert pending[-1] == b["good0"].hex()
+        assert pending[voter0] == [b["good0"].hex()]
+
+
+def test_a_small_batch_is_not_held_behind_another_clients_large_one(
+    prechecker: BallotPrechecker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """128 ballots in 16 chunks, then (20 ms later) one ballot of another credential: the
+    one is answered in less than half the large batch's time (its chunk takes its turn among the
+    large batch's, and its in-order step waits for no batch it shares no credential
+    with). Fails with one queue for every chunk, or with one order for every batch."""
+    monkeypatch.setattr(precheck, "MAX_CHUNK", 8)
+    k = ekit("first-counts")
+    asyncio.run(prechecker.check_ballots(many_ballots()[:4], [k.election]))  # both workers up
+    with Chain(tmp_path / "db", k.genesis) as chain:
+        admission = BallotAdmission(Mempool(k.genesis, chain.store), lambda: _now(k), prechecker)
+        took: dict[str, float] = {}
+
+        async def submit(name: str, batch: list[bytes]) -> None:
+            started = time.perf_counter()
+            answers = await admission.admit(batch)
+            took[name] = time.perf_counter() - started
+            assert all(isinstance(a, Admission) and a.status == "pending" for a in answers)
+
+        async def small_later() -> None:
+            await asyncio.sleep(0.02)  # the large batch's chunks are queued by now
+            await submit("small", [ballots("first-counts")["good1"]])
+
+        async def both() -> None:
+            await asyncio.gather(submit("large", many_ballots()), small_later())
+
+        asyncio.run(both())
+    assert took["small"] < took["large"] / 2, took
+
+
+def test_arrival_order_holds_only_batches_that_share_a_credential() -> None:
+    async def scenario() -> list[str]:
+        order = ArrivalOrder()
+        first, second, third = order.arrive(), order.arrive(), order.arrive()
+        second.know(frozenset({"bob"}))
+        third.know(frozenset({"alice"}))
+        log: list[str] = []
+
+        async def step(name: str, place: Place) -> None:
+            await place.wait()
+            log.append(name)
+            place.finish()
+
+        waiting = [asyncio.create_task(step("second", second)), asyncio.create_task(step("third", third))]
+        await asyncio.sleep(0.01)
+        log.append("first knows")
+        first.know(frozenset({"alice", "carol"}))  # the second shares nothing with it: goes on
+        await asyncio.sleep(0.01)
+        log.append("first done")
+        first.finish()
+        await asyncio.gather(*waiting)
+        return log
+
+    assert asyncio.run(scenario()) == ["first knows", "second", "first done", "third"]
 
 
 def test_mempool_bound_refuses_alike(prechecker: BallotPrechecker) -> None:
@@ -164,7 +242,8 @@ def test_any_batches_get_the_loops_answers_in_arrival_order(
     revoting: str, batches: list[list[str]], prechecker: BallotPrechecker
 ) -> None:
     """Invariant: whatever the batches (repeats, revotes, bad ballots, the final one),
-    submitted concurrently, workers give the same answers and the same pending order."""
+    submitted concurrently, workers give the same answers, and each credential's ballots
+    are pending in the same order."""
     raws = [[ballots(revoting)[name] for name in batch] for batch in batches]
     assert admit_all(revoting, raws, prechecker) == admit_all(revoting, raws, None)
 
@@ -224,14 +303,14 @@ def test_a_worker_killed_mid_batch_loses_nothing() -> None:
 
 async def _admit_in(
     k: ElectionKit, batch: list[bytes], pool: BallotPrechecker, killer: asyncio.Task[None]
-) -> tuple[list[list[tuple[object, ...]]], list[str]]:
+) -> tuple[list[list[tuple[object, ...]]], dict[str, list[str]]]:
     with tempfile.TemporaryDirectory() as tmp, Chain(Path(tmp) / "db", k.genesis) as chain:
         block = next_block(k, chain.store.tip, [ballots(k.election.revoting)[f"good{FINAL_VOTER}"]], None)
         chain.commit(block, certify(k, block))
         mempool = Mempool(k.genesis, chain.store)
         answers = await BallotAdmission(mempool, lambda: _now(k), pool).admit(batch)
         await killer
-        return [[_shown(a) for a in answers]], [raw.hex() for raw in mempool.take(10_000, _now(k))]
+        return [[_shown(a) for a in answers]], by_credential(mempool.take(10_000, _now(k)))
 
 
 def test_workers_dying_twice_refuse_the_batch_as_retryable_then_recover() -> None:

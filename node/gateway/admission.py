@@ -19,7 +19,7 @@ from ledger.rules import CheckedBallot, ProofCache, check_admissible, check_ball
 from ledger.workers import Verdict, check_ballot_given
 from node.admission import worth_a_worker
 from node.gateway.problems import Problem, from_ledger_error
-from node.precheck import BallotPrechecker, Turns, WorkersUnavailable
+from node.precheck import ArrivalOrder, BallotPrechecker, WorkersUnavailable
 
 HEX_PATTERN = r"^([0-9a-f]{2})+$"
 TRACKING_CODE_PATTERN = r"^[0-9a-f]{64}$"
@@ -63,7 +63,7 @@ class SubmissionChecker:
         self.clock_ms = clock_ms
         self.proofs = proofs
         self.prechecker = BallotPrechecker(genesis, workers) if workers else None
-        self._turns = Turns()
+        self._order = ArrivalOrder()
 
     def start(self) -> None:
         if self.prechecker is not None:
@@ -74,31 +74,32 @@ class SubmissionChecker:
             self.prechecker.close()
 
     async def check(self, path_election: str, raw: bytes) -> CheckedBallot:
-        """:func:`check_submission`'s answer. Ballots sent to workers are answered in the
-        order they arrived, and nothing is awaited between this answer and the caller's
-        next step: what the caller does next up to its own first await (the outbox's
-        reservation) keeps that order, which a re-voting credential depends on."""
-        election = self._costly(raw)
-        if election is None or self.prechecker is None:
+        """:func:`check_submission`'s answer. A credential's ballots sent to workers are
+        answered in the order they arrived, and nothing is awaited between this answer and
+        the caller's next step: what the caller does next up to its own first await (the
+        outbox's reservation) keeps that order, which re-voting depends on."""
+        form = self._costly(raw)
+        if form is None or self.prechecker is None:
             return check_submission(self.genesis, path_election, raw, self.clock_ms(), self.proofs)
-        turn = self._turns.take()
+        place = self._order.arrive()
         try:
+            place.know(frozenset({(form.election.election_id, form.envelope.credential)}))
             try:
-                (verdict,) = await self.prechecker.check_ballots([raw], [election])
+                (verdict,) = await self.prechecker.check_ballots([raw], [form.election])
             except WorkersUnavailable as exc:
                 raise Problem("unavailable", exc.message, headers={"Retry-After": "1"}) from None
-            await turn.wait()
+            await place.wait()
             return check_submission(self.genesis, path_election, raw, self.clock_ms(), self.proofs, {raw: verdict})
         finally:
-            turn.finish()
+            place.finish()
 
-    def _costly(self, raw: bytes) -> ElectionDef | None:
-        """The election of a ballot worth a worker's check (if it is well formed)."""
+    def _costly(self, raw: bytes) -> CheckedBallot | None:
+        """The form of a ballot worth a worker's check (if it is well formed)."""
         try:
-            election = check_ballot_form(self.genesis, raw).election
+            form = check_ballot_form(self.genesis, raw)
         except LedgerError:
             return None  # refused on the loop with the same error
-        return election if worth_a_worker(election) else None
+        return form if worth_a_worker(form.election) else None
 
 
 def _mismatch(ballot_election: str, path_election: str) -> str:
