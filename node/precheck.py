@@ -58,7 +58,6 @@ class BallotPrechecker:
         self._lanes: deque[deque[_Chunk]] = deque()
         self._in_flight = 0
         self._gathered: list[_Request] = []  # small check_ballots calls of this turn of the loop
-        self._answering: set[asyncio.Task[None]] = set()
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
         """Per block, one flag byte per ballot (see ledger.rules.check_block_ballots); no
@@ -87,6 +86,8 @@ class BallotPrechecker:
         return await request.answer
 
     def _queue_gathered(self) -> None:
+        """The small calls of a turn of the loop as one lane; each call is answered as
+        soon as the chunks holding its ballots are."""
         gathered, self._gathered = self._gathered, []
         raws = [raw for request in gathered for raw in request.raws]
         definitions = tuple({e.election_id: e for request in gathered for e in request.elections}.values())
@@ -96,27 +97,12 @@ class BallotPrechecker:
             for request in gathered:
                 request.answer.set_exception(exc)
             return
-        task = asyncio.get_running_loop().create_task(self._answer_gathered(gathered, chunks))
-        self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
-
-    async def _answer_gathered(self, gathered: list[_Request], chunks: list[_Chunk]) -> None:
-        try:
-            answers = await asyncio.gather(*(chunk.answer for chunk in chunks))
-        except asyncio.CancelledError:
-            for request in gathered:
-                request.answer.cancel()
-            raise
-        except Exception as exc:  # every caller hears of it
-            for request in gathered:
-                if not request.answer.done():
-                    request.answer.set_exception(exc)
-            return
-        verdicts = [verdict for answer in answers for verdict in answer]
+        size = len(chunks[0].raws)  # every chunk but the last holds this many
         start = 0
         for request in gathered:
-            if not request.answer.done():  # its caller may have given up
-                request.answer.set_result(verdicts[start : start + len(request.raws)])
+            first, last = start // size, (start + len(request.raws) - 1) // size
+            waiting = asyncio.gather(*(chunk.answer for chunk in chunks[first : last + 1]))
+            waiting.add_done_callback(functools.partial(_answer, request, start - first * size))
             start += len(request.raws)
 
     def _queue(self, raws: list[bytes], definitions: tuple[ElectionDef, ...]) -> list[_Chunk]:
@@ -213,6 +199,21 @@ class _Request:
     raws: list[bytes]
     elections: tuple[ElectionDef, ...]
     answer: asyncio.Future[list[Verdict]]
+
+
+def _answer(request: _Request, offset: int, waiting: asyncio.Future[list[list[Verdict]]]) -> None:
+    """``request``'s verdicts, from ``offset`` in the chunks that hold them."""
+    if waiting.cancelled():
+        request.answer.cancel()
+        return
+    failure = waiting.exception()
+    if request.answer.done():  # its caller gave up
+        return
+    if failure is not None:
+        request.answer.set_exception(failure)
+        return
+    verdicts = [verdict for answer in waiting.result() for verdict in answer]
+    request.answer.set_result(verdicts[offset : offset + len(request.raws)])
 
 
 @dataclass(frozen=True)

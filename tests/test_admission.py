@@ -285,7 +285,9 @@ def test_a_worker_killed_mid_batch_loses_nothing() -> None:
         assert len(victims) == 2
 
         async def kill_soon() -> None:
-            await asyncio.sleep(0.015)  # the chunks are in the workers by now
+            while pool._in_flight == 0:  # until the batch's chunks are sent
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.005)  # and being checked (each takes ~30 ms)
             os.kill(victims[0], signal.SIGKILL)
 
         killed = asyncio.new_event_loop()
@@ -371,29 +373,33 @@ def test_the_gateways_workers_answer_as_its_loop_does() -> None:
         checker.close()
 
 
-def test_the_gateway_answers_costly_submissions_in_arrival_order() -> None:
-    """Concurrent submissions come back (and so reach the outbox) in the order they
-    arrived, whichever worker finished first. Fails when SubmissionChecker.check does not
-    wait for its turn."""
+def test_the_gateway_answers_a_credentials_submissions_in_arrival_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Voter 0's first ballot arrives among 40 others (its check in the last of 11
+    chunks), its revote 5 ms later alone (its chunk takes a turn among those, so it is
+    checked first): the revote is still answered second, and so reaches the outbox second. Fails when
+    SubmissionChecker.check does not wait for its place."""
+    monkeypatch.setattr(precheck, "MAX_CHUNK", 4)
     k = ekit("last-counts")
     b = ballots("last-counts")
-    raws = [b[f"good{v}"] for v in range(7)] + [b["revote0"], b["bad_proof"]]
+    others = [k.encrypted_ballot(v, [[v % 3]])[0].encode() for v in range(MANY_FROM, MANY_FROM + 40)]
     checker = SubmissionChecker(k.genesis, lambda: _now(k), ProofCache(), 2)
     checker.start()
     try:
         async def submit_all() -> list[bytes]:
+            await checker.check(k.election_id, b["good1"])  # both workers up
             answered: list[bytes] = []
 
-            async def one(raw: bytes) -> None:
+            async def one(raw: bytes, delay: float = 0.0) -> None:
+                await asyncio.sleep(delay)
                 with contextlib.suppress(Problem):
                     await checker.check(k.election_id, raw)
                 answered.append(raw)
 
-            await asyncio.gather(*(one(raw) for raw in raws * 3))
+            await asyncio.gather(*(one(raw) for raw in [*others, b["good0"]]), one(b["revote0"], 0.005))
             return answered
 
-        for _ in range(3):
-            assert asyncio.run(submit_all()) == raws * 3
+        answered = asyncio.run(submit_all())
+        assert answered.index(b["good0"]) < answered.index(b["revote0"])
     finally:
         checker.close()
 
