@@ -2,15 +2,16 @@
 
 Ballots come in batches. First, off the consensus loop, worker processes run each new
 ballot's costly, order-independent check (``check_ballot``: credential proof, signature,
-an encrypted ballot's proofs), in chunks (``node.precheck``). Then, on the loop and in
-the order the batches arrived, ``Mempool.admit`` does the cheap, order-dependent rest
-with the workers' verdicts (the window, the chain, the pending ballots, the bound), a
-few milliseconds at a time. A ballot is answered only once it is admitted or refused.
+an encrypted ballot's proofs), in chunks (``node.precheck``). Then, on the loop,
+``Mempool.admit`` does the cheap, order-dependent rest with the workers' verdicts (the
+window, the chain, the pending ballots, the bound), a few milliseconds at a time; a
+credential's ballots in the order their batches arrived (``node.precheck.ArrivalOrder``).
+A ballot is answered only once it is admitted or refused.
 
 Which ballots go to the workers is :func:`worth_a_worker`'s call: an encrypted ballot's
-proofs take ~1.4 ms; a plaintext ballot's whole check (~55 us) costs less than the
-round trip to a worker, so it is checked on the loop (figures in
-``scripts/bench/admission.py``).
+proofs take ~1.4 ms; a plaintext ballot's whole check (~55 us) gains no throughput from
+workers on two cores and would wait for a round trip, so it is checked on the loop
+(figures in ``scripts/bench/admission.py``).
 """
 
 from __future__ import annotations

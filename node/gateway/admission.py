@@ -4,8 +4,8 @@
 checked ballot or a :class:`Problem` out. :class:`SubmissionChecker` runs it for the
 routes with an encrypted ballot's costly part (``check_ballot``: signature, credential
 proof, payload proofs, ~1.4 ms) in the gateway's own worker processes, so a burst of
-them does not stall the event loop; a plaintext ballot is checked on the loop, where
-its whole check costs less than the round trip to a worker.
+them does not stall the event loop; a plaintext ballot is checked on the loop, as it
+always was (see ``node.admission.worth_a_worker``).
 """
 
 from __future__ import annotations
