@@ -56,7 +56,7 @@ class BallotPrechecker:
         # turn of the loop; workers take from the lanes in turn, so one client's large
         # batch delays another's by at most a chunk, not by the whole batch.
         self._lanes: deque[deque[_Chunk]] = deque()
-        self._in_flight = 0
+        self._in_flight: set[asyncio.Task[list[Verdict]]] = set()
         self._gathered: list[_Request] = []  # small check_ballots calls of this turn of the loop
 
     async def check(self, raw_blocks: list[bytes]) -> list[bytes]:
@@ -118,20 +118,20 @@ class BallotPrechecker:
 
     def _pump(self) -> None:
         """Keep every worker busy and one chunk waiting, taking from the lanes in turn."""
-        while self._in_flight <= self.workers and self._lanes:
+        while len(self._in_flight) <= self.workers and self._lanes:
             lane = self._lanes.popleft()
             chunk = lane.popleft()
             if lane:
                 self._lanes.append(lane)
             if chunk.answer.done():
                 continue  # its caller gave up
-            self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._run(check_ballots_in_worker, chunk.raws,
                                                                     chunk.definitions))
+            self._in_flight.add(task)
             task.add_done_callback(functools.partial(self._chunk_done, chunk))
 
     def _chunk_done(self, chunk: _Chunk, task: asyncio.Task[list[Verdict]]) -> None:
-        self._in_flight -= 1
+        self._in_flight.discard(task)
         if task.cancelled():
             chunk.answer.cancel()
         elif (exc := task.exception()) is not None:

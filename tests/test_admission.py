@@ -285,7 +285,7 @@ def test_a_worker_killed_mid_batch_loses_nothing() -> None:
         assert len(victims) == 2
 
         async def kill_soon() -> None:
-            while pool._in_flight == 0:  # until the batch's chunks are sent
+            while not pool._in_flight:  # until the batch's chunks are sent
                 await asyncio.sleep(0.001)
             await asyncio.sleep(0.005)  # and being checked (each takes ~30 ms)
             os.kill(victims[0], signal.SIGKILL)
