@@ -16,7 +16,7 @@ import asyncio
 import functools
 import multiprocessing
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -229,51 +229,66 @@ class ArrivalOrder:
     no credential with (a small batch is not held behind another client's large one).
 
     A batch takes a :class:`Place` on arrival, tells it its ballots' keys (election and
-    credential) once it has read them, waits before its in-order step, and finishes."""
+    credential) once it has read them, waits before its in-order step, and finishes.
+    The cost per batch is in its own keys, not in the number of batches running."""
 
     def __init__(self) -> None:
-        self._running: list[Place] = []
+        self._arrived = 0
+        self._unknown: OrderedDict[int, Place] = OrderedDict()  # keys not told yet, by arrival
+        self._holders: dict[Hashable, list[Place]] = {}  # running places by the keys they hold
 
     def arrive(self) -> Place:
         loop = asyncio.get_running_loop()
-        place = Place(self, tuple(self._running), loop.create_future(), loop.create_future())
-        self._running.append(place)
+        self._arrived += 1
+        place = Place(self, self._arrived, loop.create_future(), loop.create_future())
+        self._unknown[place.seq] = place
         return place
-
-    def _leave(self, place: Place) -> None:
-        self._running.remove(place)
 
 
 class Place:
-    def __init__(
-        self, order: ArrivalOrder, earlier: tuple[Place, ...], known: asyncio.Future[None],
-        done: asyncio.Future[None],
-    ) -> None:
+    def __init__(self, order: ArrivalOrder, seq: int, known: asyncio.Future[None], done: asyncio.Future[None]) -> None:
         self._order = order
-        self._earlier = earlier
+        self.seq = seq
         self._known = known
         self._done = done
         self.keys: frozenset[Hashable] = frozenset()
 
     def know(self, keys: frozenset[Hashable]) -> None:
-        """This batch's keys."""
+        """This batch's keys (told once)."""
+        if self._known.done():
+            return
         self.keys = keys
-        if not self._known.done():
-            self._known.set_result(None)
+        for key in keys:
+            self._order._holders.setdefault(key, []).append(self)
+        self._order._unknown.pop(self.seq, None)
+        self._known.set_result(None)
 
     async def wait(self) -> None:
-        """Until every earlier batch still running has said its keys, and those that
+        """Until every earlier batch still running has told its keys, and those that
         share one with this batch have finished."""
-        for other in self._earlier:
-            if not other._known.done():
-                await asyncio.shield(other._known)
-            if not other._done.done() and not self.keys.isdisjoint(other.keys):
-                await asyncio.shield(other._done)
+        unknown = self._order._unknown
+        while unknown:
+            first = next(iter(unknown.values()))
+            if first.seq >= self.seq:
+                break
+            await asyncio.shield(first._known)
+        holders = self._order._holders
+        for key in self.keys:
+            for other in list(holders.get(key, ())):
+                if other.seq < self.seq and not other._done.done():
+                    await asyncio.shield(other._done)
 
     def finish(self) -> None:
         """Done (admitted, refused or given up): later batches need not wait for it."""
-        if not self._known.done():
-            self._known.set_result(None)  # given up before its keys: it admitted nothing
+        if not self._known.done():  # given up before its keys: it admitted nothing
+            self._order._unknown.pop(self.seq, None)
+            self._known.set_result(None)
+        holders = self._order._holders
+        for key in self.keys:
+            places = holders.get(key)
+            if places is not None and self in places:
+                places.remove(self)
+                if not places:
+                    del holders[key]
         if not self._done.done():
             self._done.set_result(None)
-        self._order._leave(self)
