@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from ledger.errors import LedgerError
@@ -21,6 +23,7 @@ from ledger.rules import CheckedBallot, ProofCache, check_ballot, check_block_ba
 # the refusal it raised (a LedgerError pickles with its type, message and location).
 Verdict = LedgerError | None
 
+PARENT_POLL_S = 0.5
 _GENESIS: Genesis | None = None
 _PROOFS = ProofCache()
 # Elections the parent has told this worker of, by id. A definition never changes once
@@ -29,15 +32,27 @@ _ELECTIONS: dict[str, ElectionDef] = {}
 _RULES_GENESIS: Genesis | None = None  # the genesis as the rules read it, with those elections
 
 
-def init_worker(genesis_json: str, nice: int = 0) -> None:
+def init_worker(genesis_json: str, nice: int = 0, parent: int | None = None) -> None:
     """A worker process's initializer; ``nice``: how much lower than its parent's its
-    scheduling priority is (the parent's own work comes first on a busy machine)."""
+    scheduling priority is (the parent's own work comes first on a busy machine);
+    ``parent``: the pid of the process that started the pool (the worker exits when
+    that process is gone, even if it went before this worker got here)."""
     global _GENESIS, _RULES_GENESIS
     if nice:
         os.nice(nice)
+    watched = os.getppid() if parent is None else parent
+    threading.Thread(target=_exit_with_parent, args=(watched,), name="parent-watch", daemon=True).start()
     _GENESIS = _RULES_GENESIS = Genesis.from_json(genesis_json)
     _ELECTIONS.clear()
     _ELECTIONS.update((e.election_id, e) for e in _GENESIS.elections)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker blocks on a queue whose writing end it holds itself, so it never sees its
+    parent die: if the parent is killed (SIGKILL, a crash), the worker would live on."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
 
 
 def ready() -> None:

@@ -166,7 +166,7 @@ class BallotPrechecker:
             # spawn, not fork: the parent runs LevelDB and event-loop threads.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(self.genesis.to_json(), WORKER_NICE),
+                initializer=init_worker, initargs=(self.genesis.to_json(), WORKER_NICE, os.getpid()),
             )
             for _ in range(self.workers):  # a pool spawns a worker per call while none is idle
                 self._pool.submit(ready)

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -34,7 +36,7 @@ from node.gateway.problems import Problem
 from node.mempool import Admission, Mempool
 from node.precheck import ArrivalOrder, BallotPrechecker, Place, WorkersUnavailable
 from tests.crypto.helpers import forge_ballot
-from tests.helpers import certify, next_block
+from tests.helpers import ROOT, certify, next_block
 
 POLICIES = ("first-counts", "last-counts")
 FINAL_VOTER = 7  # its ballot is committed before admission starts
@@ -450,3 +452,42 @@ def test_one_ballot_requests_of_one_turn_share_round_trips(
     expected[1], expected[3] = ["bad_signature"], ["bad_ballot_proof"]
     assert asyncio.run(one_by_one()) == expected
     assert sent == [5, 5]
+
+
+_POOL_OWNER = """
+import sys, time
+from ballotledger.election_kit import make_election
+from node.precheck import BallotPrechecker
+pool = BallotPrechecker(make_election(voters=2, seed="owner").genesis, 2)
+pool.start()
+while len(pool.worker_pids()) < 2:
+    time.sleep(0.05)
+print(*pool.worker_pids(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_exit_when_their_node_is_killed() -> None:
+    """SIGKILL the process that owns a pool: its workers exit within a second or two.
+    Fails without ledger.workers' parent watch (they block on a queue they hold the
+    writing end of, and live on)."""
+    owner = subprocess.Popen([sys.executable, "-c", _POOL_OWNER], stdout=subprocess.PIPE, cwd=str(ROOT),
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert owner.stdout is not None
+        workers = [int(pid) for pid in owner.stdout.readline().split()]
+        assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their killed parent"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
