@@ -9,9 +9,9 @@ credential's ballots in the order their batches arrived (``node.precheck.Arrival
 A ballot is answered only once it is admitted or refused.
 
 Which ballots go to the workers is :func:`worth_a_worker`'s call: an encrypted ballot's
-proofs take ~1.4 ms; a plaintext ballot's whole check (~55 us) gains no throughput from
-workers on two cores and would wait for a round trip, so it is checked on the loop
-(figures in ``scripts/bench/admission.py``).
+proofs take ~1.4 ms; a plaintext ballot's whole check (~55 us) gains no consistent
+throughput from workers on two cores, and one-ballot requests lose by the round trip,
+so it is checked on the loop (figures in ``scripts/bench/admission.py``).
 """
 
 from __future__ import annotations
