@@ -118,3 +118,29 @@ def read_voters(directory: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise BadEncoding(f"{directory / VOTERS_FILE} is not a JSON object")
     return obj
+
+
+def init_single_validator(
+    directory: Path,
+    genesis: Genesis,
+    key: SigningKey,
+    *,
+    timeouts: ConsensusTimeouts | None = None,
+    admission_workers: int = 2,
+) -> Path:
+    """DIR/genesis.json and DIR/node0/{validator.key,node.toml} for a one-validator chain
+    of a given genesis (such as an ``election_kit`` election); the config's path."""
+    node_dir = directory / "node0"
+    node_dir.mkdir(parents=True, exist_ok=True)
+    (directory / "genesis.json").write_text(genesis.to_json())
+    write_key(node_dir / "validator.key", key)
+    p2p, rpc = free_ports(2)
+    config = NodeConfig(
+        name="validator-0", data_dir=node_dir / "data", genesis_file=directory / "genesis.json",
+        key_file=node_dir / "validator.key", p2p_listen=f"127.0.0.1:{p2p}", rpc_listen=f"127.0.0.1:{rpc}",
+        timeouts=timeouts or ConsensusTimeouts(), admission_workers=admission_workers,
+        rpc_limits=RpcLimits(submit_exempt=("127.0.0.1",)),
+    )
+    path = node_dir / "node.toml"
+    path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))
+    return path

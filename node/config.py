@@ -112,6 +112,9 @@ class NodeConfig:
     peers: tuple[PeerConfig, ...] = ()
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     mempool_max: int = 200_000
+    # Worker processes that check costly ballots (encrypted ones) for admission and
+    # block sync; 0 checks admissions on the consensus loop.
+    admission_workers: int = 2
     rpc_limits: RpcLimits = field(default_factory=RpcLimits)
     # [rpc] header size and count, header and body deadlines, connections, keep-alive:
     # see node.http_limits for each key, its default and the answer to a client over it.
@@ -146,6 +149,9 @@ class NodeConfig:
         )
         t = raw.get("consensus", {})
         timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        workers = raw.get("admission_workers", 2)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
         return cls(
             name=str(raw["name"]),
             data_dir=path(raw["data_dir"]),
@@ -156,6 +162,7 @@ class NodeConfig:
             peers=peers,
             timeouts=timeouts,
             mempool_max=_positive(raw.get("mempool_max", 200_000), "mempool_max"),
+            admission_workers=workers,
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
         )
@@ -175,6 +182,7 @@ class NodeConfig:
             "genesis": rel(self.genesis_file),
             "key_file": rel(self.key_file),
             "mempool_max": self.mempool_max,
+            "admission_workers": self.admission_workers,
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
@@ -190,7 +198,8 @@ class NodeConfig:
         }
 
 
-_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "p2p", "rpc", "consensus"}
+_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "admission_workers", "p2p", "rpc",
+             "consensus"}
 
 
 def _known_keys(table: Any, known: set[str], where: str) -> None:

@@ -4,12 +4,17 @@ Pure: the chain-so-far is read through ``LedgerView``; no I/O of its own. Admiss
 the same ledger rules a block will (``check_ballot`` and the credential rule), so a
 ballot refused here is refused with the code the chain would use, and a ballot admitted
 here needs only its chain-dependent checks again when its block is validated.
+
+The costly, order-independent part (``check_ballot``) may have run in a worker process
+(``node.precheck``): its verdicts come in keyed by the exact bytes they are for, and
+everything that depends on order (the window, the chain, the pending ballots, the bound)
+is checked here, in the order ballots are admitted.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledger.elections import Elections
@@ -20,11 +25,11 @@ from ledger.rules import (
     CheckedBallot,
     ProofCache,
     check_admissible,
-    check_ballot,
     check_ballot_form,
     check_unique,
 )
 from ledger.state import LedgerView
+from ledger.workers import Verdict, check_ballot_given
 
 
 class MempoolFull(LedgerError):
@@ -70,14 +75,20 @@ class Mempool:
         """Checked ballots by their bytes (what ``apply_block`` takes as ``admitted``)."""
         return self._by_raw
 
-    def admit(self, raw: bytes, now_ms: int) -> Admission:
-        """Check ``raw`` and queue it; idempotent for a ballot already pending or final."""
+    def admit(
+        self, raw: bytes, now_ms: int, verdicts: Mapping[bytes, Verdict] | None = None,
+        form: CheckedBallot | None = None,
+    ) -> Admission:
+        """Check ``raw`` and queue it; idempotent for a ballot already pending or final.
+
+        ``verdicts``: workers' ``check_ballot`` results by the bytes they checked; a
+        ballot without one is checked here. ``form``: :meth:`triage`'s for ``raw``."""
         known = self._by_raw.get(raw)  # a dict lookup by the bytes: cheaper than hashing them
         if known is not None:
             return Admission(known.tracking_code, "pending")
         try:
             elections = self.elections()
-            form = check_ballot_form(self.genesis, raw, elections=elections)
+            form = form or check_ballot_form(self.genesis, raw, elections=elections)
             code = form.tracking_code
             if self.view.has_ballot(code):
                 return Admission(code, "final")
@@ -85,7 +96,7 @@ class Mempool:
                 raise MempoolFull(f"mempool holds {len(self._pending)} ballots; try again shortly")
             checked = check_admissible(
                 self.genesis, raw, now_ms, elections=elections,
-                known=check_ballot(self.genesis, raw, elections=elections, proofs=self.proofs, form=form),
+                known=check_ballot_given(self.genesis, raw, form, verdicts, self.proofs, elections=elections),
             )
             # The chain's own rule, with the mempool's pending ballots as "this block".
             check_unique(checked, self.view, self._by_credential, self._pending.keys())
@@ -98,14 +109,18 @@ class Mempool:
         self._by_credential[key] = checked
         return Admission(code, "pending")
 
-    def admit_many(self, raws: Iterable[bytes], now_ms: int) -> list[Admission | LedgerError]:
-        out: list[Admission | LedgerError] = []
-        for raw in raws:
-            try:
-                out.append(self.admit(raw, now_ms))
-            except LedgerError as exc:
-                out.append(exc)
-        return out
+    def triage(self, raw: bytes) -> tuple[CheckedBallot, bool] | None:
+        """``check_ballot_form``'s result for ``raw`` and whether :meth:`admit` would
+        check it in full as things stand (neither pending nor final); None if it is
+        malformed (``admit`` refuses it with the same error)."""
+        known = self._by_raw.get(raw)
+        if known is not None:
+            return known, False
+        try:
+            form = check_ballot_form(self.genesis, raw, elections=self.elections())
+        except LedgerError:
+            return None
+        return form, not self.view.has_ballot(form.tracking_code)
 
     def is_pending(self, code: bytes) -> bool:
         return code in self._pending

@@ -5,13 +5,14 @@ The methods are called on the RPC's own loop (``node.rpc_thread``). Every method
 reads the store runs on the read worker (``node.read_pool``), and each does bounded
 work: pages stop at a byte or code budget, results come from one tally that follows
 the chain (``node.results``). Submissions are charged to the client's token bucket,
-decoded from hex here, and admitted on the consensus loop (they feed the mempool) in
-slices, so that a large batch never holds that loop for long.
+decoded from hex here, and admitted through the validator's ``node.admission``: their
+costly checks in worker processes, the rest on the consensus loop (they feed the
+mempool) a few milliseconds at a time, so that a large batch never holds that loop for
+long. A ballot is answered once it is admitted or refused.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -22,9 +23,10 @@ from ledger.elections import Elections
 from ledger.errors import BadTreeRange, LedgerError
 from ledger.hashing import HASH_SIZE, keccak256
 from ledger.receipt import Receipt
+from node.admission import BallotAdmission
 from node.config import RpcLimits
 from node.jsonrpc import InvalidParams, Method, current_client, hex_param, int_param
-from node.mempool import Mempool
+from node.mempool import Admission, Mempool
 from node.read_pool import ReadPool
 from node.results import ResultsIndex
 from node.rpc_limits import ClientBuckets, LimitExceeded
@@ -32,7 +34,6 @@ from node.rpc_thread import ConsensusLoop
 
 MAX_BLOCKS_PAGE = 500
 MAX_SUBMIT_BATCH = 5000
-ADMIT_SLICE = 25  # ballots admitted between two turns of the consensus loop (a few ms of checks)
 RESULTS_WAIT_S = 10.0  # how long a call waits for the tally to reach its height
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class NodeState(Protocol):
 
     chain: Chain
     mempool: Mempool
+    admission: BallotAdmission
 
     def status(self) -> dict[str, Any]: ...
 
@@ -91,18 +93,15 @@ class BallotMethods:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.pool.run(current_client.get(), lambda: fn(*args))
 
-    # --- submissions (admitted on the consensus loop: they feed the mempool) ----------
+    # --- submissions (admitted through node.admission: they feed the mempool) --------
     async def submit(self, ballot: str) -> dict[str, Any]:
         """Admit one ballot (hex of its canonical encoding); answers its tracking code."""
         raw = hex_param(ballot, "ballot", max_size=self.node.chain.genesis.params.max_ballot_bytes)
         self.submissions.take(current_client.get(), 1, time.monotonic(), "ballots")
-        return await self.consensus.run(self._admit_one, raw)
-
-    async def _admit_one(self, raw: bytes) -> dict[str, Any]:
-        admission = self.node.mempool.admit(raw, self.clock_ms())
-        if admission.status == "pending":
-            self.node.gossip_ballots([raw])
-        return {"tracking_code": admission.tracking_code.hex(), "status": admission.status}
+        (answer,) = await self.consensus.run(self._admit, [raw])
+        if isinstance(answer, LedgerError):
+            raise answer
+        return _answer(answer)
 
     async def submit_batch(self, ballots: list[str]) -> list[dict[str, Any]]:
         """Admit many ballots; one answer each, in order (a refusal does not stop the rest)."""
@@ -116,29 +115,22 @@ class BallotMethods:
                 decoded.append(hex_param(b, f"ballots[{i}]", max_size=limit))
             except LedgerError as exc:
                 decoded.append(exc)
-        return await self.consensus.run(self._admit, decoded)
+        answers = await self.consensus.run(self._admit, decoded)
+        return [
+            {"error": {"code": a.code, "message": a.message}} if isinstance(a, LedgerError) else _answer(a)
+            for a in answers
+        ]
 
-    async def _admit(self, decoded: list[bytes | LedgerError]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        fresh: list[bytes] = []
-        for start in range(0, len(decoded), ADMIT_SLICE):
-            if start:
-                await asyncio.sleep(0)  # let consensus run between slices
-            now = self.clock_ms()
-            for raw in decoded[start : start + ADMIT_SLICE]:
-                try:
-                    if isinstance(raw, LedgerError):
-                        raise raw
-                    admission = self.node.mempool.admit(raw, now)
-                except LedgerError as exc:
-                    out.append({"error": {"code": exc.code, "message": exc.message}})
-                    continue
-                if admission.status == "pending":
-                    fresh.append(raw)
-                out.append({"tracking_code": admission.tracking_code.hex(), "status": admission.status})
+    async def _admit(self, decoded: list[bytes | LedgerError]) -> list[Admission | LedgerError]:
+        """On the consensus loop: admit, then gossip what is newly pending."""
+        answers = await self.node.admission.admit(decoded)
+        fresh = [
+            raw for raw, a in zip(decoded, answers, strict=True)
+            if isinstance(raw, bytes) and isinstance(a, Admission) and a.status == "pending"
+        ]
         if fresh:
             self.node.gossip_ballots(fresh)
-        return out
+        return answers
 
     # --- cheap answers (on the loop) ---------------------------------------------------
     async def status(self) -> dict[str, Any]:
@@ -283,6 +275,10 @@ class BallotMethods:
     def _count_to(self, height: int) -> tuple[int, dict[str, Any] | None]:
         counted = self.results.extend(height, self.limits.results_slice_ballots)
         return counted, self.results.at(height) if counted >= height else None
+
+
+def _answer(admission: Admission) -> dict[str, Any]:
+    return {"tracking_code": admission.tracking_code.hex(), "status": admission.status}
 
 
 class ResultsPending(LimitExceeded):

@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from contracts import ContractError
@@ -24,6 +25,7 @@ from ledger.elections import Elections
 from ledger.errors import BadTransaction, LedgerError
 from ledger.files import load_genesis
 from ledger.rules import elections_at
+from node.admission import BallotAdmission
 from node.app import LedgerApplication
 from node.blocksync import BlockSync, SyncedBlock
 from node.config import NodeConfig, read_key, split_address
@@ -54,6 +56,8 @@ log = logging.getLogger("node.validator")
 
 GOSSIP_FLUSH_S = 0.01
 MAX_GOSSIP_BATCH = 2000
+# Gossiped ballots being checked at once; past this a peer's next frames wait for them.
+MAX_GOSSIP_CHECKING = 2 * MAX_GOSSIP_BATCH
 BAD_MESSAGE_PENALTY = 20.0
 # Consensus frames held while the core is not started yet (peers may race our start-up).
 MAX_EARLY_FRAMES = 1024
@@ -111,8 +115,13 @@ class ValidatorNode:
             port=port,
             on_frame=self.on_frame,
         )
+        # One pool of worker processes checks ballots for block sync and for admission.
+        self.prechecker = BallotPrechecker(self.genesis, config.admission_workers or None)
+        self.admission = BallotAdmission(
+            self.mempool, wall_clock_ms, self.prechecker if config.admission_workers else None
+        )
+        self._gossip_checking: dict[asyncio.Task[object], int] = {}
         self.rpc = self._make_rpc(config)
-        self.prechecker = BallotPrechecker(self.genesis)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker, elections=self.tip_elections)
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
@@ -199,6 +208,8 @@ class ValidatorNode:
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
+        for task in self._gossip_checking:
+            task.cancel()
         self.prechecker.close()
         self.wal.close()
         self.chain.close()
@@ -264,8 +275,7 @@ class ValidatorNode:
             if frame_type == FrameType.CONSENSUS:
                 self._on_consensus(peer, payload)
             elif frame_type == FrameType.TXS:
-                raws = decode_batch(payload, max_items=MAX_GOSSIP_BATCH)
-                self.mempool.admit_many(raws, wall_clock_ms())
+                await self._admit_gossip(decode_batch(payload, max_items=MAX_GOSSIP_BATCH))
             elif frame_type == FrameType.EVM_TX and self.txpool is not None:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
@@ -293,6 +303,22 @@ class ValidatorNode:
         if message.height > self.core.height:
             self._request_sync(peer)
         self._perform(self.core.on_message(message))
+
+    async def _admit_gossip(self, raws: Sequence[bytes]) -> None:
+        """A peer's ballots into the mempool (refusals are no fault of the peer: a ballot
+        may have gone final or stale on the way). They are checked while this peer's
+        next frames, its votes among them, go on; only while more than
+        :data:`MAX_GOSSIP_CHECKING` gossiped ballots are being checked do they wait."""
+        task: asyncio.Task[object] = asyncio.create_task(self.admission.admit(raws))
+        self._gossip_checking[task] = len(raws)
+        task.add_done_callback(self._gossip_checked)
+        if sum(self._gossip_checking.values()) > MAX_GOSSIP_CHECKING:
+            await asyncio.wait([task])
+
+    def _gossip_checked(self, task: asyncio.Task[object]) -> None:
+        self._gossip_checking.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("admitting gossiped ballots failed", exc_info=task.exception())
 
     def gossip_ballots(self, raws: list[bytes]) -> None:
         """Send newly admitted ballots to every peer, batched over a few milliseconds."""
@@ -352,6 +378,7 @@ class ValidatorNode:
             "step": self.core.step.name.lower(),
             "peers": sorted(self.transport.peer_name(p) for p in self.transport.peers()),
             "mempool": len(self.mempool),
+            "check_workers": {"running": len(self.prechecker.worker_pids()), "restarts": self.prechecker.restarts},
             "consensus": dict(self.core.stats),
             "counters": dict(self.counters),
             "uptime_s": round(time.time() - self.started_at, 1),

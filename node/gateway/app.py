@@ -73,11 +73,13 @@ def create_app(config: GatewayConfig, *, clock_ms: Callable[[], int] | None = No
 
 
 def _lifespan(state: GatewayState) -> Callable[[FastAPI], Any]:
-    """Open the outbox, the upstream and the forwarder for the server's lifetime."""
+    """Start the submission checks' workers, open the outbox, the upstream and the
+    forwarder for the server's lifetime."""
     config = state.config
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.submissions().start()
         state.outbox = Outbox(
             config.outbox_dir, max_items=config.commit_max_items, linger_s=config.commit_linger_ms / 1000
         )
@@ -102,5 +104,6 @@ def _lifespan(state: GatewayState) -> Callable[[FastAPI], Any]:
             await state.forwarder.stop()
             await state.outbox.close()
             await state.upstream.close()
+            state.submissions().close()
 
     return lifespan

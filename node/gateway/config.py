@@ -43,6 +43,9 @@ class GatewayConfig:
     # Reads without an API key (receipts, elections, checkpoints, the page): per client address.
     public_read_rate_per_s: float = 20.0
     public_read_burst: float = 60.0
+    # Worker processes that check encrypted ballots' proofs off the event loop; 0 checks
+    # every submission on the loop.
+    admission_workers: int = 2
     # HTTPS: certificate and key of the gateway; with a client CA, mutual TLS (front ends
     # must present a certificate that CA signed, as well as their API key).
     tls_certfile: Path | None = None
@@ -60,6 +63,8 @@ class GatewayConfig:
             raise GatewayConfigError("tls_client_ca (mutual TLS) needs tls_certfile and tls_keyfile")
         if self.public_read_rate_per_s <= 0 or self.public_read_burst < 1:
             raise GatewayConfigError("public_read_rate_per_s must be positive and public_read_burst at least 1")
+        if self.admission_workers < 0:
+            raise GatewayConfigError("admission_workers must be 0 (checks on the event loop) or more")
 
     @property
     def host(self) -> str:
@@ -95,6 +100,7 @@ class GatewayConfig:
             "max_request_bytes": int, "commit_max_items": int, "commit_linger_ms": float,
             "forward_batch": int, "forward_interval_ms": int, "resubmit_after_s": float, "rpc_timeout_s": float,
             "public_read_rate_per_s": float, "public_read_burst": float,
+            "admission_workers": int,
         }
         tls = ("tls_certfile", "tls_keyfile", "tls_client_ca")
         known = {"listen", "genesis_file", "validators", "outbox_dir", "api_keys_file", *optional, *tls,
@@ -133,6 +139,7 @@ class GatewayConfig:
                 "rpc_timeout_s": self.rpc_timeout_s,
                 "public_read_rate_per_s": self.public_read_rate_per_s,
                 "public_read_burst": self.public_read_burst,
+                "admission_workers": self.admission_workers,
                 **self.http_limits.to_obj(),
                 **{
                     k: str(v)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.genesis import Genesis
 from ledger.rules import ProofCache
+from node.gateway.admission import SubmissionChecker
 from node.gateway.config import ApiKey, GatewayConfig, hash_key
 from node.gateway.directory import ElectionDirectory
 from node.gateway.forwarder import Forwarder
@@ -29,6 +30,7 @@ class GatewayState:
     metrics: Metrics
     clock_ms: Callable[[], int]
     proofs: ProofCache = field(default_factory=ProofCache)
+    checker: SubmissionChecker | None = None  # built with the state (see __post_init__)
     buckets: dict[bytes, TokenBucket] = field(default_factory=dict)
     outbox: Outbox | None = None
     upstream: Upstream | None = None
@@ -42,6 +44,12 @@ class GatewayState:
     def __post_init__(self) -> None:
         self.directory = ElectionDirectory(self.genesis)
         self.public = PublicLimiter(self.config.public_read_rate_per_s, self.config.public_read_burst)
+        if self.checker is None:
+            self.checker = SubmissionChecker(self.genesis, self.clock_ms, self.proofs, self.config.admission_workers)
+
+    def submissions(self) -> SubmissionChecker:
+        assert self.checker is not None  # set by __post_init__
+        return self.checker
 
     def open_outbox(self) -> Outbox:
         if self.outbox is None or not self.outbox.is_open:

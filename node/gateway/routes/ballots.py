@@ -41,9 +41,8 @@ async def submit(state: GatewayState, election_id: str, body: SubmitBallot) -> J
     raw = admission.decode_hex_ballot(body.ballot)
     try:
         await state.directory.lookup(election_id, state.upstream)  # an election defined since the last look
-        checked = admission.check_submission(state.genesis, state.directory.elections(), election_id, raw,
-                                             state.clock_ms(), state.proofs)
-        new = await state.open_outbox().admit(checked)
+        checked = await state.submissions().check(election_id, raw, state.directory.elections())
+        new = await state.open_outbox().admit(checked)  # in the order the checks answered
     except Problem as problem:
         state.metrics.refused.labels(problem.code).inc()
         raise
