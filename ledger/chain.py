@@ -25,8 +25,9 @@ class Chain:
         self.engine = engine
         self.store = LedgerStore(path, genesis, genesis_tip=ChainTip.at_genesis(genesis, engine))
         self.proofs = ProofCache()
-        # Every election defined up to the tip, by id: grows as blocks commit and never
-        # changes otherwise, so other threads may read it (results, RPC) without the engine.
+        # Every election defined up to the tip, by id (with its ceremony's key once set):
+        # changed only as blocks commit, so other threads may read it (results, RPC)
+        # without the engine.
         self.definitions: dict[str, ElectionDef] = {
             e.election_id: e for e in elections_at(genesis, self.store.tip.state_root, engine)
         }

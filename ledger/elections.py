@@ -68,9 +68,10 @@ class Elections:
         this state: inside its voting window and in its open phase."""
         return election.is_open_at(time_ms) and self.in_open_phase(election.election_id)
 
-    def added_since(self, earlier: Elections) -> tuple[ElectionDef, ...]:
-        """Definitions made after ``earlier`` (a state this one follows)."""
-        return tuple(e for e in self.defined if e.election_id not in earlier)
+    def changed_since(self, earlier: Elections) -> tuple[ElectionDef, ...]:
+        """Elections defined after ``earlier`` (a state this one follows), or given their
+        key there by their trustees' ceremony: the only way a definition changes."""
+        return tuple(e for e in self.defined if earlier.get(e.election_id) != e)
 
     def ballot_counts(self, election_ids: Iterable[str]) -> tuple[tuple[str, int], ...]:
         """The checkpoint's counts: ballots per election in a block, in definition order

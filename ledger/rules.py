@@ -243,7 +243,7 @@ class BlockEffects:
     # For each (election, credential) that cast a ballot in the block, the one that
     # counts after it (under first-counts, every ballot of the block).
     counted: tuple[CheckedBallot, ...]
-    # Elections the block's transactions defined (in definition order).
+    # Elections the block's transactions defined or gave their key (in definition order).
     defined: tuple[ElectionDef, ...] = ()
 
 
@@ -371,7 +371,7 @@ def _check_roots(
     ).state_root
     if header.state_root != state_root:
         raise BadStateRoot("header's state root is not the state after this block's execution")
-    return engine.elections(state_root).added_since(elections) if block.transactions else ()
+    return engine.elections(state_root).changed_since(elections) if block.transactions else ()
 
 
 def check_block_ballots(

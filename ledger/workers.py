@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from ledger.elections import ElectionLookup, Elections
+from ledger.elections import ElectionLookup
 from ledger.errors import LedgerError
 from ledger.genesis import ElectionDef, Genesis
 from ledger.rules import CheckedBallot, ProofCache, check_ballot, check_block_ballots
@@ -62,7 +62,7 @@ def ready() -> None:
     """Nothing: one call per worker as a pool starts makes every worker start at once."""
 
 
-def definitions_of(elections: Elections, genesis: Genesis) -> tuple[bytes, ...]:
+def definitions_of(elections: Iterable[ElectionDef], genesis: Genesis) -> tuple[bytes, ...]:
     """What a worker needs beyond its genesis to check whole blocks: the other
     definitions, encoded."""
     return tuple(e.encode() for e in elections if genesis.election(e.election_id) != e)

@@ -182,6 +182,9 @@ def ceremony_ballots_and_shares(run: Ceremony) -> tuple[int, ...]:
     c.commit([c.tx(reg.set_joint_key(ELECTION, key, [1, 2])), c.tx(reg.open_election(ELECTION))])
     keyed = c.engine.elections(c.root).get(ELECTION)
     assert keyed is not None and keyed.joint_key == key and keyed.as_defined() == c.election
+    # the block that set the key says so, as a block that defines an election does: what
+    # follows the chain (its definitions, the verifier's workers) learns the key from it
+    assert c.chain.definitions[ELECTION] == keyed
     c.refused("wrong_phase", reg.post_dealing(ELECTION, honest_1.encode()), c.secrets[1].signing_key)
 
     # ballots under the ceremony's key

@@ -254,10 +254,12 @@ def _prechecked(
         line, future = pending.popleft()
         return line, admitted_from_flags(genesis, line.block, future.result(), elections=known)
 
+    seen: tuple[ElectionDef, ...] = ()
     later: tuple[bytes, ...] = ()
     for line in lines:
-        if len(later) + len(genesis.elections) != len(known):  # definitions only ever grow
-            later = tuple(e.encode() for e in known.values() if genesis.election(e.election_id) != e)
+        if tuple(known.values()) != seen:  # a definition made, or a ceremony's key set
+            seen = tuple(known.values())
+            later = workers.definitions_of(seen, genesis)
         pending.append((line, pool.submit(workers.check_in_worker, line.block, later)))
         if len(pending) >= window:
             yield take()
