@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from ledger.elections import Elections
+from ledger.elections import ElectionLookup, Elections
 from ledger.errors import LedgerError
 from ledger.genesis import MAX_ELECTIONS, ElectionDef, Genesis
 from node.gateway.upstream import Upstream, UpstreamUnavailable
@@ -31,7 +31,7 @@ class BadDirectoryAnswer(LedgerError):
     code = "bad_directory_answer"
 
 
-def parse_elections(answer: Any, known: dict[str, ElectionDef]) -> tuple[list[ElectionDef], dict[str, str]]:
+def parse_elections(answer: Any, known: ElectionLookup) -> tuple[list[ElectionDef], dict[str, str]]:
     """A ``ballot_getElections`` answer as definitions and phases; refuses anything else.
 
     ``known``: definitions already decoded, by id (each is checked byte for byte)."""
@@ -62,14 +62,15 @@ def parse_elections(answer: Any, known: dict[str, ElectionDef]) -> tuple[list[El
 class ElectionDirectory:
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
-        self._definitions: dict[str, ElectionDef] = {e.election_id: e for e in genesis.elections}
+        # Every definition known, in definition order; replaced (never changed in place)
+        # when a refresh brings a new one or a ceremony's key, so a submission reads it as is.
+        self._elections = Elections(genesis.elections)
         self._phases: dict[str, str] = {}
-        self._order: list[str] = [e.election_id for e in genesis.elections]
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
 
     def get(self, election_id: str, /) -> ElectionDef | None:
-        return self._definitions.get(election_id)
+        return self._elections.get(election_id)
 
     def phase(self, election_id: str) -> str | None:
         """The registry phase last heard from a validator (None before any answer)."""
@@ -78,29 +79,31 @@ class ElectionDirectory:
     def elections(self) -> Elections:
         """What the gateway's admission checks against: every definition known, each
         treated as in its open phase (the window still applies)."""
-        return Elections(tuple(self._definitions[e] for e in self._order))
+        return self._elections
 
     async def refresh(self, upstream: Upstream) -> None:
         async with self._lock:
             self._last_refresh = time.monotonic()
             answer = await upstream.call("ballot_getElections")
-            defined, phases = parse_elections(answer, self._definitions)
-            for election in defined:
-                if election.election_id not in self._definitions:
-                    self._order.append(election.election_id)
-                    log.info("election %s defined on chain", election.election_id)
-                self._definitions[election.election_id] = election  # with its key once set
+            defined, phases = parse_elections(answer, self._elections)
+            changed = {e.election_id: e for e in defined if self._elections.get(e.election_id) != e}
+            if changed:  # a new election, or one with its key now
+                for eid in changed:
+                    if eid not in self._elections:
+                        log.info("election %s defined on chain", eid)
+                kept = [changed.pop(e.election_id, e) for e in self._elections]
+                self._elections = Elections((*kept, *changed.values()))
             self._phases = phases
 
     async def lookup(self, election_id: str, upstream: Upstream | None) -> ElectionDef | None:
         """The definition, asking the validators once more if it is not known yet (at
         most every MISS_REFRESH_S, so unknown ids cannot make the gateway hammer them)."""
-        election = self._definitions.get(election_id)
+        election = self._elections.get(election_id)
         if election is not None or upstream is None:
             return election
         if time.monotonic() - self._last_refresh >= MISS_REFRESH_S:
             await self.refresh_quietly(upstream)
-        return self._definitions.get(election_id)
+        return self._elections.get(election_id)
 
     async def refresh_quietly(self, upstream: Upstream) -> None:
         try:
