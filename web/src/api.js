@@ -1,6 +1,6 @@
 // The public reads the page makes, relative to the page (so it works under any prefix):
 // the gateway's REST API, or, where the page is served by a node, its JSON-RPC.
-import { ApiError } from './errors.js';
+import { ApiError, readJson } from './errors.js';
 import { getFromRpc } from './rpcapi.js';
 
 export { ApiError };
@@ -14,14 +14,7 @@ async function getRest(path) {
   } catch (err) {
     throw new ApiError(0, 'unreachable', String(err && err.message));
   }
-  const text = await response.text();
-  if (text.length > 4 << 20) throw new ApiError(response.status, 'oversized', 'answer over 4 MiB');
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new ApiError(response.status, 'bad_answer', 'the answer is not JSON');
-  }
+  const body = await readJson(response);
   if (!response.ok) throw new ApiError(response.status, body.code || 'error', body.detail || response.statusText);
   return body;
 }

@@ -3,7 +3,7 @@
 import {
   decodeBlockSummary, decodeCertificate, decodeElectionHead, fromHex, toHex,
 } from './ledger.js';
-import { ApiError } from './errors.js';
+import { ApiError, readJson } from './errors.js';
 
 let ids = 0;
 
@@ -18,14 +18,7 @@ export async function rpc(method, params = []) {
   } catch (err) {
     throw new ApiError(0, 'unreachable', String(err && err.message));
   }
-  const text = await response.text();
-  if (text.length > 4 << 20) throw new ApiError(response.status, 'oversized', 'answer over 4 MiB');
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new ApiError(response.status, 'bad_answer', 'the answer is not JSON');
-  }
+  const body = await readJson(response);
   if (body.error) {
     const code = (body.error.data && body.error.data.code) || 'rpc_error';
     throw new ApiError(code === 'bad_tree_range' ? 404 : response.status, code, body.error.message);
