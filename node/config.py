@@ -139,11 +139,11 @@ class NodeConfig:
             q = Path(value)
             return q if q.is_absolute() else base / q
 
-        _known_keys(raw, _TOP_KEYS, "node.toml")
-        _known_keys(raw["p2p"], {"listen", "peers"}, "[p2p]")
+        check_known_keys(raw, _TOP_KEYS, "node.toml")
+        check_known_keys(raw["p2p"], {"listen", "peers"}, "[p2p]")
         for peer in raw["p2p"].get("peers", []):
-            _known_keys(peer, {"public_key", "address"}, "[[p2p.peers]]")
-        _known_keys(raw.get("consensus", {}), set(ConsensusTimeouts.__dataclass_fields__), "[consensus]")
+            check_known_keys(peer, {"public_key", "address"}, "[[p2p.peers]]")
+        check_known_keys(raw.get("consensus", {}), set(ConsensusTimeouts.__dataclass_fields__), "[consensus]")
         peers = tuple(
             PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
         )
@@ -202,13 +202,13 @@ _TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "admissio
              "consensus"}
 
 
-def _known_keys(table: Any, known: set[str], where: str) -> None:
+def check_known_keys(table: Any, known: set[str], where: str, error: type[LedgerError] = ConfigError) -> None:
     """A misspelt key is refused, never silently ignored (its default would apply)."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
+        raise error(f"{where} must be a table")
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}")
+        raise error(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}")
 
 
 def _positive(value: Any, what: str) -> int:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ballotledger.election_kit import ElectionKit, make_election
 from ledger.assemble import assemble_block
@@ -15,6 +16,9 @@ from ledger.genesis import Genesis
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from node.config import ConsensusTimeouts
+
+if TYPE_CHECKING:
+    from typer.testing import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 # Short consensus timeouts for small localnets on loopback.
@@ -73,3 +77,21 @@ def write_bundle(out: Path, genesis: Genesis, blocks: Sequence[tuple[Block, Comm
     write_contract_artifacts(out, genesis)
     (out / "README").write_text(BUNDLE_README)
     return out
+
+
+def run_with_passphrase(passphrase: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    """A ``ballotledger`` command in this process, its key file's passphrase in the environment."""
+    from typer.testing import CliRunner
+
+    from ballotledger.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"BALLOTLEDGER_PASSPHRASE": passphrase, **(env or {})})
+
+
+def one_line_refusal(result: Result) -> str:
+    """The one line a command refused with (exit 2, on stderr, no traceback)."""
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from ballotledger.cli import app
 from ballotledger.registry_rpc import Posting, first_heights
 from ballotledger.sums_file import read_sums, write_sums
 from ballotledger.trustee_ceremony import final_share, plan, share_matches
@@ -43,20 +42,13 @@ from ledger.trustees import (
     deal_message,
     encrypt_share,
 )
+from tests.helpers import one_line_refusal, run_with_passphrase
 
 PASSPHRASE = "a trustee's long passphrase"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env={"BALLOTLEDGER_PASSPHRASE": PASSPHRASE, **(env or {})})
-
-
-def one_line_refusal(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.stdout == "" and "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return run_with_passphrase(PASSPHRASE, *args, env=env)
 
 
 # --- the key file ----------------------------------------------------------------------

@@ -16,20 +16,13 @@ from ballotledger.cli import app
 from ballotledger.roll import CredentialList, Roll
 from ledger import merkle
 from ledger.crypto import SigningKey
+from tests.helpers import one_line_refusal, run_with_passphrase
 
 PASSPHRASE = "tr0ub4dor&3 horse"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env={"BALLOTLEDGER_PASSPHRASE": PASSPHRASE, **(env or {})})
-
-
-def one_line_refusal(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.stdout == "" and "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return run_with_passphrase(PASSPHRASE, *args, env=env)
 
 
 def keygen(path: Path) -> str:

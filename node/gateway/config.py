@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.files import load_json
-from node.config import load_toml
+from node.config import check_known_keys, load_toml
 from node.http_limits import HttpLimits
 
 # A keys file holds one short entry (name, hash, rate, burst) per front end: some 150
@@ -105,9 +105,7 @@ class GatewayConfig:
         tls = ("tls_certfile", "tls_keyfile", "tls_client_ca")
         known = {"listen", "genesis_file", "validators", "outbox_dir", "api_keys_file", *optional, *tls,
                  *HttpLimits.__dataclass_fields__}
-        unknown = sorted(set(raw) - known)
-        if unknown:  # a misspelt key would otherwise leave its default in force unseen
-            raise GatewayConfigError(f"unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        check_known_keys(raw, known, "[gateway]", GatewayConfigError)
         extra: dict[str, Any] = {k: conv(raw[k]) for k, conv in optional.items() if k in raw}
         for key in tls:
             if key in raw:
