@@ -287,11 +287,18 @@ def test_a_worker_killed_mid_batch_loses_nothing() -> None:
         victims = pool.worker_pids()
         assert len(victims) == 2
 
+        # Both workers are stopped before the batch, so no chunk can finish before the kill
+        # however fast the machine: the pool is broken with chunks still pending.
+        for pid in victims:
+            os.kill(pid, signal.SIGSTOP)
+
         async def kill_soon() -> None:
-            while not pool._in_flight:  # until the batch's chunks are sent
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.005)  # and being checked (each takes ~30 ms)
-            os.kill(victims[0], signal.SIGKILL)
+            try:
+                while not pool._in_flight:  # until the batch's chunks are sent
+                    await asyncio.sleep(0.001)
+                os.kill(victims[0], signal.SIGKILL)
+            finally:
+                os.kill(victims[1], signal.SIGCONT)
 
         killed = asyncio.new_event_loop()
         try:
