@@ -1,7 +1,11 @@
 // The receipt page: fetch the receipt and the genesis, check everything here.
 import { getJson, ApiError } from './api.js';
 import { t, safeStorage } from './i18n.js';
-import { readGenesis, verifyReceipt, decodeCheckpoint, checkCheckpoint, toHex, CheckFailed, fromHex } from './ledger.js';
+import {
+  readGenesis, verifyReceipt, decodeCheckpoint, checkCheckpoint, toHex, CheckFailed, fromHex, keccak256, equalBytes,
+} from './ledger.js';
+import { SCHEME, ballotContext, contestShapes, decodeEnvelope, verifyPayload } from './ballot.js';
+import { codeFromText, qrSvg, scan } from './scan.js';
 
 const CODE = /^[0-9a-f]{64}$/;
 const PUBLISHED_KEY = 'ballot-ledger.published-genesis';
@@ -64,7 +68,7 @@ function stepItem(step) {
   return item;
 }
 
-function render({ verdict, failed, steps, facts, elapsed, helpKey }) {
+function render({ verdict, failed, steps, facts, elapsed, helpKey, code }) {
   const result = document.getElementById('result');
   result.hidden = false;
   result.dataset.verdict = verdict; // final | pending | failed | notfound | rejected | error
@@ -85,7 +89,66 @@ function render({ verdict, failed, steps, facts, elapsed, helpKey }) {
   if (steps && steps.length) {
     children.push(i18n('h2', 'checks.heading'), el('ol', { class: 'checks', id: 'checks' }, ...steps.map(stepItem)));
   }
+  if (code) children.push(codeFigure(code));
   result.replaceChildren(...children);
+}
+
+/** The checked code as a QR code of this page's address for it, to check it elsewhere. */
+function codeFigure(code) {
+  const address = new URL(`?code=${code}`, location.href).href;
+  const figure = el('figure', { class: 'qr', id: 'code-qr' });
+  figure.append(qrSvg(address, t('qr.label', { code })), el('figcaption', {},
+    i18n('strong', 'qr.heading'), ' ', i18n('span', 'qr.help')));
+  return figure;
+}
+
+/** An encrypted ballot: the server's bytes are the tracked ballot (their hash is the
+ * code), then every proof in them verifies under the election's key and shape. */
+async function checkBallot(code, receipt, genesis, election) {
+  const ballotStep = { check: 'ballot', ok: true };
+  let envelope;
+  try {
+    const answer = await getJson(`v1/ballots/${code}`);
+    const raw = fromHex(answer.ballot, 'ballot');
+    if (raw.length > genesis.maxBallotBytes) throw new CheckFailed('ballot', `${raw.length} bytes, over the chain's limit`);
+    if (!equalBytes(keccak256(raw), fromHex(code, 'tracking code', 32))) {
+      throw new CheckFailed('ballot', 'the ballot sent hashes to another tracking code');
+    }
+    envelope = decodeEnvelope(raw, genesis.maxBallotBytes);
+    if (envelope.chainId !== genesis.chainId || envelope.electionId !== receipt.election_id) {
+      throw new CheckFailed('ballot', `the ballot is for ${envelope.chainId} / ${envelope.electionId}`);
+    }
+    ballotStep.detail = `${raw.length} bytes`;
+  } catch (err) {
+    return [failedStep(ballotStep, 'ballot', err)];
+  }
+  const proofStep = { check: 'proofs', ok: true };
+  try {
+    const { jointKey, contests, source } = await electionKey(election);
+    const context = ballotContext(genesis.chainId, election.id, jointKey, envelope.credential, contests);
+    const r = verifyPayload(context, envelope.payload);
+    proofStep.detail = `${r.selections} selection proofs, ${r.contests} contest proofs; key ${toHex(jointKey)} (${source})`;
+  } catch (err) {
+    return [ballotStep, failedStep(proofStep, 'proofs', err)];
+  }
+  return [ballotStep, proofStep];
+}
+
+function failedStep(step, check, err) {
+  if (!(err instanceof CheckFailed || err instanceof ApiError)) throw err;
+  return { ...step, ok: false, failedCheck: check, detail: err instanceof CheckFailed ? err.detail : `${err.code}: ${err.detail}` };
+}
+
+/** The key and contests the proofs are checked under: the genesis's own (its hash is
+ * checked) or, where the trustees' ceremony made the key on chain, the election as the
+ * server reports it. */
+async function electionKey(election) {
+  if (election.joint_key) {
+    return { jointKey: fromHex(election.joint_key, 'joint key', 33), contests: contestShapes(election.contests), source: 'genesis' };
+  }
+  const view = await getJson(`v1/elections/${encodeURIComponent(election.id)}`);
+  if (!view.joint_key) throw new CheckFailed('proofs', `election ${election.id} has no key yet`);
+  return { jointKey: fromHex(view.joint_key, 'joint key', 33), contests: contestShapes(election.contests), source: 'ceremony' };
 }
 
 async function check(raw) {
@@ -161,20 +224,83 @@ async function check(raw) {
         render({ verdict: 'failed', failed: 'block', steps, facts, elapsed: performance.now() - started });
         return;
       }
+      const election = genesis.elections.find((e) => e.id === receipt.election_id);
+      if (election && election.payload_scheme === SCHEME) {
+        const ballotChecks = await checkBallot(code, receipt, genesis, election);
+        steps.push(...ballotChecks);
+        const bad = ballotChecks.find((s) => !s.ok);
+        if (bad) {
+          render({ verdict: 'failed', failed: bad.failedCheck, steps, facts, elapsed: performance.now() - started });
+          return;
+        }
+      }
     }
     const failed = steps.find((s) => !s.ok);
     facts.push(['result.elapsed', `${(performance.now() - started).toFixed(0)} ms`]);
     render({ verdict: verdict.ok ? 'final' : 'failed', failed: failed && failed.failedCheck, steps, facts,
-      elapsed: performance.now() - started });
+      elapsed: performance.now() - started, code: verdict.ok ? code : undefined });
   } catch (err) {
     const detail = err instanceof ApiError ? `${err.code}: ${err.detail}` : String(err && err.message);
     render({ verdict: 'error', steps: [{ check: 'found', ok: false, detail }] });
   }
 }
 
+function setScanStatus(key) {
+  const status = document.getElementById('scan-status');
+  status.replaceChildren(key ? i18n('span', key) : '');
+  status.dataset.state = key ? key.slice('scan.'.length) : '';
+}
+
+function startScanner(input) {
+  const button = document.getElementById('scan');
+  const panel = document.getElementById('scanner');
+  const video = document.getElementById('camera');
+  let stop = null;
+  const close = () => {
+    if (stop) stop();
+    stop = null;
+    panel.hidden = true;
+    button.setAttribute('aria-expanded', 'false');
+  };
+  button.addEventListener('click', async () => {
+    if (stop) {
+      close();
+      return;
+    }
+    panel.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+    setScanStatus('scan.looking');
+    try {
+      stop = await scan(video, (text) => {
+        const code = codeFromText(text);
+        if (code === null) {
+          setScanStatus('scan.notcode');
+          return false;
+        }
+        stop = null;
+        panel.hidden = true;
+        button.setAttribute('aria-expanded', 'false');
+        setScanStatus('scan.found');
+        input.value = code;
+        check(code);
+        return true;
+      });
+    } catch {
+      close();
+      setScanStatus('scan.nocamera');
+    }
+  });
+  document.getElementById('scan-stop').addEventListener('click', () => {
+    close();
+    setScanStatus(null);
+    button.focus();
+  });
+}
+
 export function startReceiptPage() {
   const form = document.getElementById('receipt-form');
   const input = document.getElementById('code');
+  startScanner(input);
   const published = document.getElementById('published');
   published.value = safeStorage(() => localStorage.getItem(PUBLISHED_KEY)) || '';
   form.addEventListener('submit', (event) => {

@@ -1,0 +1,46 @@
+"""The page's checks of an encrypted ballot's proofs (web/src/ballot.js, run by Node)
+give the same verdicts as ledger/ on ballots ledger/ made: valid ones of several shapes,
+and ballots with a changed ciphertext, proofs for another election, chain, key or
+credential, a selection encrypting 2, a contest over its limit, and every kind of
+non-canonical point, scalar and shape; the same refusal code at the same contest and
+selection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.web.ballot_vectors import ballot_vectors
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+NODE = shutil.which("node")
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="Node.js is not installed (scripts/test needs it for the page)"),
+    pytest.mark.skipif(not (WEB / "node_modules" / "@noble").is_dir(),
+                       reason="web/node_modules is missing: run scripts/build_web.sh --install"),
+]
+
+
+def test_the_browser_checks_ballot_proofs_as_the_ledger_does(tmp_path: Path) -> None:
+    """Fails when ballot.js drifts from ledger/encrypted_ballot.py or ledger/sigma.py
+    (tried by hand: with the joint key left out of the ballot statement, every valid
+    ballot is refused; with the scalar check `k >= ORDER` made `k > ORDER`, the
+    scalar_equal_to_order case is accepted as a proof failure instead of bad_scalar)."""
+    vectors = ballot_vectors()
+    path = tmp_path / "ballots.json"
+    path.write_text(json.dumps(vectors))
+    result = subprocess.run([str(NODE), str(WEB / "test" / "run_ballots.mjs"), str(path)],
+                            capture_output=True, text=True, timeout=120, cwd=WEB)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got == [{"name": v["name"], "refused": v["refused"]} for v in vectors]
+    verdicts = {v["name"]: v["refused"] for v in vectors}
+    assert [n for n, r in verdicts.items() if r is None] == ["valid", "valid_blank", "valid_wide", "valid_wide_blank"]
+    assert verdicts["encrypts_two"] == {"code": "bad_ballot_proof", "where": "contest 0 selection 1"}
+    assert verdicts["proof_for_another_election"] == {"code": "bad_ballot_proof", "where": "contest 0 selection 0"}
+    assert {verdicts[n]["code"] for n in ("off_curve_point", "x_not_below_p", "identity_as_zeros")} == {"bad_point"}
