@@ -235,5 +235,6 @@ def test_the_scanner_reads_a_tracking_code_from_the_camera(playwright: Playwrigh
         page.click("#lang")
         assert page.inner_text("#scan") == "QR 코드 스캔"
         assert "QR 코드에서 추적 코드를 읽었습니다" in page.inner_text("#scan-status")
+        assert page.get_attribute("#code-qr svg", "aria-label") == f"추적 코드 {secret_codes[0]}의 QR 코드"
     finally:
         browser.close()

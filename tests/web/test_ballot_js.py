@@ -44,3 +44,16 @@ def test_the_browser_checks_ballot_proofs_as_the_ledger_does(tmp_path: Path) -> 
     assert verdicts["encrypts_two"] == {"code": "bad_ballot_proof", "where": "contest 0 selection 1"}
     assert verdicts["proof_for_another_election"] == {"code": "bad_ballot_proof", "where": "contest 0 selection 0"}
     assert {verdicts[n]["code"] for n in ("off_curve_point", "x_not_below_p", "identity_as_zeros")} == {"bad_point"}
+
+
+def test_the_scanner_reads_tracking_codes_and_the_codes_the_page_draws() -> None:
+    """A QR code's text gives its tracking code (bare, 0x-prefixed, upper case, or the
+    ``?code=`` of a receipt page's address) and nothing else; the page's own drawing of a
+    checked code, as a camera would see it, reads back to that code."""
+    code = "5eb0" * 16
+    result = subprocess.run([str(NODE), str(WEB / "test" / "run_scan.mjs"), code],
+                            capture_output=True, text=True, timeout=60, cwd=WEB)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["codes"] == [code] * 6 + [None] * 6
+    assert got["drawn"] == code

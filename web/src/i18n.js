@@ -235,7 +235,7 @@ export function applyLang(lang) {
   document.documentElement.lang = lang;
   safeStorage(() => localStorage.setItem(STORAGE_KEY, lang));
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n, parseVars(el));
-  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
+  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel, parseVars(el)));
   for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.setAttribute('placeholder', t(el.dataset.i18nPlaceholder));
   document.title = t(document.body.dataset.titleKey || 'site.title');
   const other = document.getElementById('lang');

@@ -97,7 +97,8 @@ function render({ verdict, failed, steps, facts, elapsed, helpKey, code }) {
 function codeFigure(code) {
   const address = new URL(`?code=${code}`, location.href).href;
   const figure = el('figure', { class: 'qr', id: 'code-qr' });
-  figure.append(qrSvg(address, t('qr.label', { code })), el('figcaption', {},
+  const label = { 'aria-label': t('qr.label', { code }), 'data-i18n-label': 'qr.label', 'data-i18n-vars': JSON.stringify({ code }) };
+  figure.append(qrSvg(address, label), el('figcaption', {},
     i18n('strong', 'qr.heading'), ' ', i18n('span', 'qr.help')));
   return figure;
 }

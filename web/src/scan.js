@@ -81,14 +81,19 @@ export async function scan(video, onText) {
   return stop;
 }
 
+/** The modules of `text` as a QR code, with the four-module quiet zone readers expect. */
+export function qrModules(text) {
+  return encodeQR(text, 'raw', { ecc: 'medium', border: 4 });
+}
+
 /** An SVG drawing of `text` as a QR code (dark modules as one path), labelled for
- * screen readers with `label`. */
+ * screen readers with `label` (an element's aria-label, or its data-i18n-label keys). */
 export function qrSvg(text, label) {
-  const grid = encodeQR(text, 'raw', { ecc: 'medium', border: 4 }); // the four-module quiet zone readers expect
+  const grid = qrModules(text);
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', `0 0 ${grid.length} ${grid.length}`);
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', label);
+  for (const [k, v] of Object.entries(label)) svg.setAttribute(k, v);
   svg.setAttribute('shape-rendering', 'crispEdges');
   const background = document.createElementNS(SVG, 'rect');
   background.setAttribute('width', '100%');
