@@ -57,3 +57,30 @@ def test_the_scanner_reads_tracking_codes_and_the_codes_the_page_draws() -> None
     got = json.loads(result.stdout)
     assert got["codes"] == [code] * 6 + [None] * 6
     assert got["drawn"] == code
+
+
+def test_the_page_reads_a_ceremony_elections_key_from_its_definition() -> None:
+    """Through a node's RPC the page learns a ceremony election's key from its definition
+    (``ballot_getElections``): the key once the ceremony set it, none before; a plaintext
+    election has none."""
+    from ledger.crypto import SigningKey
+    from ledger.genesis import Genesis
+    from ledger.group import base_mul
+    from tests.web.vectors import genesis_vectors
+
+    wide = Genesis.from_json_obj(genesis_vectors()[1]["genesis"])
+    ceremony = wide.election("ceremony-2026")
+    plain = wide.elections[0]
+    assert ceremony is not None and ceremony.has_ceremony and not ceremony.joint_key
+    point = base_mul(int.from_bytes(SigningKey.from_seed(b"joint").public_key[1:], "big"))
+    assert point is not None
+    keyed = ceremony.with_joint_key(point.encode())
+    definitions = [d.encode().hex() for d in (keyed, ceremony, plain)]
+    script = ("import('./src/ledger.js').then((m) => process.stdout.write(JSON.stringify(JSON.parse(process.argv[1])"
+              ".map((d) => { const h = m.decodeElectionHead(m.fromHex(d, 'definition')); "
+              "return [h.id, m.toHex(h.jointKey)]; }))))")
+    result = subprocess.run([str(NODE), "-e", script, json.dumps(definitions)], capture_output=True, text=True,
+                            timeout=60, cwd=WEB)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [["ceremony-2026", point.encode().hex()], ["ceremony-2026", ""],
+                                         [plain.election_id, ""]]
