@@ -59,10 +59,10 @@ def test_the_scanner_reads_tracking_codes_and_the_codes_the_page_draws() -> None
     assert got["drawn"] == code
 
 
-def test_the_page_reads_a_ceremony_elections_key_from_its_definition() -> None:
-    """Through a node's RPC the page learns a ceremony election's key from its definition
-    (``ballot_getElections``): the key once the ceremony set it, none before; a plaintext
-    election has none."""
+def test_the_page_reads_an_elections_scheme_contests_and_key_from_its_definition() -> None:
+    """Through a node's RPC the page learns an election defined on chain, or a ceremony
+    election's key, from its definition (``ballot_getElections``): its scheme, contests,
+    and the key once the ceremony set it, none before; a plaintext election has none."""
     from ledger.crypto import SigningKey
     from ledger.genesis import Genesis
     from ledger.group import base_mul
@@ -78,9 +78,13 @@ def test_the_page_reads_a_ceremony_elections_key_from_its_definition() -> None:
     definitions = [d.encode().hex() for d in (keyed, ceremony, plain)]
     script = ("import('./src/ledger.js').then((m) => process.stdout.write(JSON.stringify(JSON.parse(process.argv[1])"
               ".map((d) => { const h = m.decodeElectionHead(m.fromHex(d, 'definition')); "
-              "return [h.id, m.toHex(h.jointKey)]; }))))")
+              "return [h.id, m.toHex(h.jointKey), h.payloadScheme, h.contests]; }))))")
     result = subprocess.run([str(NODE), "-e", script, json.dumps(definitions)], capture_output=True, text=True,
                             timeout=60, cwd=WEB)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [["ceremony-2026", point.encode().hex()], ["ceremony-2026", ""],
-                                         [plain.election_id, ""]]
+    contests = [c.to_json_obj() for c in ceremony.contests]
+    assert json.loads(result.stdout) == [
+        ["ceremony-2026", point.encode().hex(), "elgamal-secp256k1/v1", contests],
+        ["ceremony-2026", "", "elgamal-secp256k1/v1", contests],
+        [plain.election_id, "", plain.payload_scheme, []],
+    ]

@@ -352,14 +352,24 @@ export function decodeBlockSummary(bytes) {
   };
 }
 
-/** An election definition's id, question, window and key (ledger.genesis.ElectionDef.encode). */
+/** An election definition's id, question, window, scheme, contests and key
+ * (ledger.genesis.ElectionDef.encode). */
 export function decodeElectionHead(bytes) {
   const f = asList(rlpDecode(bytes, 1 << 20), null, 'election');
   if (f.length < 9) throw new CheckFailed('encoding', 'election: too few fields');
   return {
     id: asText(f[0], 'election id', 64), question: asText(f[1], 'election question', 1024),
     opensAtMs: asSafeInt(f[5], 'election opens_at_ms'), closesAtMs: asSafeInt(f[6], 'election closes_at_ms'),
-    // an encrypted election's joint key (empty until its trustees' ceremony has made it)
+    payloadScheme: asText(f[8], 'election payload scheme', 64),
+    // an encrypted election's contests and joint key (empty until its trustees' ceremony made it)
+    contests: f.length > 9 ? asList(f[9], null, 'election contests').map((c, i) => {
+      const [question, choices, limit] = asList(c, 3, `election contest ${i}`);
+      return {
+        question: asText(question, 'contest question', 1024),
+        choices: asList(choices, null, 'contest choices').map((x) => asText(x, 'contest choice', 128)),
+        limit: asSafeInt(limit, 'contest limit'),
+      };
+    }) : [],
     jointKey: f.length > 10 ? asBytes(f[10], 'election joint key') : new Uint8Array(0),
   };
 }

@@ -104,8 +104,16 @@ function codeFigure(code) {
 }
 
 /** An encrypted ballot: the server's bytes are the tracked ballot (their hash is the
- * code), then every proof in them verifies under the election's key and shape. */
-async function checkBallot(code, receipt, genesis, election) {
+ * code), then every proof in them verifies under the election's key and shape. No
+ * steps for a plaintext election. */
+async function checkBallot(code, receipt, genesis) {
+  let election;
+  try {
+    election = await encryptedElection(genesis, receipt.election_id);
+  } catch (err) {
+    return [failedStep({ check: 'proofs', ok: true }, 'proofs', err)];
+  }
+  if (election === null) return [];
   const ballotStep = { check: 'ballot', ok: true };
   let envelope;
   try {
@@ -125,8 +133,8 @@ async function checkBallot(code, receipt, genesis, election) {
   }
   const proofStep = { check: 'proofs', ok: true };
   try {
-    const { jointKey, contests, source } = await electionKey(election);
-    const context = ballotContext(genesis.chainId, election.id, jointKey, envelope.credential, contests);
+    const { jointKey, contests, source } = election;
+    const context = ballotContext(genesis.chainId, receipt.election_id, jointKey, envelope.credential, contests);
     const r = verifyPayload(context, envelope.payload);
     proofStep.detail = `${r.selections} selection proofs, ${r.contests} contest proofs; key ${toHex(jointKey)} (${source})`;
   } catch (err) {
@@ -140,16 +148,24 @@ function failedStep(step, check, err) {
   return { ...step, ok: false, failedCheck: check, detail: err instanceof CheckFailed ? err.detail : `${err.code}: ${err.detail}` };
 }
 
-/** The key and contests the proofs are checked under: the genesis's own (its hash is
- * checked) or, where the trustees' ceremony made the key on chain, the election as the
- * server reports it. */
-async function electionKey(election) {
-  if (election.joint_key) {
-    return { jointKey: fromHex(election.joint_key, 'joint key', 33), contests: contestShapes(election.contests), source: 'genesis' };
+/** The key and contests an encrypted election's proofs are checked under, or null for
+ * another kind of election: the genesis's own (its hash is checked), or where the key
+ * comes from a trustees' ceremony or the election was defined on chain later, the
+ * election as the server reports it. */
+async function encryptedElection(genesis, id) {
+  const pinned = genesis.elections.find((e) => e.id === id);
+  if (pinned && pinned.payload_scheme !== SCHEME) return null;
+  if (pinned && pinned.joint_key) {
+    return { jointKey: fromHex(pinned.joint_key, 'joint key', 33), contests: contestShapes(pinned.contests), source: 'genesis' };
   }
-  const view = await getJson(`v1/elections/${encodeURIComponent(election.id)}`);
-  if (!view.joint_key) throw new CheckFailed('proofs', `election ${election.id} has no key yet`);
-  return { jointKey: fromHex(view.joint_key, 'joint key', 33), contests: contestShapes(election.contests), source: 'ceremony' };
+  const view = await getJson(`v1/elections/${encodeURIComponent(id)}`);
+  if (view.payload_scheme !== SCHEME) {
+    if (pinned) throw new CheckFailed('proofs', `election ${id} is encrypted, the server says it is not`);
+    return null;
+  }
+  if (!view.joint_key) throw new CheckFailed('proofs', `election ${id} has no key yet`);
+  const contests = contestShapes(pinned ? pinned.contests : view.contests);
+  return { jointKey: fromHex(view.joint_key, 'joint key', 33), contests, source: pinned ? 'ceremony' : 'defined on chain' };
 }
 
 async function check(raw) {
@@ -225,9 +241,8 @@ async function check(raw) {
         render({ verdict: 'failed', failed: 'block', steps, facts, elapsed: performance.now() - started });
         return;
       }
-      const election = genesis.elections.find((e) => e.id === receipt.election_id);
-      if (election && election.payload_scheme === SCHEME) {
-        const ballotChecks = await checkBallot(code, receipt, genesis, election);
+      const ballotChecks = await checkBallot(code, receipt, genesis);
+      if (ballotChecks.length) {
         steps.push(...ballotChecks);
         const bad = ballotChecks.find((s) => !s.ok);
         if (bad) {

@@ -105,7 +105,12 @@ export async function getFromRpc(path) {
     const defined = await rpc('ballot_getElections');
     for (const row of defined.elections) {
       const head = decodeElectionHead(fromHex(row.definition, 'election definition'));
-      if (head.id === id) return { election_id: id, joint_key: head.jointKey.length ? toHex(head.jointKey) : null };
+      if (head.id === id) {
+        return {
+          election_id: id, payload_scheme: head.payloadScheme, contests: head.contests,
+          joint_key: head.jointKey.length ? toHex(head.jointKey) : null,
+        };
+      }
     }
     throw new ApiError(404, 'unknown_election', id);
   }
