@@ -25,6 +25,7 @@ METHOD_COSTS: dict[str, int] = {
     "ballot_getInclusionProof": 2,
     "ballot_getConsistencyProof": 2,
     "ballot_getReceipt": 5,
+    "ballot_getBallot": 5,
     "ballot_getResults": 5,
     "ballot_submit": 1,
     "ballot_submitBatch": 10,

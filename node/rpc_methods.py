@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from ledger.ballot import BallotEnvelope
+from ledger.block import Block
 from ledger.chain import Chain
 from ledger.elections import Elections
 from ledger.errors import BadTreeRange, LedgerError
@@ -79,6 +80,7 @@ class BallotMethods:
             "ballot_submit": self.submit,
             "ballot_submitBatch": self.submit_batch,
             "ballot_getReceipt": self.get_receipt,
+            "ballot_getBallot": self.get_ballot,
             "ballot_status": self.status,
             "ballot_getBlocks": self.get_blocks,
             "ballot_getTrackingCodes": self.get_tracking_codes,
@@ -182,6 +184,25 @@ class BallotMethods:
         )
         return {"status": "final", "tracking_code": code.hex(), "receipt": receipt.to_json_obj()}
 
+    async def get_ballot(self, tracking_code: str) -> dict[str, Any]:
+        """A recorded ballot's canonical bytes (hex) by its tracking code, with its height
+        and log index: what a voter's page checks an encrypted ballot's proofs from. One
+        ballot, at most ``max_ballot_bytes``; a ballot not (yet) in a block is ``unknown``
+        or ``pending``, as for receipts."""
+        code = hex_param(tracking_code, "tracking_code", size=HASH_SIZE)
+        return await self._read(self._ballot, code)
+
+    def _ballot(self, code: bytes) -> dict[str, Any]:
+        store = self.node.chain.store
+        position = store.ballot_position(code)
+        if position is None:
+            status = "pending" if self.node.mempool.is_pending(code) else "unknown"
+            return {"status": status, "tracking_code": code.hex()}
+        index, height = position
+        raw = _ballot_in(store.block(height), index, code)
+        return {"status": "final", "tracking_code": code.hex(), "height": height, "log_index": index,
+                "ballot": raw.hex()}
+
     async def get_blocks(self, start: int, limit: int = 100) -> dict[str, Any]:
         """Committed blocks from ``start`` with their certificates: at most ``limit``, and
         fewer once the page holds ``max_page_bytes`` (never none while any is left)."""
@@ -283,6 +304,19 @@ def _answer(admission: Admission) -> dict[str, Any]:
 
 class ResultsPending(LimitExceeded):
     code = "results_pending"
+
+
+def _ballot_in(block: Block, index: int, code: bytes) -> bytes:
+    """The ballot at log ``index`` of ``block`` (its ballots are the log's last leaves
+    after it), found by its place and confirmed by its hash."""
+    ballots = block.ballots
+    place = index - (block.header.log_size - len(ballots))
+    if 0 <= place < len(ballots) and keccak256(ballots[place]) == code:
+        return ballots[place]
+    for raw in ballots:  # not where the log says: an indexing fault, answered all the same
+        if keccak256(raw) == code:
+            return raw
+    raise LedgerError("indexed ballot not found in its block")
 
 
 def _election_of(ballots: tuple[bytes, ...], code: bytes) -> str:

@@ -62,6 +62,16 @@ class ReceiptStatus(BaseModel):
     error: ChainRefusal | None = None
 
 
+class RecordedBallot(BaseModel):
+    """A recorded ballot's canonical bytes: its keccak256 is the tracking code, so a reader
+    checks them without trusting the gateway (an encrypted ballot's proofs included)."""
+
+    tracking_code: str
+    height: int
+    log_index: int
+    ballot: str = Field(description="The ballot envelope's canonical encoding, hex.")
+
+
 class Counts(BaseModel):
     height: int
     ballots_recorded: int

@@ -28,7 +28,7 @@ EXAMPLES = 30
 def test_openapi_conformance(gateway: GatewayProc, mode: GenerationMode, pinned: bool) -> None:
     schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     for operation in operations:
 
         params = {"election_id": MAIN} if pinned and "{election_id}" in operation.path else None

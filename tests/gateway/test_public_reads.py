@@ -16,6 +16,7 @@ from ledger.merkle import verify_consistency
 from ledger.receipt import Receipt
 from node.gateway.client import GatewayClient
 from tests.gateway.harness import MAIN, GatewayProc, Voters
+from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
 ORIGIN = {"Origin": "http://observer.example"}
@@ -42,6 +43,30 @@ def test_a_voter_reads_their_receipt_without_a_key(gateway: GatewayProc, voters:
     elections = httpx.get(f"{gateway.url}/v1/elections").json()
     assert MAIN in [e["election_id"] for e in elections["elections"]]
     assert httpx.get(f"{gateway.url}/v1/elections/{MAIN}").json()["phase"] == "open"
+
+
+def test_a_recorded_ballot_is_read_by_its_tracking_code(gateway: GatewayProc, net: Localnet, voters: Voters) -> None:
+    """The ballot's own bytes, without a key, through the gateway and a node's RPC: what the
+    page checks an encrypted ballot's proofs from. Only a recorded ballot is answered."""
+    raw = voters.ballot(301, 2)
+    code = keccak256(raw).hex()
+    rpc = RpcClient(net.rpc_urls[0])
+    assert rpc.call("ballot_getBallot", code) == {"status": "unknown", "tracking_code": code}
+    with GatewayClient(gateway.url, gateway.keys["main"]) as client:
+        client.submit(MAIN, raw)
+        receipt = client.wait_final(code, timeout=30)
+    answer = httpx.get(f"{gateway.url}/v1/ballots/{code}", headers=ORIGIN)
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "*"
+    assert "immutable" in answer.headers["cache-control"]
+    body = answer.json()
+    assert bytes.fromhex(body["ballot"]) == raw
+    assert (body["height"], body["log_index"]) == (receipt.height, receipt.log_index)
+    node = rpc.call("ballot_getBallot", code)
+    assert node == {"status": "final", "tracking_code": code, "height": receipt.height,
+                    "log_index": receipt.log_index, "ballot": raw.hex()}
+    unknown = httpx.get(f"{gateway.url}/v1/ballots/{'ab' * 32}")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    assert httpx.get(f"{gateway.url}/v1/ballots/XYZ").json()["code"] == "validation_error"
 
 
 def test_cors_allows_reads_and_no_submissions(gateway: GatewayProc) -> None:
@@ -94,7 +119,8 @@ def test_keyless_reads_are_limited_per_address(net: Localnet) -> None:
                      options={"public_read_rate_per_s": 0.2, "public_read_burst": 3})
     gw.start()
     try:
-        answers = [httpx.get(f"{gw.url}/v1/chain") for _ in range(4)]
+        answers = [httpx.get(f"{gw.url}/v1/chain") for _ in range(3)]
+        answers.append(httpx.get(f"{gw.url}/v1/ballots/{'ab' * 32}"))  # charged like every public read
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert answers[-1].json()["code"] == "rate_limited" and int(answers[-1].headers["retry-after"]) >= 1
         other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))

@@ -97,6 +97,31 @@ def _wait_for(what: str, done: object, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
+def _page_checks_proofs(node_url: str, code: str, joint_key: str) -> None:
+    """A node's own page, in Chromium, checks a ballot of this election (defined on chain,
+    its key made by the ceremony): the proofs green under the key the chain holds."""
+    from tests.web.browser import CHROMIUM_FLAGS, chromium_path, why_no_browser
+
+    if why_no_browser() is not None:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{node_url}/receipt?code={code}")
+            page.wait_for_selector("#result[data-verdict]:not([data-verdict='working'])", timeout=20_000)
+            text = page.inner_text("#result")
+            assert page.get_attribute("#result", "data-verdict") == "final", text
+            checks = page.eval_on_selector_all("#checks li",
+                                               "items => items.map(i => i.className + ' ' + i.dataset.check)")
+            assert checks[-2:] == ["ok ballot", "ok proofs"], text
+            assert f"key {joint_key} (defined on chain)" in text
+        finally:
+            browser.close()
+
+
 def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_path: Path) -> None:
     """Fails when a trustee deals with another polynomial than the one it keeps, when a
     bad share goes without a complaint, when the key leaves out or lets in the wrong
@@ -170,6 +195,7 @@ def test_five_trustees_threshold_three_from_ceremony_to_published_result(tmp_pat
         codes = [a["tracking_code"] for a in client.call("ballot_submitBatch", [b.hex() for b in ballots])]
         _wait_for("the ballots to be final",
                   lambda: all(client.call("ballot_getReceipt", c)["status"] == "final" for c in codes))
+        _page_checks_proofs(net.rpc_urls[1], codes[0], keyed.joint_key.hex())
         code, out = _run("election", "close", "--rpc", url, "--election", ELECTION,
                          "--authority-key", authority)
         assert code == 0, out

@@ -35,7 +35,7 @@ export function toHex(bytes) {
   return s;
 }
 
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let pos = 0;
   for (const p of parts) {
@@ -162,13 +162,13 @@ export function rlpDecode(data, maxSize) {
   return item;
 }
 
-function asList(item, n, what) {
+export function asList(item, n, what) {
   if (!Array.isArray(item)) throw new CheckFailed('encoding', `${what}: expected a list`);
   if (n !== null && item.length !== n) throw new CheckFailed('encoding', `${what}: expected ${n} fields, got ${item.length}`);
   return item;
 }
 
-function asBytes(item, what, size) {
+export function asBytes(item, what, size) {
   if (!(item instanceof Uint8Array)) throw new CheckFailed('encoding', `${what}: expected bytes, got a list`);
   if (size !== undefined && item.length !== size) throw new CheckFailed('encoding', `${what}: expected ${size} bytes, got ${item.length}`);
   return item;
@@ -183,13 +183,13 @@ function asInt(item, what) {
   return v;
 }
 
-function asSafeInt(item, what) {
+export function asSafeInt(item, what) {
   const v = asInt(item, what);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new CheckFailed('encoding', `${what}: too large`);
   return Number(v);
 }
 
-function asText(item, what, maxSize) {
+export function asText(item, what, maxSize) {
   const raw = asBytes(item, what);
   if (raw.length > maxSize) throw new CheckFailed('encoding', `${what}: too long`);
   try {
@@ -352,13 +352,25 @@ export function decodeBlockSummary(bytes) {
   };
 }
 
-/** An election definition's id, question and window (ledger.genesis.ElectionDef.encode). */
+/** An election definition's id, question, window, scheme, contests and key
+ * (ledger.genesis.ElectionDef.encode). */
 export function decodeElectionHead(bytes) {
   const f = asList(rlpDecode(bytes, 1 << 20), null, 'election');
   if (f.length < 9) throw new CheckFailed('encoding', 'election: too few fields');
   return {
     id: asText(f[0], 'election id', 64), question: asText(f[1], 'election question', 1024),
     opensAtMs: asSafeInt(f[5], 'election opens_at_ms'), closesAtMs: asSafeInt(f[6], 'election closes_at_ms'),
+    payloadScheme: asText(f[8], 'election payload scheme', 64),
+    // an encrypted election's contests and joint key (empty until its trustees' ceremony made it)
+    contests: f.length > 9 ? asList(f[9], null, 'election contests').map((c, i) => {
+      const [question, choices, limit] = asList(c, 3, `election contest ${i}`);
+      return {
+        question: asText(question, 'contest question', 1024),
+        choices: asList(choices, null, 'contest choices').map((x) => asText(x, 'contest choice', 128)),
+        limit: asSafeInt(limit, 'contest limit'),
+      };
+    }) : [],
+    jointKey: f.length > 10 ? asBytes(f[10], 'election joint key') : new Uint8Array(0),
   };
 }
 
@@ -478,7 +490,10 @@ export function readGenesis(obj) {
     obj.elections.map((e, i) => electionItem(e, `elections[${i}]`)),
   ]);
   const setHash = taggedHash(VALIDATOR_SET_TAG, rlpEncode(validators.map((v) => [utf8.encode(v.name), v.publicKey, intBytes(v.power)])));
-  return { chainId: obj.chain_id, hash: taggedHash(GENESIS_TAG, encoded), validators, validatorSetHash: setHash };
+  return {
+    chainId: obj.chain_id, hash: taggedHash(GENESIS_TAG, encoded), validators, validatorSetHash: setHash,
+    elections: obj.elections, maxBallotBytes: Number(p.max_ballot_bytes),
+  };
 }
 
 // --- receipts (ledger/receipt.py) ------------------------------------------------------

@@ -95,6 +95,25 @@ export async function getFromRpc(path) {
     if (answer.status === 'unknown') throw new ApiError(404, 'not_found', 'no ballot with this tracking code is known');
     return answer;
   }
+  if (parts[0] === 'v1' && parts[1] === 'ballots' && parts.length === 3) {
+    const answer = await rpc('ballot_getBallot', [parts[2]]);
+    if (answer.status !== 'final') throw new ApiError(404, 'not_found', 'no recorded ballot with this tracking code');
+    return answer;
+  }
+  if (parts[0] === 'v1' && parts[1] === 'elections' && parts.length === 3) {
+    const id = decodeURIComponent(parts[2]);
+    const defined = await rpc('ballot_getElections');
+    for (const row of defined.elections) {
+      const head = decodeElectionHead(fromHex(row.definition, 'election definition'));
+      if (head.id === id) {
+        return {
+          election_id: id, payload_scheme: head.payloadScheme, contests: head.contests,
+          joint_key: head.jointKey.length ? toHex(head.jointKey) : null,
+        };
+      }
+    }
+    throw new ApiError(404, 'unknown_election', id);
+  }
   if (url.pathname === '/v1/checkpoint') {
     return rpc('ballot_getCheckpoint', q.has('height') ? [Number(q.get('height'))] : []);
   }
