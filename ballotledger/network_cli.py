@@ -60,7 +60,8 @@ def node_config(
     key_file: Path = typer.Option(..., help="This validator's key file (not read here)."),
     rpc_listen: str = typer.Option("127.0.0.1:8545", help="host:port of the node's JSON-RPC."),
     listen_host: str = typer.Option("0.0.0.0", help="Host the p2p port listens on."),
-    out: Path = typer.Option(..., help="The node's folder: node.toml goes here, data/ beside it."),
+    out: Path = typer.Option(..., help="The folder node.toml goes in."),
+    data_dir: Path = typer.Option(None, help="The node's stores (default: OUT/data)."),
 ) -> None:
     """Write one validator's node.toml: its peers are every other validator in the plan."""
     network = _load_plan(plan)
@@ -72,8 +73,9 @@ def node_config(
     if made.hash() != pinned.hash():
         raise _refuse("refused", ValueError(f"{genesis_file} was not made from {plan} (another plan or a changed one)"))
     try:
-        config = node_config_of(network, name, node_dir=out.resolve(), key_file=key_file.resolve(),
-                                genesis_file=genesis_file.resolve(), rpc_listen=rpc_listen, listen_host=listen_host)
+        config = node_config_of(network, name, data_dir=(data_dir or out / "data").resolve(),
+                                key_file=key_file.resolve(), genesis_file=genesis_file.resolve(),
+                                rpc_listen=rpc_listen, listen_host=listen_host)
     except LedgerError as exc:
         raise _refuse("refused", exc) from None
     out.mkdir(parents=True, exist_ok=True)

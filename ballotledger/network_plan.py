@@ -128,7 +128,7 @@ def genesis_of(plan: NetworkPlan, genesis_time_ms: int) -> Genesis:
 
 
 def node_config_of(
-    plan: NetworkPlan, name: str, *, node_dir: Path, key_file: Path, genesis_file: Path, rpc_listen: str,
+    plan: NetworkPlan, name: str, *, data_dir: Path, key_file: Path, genesis_file: Path, rpc_listen: str,
     listen_host: str = "0.0.0.0",
 ) -> NodeConfig:
     """``name``'s node.toml: its p2p port on ``listen_host``, every other validator a peer."""
@@ -137,6 +137,6 @@ def node_config_of(
     _, port = split_address(own.address)
     peers = tuple(PeerConfig(v.public_key, v.address) for v in plan.validators if v.name != name)
     return NodeConfig(
-        name=name, data_dir=node_dir / "data", genesis_file=genesis_file, key_file=key_file,
+        name=name, data_dir=data_dir, genesis_file=genesis_file, key_file=key_file,
         p2p_listen=f"{listen_host}:{port}", rpc_listen=rpc_listen, peers=peers,
     )

@@ -52,9 +52,10 @@ def test_a_planned_network_links_and_finalizes(tmp_path: Path) -> None:
             done = run_cli("network", "node-config", "--plan", plan, "--name", f"authority-{i}",
                            "--genesis", tmp_path / "genesis.json", "--key-file", node_dir / "validator.key",
                            "--rpc-listen", f"127.0.0.1:{ports[4 + i]}", "--listen-host", "127.0.0.1",
-                           "--out", node_dir)
+                           "--data-dir", tmp_path / f"data{i}", "--out", node_dir)
             assert done.returncode == 0, done.stdout
             config = NodeConfig.load(node_dir / "node.toml")
+            assert config.data_dir == tmp_path.resolve() / f"data{i}"
             assert {p.public_key for p in config.peers} == {k.public_key for k in keys} - {key.public_key}
             log = (node_dir / "node.log").open("wb")
             procs.append(subprocess.Popen([sys.executable, "-m", "ballotledger", "node", "run", "--config",
