@@ -55,7 +55,7 @@ def test_a_planned_network_links_and_finalizes(tmp_path: Path) -> None:
                            "--data-dir", tmp_path / f"data{i}", "--out", node_dir)
             assert done.returncode == 0, done.stdout
             config = NodeConfig.load(node_dir / "node.toml")
-            assert config.data_dir == tmp_path.resolve() / f"data{i}"
+            assert config.data_dir.resolve() == tmp_path.resolve() / f"data{i}"
             assert {p.public_key for p in config.peers} == {k.public_key for k in keys} - {key.public_key}
             log = (node_dir / "node.log").open("wb")
             procs.append(subprocess.Popen([sys.executable, "-m", "ballotledger", "node", "run", "--config",
