@@ -20,13 +20,14 @@ from ledger.errors import LedgerError
 
 app = typer.Typer(no_args_is_help=True, help="Validator and authority keys (Ethereum keystore files).")
 console = Console()
+err_console = Console(stderr=True)
 
 _PASSPHRASE_HELP = "A file whose first line is the passphrase (owner-only); else BALLOTLEDGER_PASSPHRASE or a prompt."
 _LOG2_N_HELP = "log2 of scrypt's n (18, eth-account's default, takes 256 MiB and about a second to open)."
 
 
 def _refuse(message: str) -> typer.Exit:
-    console.print(f"[red]refused[/]: {escape(message)}", soft_wrap=True, highlight=False)
+    err_console.print(f"[red]refused[/]: {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(2)
 
 
