@@ -117,7 +117,7 @@ def copy_snapshot(snapshot: Any, target: Path, abort: threading.Event) -> int:
     try:
         batch = db.write_batch()
         size = 0
-        for key, value in snapshot.iterator():
+        for key, value in snapshot.iterator(fill_cache=False):  # keep the node's hot blocks cached
             batch.put(key, value)
             count += 1
             size += len(key) + len(value)
