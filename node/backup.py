@@ -380,6 +380,8 @@ class RestoreGuard:
         self.path = data_dir / RESTORED_MARKER
         self.pending = self.path.exists()
         self.highest_heard = 0
+        if self.pending:
+            log.info("%s was restored from a backup without a signing log: no vote until caught up", data_dir)
 
     @staticmethod
     def mark(data_dir: Path, height: int, tip_hash: str) -> None:
