@@ -215,8 +215,7 @@ class NodeConfig:
 
 
 _TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "key_passphrase_file", "key_passphrase_env",
-             "mempool_max", "admission_workers", "p2p", "rpc",
-             "consensus"}
+             "mempool_max", "admission_workers", "p2p", "rpc", "consensus"}
 
 
 def check_known_keys(table: Any, known: set[str], where: str, error: type[LedgerError] = ConfigError) -> None:

@@ -145,3 +145,23 @@ def test_node_run_refuses_a_wrong_passphrase_in_one_line(tmp_path: Path) -> None
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 2 and len(output.splitlines()) == 1, output
     assert "wrong passphrase" in output and "xyzzy-guess" not in output
+
+
+def test_authority_commands_open_a_keystore_with_the_shared_passphrase_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ballotledger.authority_cli import read_authority_key
+
+    path = _keystore(tmp_path / "authority.json")
+    monkeypatch.setenv("BALLOTLEDGER_PASSPHRASE", PASSPHRASE)
+    assert read_authority_key(path).secret == KEY.secret
+    monkeypatch.setenv("BALLOTLEDGER_PASSPHRASE", "xyzzy-guess")
+    with pytest.raises(ConfigError, match="wrong passphrase"):
+        read_authority_key(path)
+
+
+def test_a_passphrase_variable_must_be_named(tmp_path: Path) -> None:
+    config_path = _node_with_keystore(tmp_path)
+    obj = NodeConfig.load(config_path).to_obj(relative_to=config_path.parent)
+    config_path.write_text(tomli_w.dumps({**obj, "key_passphrase_env": ""}))
+    with pytest.raises(ConfigError, match="key_passphrase_env must be the name"):
+        NodeConfig.load(config_path)
