@@ -162,12 +162,12 @@ def prepare(work: Path, ballots: int, behind: int, figures: dict[str, Any]) -> N
         generate_bundle(bundle, ballots, seed=SEED, block_ballots=BLOCK_BALLOTS, validators=VALIDATORS)
         figures["generate_s"] = round(time.perf_counter() - t, 1)
         print(f"  {figures['generate_s']} s", file=sys.stderr)
-    genesis = load_genesis(bundle / GENESIS_FILE)
-    lines = _lines(bundle)
-    behind_blocks = max(1, -(-behind // BLOCK_BALLOTS))
     base, ahead = work / "base", work / "ahead"
     if not (ahead / "done").exists():
         print("committing the chain into a validator store ...", file=sys.stderr)
+        genesis = load_genesis(bundle / GENESIS_FILE)
+        lines = _lines(bundle)
+        behind_blocks = max(1, -(-behind // BLOCK_BALLOTS))
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(ahead, ignore_errors=True)
         t = time.perf_counter()
