@@ -47,9 +47,7 @@ def authority_action(rpc: str, key_file: Path, election: str, action: str, count
 def send_registry_call(rpc: str, key_file: Path, data: bytes, what: str) -> int:
     """Sign ``data`` as a call to the registry with the authority's key, send it, and wait
     until a block carries it; the block number, or AuthorityActionFailed with the reason."""
-    from node.config import read_key
-
-    return send_signed_call(rpc, read_key(key_file), data, what)
+    return send_signed_call(rpc, read_authority_key(key_file), data, what)
 
 
 def send_signed_call(rpc: str, key: SigningKey, data: bytes, what: str, *, timeout: float = 60.0) -> int:
@@ -199,11 +197,20 @@ def _refuse(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def read_authority_key(key_file: Path) -> SigningKey:
+    """The authority's key: plain hex or a keystore, whose passphrase comes from
+    BALLOTLEDGER_PASSPHRASE or a prompt (``voter_key.ask_passphrase``); ``ConfigError``."""
+    from ballotledger.voter_key import ask_passphrase
+    from node.config import read_key
+
+    return read_key(key_file, lambda: ask_passphrase(None, "authority key"))
+
+
 def _authority(key_file: Path) -> SigningKey:
-    from node.config import ConfigError, read_key
+    from node.config import ConfigError
 
     try:
-        return read_key(key_file)
+        return read_authority_key(key_file)
     except ConfigError as exc:
         raise _refuse(str(exc), 2) from None
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -14,7 +15,9 @@ from rich.markup import escape
 
 from ballotledger import (
     authority_cli,
+    backup_cli,
     gateway_cli,
+    keys_cli,
     network_cli,
     state_cli,
     tally_cli,
@@ -28,6 +31,8 @@ receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
 app.add_typer(receipt_app, name="receipt")
 node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
 app.add_typer(node_app, name="node")
+node_app.command("backup")(backup_cli.backup)
+node_app.command("restore")(backup_cli.restore)
 app.add_typer(gateway_cli.app, name="gateway")
 app.add_typer(authority_cli.app, name="election")
 app.add_typer(state_cli.app, name="state")
@@ -37,6 +42,7 @@ app.add_typer(voter_cli.voter_app, name="voter")
 app.add_typer(voter_cli.credentials_app, name="credentials")
 app.add_typer(trustee_cli.app, name="trustee")
 app.add_typer(tally_cli.app, name="tally")
+app.add_typer(keys_cli.app, name="keys")
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Save checkpoints; prove a newer log extends an older one.")
 app.add_typer(checkpoint_app, name="checkpoint")
 console = Console()
@@ -92,17 +98,24 @@ def node_run(
 
     from ledger.errors import LedgerError
     from ledger.files import load_genesis
-    from node.config import NodeConfig, read_key
+    from node.config import NodeConfig, load_node_key
     from node.validator import run_node
 
     try:  # every file the node reads at start, refused here in one line
         node_config = NodeConfig.load(config)
         load_genesis(node_config.genesis_file)
-        read_key(node_config.key_file)
+        key = load_node_key(node_config, terminal_prompt("validator key"))
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise typer.Exit(asyncio.run(run_node(node_config)))
+    raise typer.Exit(asyncio.run(run_node(node_config, key)))
+
+
+def terminal_prompt(what: str) -> Callable[[], str] | None:
+    """Ask for a keystore's passphrase on the terminal (not echoed); None without one."""
+    if not sys.stdin.isatty():
+        return None
+    return lambda: str(typer.prompt(f"Passphrase of the {what}", hide_input=True, err=True))
 
 
 @app.command()

@@ -16,12 +16,12 @@ from ledger import codec
 from ledger.crypto import SigningKey
 from ledger.errors import BadEncoding, BadKeyFile, BadPublicKey, LedgerError, Oversized
 from ledger.files import read_bounded, write_atomic
+from ledger.passphrase import check_passphrase, read_passphrase_file
 from ledger.trustees import open_secret, seal_secret
 
 VOTER_KEY_FORMAT = b"ballot-ledger/voter-key/v1"
 MAX_SEALED_BYTES = 1 << 16  # what open_secret itself accepts
 MAX_KEY_FILE_BYTES = 2 * MAX_SEALED_BYTES + 2  # hex and a newline
-MAX_PASSPHRASE_BYTES = 4096
 PASSPHRASE_ENV = "BALLOTLEDGER_PASSPHRASE"
 
 
@@ -79,28 +79,11 @@ def passphrase_from(file: Path | None, environ: Mapping[str, str]) -> str | None
     """The passphrase from ``file`` (its first line) or the environment; None if neither
     gives one (the caller then asks). ``BadKeyFile`` for an empty or oversized one."""
     if file is not None:
-        try:
-            raw = read_bounded(file, MAX_PASSPHRASE_BYTES, what="passphrase file")
-        except Oversized:
-            raise BadKeyFile(f"passphrase file is longer than {MAX_PASSPHRASE_BYTES} bytes") from None
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            raise BadKeyFile("passphrase file is not UTF-8") from None
-        passphrase = text.splitlines()[0] if text else ""
-    elif PASSPHRASE_ENV in environ:
-        passphrase = environ[PASSPHRASE_ENV]
-    else:
+        return read_passphrase_file(file)
+    if PASSPHRASE_ENV not in environ:
         return None
-    check_passphrase(passphrase)
-    return passphrase
-
-
-def check_passphrase(passphrase: str) -> None:
-    if not passphrase:
-        raise BadKeyFile("the passphrase is empty")
-    if len(passphrase.encode()) > MAX_PASSPHRASE_BYTES:
-        raise BadKeyFile(f"the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes")
+    check_passphrase(environ[PASSPHRASE_ENV])
+    return environ[PASSPHRASE_ENV]
 
 
 def ask_passphrase(file: Path | None, what: str, *, confirm: bool = False) -> str:

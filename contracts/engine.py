@@ -175,6 +175,12 @@ class LevelStateDB(BaseAtomicDB):
             self._owned.close()
             self._owned = None
 
+    def snapshot(self) -> Any:
+        """A LevelDB snapshot of the state as of now (backup); only of a database opened here."""
+        if self._owned is None:
+            raise ValueError("only a state database of its own can be snapshotted")
+        return self._owned.snapshot()
+
     def __getitem__(self, key: bytes) -> bytes:
         value = self._db.get(key)
         if value is None:

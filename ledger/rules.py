@@ -415,6 +415,12 @@ def admitted_from_flags(
     return admitted
 
 
+def check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
+    """A block's header (and the certificate it carries) on ``tip``: what checking a
+    stored chain without replaying its ballots needs (a restored backup, node.backup)."""
+    _check_header(genesis, tip, block)
+
+
 def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
     header = block.header
     if header.chain_id != genesis.chain_id:

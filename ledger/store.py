@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import plyvel
 
@@ -134,6 +135,10 @@ class LedgerStore:
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+    def snapshot(self) -> Any:
+        """A LevelDB snapshot: the store as of now, read while commits go on (backup)."""
+        return self._db.snapshot()
 
     def __enter__(self) -> LedgerStore:
         return self

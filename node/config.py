@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
-from ledger.files import read_bounded, write_atomic
+from ledger.files import write_atomic
 from node import tomlbound
 from node.http_limits import HttpLimits
+from node.keyfile import Passphrase, passphrase_source, read_signing_key
 
 # A node's config is a few kilobytes, about 40 with a peer for every validator genesis
 # allows; a megabyte leaves room for any comments. Tables, arrays of tables and inline
 # values nest two or three deep.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_DEPTH = 4
-MAX_KEY_FILE_BYTES = 4096  # 64 hex digits and a newline, with room for whitespace
 HTTP_LIMIT_KEYS = frozenset(HttpLimits.__dataclass_fields__)
 
 
@@ -119,6 +120,10 @@ class NodeConfig:
     # [rpc] header size and count, header and body deadlines, connections, keep-alive:
     # see node.http_limits for each key, its default and the answer to a client over it.
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    # A keystore key_file's passphrase: the first line of this file (owner-only), else
+    # this environment variable, else a prompt on the terminal (node.keyfile).
+    key_passphrase_file: Path | None = None
+    key_passphrase_env: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -149,6 +154,9 @@ class NodeConfig:
         )
         t = raw.get("consensus", {})
         timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        passphrase_env = raw.get("key_passphrase_env")
+        if passphrase_env is not None and (not isinstance(passphrase_env, str) or not passphrase_env):
+            raise ConfigError("key_passphrase_env must be the name of an environment variable")
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -165,6 +173,8 @@ class NodeConfig:
             admission_workers=workers,
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
+            key_passphrase_file=path(raw["key_passphrase_file"]) if "key_passphrase_file" in raw else None,
+            key_passphrase_env=passphrase_env,
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -176,11 +186,17 @@ class NodeConfig:
                 return str(p)
             return os.path.relpath(p, relative_to)
 
+        optional: dict[str, Any] = {}
+        if self.key_passphrase_file is not None:
+            optional["key_passphrase_file"] = rel(self.key_passphrase_file)
+        if self.key_passphrase_env is not None:
+            optional["key_passphrase_env"] = self.key_passphrase_env
         return {
             "name": self.name,
             "data_dir": rel(self.data_dir),
             "genesis": rel(self.genesis_file),
             "key_file": rel(self.key_file),
+            **optional,
             "mempool_max": self.mempool_max,
             "admission_workers": self.admission_workers,
             "p2p": {
@@ -198,8 +214,8 @@ class NodeConfig:
         }
 
 
-_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "admission_workers", "p2p", "rpc",
-             "consensus"}
+_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "key_passphrase_file", "key_passphrase_env",
+             "mempool_max", "admission_workers", "p2p", "rpc", "consensus"}
 
 
 def check_known_keys(table: Any, known: set[str], where: str, error: type[LedgerError] = ConfigError) -> None:
@@ -234,11 +250,17 @@ def write_key(path: Path, key: SigningKey) -> None:
     write_secret(path, key.secret.hex())
 
 
-def read_key(path: Path) -> SigningKey:
+def read_key(path: Path, passphrase: Passphrase | None = None) -> SigningKey:
+    """A validator's or the authority's key: plain hex or a keystore (``node.keyfile``),
+    owner-only; ``ConfigError`` in one line otherwise."""
     try:
-        text = read_bounded(path, MAX_KEY_FILE_BYTES).decode().strip()
-        return SigningKey(bytes.fromhex(text))
-    except OSError as exc:
-        raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from None
-    except (ValueError, LedgerError):
-        raise ConfigError(f"{path} does not hold a secp256k1 secret key in hex") from None
+        return read_signing_key(path, passphrase)
+    except LedgerError as exc:
+        raise ConfigError(exc.message) from None
+
+
+def load_node_key(config: NodeConfig, prompt: Callable[[], str] | None = None) -> SigningKey:
+    """The node's key, its keystore opened with the passphrase the config names (or, with
+    neither ``key_passphrase_file`` nor ``key_passphrase_env``, by ``prompt``)."""
+    return read_key(config.key_file,
+                    passphrase_source(config.key_passphrase_file, config.key_passphrase_env, prompt))

@@ -27,8 +27,9 @@ from ledger.files import load_genesis
 from ledger.rules import elections_at
 from node.admission import BallotAdmission
 from node.app import LedgerApplication
+from node.backup import ADMIN_SOCKET, AdminServer, BackupSource, RestoreGuard, state_snapshot_of
 from node.blocksync import BlockSync, SyncedBlock
-from node.config import NodeConfig, read_key, split_address
+from node.config import NodeConfig, load_node_key, split_address
 from node.consensus.core import (
     Broadcast,
     ConsensusCore,
@@ -83,12 +84,17 @@ def wall_clock_ms() -> int:
 
 
 class ValidatorNode:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, key: SigningKey | None = None) -> None:
+        """``key``: the node's key when the caller already opened it (a keystore's
+        passphrase is asked for once, at start); else read here."""
         self.config = config
         self.genesis = load_genesis(config.genesis_file)  # refused by its size before it is read
-        key = read_key(config.key_file)
+        key = key or load_node_key(config)
         self.public_key = key.public_key
-        self.index = self.genesis.validators.index_of(key.public_key)
+        # Restored from a backup: no vote until caught up (node.backup.RestoreGuard).
+        self.restore_guard = RestoreGuard(config.data_dir)
+        self._key = key
+        self.index = None if self.restore_guard.pending else self.genesis.validators.index_of(key.public_key)
         # The contract state has its own LevelDB (synced writes) beside the chain's.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = (
@@ -123,6 +129,8 @@ class ValidatorNode:
         self._gossip_checking: dict[asyncio.Task[object], int] = {}
         self.rpc = self._make_rpc(config)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker, elections=self.tip_elections)
+        self.admin = AdminServer(config.data_dir / ADMIN_SOCKET, BackupSource(
+            config.name, self.genesis, self.chain.store, state_snapshot_of(self.engine)))
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -195,6 +203,7 @@ class ValidatorNode:
         await self.transport.start()
         self.transport.connect_to(split_address(p.address) for p in self.config.peers)
         await self.rpc.start()
+        await self.admin.start()
         log.info("%s serving: p2p %s, rpc %s, height %d", self.config.name, self.config.p2p_listen,
                  self.config.rpc_listen, self.chain.store.height)
         self._perform(self.core.start())
@@ -205,6 +214,7 @@ class ValidatorNode:
             await self.on_frame(peer, FrameType.CONSENSUS, payload)
 
     async def close(self) -> None:
+        await self.admin.stop()
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
@@ -262,6 +272,18 @@ class ValidatorNode:
             return
         self._bump("blocks_committed")
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
+        if self.restore_guard.caught_up(certificate.height) and self._loop is not None:
+            self._loop.call_soon(self._vote_again)
+
+    def _vote_again(self) -> None:
+        """A restored validator has caught up: a core with its key, at the next height."""
+        self.index = self.genesis.validators.index_of(self.public_key)
+        if self.index is None or self.failure is not None:
+            return
+        self.core = self._make_core(self._key)
+        log.info("%s: restored chain caught up at height %d; voting from height %d", self.config.name,
+                 self.chain.store.height, self.core.height)
+        self._perform(self.core.start())
 
     # --- network --------------------------------------------------------------------------
     async def on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
@@ -300,6 +322,7 @@ class ValidatorNode:
 
     def _on_consensus(self, peer: bytes, payload: bytes) -> None:
         message = decode_message(payload)
+        self.restore_guard.heard(message.height)
         if message.height > self.core.height:
             self._request_sync(peer)
         self._perform(self.core.on_message(message))
@@ -385,11 +408,11 @@ class ValidatorNode:
         }
 
 
-async def run_node(config: NodeConfig) -> int:
+async def run_node(config: NodeConfig, key: SigningKey | None = None) -> int:
     """Run one validator until SIGINT or SIGTERM; the process's exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    node = ValidatorNode(config)
+    node = ValidatorNode(config, key)
     return await node.run(stop)
