@@ -58,14 +58,16 @@ def init(
     voters: int = typer.Option(1000, min=1, help="Demo voter credentials (derived from --seed)."),
     seed: str = typer.Option("localnet", help="Seed of the demo voter credentials."),
     chain_id: str = typer.Option("localnet", help="The chain id."),
+    followers: int = typer.Option(0, min=0, max=16, help="Followers (followerJ/: sync and serve, never vote)."),
 ) -> None:
-    """Keys, a genesis and a node.toml per validator, on loopback ports."""
+    """Keys, a genesis and a node.toml per validator (and follower), on loopback ports."""
     from ballotledger.netsetup import init_network
 
     if (directory / "genesis.json").exists():
         console.print(f"[red]{directory / 'genesis.json'} exists; refusing to overwrite a network[/]")
         raise typer.Exit(2)
-    layout = init_network(directory, validators=validators, voters=voters, seed=seed, chain_id=chain_id)
+    layout = init_network(directory, validators=validators, voters=voters, seed=seed, chain_id=chain_id,
+                          followers=followers)
     console.print(f"genesis {layout.genesis.hash().hex()} with {validators} validators")
     for path in layout.configs:
         console.print(f"  ballotledger node run --config {path}")
@@ -76,7 +78,7 @@ def node_run(
     config: Path = typer.Option(..., help="The node's node.toml."),
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
-    """Run one validator until SIGINT or SIGTERM."""
+    """Run one validator (or, with role = "follower", a follower) until SIGINT or SIGTERM."""
     import asyncio
     import logging
 

@@ -42,6 +42,22 @@ class PeerConfig:
     address: str  # host:port
 
 
+ROLES = ("validator", "follower")
+
+
+@dataclass(frozen=True)
+class FollowerLimits:
+    """What the followers linked to this node may cost it (TOML: keys of ``[p2p]``).
+
+    A follower is an outside peer, hostile by default: it may only ask for certified
+    blocks, at most ``max_followers`` are linked at once, and each is served at most
+    ``follower_sync_bytes_per_s`` of blocks (node.followers)."""
+
+    max_followers: int = 8  # 0 refuses every follower
+    follower_keys: tuple[bytes, ...] = ()  # transport keys allowed to follow; empty: any key
+    follower_sync_bytes_per_s: int = 4 << 20
+
+
 @dataclass(frozen=True)
 class ConsensusTimeouts:
     propose_ms: int = 1500
@@ -119,6 +135,11 @@ class NodeConfig:
     # [rpc] header size and count, header and body deadlines, connections, keep-alive:
     # see node.http_limits for each key, its default and the answer to a client over it.
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    # "validator": votes while its key is in the set in force; "follower": never votes,
+    # syncs and checks every block, serves the read RPC. ``key_file`` is then only the
+    # key its peer links authenticate with (any secp256k1 key, in no validator set).
+    role: str = "validator"
+    followers: FollowerLimits = field(default_factory=FollowerLimits)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -140,7 +161,7 @@ class NodeConfig:
             return q if q.is_absolute() else base / q
 
         check_known_keys(raw, _TOP_KEYS, "node.toml")
-        check_known_keys(raw["p2p"], {"listen", "peers"}, "[p2p]")
+        check_known_keys(raw["p2p"], {"listen", "peers", *FollowerLimits.__dataclass_fields__}, "[p2p]")
         for peer in raw["p2p"].get("peers", []):
             check_known_keys(peer, {"public_key", "address"}, "[[p2p.peers]]")
         check_known_keys(raw.get("consensus", {}), set(ConsensusTimeouts.__dataclass_fields__), "[consensus]")
@@ -149,6 +170,9 @@ class NodeConfig:
         )
         t = raw.get("consensus", {})
         timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        role = raw.get("role", "validator")
+        if role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -165,6 +189,8 @@ class NodeConfig:
             admission_workers=workers,
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
+            role=role,
+            followers=_follower_limits(raw["p2p"]),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -178,6 +204,7 @@ class NodeConfig:
 
         return {
             "name": self.name,
+            "role": self.role,
             "data_dir": rel(self.data_dir),
             "genesis": rel(self.genesis_file),
             "key_file": rel(self.key_file),
@@ -186,6 +213,9 @@ class NodeConfig:
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
+                "max_followers": self.followers.max_followers,
+                "follower_keys": [k.hex() for k in self.followers.follower_keys],
+                "follower_sync_bytes_per_s": self.followers.follower_sync_bytes_per_s,
             },
             "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj(), **self.http_limits.to_obj()},
             "consensus": {
@@ -198,7 +228,7 @@ class NodeConfig:
         }
 
 
-_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "admission_workers", "p2p", "rpc",
+_TOP_KEYS = {"name", "role", "data_dir", "genesis", "key_file", "mempool_max", "admission_workers", "p2p", "rpc",
              "consensus"}
 
 
@@ -209,6 +239,21 @@ def check_known_keys(table: Any, known: set[str], where: str, error: type[Ledger
     unknown = sorted(set(table) - known)
     if unknown:
         raise error(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}")
+
+
+def _follower_limits(p2p: dict[str, Any]) -> FollowerLimits:
+    most = p2p.get("max_followers", FollowerLimits.max_followers)
+    if not isinstance(most, int) or isinstance(most, bool) or most < 0:
+        raise ConfigError(f"[p2p] max_followers must be 0 (no followers) or more, not {most!r}")
+    keys = p2p.get("follower_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ConfigError("[p2p] follower_keys must be a list of hex public keys")
+    parsed = tuple(bytes.fromhex(k) for k in keys)
+    if any(len(k) != 33 for k in parsed):
+        raise ConfigError("[p2p] follower_keys: each key is 33 bytes (66 hex digits, compressed)")
+    rate = _positive(p2p.get("follower_sync_bytes_per_s", FollowerLimits.follower_sync_bytes_per_s),
+                     "[p2p] follower_sync_bytes_per_s")
+    return FollowerLimits(most, parsed, rate)
 
 
 def _positive(value: Any, what: str) -> int:

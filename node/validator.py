@@ -28,7 +28,7 @@ from ledger.rules import elections_at
 from node.admission import BallotAdmission
 from node.app import LedgerApplication
 from node.blocksync import BlockSync, SyncedBlock
-from node.config import NodeConfig, read_key, split_address
+from node.config import ConfigError, NodeConfig, read_key, split_address
 from node.consensus.core import (
     Broadcast,
     ConsensusCore,
@@ -41,6 +41,7 @@ from node.consensus.core import (
 )
 from node.consensus.messages import decode_message, encode_message
 from node.evm import LevelStateDB, open_executor
+from node.followers import OUTSIDER_FRAME_PENALTY, FollowerGate, FollowerReadOnly, ReadOnlyAdmission
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
 from node.mempool import Mempool
@@ -48,7 +49,7 @@ from node.precheck import BallotPrechecker
 from node.read_pool import ReadPool
 from node.rpc_table import build_rpc_table
 from node.rpc_thread import ConsensusLoop, RpcThread
-from node.transport import PeerTransport
+from node.transport import PeerTransport, TransportConfig
 from node.txpool import MAX_TX_BYTES, TxPool
 from node.wal import SigningLog
 
@@ -63,6 +64,8 @@ BAD_MESSAGE_PENALTY = 20.0
 MAX_EARLY_FRAMES = 1024
 MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
+# A node that does not vote (a follower) hears of new blocks only by asking: this often.
+FOLLOW_POLL_S = 0.25
 
 
 def _timeout_params(config: NodeConfig) -> TimeoutParams:
@@ -88,7 +91,11 @@ class ValidatorNode:
         self.genesis = load_genesis(config.genesis_file)  # refused by its size before it is read
         key = read_key(config.key_file)
         self.public_key = key.public_key
+        self.follower = config.role == "follower"
         self.index = self.genesis.validators.index_of(key.public_key)
+        if self.follower and self.index is not None:
+            # Its links would pass for that validator's and displace them.
+            raise ConfigError(f"{config.key_file}: a follower's key must not be a validator's key")
         # The contract state has its own LevelDB (synced writes) beside the chain's.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = (
@@ -106,6 +113,7 @@ class ValidatorNode:
         self.timeouts = _timeout_params(config)
         self.core = self._make_core(key)
         host, port = split_address(config.p2p_listen)
+        self.gate = FollowerGate(config.followers)
         self.transport = PeerTransport(
             key,
             chain_id=self.genesis.chain_id,
@@ -114,10 +122,12 @@ class ValidatorNode:
             host=host,
             port=port,
             on_frame=self.on_frame,
+            config=TransportConfig(max_outsiders=config.followers.max_followers,
+                                   outsider_keys=frozenset(config.followers.follower_keys)),
         )
         # One pool of worker processes checks ballots for block sync and for admission.
         self.prechecker = BallotPrechecker(self.genesis, config.admission_workers or None)
-        self.admission = BallotAdmission(
+        self.admission = (ReadOnlyAdmission if self.follower else BallotAdmission)(
             self.mempool, wall_clock_ms, self.prechecker if config.admission_workers else None
         )
         self._gossip_checking: dict[asyncio.Task[object], int] = {}
@@ -128,6 +138,7 @@ class ValidatorNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = False
+        self._closing = False
         self._early: deque[tuple[bytes, bytes]] = deque()
         self._early_bytes = 0
         self.failure: BaseException | None = None  # set once: the validator halted on it
@@ -169,6 +180,8 @@ class ValidatorNode:
     async def _send_raw_transaction(self, data: str) -> str:
         """eth_sendRawTransaction: an authority transaction into the pool, then to peers."""
         assert self.txpool is not None
+        if self.follower:
+            raise FollowerReadOnly("this node is a follower: send transactions to a validator")
         raw = hex_param(data, "transaction", max_size=MAX_TX_BYTES)
         tx_hash = self.txpool.admit(raw, wall_clock_ms())
         self.transport.broadcast(FrameType.EVM_TX, raw)
@@ -199,12 +212,14 @@ class ValidatorNode:
                  self.config.rpc_listen, self.chain.store.height)
         self._perform(self.core.start())
         self._started = True
+        self._loop.call_later(FOLLOW_POLL_S, self._follow)
         early, self._early = self._early, deque()
         self._early_bytes = 0
         for peer, payload in early:
             await self.on_frame(peer, FrameType.CONSENSUS, payload)
 
     async def close(self) -> None:
+        self._closing = True
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
@@ -268,6 +283,12 @@ class ValidatorNode:
         """Every frame a peer sends (the transport's ``on_frame``)."""
         if self.failure is not None:
             return
+        if not self.transport.is_validator(peer) and not self.gate.admits(frame_type):
+            # A follower only asks for blocks; nothing it sends is a vote, a ballot or a
+            # transaction to this node.
+            self._bump("follower_frames_refused")
+            self.transport.report_misbehaviour(peer, OUTSIDER_FRAME_PENALTY, f"{frame_type.name} from a follower")
+            return
         if not self._started and frame_type in (FrameType.CONSENSUS, FrameType.SYNC_RESPONSE):
             self._hold(peer, frame_type, payload)
             return
@@ -280,7 +301,7 @@ class ValidatorNode:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
             elif frame_type == FrameType.SYNC_REQUEST:
-                self.transport.send(peer, FrameType.SYNC_RESPONSE, self.sync.serve(payload))
+                self._serve_sync(peer, payload)
             elif frame_type == FrameType.SYNC_RESPONSE:
                 await self._on_sync_response(peer, payload)
         except LedgerError as exc:
@@ -334,6 +355,30 @@ class ValidatorNode:
             self.transport.broadcast(FrameType.TXS, encode_batch(pending[i : i + MAX_GOSSIP_BATCH]))
 
     # --- block sync (node.blocksync) ------------------------------------------------------
+    def _serve_sync(self, peer: bytes, payload: bytes) -> None:
+        """Answer a sync request; a follower's only within its budget (node.followers)."""
+        follower = not self.transport.is_validator(peer)
+        if follower and not self.gate.may_serve(peer, self.transport.outsiders()):
+            self._bump("follower_sync_over_budget")
+            return
+        response = self.sync.serve(payload)
+        if follower:
+            self.gate.charge(peer, len(response))
+        self.transport.send(peer, FrameType.SYNC_RESPONSE, response)
+
+    def _follow(self) -> None:
+        """Not voting at this height: no consensus traffic tells us of new blocks, so ask a
+        validator (in turn) for what follows our tip."""
+        if self.failure is not None or self._closing:
+            return
+        assert self._loop is not None
+        self._loop.call_later(FOLLOW_POLL_S, self._follow)
+        if self.core.index is not None:
+            return
+        peers = [p for p in self.transport.peers() if self.transport.is_validator(p)]
+        if peers:
+            self._request_sync(peers[self.chain.store.height % len(peers)])
+
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
         payload = self.sync.request(force=force)
         if payload is not None:
@@ -370,7 +415,8 @@ class ValidatorNode:
             "name": self.config.name,
             "chain_id": self.genesis.chain_id,
             "genesis_hash": self.genesis.hash().hex(),
-            "validator_index": self.index,
+            "role": self.config.role,
+            "validator_index": self.core.index,
             "height": store.height,
             "tip_hash": store.tip.block_hash.hex(),
             "log_size": store.log_size,
