@@ -92,16 +92,16 @@ class ValidatorNode:
         key = read_key(config.key_file)
         self.public_key = key.public_key
         self.follower = config.role == "follower"
-        self.index = self.genesis.validators.index_of(key.public_key)
-        if self.follower and self.index is not None:
-            # Its links would pass for that validator's and displace them.
-            raise ConfigError(f"{config.key_file}: a follower's key must not be a validator's key")
+        self._key = key
         # The contract state has its own LevelDB (synced writes) beside the chain's.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = (
             open_executor(self.genesis, path=config.data_dir / "evm") if self.genesis.params.contracts else None
         )
         self.chain = Chain(config.data_dir / "db", self.genesis, self.engine)
+        if self.follower and self._in_set(self.chain.store.height + 1):
+            # Its links would pass for that validator's and displace them.
+            raise ConfigError(f"{config.key_file}: a follower's key must not be a validator's key")
         self.wal = SigningLog(config.data_dir / "wal")
         self.mempool = Mempool(
             self.genesis, self.chain.store, max_size=config.mempool_max,
@@ -111,14 +111,14 @@ class ValidatorNode:
         self.txpool = TxPool(self.engine, self._tip_state) if self.engine is not None else None
         self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms, txpool=self.txpool)
         self.timeouts = _timeout_params(config)
-        self.core = self._make_core(key)
+        self.core = self._make_core(None if self.follower else key)
         host, port = split_address(config.p2p_listen)
         self.gate = FollowerGate(config.followers)
         self.transport = PeerTransport(
             key,
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash(),
-            validators={v.public_key: v.name for v in self.genesis.validators.validators},
+            validators=self._linked_validators(),
             host=host,
             port=port,
             on_frame=self.on_frame,
@@ -145,21 +145,32 @@ class ValidatorNode:
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
 
-    def _make_core(self, key: SigningKey) -> ConsensusCore:
+    def _make_core(self, key: SigningKey | None) -> ConsensusCore:
         """The consensus core at the height after the stored tip, told what this validator
-        already signed there (so a restart re-sends it and signs nothing conflicting)."""
+        already signed there (so a restart re-sends it and signs nothing conflicting).
+        It votes at the heights where ``key`` is in the set in force (never if None)."""
         height = self.chain.store.height + 1
         signed = [decode_message(r) for r in self.wal.records(height)]
         return ConsensusCore(
             chain_id=self.genesis.chain_id,
-            validators=self.genesis.validators,
-            index=self.index,
-            key=key if self.index is not None else None,
+            validators=self.chain.validators_at(height),
+            index=None,
+            key=key,
             height=height,
             app=self.app,
             timeouts=self.timeouts,
             signed_log=signed,
+            validators_at=self.chain.validators_at,
         )
+
+    def _in_set(self, height: int) -> bool:
+        return self.chain.validators_at(height).index_of(self.public_key) is not None
+
+    def _linked_validators(self) -> dict[bytes, str]:
+        """The keys the transport treats as validators: the sets of the height being
+        decided and the next (a newly added validator is linked as one in time)."""
+        height = self.chain.store.height + 1
+        return {v.public_key: v.name for h in (height, height + 1) for v in self.chain.validators_at(h).validators}
 
     def _make_rpc(self, config: NodeConfig) -> RpcThread:
         """The RPC never runs on this loop: it has its own thread and loop, costly reads a
@@ -276,6 +287,7 @@ class ValidatorNode:
             self._halt(f"committing decided block {certificate.height}", exc)
             return
         self._bump("blocks_committed")
+        self.transport.set_validators(self._linked_validators())
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
 
     # --- network --------------------------------------------------------------------------
