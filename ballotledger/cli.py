@@ -12,7 +12,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ballotledger import authority_cli, gateway_cli, state_cli, tally_cli, trustee_cli, vote_cli, voter_cli
+from ballotledger import (
+    authority_cli,
+    gateway_cli,
+    state_cli,
+    tally_cli,
+    trustee_cli,
+    validators_cli,
+    vote_cli,
+    voter_cli,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
@@ -21,6 +30,7 @@ node_app = typer.Typer(no_args_is_help=True, help="Run a validator.")
 app.add_typer(node_app, name="node")
 app.add_typer(gateway_cli.app, name="gateway")
 app.add_typer(authority_cli.app, name="election")
+app.add_typer(validators_cli.app, name="validators")
 app.add_typer(state_cli.app, name="state")
 app.command("vote")(vote_cli.vote)
 app.add_typer(voter_cli.voter_app, name="voter")

@@ -428,6 +428,7 @@ class ValidatorNode:
             "chain_id": self.genesis.chain_id,
             "genesis_hash": self.genesis.hash().hex(),
             "role": self.config.role,
+            "public_key": self.public_key.hex(),
             "validator_index": self.core.index,
             "height": store.height,
             "tip_hash": store.tip.block_hash.hex(),

@@ -4,16 +4,24 @@ finalizing throughout and the verifier following the set in force."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
-from ledger.block import Checkpoint
-from node.config import ConsensusTimeouts
+from ledger.block import Block, Checkpoint, CommitCertificate
+from ledger.genesis import ValidatorInfo, ValidatorSet
+from node.config import ConsensusTimeouts, read_key
+from tests.helpers import run_cli
+from verifier.bundle import block_line
 from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
@@ -78,4 +86,110 @@ def test_follower_syncs_checks_and_serves_but_never_votes(net: Localnet, tmp_pat
         c.call("ballot_submit", raw.hex())
     assert refused.value.data is not None and refused.value.data.get("code") == "follower_read_only"
     # The validators count it as a follower, not a validator peer.
-    assert "follower" in " ".join(str(p) for p in _status(net, 0)["peers"])  # type: ignore[union-attr]
+    assert "follower" in str(_status(net, 0)["peers"])
+
+
+def _certificate_signers(net: Localnet, node: int, height: int) -> set[bytes]:
+    """The keys that signed ``node``'s certificate of ``height``, by the set in force there
+    (as the node tells it; the verifier's replay below checks the same from the chain)."""
+    cp = _checkpoint(net, node, height)
+    answer = _call(net, node, "ballot_getValidators", height)
+    assert isinstance(answer, dict)
+    in_force = answer["validators"]
+    assert cp.header.validator_set_hash.hex() == answer["validator_set_hash"]
+    cp.certificate.check(_set_of(answer), chain_id=net.genesis.chain_id, height=height, block_hash=cp.header.hash())
+    return {bytes.fromhex(in_force[s.validator_index]["public_key"]) for s in cp.certificate.signatures}
+
+
+def _set_of(answer: dict[str, object]) -> ValidatorSet:
+    rows = answer["validators"]
+    assert isinstance(rows, list)
+    return ValidatorSet(tuple(ValidatorInfo(r["name"], bytes.fromhex(r["public_key"]), r["power"]) for r in rows))
+
+
+def _in_force_from(output: str) -> int:
+    match = re.search(r"in force from height (\d+)", output)
+    assert match is not None, output
+    return int(match.group(1))
+
+
+def _promote(net: Localnet, index: int) -> None:
+    """What an operator does once the follower's key is added: role = validator, restart."""
+    path = net.configs[index]
+    config = tomllib.loads(path.read_text())
+    config["role"] = "validator"
+    path.write_text(tomli_w.dumps(config))
+    net.stop(index)
+    net.start(index)
+    net.wait_ready(indexes=[index])
+
+
+def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_path: Path) -> None:
+    """The follower's key is added by an authority transaction and, promoted, its votes are
+    needed for a quorum; a removed validator's signatures stop appearing in certificates
+    while the chain finalizes; the verifier replays it all and refuses a certificate
+    signed by the removed key after its removal (fails when certificates are checked
+    against the genesis set)."""
+    authority = net.directory / "authority.key"
+    follower_key = str(_status(net, FOLLOWER)["public_key"])
+    added = run_cli("validators", "add", "--rpc", net.rpc_urls[0], "--authority-key", authority,
+                    "--public-key", follower_key, "--name", "follower-0")
+    assert added.returncode == 0, added.stdout + added.stderr
+    effective = _in_force_from(added.stdout)
+    again = run_cli("validators", "add", "--rpc", net.rpc_urls[1], "--authority-key", authority,
+                    "--public-key", follower_key, "--name", "follower-0")
+    assert again.returncode == 1 and "bad_validator_change" in again.stdout, again.stdout + again.stderr
+
+    _promote(net, FOLLOWER)
+    _wait(lambda: _height(net, 1) >= effective + 1, what="the set change to come into force")
+    assert _status(net, FOLLOWER)["validator_index"] == VALIDATORS
+    # Five validators: a quorum is four. With validator 0 stopped the chain finalizes only
+    # if the new validator votes.
+    net.stop(0)
+    start = _height(net, 1)
+    _wait(lambda: _height(net, 1) >= start + 3, timeout=60, what="blocks without validator 0")
+    key = bytes.fromhex(follower_key)
+    for h in range(start + 1, start + 4):
+        assert key in _certificate_signers(net, 1, h)
+    net.start(0)
+    net.wait_ready(indexes=[0])
+
+    removed_key = bytes.fromhex(str(_status(net, 3)["public_key"]))
+    removal = run_cli("validators", "remove", "--rpc", net.rpc_urls[1], "--authority-key", authority,
+                      "--public-key", removed_key.hex())
+    assert removal.returncode == 0, removal.stdout + removal.stderr
+    gone = _in_force_from(removal.stdout)
+    _wait(lambda: _height(net, 1) >= gone + 4, timeout=60, what="blocks after the removal")
+    assert _set_of(_call(net, 1, "ballot_getValidators", gone - 1)).index_of(removed_key) is not None  # type: ignore[arg-type]
+    for h in range(gone, gone + 4):
+        assert removed_key not in _certificate_signers(net, 1, h)
+    shown = run_cli("validators", "show", "--rpc", net.rpc_urls[FOLLOWER], "--height", str(gone))
+    assert shown.returncode == 0 and "follower-0" in shown.stdout and removed_key.hex() not in shown.stdout
+
+    bundle = tmp_path / "bundle"
+    exported = run_cli("export", "--rpc", net.rpc_urls[FOLLOWER], "--out", bundle)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    verified = run_cli("verify", bundle)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # Tamper: the certificate of a block after the removal, signed by the set before it
+    # (the removed validator's key at the index it had).
+    keys = [read_key(p.parent / ("node.key" if p.parent.name.startswith("follower") else "validator.key"))
+            for p in net.configs]
+    before = _set_of(_call(net, 1, "ballot_getValidators", gone - 1))  # type: ignore[arg-type]
+    by_key = {k.public_key: k for k in keys}
+    lines = (bundle / "blocks.jsonl").read_text().splitlines(keepends=True)
+    target = gone + 1
+    obj = json.loads(lines[target - 1])
+    block = bytes.fromhex(obj["block"])
+    forged = CommitCertificate.create(
+        [(i, by_key[v.public_key]) for i, v in enumerate(before.validators)], chain_id=net.genesis.chain_id,
+        height=target, round_=0, block_hash=Block.decode(block).hash(),
+    )
+    lines[target - 1] = block_line(block, forged.encode())
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    (tampered / "blocks.jsonl").write_text("".join(lines))
+    refused = run_cli("verify", tampered)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"block {target} certificate" in refused.stdout
