@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from ledger.errors import LedgerError
 from node.config import FollowerLimits
@@ -155,3 +158,111 @@ def test_read_only_admission_refuses_with_its_code() -> None:
 
 def test_transport_config_default_has_no_followers() -> None:
     assert TransportConfig().max_outsiders == 0
+
+
+# --- the node's side (a real ValidatorNode, the network recorded) ------------------------
+class _Recorder:
+    """The transport as the node uses it; FOLLOWER_KEY is linked as a follower."""
+
+    def __init__(self, follower: bytes) -> None:
+        self.follower = follower
+        self.blamed: list[tuple[bytes, str]] = []
+        self.sent: list[tuple[bytes, FrameType, bytes]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def connect_to(self, addresses: object) -> None:
+        pass
+
+    def broadcast(self, frame_type: FrameType, payload: bytes) -> int:
+        return 3
+
+    def send(self, peer: bytes, frame_type: FrameType, payload: bytes) -> bool:
+        self.sent.append((peer, frame_type, payload))
+        return True
+
+    def report_misbehaviour(self, peer: bytes, penalty: float, reason: str) -> None:
+        self.blamed.append((peer, reason))
+
+    def peers(self) -> list[bytes]:
+        return [self.follower]
+
+    def is_validator(self, peer: bytes) -> bool:
+        return peer != self.follower
+
+    def outsiders(self) -> list[bytes]:
+        return [self.follower]
+
+    def set_validators(self, validators: object) -> None:
+        pass
+
+    def peer_name(self, peer: bytes) -> str:
+        return "follower"
+
+
+def test_a_validator_takes_only_sync_requests_from_a_follower_within_budget(tmp_path: Path) -> None:
+    """Fails when a follower's consensus, ballot or transaction frames reach the node, or
+    when its sync requests are served beyond its budget."""
+    from ballotledger.netsetup import init_network
+    from node.blocksync import RESPONSE_BYTES, encode_request
+    from node.config import NodeConfig
+    from node.validator import ValidatorNode
+    from tests.test_validator_wal import TIMEOUTS, NoRpc
+
+    layout = init_network(tmp_path, validators=4, voters=8, timeouts=TIMEOUTS)
+    config = replace(NodeConfig.load(layout.configs[0]),
+                     followers=FollowerLimits(max_followers=1, follower_sync_bytes_per_s=1))
+    follower = KEYS[5].public_key
+
+    async def scenario() -> None:
+        node = ValidatorNode(config)
+        recorder = _Recorder(follower)
+        node.transport = recorder  # type: ignore[assignment]
+        node.rpc = NoRpc()  # type: ignore[assignment]
+        await node.start()
+        try:
+            before = dict(node.core.stats)
+            for frame_type in (FrameType.CONSENSUS, FrameType.TXS, FrameType.EVM_TX, FrameType.SYNC_RESPONSE):
+                await node.on_frame(follower, frame_type, b"\xc0")
+            assert [reason for _, reason in recorder.blamed] == [
+                "CONSENSUS from a follower", "TXS from a follower", "EVM_TX from a follower",
+                "SYNC_RESPONSE from a follower"]
+            assert node.core.stats == before and len(node.mempool) == 0
+            await node.on_frame(follower, FrameType.SYNC_REQUEST, encode_request(1))
+            assert [t for _, t, _ in recorder.sent] == [FrameType.SYNC_RESPONSE]
+            node.gate.charge(follower, 4 * RESPONSE_BYTES)  # as if it had been served its burst
+            for _ in range(4):  # at a byte a second, nothing more for a long while
+                await node.on_frame(follower, FrameType.SYNC_REQUEST, encode_request(1))
+            assert len(recorder.sent) == 1 and node.counters["follower_sync_over_budget"] == 4
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_follower_node_never_votes_and_takes_no_submissions(tmp_path: Path) -> None:
+    from ballotledger.netsetup import init_network
+    from node.config import NodeConfig
+    from node.validator import ValidatorNode
+    from tests.test_validator_wal import TIMEOUTS
+
+    layout = init_network(tmp_path, validators=4, voters=8, timeouts=TIMEOUTS, followers=1)
+    config = NodeConfig.load(layout.configs[4])
+    assert config.role == "follower" and config.key_file.name == "node.key"
+    node = ValidatorNode(config)
+    try:
+        assert node.core.index is None and node.follower
+        answers = asyncio.run(node.admission.admit([b"\x00"]))
+        assert [a.code for a in answers if isinstance(a, LedgerError)] == ["follower_read_only"]
+    finally:
+        node.prechecker.close()
+        node.wal.close()
+        node.chain.close()
+    # A follower with a validator's key would pass for it: refused at start.
+    validator_key_file = layout.configs[0].parent / "validator.key"
+    with pytest.raises(LedgerError, match="must not be a validator's key"):
+        ValidatorNode(replace(config, key_file=validator_key_file, data_dir=tmp_path / "other"))
