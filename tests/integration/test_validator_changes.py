@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from typer.testing import CliRunner
 
+from ballotledger.cli import app as cli_app
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
 from ledger.block import Block, Checkpoint, CommitCertificate
@@ -107,6 +109,13 @@ def _set_of(answer: dict[str, object]) -> ValidatorSet:
     return ValidatorSet(tuple(ValidatorInfo(r["name"], bytes.fromhex(r["public_key"]), r["power"]) for r in rows))
 
 
+def _validators_cli(*args: str | Path) -> tuple[int, str]:
+    """``ballotledger validators ARGS`` in this process (the export and verify below run
+    as their own processes); the exit code and what it printed."""
+    result = CliRunner().invoke(cli_app, ["validators", *map(str, args)])
+    return result.exit_code, result.output
+
+
 def _in_force_from(output: str) -> int:
     match = re.search(r"in force from height (\d+)", output)
     assert match is not None, output
@@ -132,13 +141,13 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     against the genesis set)."""
     authority = net.directory / "authority.key"
     follower_key = str(_status(net, FOLLOWER)["public_key"])
-    added = run_cli("validators", "add", "--rpc", net.rpc_urls[0], "--authority-key", authority,
-                    "--public-key", follower_key, "--name", "follower-0")
-    assert added.returncode == 0, added.stdout + added.stderr
-    effective = _in_force_from(added.stdout)
-    again = run_cli("validators", "add", "--rpc", net.rpc_urls[1], "--authority-key", authority,
-                    "--public-key", follower_key, "--name", "follower-0")
-    assert again.returncode == 1 and "bad_validator_change" in again.stdout, again.stdout + again.stderr
+    code, added = _validators_cli("add", "--rpc", net.rpc_urls[0], "--authority-key", authority,
+                                  "--public-key", follower_key, "--name", "follower-0")
+    assert code == 0, added
+    effective = _in_force_from(added)
+    code, again = _validators_cli("add", "--rpc", net.rpc_urls[1], "--authority-key", authority,
+                                  "--public-key", follower_key, "--name", "follower-0")
+    assert code == 1 and "bad_validator_change" in again, again
 
     _promote(net, FOLLOWER)
     _wait(lambda: _height(net, 1) >= effective + 1, what="the set change to come into force")
@@ -155,16 +164,16 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     net.wait_ready(indexes=[0])
 
     removed_key = bytes.fromhex(str(_status(net, 3)["public_key"]))
-    removal = run_cli("validators", "remove", "--rpc", net.rpc_urls[1], "--authority-key", authority,
-                      "--public-key", removed_key.hex())
-    assert removal.returncode == 0, removal.stdout + removal.stderr
-    gone = _in_force_from(removal.stdout)
+    code, removal = _validators_cli("remove", "--rpc", net.rpc_urls[1], "--authority-key", authority,
+                                    "--public-key", removed_key.hex())
+    assert code == 0, removal
+    gone = _in_force_from(removal)
     _wait(lambda: _height(net, 1) >= gone + 4, timeout=60, what="blocks after the removal")
     assert _set_of(_call(net, 1, "ballot_getValidators", gone - 1)).index_of(removed_key) is not None  # type: ignore[arg-type]
     for h in range(gone, gone + 4):
         assert removed_key not in _certificate_signers(net, 1, h)
-    shown = run_cli("validators", "show", "--rpc", net.rpc_urls[FOLLOWER], "--height", str(gone))
-    assert shown.returncode == 0 and "follower-0" in shown.stdout and removed_key.hex() not in shown.stdout
+    code, shown = _validators_cli("show", "--rpc", net.rpc_urls[FOLLOWER], "--height", str(gone))
+    assert code == 0 and "follower-0" in shown and removed_key.hex() not in shown.replace("\n", ""), shown
 
     bundle = tmp_path / "bundle"
     exported = run_cli("export", "--rpc", net.rpc_urls[FOLLOWER], "--out", bundle)
