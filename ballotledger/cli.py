@@ -94,7 +94,7 @@ def node_run(
 
     from ledger.errors import LedgerError
     from ledger.files import load_genesis
-    from node.config import NodeConfig, read_key
+    from node.config import ConfigError, NodeConfig, read_key
     from node.validator import run_node
 
     try:  # every file the node reads at start, refused here in one line
@@ -104,7 +104,11 @@ def node_run(
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise typer.Exit(asyncio.run(run_node(node_config)))
+    try:
+        code = asyncio.run(run_node(node_config))
+    except ConfigError as exc:  # what only the chain tells (a follower holding a validator's key)
+        raise refuse("unusable config", exc) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,3 +267,26 @@ def test_a_follower_node_never_votes_and_takes_no_submissions(tmp_path: Path) ->
     validator_key_file = layout.configs[0].parent / "validator.key"
     with pytest.raises(LedgerError, match="must not be a validator's key"):
         ValidatorNode(replace(config, key_file=validator_key_file, data_dir=tmp_path / "other"))
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace("max_followers =", "max_folowers ="), "unknown key 'max_folowers' in [p2p]"),
+    (lambda t: t.replace('role = "follower"', 'role = "observer"'), "role must be one of validator, follower"),
+    (lambda t: t.replace("max_followers = 8", "max_followers = -1"), "max_followers must be 0"),
+    (lambda t: t.replace("follower_keys = []", 'follower_keys = ["02ab"]'), "each key is 33 bytes"),
+    (lambda t: t.replace("follower_sync_bytes_per_s = 4194304", "follower_sync_bytes_per_s = 0"),
+     "follower_sync_bytes_per_s must be a positive integer"),
+], ids=["misspelt", "role", "negative", "short key", "zero rate"])
+def test_follower_settings_are_checked_strictly(tmp_path: Path, edit: Any, expected: str) -> None:
+    """Fails when a misspelt or bad follower setting is ignored (its default would apply)."""
+    from ballotledger.netsetup import init_network
+    from node.config import NodeConfig
+    from tests.test_validator_wal import TIMEOUTS
+
+    layout = init_network(tmp_path, validators=4, voters=8, timeouts=TIMEOUTS, followers=1)
+    path = layout.configs[4]
+    text = path.read_text()
+    assert edit(text) != text
+    path.write_text(edit(text))
+    with pytest.raises(LedgerError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        NodeConfig.load(path)
