@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from ballotledger.cli import app as cli_app
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
+from contracts import REGISTRY_ADDRESS, registry
 from ledger.block import Block, Checkpoint, CommitCertificate
 from ledger.genesis import ValidatorInfo, ValidatorSet
+from ledger.validators import VALIDATOR_CHANGE_DELAY
 from node.config import ConsensusTimeouts, read_key
 from tests.helpers import run_cli
 from verifier.bundle import block_line
@@ -148,6 +150,15 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     code, again = _validators_cli("add", "--rpc", net.rpc_urls[1], "--authority-key", authority,
                                   "--public-key", follower_key, "--name", "follower-0")
     assert code == 1 and "bad_validator_change" in again, again
+    # Indexers see it as an event of the registry, with its effective height.
+    event = registry().events["ValidatorSetChanged"]
+    query = {"fromBlock": "0x0", "toBlock": "latest", "address": "0x" + REGISTRY_ADDRESS.hex(),
+             "topics": ["0x" + event.topic.hex()]}
+    logs = _call(net, FOLLOWER, "eth_getLogs", query)
+    assert isinstance(logs, list) and len(logs) == 1
+    fields = event.decode([bytes.fromhex(t[2:]) for t in logs[0]["topics"]], bytes.fromhex(logs[0]["data"][2:]))
+    assert fields["effective_height"] == effective and bytes(fields["added"]).hex() == follower_key
+    assert int(logs[0]["blockNumber"], 16) + VALIDATOR_CHANGE_DELAY == effective
 
     _promote(net, FOLLOWER)
     _wait(lambda: _height(net, 1) >= effective + 1, what="the set change to come into force")
