@@ -92,7 +92,6 @@ class ValidatorNode:
         key = read_key(config.key_file)
         self.public_key = key.public_key
         self.follower = config.role == "follower"
-        self._key = key
         # The contract state has its own LevelDB (synced writes) beside the chain's.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = (
