@@ -22,6 +22,7 @@ from ballotledger import (
     state_cli,
     tally_cli,
     trustee_cli,
+    validators_cli,
     vote_cli,
     voter_cli,
 )
@@ -35,6 +36,7 @@ node_app.command("backup")(backup_cli.backup)
 node_app.command("restore")(backup_cli.restore)
 app.add_typer(gateway_cli.app, name="gateway")
 app.add_typer(authority_cli.app, name="election")
+app.add_typer(validators_cli.app, name="validators")
 app.add_typer(state_cli.app, name="state")
 app.add_typer(network_cli.app, name="network")
 app.command("vote")(vote_cli.vote)
@@ -74,14 +76,16 @@ def init(
     voters: int = typer.Option(1000, min=1, help="Demo voter credentials (derived from --seed)."),
     seed: str = typer.Option("localnet", help="Seed of the demo voter credentials."),
     chain_id: str = typer.Option("localnet", help="The chain id."),
+    followers: int = typer.Option(0, min=0, max=16, help="Followers (followerJ/: sync and serve, never vote)."),
 ) -> None:
-    """Keys, a genesis and a node.toml per validator, on loopback ports."""
+    """Keys, a genesis and a node.toml per validator (and follower), on loopback ports."""
     from ballotledger.netsetup import init_network
 
     if (directory / "genesis.json").exists():
         console.print(f"[red]{directory / 'genesis.json'} exists; refusing to overwrite a network[/]")
         raise typer.Exit(2)
-    layout = init_network(directory, validators=validators, voters=voters, seed=seed, chain_id=chain_id)
+    layout = init_network(directory, validators=validators, voters=voters, seed=seed, chain_id=chain_id,
+                          followers=followers)
     console.print(f"genesis {layout.genesis.hash().hex()} with {validators} validators")
     for path in layout.configs:
         console.print(f"  ballotledger node run --config {path}")
@@ -92,13 +96,13 @@ def node_run(
     config: Path = typer.Option(..., help="The node's node.toml."),
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
-    """Run one validator until SIGINT or SIGTERM."""
+    """Run one validator (or, with role = "follower", a follower) until SIGINT or SIGTERM."""
     import asyncio
     import logging
 
     from ledger.errors import LedgerError
     from ledger.files import load_genesis
-    from node.config import NodeConfig, load_node_key
+    from node.config import ConfigError, NodeConfig, load_node_key
     from node.validator import run_node
 
     try:  # every file the node reads at start, refused here in one line
@@ -108,7 +112,11 @@ def node_run(
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise typer.Exit(asyncio.run(run_node(node_config, key)))
+    try:
+        code = asyncio.run(run_node(node_config, key))
+    except ConfigError as exc:  # what only the chain tells (a follower holding a validator's key)
+        raise refuse("unusable config", exc) from None
+    raise typer.Exit(code)
 
 
 def terminal_prompt(what: str) -> Callable[[], str] | None:

@@ -81,7 +81,8 @@ def init_gateway(directory: Path) -> Path:
 class Localnet:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.configs = sorted(directory.glob("node*/node.toml"))
+        # validators first, then followers (``init --followers``)
+        self.configs = sorted(directory.glob("node*/node.toml")) + sorted(directory.glob("follower*/node.toml"))
         if not self.configs:
             raise FileNotFoundError(f"{directory} holds no node*/node.toml: run init first")
         self.genesis = load_genesis(directory / "genesis.json")
@@ -102,10 +103,11 @@ class Localnet:
         timeouts: ConsensusTimeouts | None = None,
         max_block_ballots: int = 4000,
         gateway: bool = False,
+        followers: int = 0,
     ) -> Localnet:
         if not (directory / "genesis.json").exists():
             init_network(directory, validators=validators, voters=voters, timeouts=timeouts,
-                         max_block_ballots=max_block_ballots)
+                         max_block_ballots=max_block_ballots, followers=followers)
         if gateway and not (directory / "gateway" / "gateway.toml").exists():
             init_gateway(directory)
         return cls(directory)
@@ -202,7 +204,8 @@ class Localnet:
             "chain_id": self.genesis.chain_id,
             "genesis_hash": self.genesis.hash().hex(),
             "nodes": [
-                {"name": f"validator-{i}", "rpc": url} for i, url in enumerate(self.rpc_urls)
+                {"name": path.parent.name.replace("node", "validator-"), "rpc": url}
+                for path, url in zip(self.configs, self.rpc_urls, strict=True)
             ],
             "gateway": self.gateway_url,
         }

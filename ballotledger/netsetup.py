@@ -60,8 +60,10 @@ def init_network(
     deterministic_keys: bool = False,
     timeouts: ConsensusTimeouts | None = None,
     max_block_ballots: int = 4000,
+    followers: int = 0,
 ) -> NetworkLayout:
-    """Write DIR/genesis.json, DIR/voters.json and DIR/nodeI/{validator.key,node.toml}.
+    """Write DIR/genesis.json, DIR/voters.json and DIR/nodeI/{validator.key,node.toml}
+    (and DIR/followerJ/{node.key,node.toml} for each follower).
 
     Voter credentials are derived from ``seed`` so a load generator can cast ballots:
     that is for demos and tests only; a real election loads registered public keys.
@@ -85,7 +87,7 @@ def init_network(
         json.dumps({"seed": seed, "count": voters, "election_id": election_id, "demo_only": True}) + "\n"
     )
     write_key(directory / "authority.key", authority)
-    ports = free_ports(2 * validators)
+    ports = free_ports(2 * (validators + followers))
     configs: list[Path] = []
     for i, key in enumerate(keys):
         node_dir = directory / f"node{i}"
@@ -109,7 +111,41 @@ def init_network(
         path = node_dir / "node.toml"
         path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))
         configs.append(path)
+    validator_peers = tuple(PeerConfig(k.public_key, f"127.0.0.1:{ports[2 * j]}") for j, k in enumerate(keys))
+    for j in range(followers):
+        i = validators + j
+        key = SigningKey.from_seed(f"{seed}/follower/{j}".encode()) if deterministic_keys else SigningKey.generate()
+        configs.append(write_follower(
+            directory / f"follower{j}", f"follower-{j}", key, directory / "genesis.json", validator_peers,
+            p2p_port=ports[2 * i], rpc_port=ports[2 * i + 1], timeouts=timeouts,
+        ))
     return NetworkLayout(directory, genesis, configs)
+
+
+def write_follower(
+    node_dir: Path,
+    name: str,
+    key: SigningKey,
+    genesis_file: Path,
+    peers: tuple[PeerConfig, ...],
+    *,
+    p2p_port: int,
+    rpc_port: int,
+    timeouts: ConsensusTimeouts | None = None,
+) -> Path:
+    """DIR/{node.key,node.toml} of a follower that links to ``peers`` with ``key`` (its own,
+    in no validator set); the config's path. Set ``role = "validator"`` in it, and
+    restart, once a set change made that key a validator's."""
+    node_dir.mkdir(parents=True, exist_ok=True)
+    write_key(node_dir / "node.key", key)
+    config = NodeConfig(
+        name=name, role="follower", data_dir=node_dir / "data", genesis_file=genesis_file,
+        key_file=node_dir / "node.key", p2p_listen=f"127.0.0.1:{p2p_port}", rpc_listen=f"127.0.0.1:{rpc_port}",
+        peers=peers, timeouts=timeouts or ConsensusTimeouts(), rpc_limits=RpcLimits(submit_exempt=("127.0.0.1",)),
+    )
+    path = node_dir / "node.toml"
+    path.write_text(tomli_w.dumps(config.to_obj(relative_to=node_dir)))
+    return path
 
 
 def read_voters(directory: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@
         Every refusal reverts with a short machine-readable reason (the ledger error
         code the node maps it to): not_authority, not_system, wrong_phase,
         unknown_election, election_exists, bad_definition, bad_result, bad_checkpoint,
-        not_trustee, already_posted, no_dealing, bad_ceremony.
+        not_trustee, already_posted, no_dealing, bad_ceremony, bad_validator_change.
         An election with trustees gets its joint key from their ceremony: each trustee
         posts a dealing (Feldman commitments with proofs of knowledge and the shares it
         encrypted to the others) and may post a complaint that a share to it is bad;
@@ -21,6 +21,10 @@
         the election open. After the close each trustee posts a decryption share.
         Every validator checks what the EVM cannot (proofs, curve points, the key) before
         such a call may enter a block: contracts/engine.py.
+        The authority also changes the validator set (`change_validators`): the registry
+        records each change in order with the block that carried it, in force from that
+        height + VALIDATOR_CHANGE_DELAY; validators refuse a change the set's rules refuse
+        (ledger.validators) before it may enter a block.
 """
 
 # Phases of an election. NONE is "no such election".
@@ -45,6 +49,10 @@ MAX_DEALING_BYTES: constant(uint256) = 16384
 MAX_COMPLAINT_BYTES: constant(uint256) = 256
 # ledger.tally_crypto: a decryption share of 255 choices is ~25 KB
 MAX_SHARE_BYTES: constant(uint256) = 32768
+# ledger.validators: MAX_VALIDATOR_CHANGES, VALIDATOR_CHANGE_DELAY; ledger.genesis: names
+MAX_VALIDATOR_CHANGES: constant(uint256) = 1024
+VALIDATOR_CHANGE_DELAY: constant(uint64) = 2
+MAX_VALIDATOR_NAME_BYTES: constant(uint256) = 64
 
 SYSTEM: public(constant(address)) = 0xffffFFFfFFffffffffffffffFfFFFfffFFFfFFfE
 AUTHORITY: public(immutable(address))
@@ -70,6 +78,14 @@ struct ElectionSummary:
     phase: uint8
     definition_hash: bytes32
     joint_key: Bytes[33]  # empty until a ceremony election's key is set
+
+
+struct ValidatorChange:
+    height: uint64  # the block that carried it
+    removed: Bytes[33]  # a compressed secp256k1 key, or empty
+    added: Bytes[33]  # a compressed secp256k1 key, or empty
+    name: String[MAX_VALIDATOR_NAME_BYTES]  # the added validator's
+    power: uint64  # the added validator's
 
 
 event ElectionDefined:
@@ -125,6 +141,14 @@ event JointKeySet:
     joint_key: Bytes[33]
     qualified: DynArray[uint8, MAX_TRUSTEES]
 
+event ValidatorSetChanged:
+    effective_height: indexed(uint64)
+    height: uint64
+    removed: Bytes[33]
+    added: Bytes[33]
+    name: String[MAX_VALIDATOR_NAME_BYTES]
+    power: uint64
+
 event DecryptionSharePosted:
     election_id: indexed(bytes32)
     trustee: uint8
@@ -146,6 +170,8 @@ decryption_shares: HashMap[bytes32, HashMap[uint8, bytes32]]  # trustee -> kecca
 last_height: public(uint64)
 log_size: public(uint64)
 log_root: public(bytes32)
+
+validator_changes: DynArray[ValidatorChange, MAX_VALIDATOR_CHANGES]
 
 
 @deploy
@@ -271,6 +297,25 @@ def open_election(election_id: bytes32):
     if self.elections[election_id].threshold != 0:
         assert len(self.joint_keys[election_id]) != 0, "bad_ceremony"
     self._move(election_id, PHASE_SETUP, PHASE_OPEN)
+
+
+@external
+def change_validators(removed: Bytes[33], added: Bytes[33], name: String[MAX_VALIDATOR_NAME_BYTES], power: uint64):
+    """
+    @notice Remove a validator, add one, or replace one with another (both keys given),
+            from block.number + VALIDATOR_CHANGE_DELAY on.
+    @dev    Validators refuse a change the set's rules refuse (a missing or duplicate key,
+            fewer than 4 or more than 256 validators) before it may enter a block.
+    """
+    self._only_authority()
+    assert len(removed) != 0 or len(added) != 0, "bad_validator_change"
+    assert len(added) == 0 or power != 0, "bad_validator_change"
+    assert len(self.validator_changes) < MAX_VALIDATOR_CHANGES, "bad_validator_change"
+    h: uint64 = convert(block.number, uint64)
+    self.validator_changes.append(ValidatorChange(height=h, removed=removed, added=added, name=name, power=power))
+    log ValidatorSetChanged(
+        effective_height=h + VALIDATOR_CHANGE_DELAY, height=h, removed=removed, added=added, name=name, power=power
+    )
 
 
 # --- the trustees' transactions ---------------------------------------------------------
@@ -448,6 +493,21 @@ def result(election_id: bytes32) -> DynArray[uint256, MAX_CHOICES]:
 @view
 def is_gateway(election_id: bytes32, key_hash: bytes32) -> bool:
     return self.gateways[election_id][key_hash]
+
+
+@external
+@view
+def validator_change_count() -> uint256:
+    return len(self.validator_changes)
+
+
+@external
+@view
+def validator_change(i: uint256) -> ValidatorChange:
+    """
+    @notice The i-th change of the validator set, in chain order (ledger.validators).
+    """
+    return self.validator_changes[i]
 
 
 @external

@@ -33,8 +33,9 @@ from eth_abi.exceptions import DecodingError
 from ledger import codec
 from ledger.crypto import address_of
 from ledger.errors import BadTransaction, LedgerError, UnknownElection
-from ledger.genesis import ElectionDef
+from ledger.genesis import ElectionDef, ValidatorInfo
 from ledger.hashing import keccak256
+from ledger.validators import ValidatorChange
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 REGISTRY = "ElectionRegistry"
@@ -132,6 +133,10 @@ class CeremonyRefused(ContractRevert):
     code = "bad_ceremony"
 
 
+class ValidatorChangeRefused(ContractRevert):
+    code = "bad_validator_change"
+
+
 class InvalidTransaction(BadTransaction):
     """A transaction that makes its block invalid: undecodable, non-canonical, wrong
     chain id, bad nonce, over the gas limit, or not signed by the authority."""
@@ -146,6 +151,12 @@ class InvalidDefinition(InvalidTransaction):
     code = "bad_definition"
 
 
+class InvalidValidatorChange(InvalidTransaction):
+    """A ``change_validators`` call the set's rules refuse (ledger.validators)."""
+
+    code = "bad_validator_change"
+
+
 class NotAuthoritySender(InvalidTransaction):
     """A block carries a transaction whose signer is not the election authority."""
 
@@ -155,7 +166,8 @@ class NotAuthoritySender(InvalidTransaction):
 _REVERTS: dict[str, type[ContractRevert]] = {
     cls.code: cls
     for cls in (NotAuthority, NotSystem, WrongPhase, ElectionUnknown, ElectionExists, BadDefinition,
-                BadResult, BadCheckpoint, NotTrustee, AlreadyPosted, NoDealing, CeremonyRefused)
+                BadResult, BadCheckpoint, NotTrustee, AlreadyPosted, NoDealing, CeremonyRefused,
+                ValidatorChangeRefused)
 }
 _ERROR_SELECTOR = keccak256(b"Error(string)")[:4]
 
@@ -397,6 +409,29 @@ class Registry(Contract):
     def publish_result(self, election_id: str, counts: Sequence[int]) -> bytes:
         return self.fn("publish_result").encode(election_key(election_id), list(counts))
 
+    # validator set changes (ledger.validators)
+    def change_validators(self, removed: bytes, added: ValidatorInfo | None) -> bytes:
+        """Remove ``removed`` (or b""), add ``added`` (or None); both: a replacement."""
+        if added is None:
+            return self.fn("change_validators").encode(removed, b"", "", 0)
+        return self.fn("change_validators").encode(removed, added.public_key, added.name, added.power)
+
+    def validator_change_call(self, data: bytes, height: int) -> ValidatorChange | None:
+        """The change a ``change_validators`` call in block ``height`` makes; None for any
+        other call, or one whose arguments do not decode (the registry reverts it)."""
+        fn = self.fn("change_validators")
+        if data[:4] != fn.selector:
+            return None
+        try:
+            removed, added, name, power = abi_decode(list(fn.inputs), data[4:], strict=True)
+        except (DecodingError, ValueError, OverflowError):
+            return None
+        return _change(height, bytes(removed), bytes(added), str(name), int(power))
+
+    def decode_validator_change(self, output: bytes) -> ValidatorChange:
+        (t,) = self.fn("validator_change").decode(output)
+        return _change(int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), int(t[4]))
+
     # the system call
     def checkpoint(self, height: int, log_size: int, log_root: bytes, ballots: Sequence[tuple[str, int]]) -> bytes:
         return self.fn("checkpoint").encode(
@@ -450,6 +485,10 @@ class Registry(Contract):
         decryption share's hash (zero hashes where nothing was posted)."""
         dealt, out, shares = self.fn("ceremony").decode(output)
         return tuple(bytes(h) for h in dealt), tuple(bool(x) for x in out), tuple(bytes(h) for h in shares)
+
+
+def _change(height: int, removed: bytes, added: bytes, name: str, power: int) -> ValidatorChange:
+    return ValidatorChange(height, removed, ValidatorInfo(name, added, power) if added else None)
 
 
 @cache

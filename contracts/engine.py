@@ -65,6 +65,7 @@ from contracts import (
     EvmError,
     InvalidDefinition,
     InvalidTransaction,
+    InvalidValidatorChange,
     NotAuthoritySender,
     Phase,
     UnknownStateRoot,
@@ -82,6 +83,7 @@ from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.genesis import ElectionDef, Genesis
 from ledger.hashing import ZERO_HASH, keccak256, tag, tagged_hash
+from ledger.validators import BadValidatorChange, ValidatorChange, ValidatorSchedule
 
 # py-evm needs EVM_RECURSION_LIMIT (1024 nested calls' worth of frames) and raises the
 # limit to it at import; py_ecc, which it imports for its precompiles, raises it to
@@ -372,6 +374,8 @@ class EvmExecutor:
         # state root -> the elections defined there (see elections()); definitions by hash
         self._elections: OrderedDict[bytes, Elections] = OrderedDict()
         self._definitions: dict[bytes, ElectionDef] = {}
+        # state root -> the validator set changes recorded there (see validator_changes())
+        self._changes: OrderedDict[bytes, tuple[ValidatorChange, ...]] = OrderedDict()
 
     # -- building states -------------------------------------------------------------
     def _state(self, state_root: bytes, height: int, time_ms: int) -> StateAPI:
@@ -521,6 +525,9 @@ class EvmExecutor:
             # The checkpoint call writes only ballot counts, height and log: a block
             # without transactions leaves every definition and phase as its parent had them.
             self._remember(new_root, parent)
+        parent_changes = self._changes.get(state_root)
+        if not transactions and parent_changes is not None:
+            self._remember_changes(new_root, parent_changes)  # likewise the validator changes
         return BlockExecution(new_root, tuple(outcomes), cumulative)
 
     def _apply_transaction(self, state: StateAPI, raw: bytes, cumulative: int) -> TxOutcome:
@@ -568,6 +575,10 @@ class EvmExecutor:
         definition = self._check_definition(data)
         if definition is not None:
             return definition
+        change = self._registry.validator_change_call(data, int(state.execution_context.block_number))
+        if change is not None:
+            self._check_validator_change(_LiveRegistry(self, state), change)
+            return None
         return check_trustee_call(_LiveRegistry(self, state), self.genesis.chain_id, sender, data)
 
     def _check_definition(self, data: bytes) -> bytes | None:
@@ -589,6 +600,14 @@ class EvmExecutor:
                 f"define_election {election.election_id}: its arguments are not the ones its definition gives"
             )
         return definition
+
+    def _check_validator_change(self, reader: _LiveRegistry | _RootRegistry, change: ValidatorChange) -> None:
+        """A change the set's rules refuse (ledger.validators) makes its block invalid."""
+        schedule = ValidatorSchedule.build(self.genesis.validators, _read_changes(reader))
+        try:
+            schedule.with_change(change)
+        except (BadValidatorChange, LedgerError) as exc:
+            raise InvalidValidatorChange(f"change_validators: {exc.message}") from None
 
     def call_on(self, state: StateAPI, data: bytes) -> bytes:
         """A registry view on a state in the middle of a block, leaving it as it was."""
@@ -683,6 +702,22 @@ class EvmExecutor:
             tuple(phase.name.lower() for _, phase, _, _ in summary))
         self._remember(state_root, known)
         return known
+
+    def validator_changes(self, state_root: bytes) -> tuple[ValidatorChange, ...]:
+        """Every validator set change the registry recorded on ``state_root``, in chain
+        order (ledger.validators builds the set in force at each height from them)."""
+        known = self._changes.get(state_root)
+        if known is None:
+            known = _read_changes(_RootRegistry(self, state_root))
+            self._remember_changes(state_root, known)
+        else:
+            self._changes.move_to_end(state_root)
+        return known
+
+    def _remember_changes(self, state_root: bytes, changes: tuple[ValidatorChange, ...]) -> None:
+        self._changes[state_root] = changes
+        if len(self._changes) > 256:
+            self._changes.popitem(last=False)
 
     def ceremony(self, state_root: bytes, election_id: str) -> Ceremony:
         """An election's ceremony and decryption shares as the registry holds them."""
@@ -790,6 +825,14 @@ class _RootRegistry:
 
     def preimage(self, digest: bytes) -> bytes | None:
         return self.executor.preimage(digest)
+
+
+def _read_changes(reader: _LiveRegistry | _RootRegistry) -> tuple[ValidatorChange, ...]:
+    reg = registry()
+    (count,) = reg.fn("validator_change_count").decode(reader.call(reg.fn("validator_change_count").encode()))
+    return tuple(
+        reg.decode_validator_change(reader.call(reg.fn("validator_change").encode(i))) for i in range(int(count))
+    )
 
 
 def _logs(computation: ComputationAPI) -> tuple[EvmLog, ...]:

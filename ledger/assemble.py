@@ -10,6 +10,7 @@ from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash
 from ledger.errors import BadTransaction
 from ledger.genesis import Genesis
 from ledger.hashing import keccak256
+from ledger.rules import validators_at
 from ledger.state import ChainTip, ContractEngine, MissingContractEngine
 
 
@@ -51,7 +52,7 @@ def assemble_block(
         time_ms=time_ms,
         parent_hash=tip.block_hash,
         proposer=proposer,
-        validator_set_hash=genesis.validators.hash(),
+        validator_set_hash=validators_at(genesis, tip.state_root, engine, tip.height + 1).hash(),
         log_size=frontier.size,
         log_root=frontier.root(),
         state_root=state_root,

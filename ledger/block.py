@@ -19,6 +19,7 @@ from ledger.errors import (
     BadCertificate,
     BadEncoding,
     BadSignature,
+    BadValidatorSet,
     InsufficientQuorum,
     LedgerError,
 )
@@ -313,6 +314,15 @@ class Checkpoint:
         return cp
 
     def check(self, validators: ValidatorSet) -> None:
+        """Its certificate holds a quorum of ``validators``, which must be the set its
+        header names: the set in force at its height (``ledger.validators``). Offline
+        checkers that know only genesis pass genesis's set, and a checkpoint made after
+        a set change is refused with ``bad_validator_set`` rather than a bad signature."""
+        if self.header.validator_set_hash != validators.hash():
+            raise BadValidatorSet(
+                f"the checkpoint at height {self.header.height} names a validator set other than the one "
+                "it is checked against (a set change is in force there: check it with the chain's "
+                "set at that height, as `ballotledger verify` does)")
         self.certificate.check(
             validators, chain_id=self.header.chain_id, height=self.header.height, block_hash=self.header.hash()
         )

@@ -11,10 +11,12 @@ import os
 from collections.abc import Mapping
 
 from ledger.block import Block, CommitCertificate
-from ledger.genesis import ElectionDef, Genesis
-from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block, elections_at
+from ledger.errors import BadHeight
+from ledger.genesis import ElectionDef, Genesis, ValidatorSet
+from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block, elections_at, validators_at
 from ledger.state import ChainTip, ContractEngine
 from ledger.store import LedgerStore
+from ledger.validators import VALIDATOR_CHANGE_DELAY
 
 
 class Chain:
@@ -34,6 +36,15 @@ class Chain:
 
     def close(self) -> None:
         self.store.close()
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The set in force at ``height``, for any height up to the tip's plus
+        ``VALIDATOR_CHANGE_DELAY`` (later ones may still change: BadHeight)."""
+        tip = self.store.tip
+        if not 0 <= height <= tip.height + VALIDATOR_CHANGE_DELAY:
+            raise BadHeight(f"the set of height {height} is not known at height {tip.height}")
+        # The tip's state holds every change made so far; ``at`` takes those in force.
+        return validators_at(self.genesis, tip.state_root, self.engine, height)
 
     def __enter__(self) -> Chain:
         return self
@@ -65,7 +76,7 @@ class Chain:
         if effects is None:
             effects = self.check(block, admitted=admitted)
         certificate.check(
-            self.genesis.validators,
+            self.validators_at(block.header.height),
             chain_id=self.genesis.chain_id,
             height=block.header.height,
             block_hash=block.hash(),

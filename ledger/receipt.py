@@ -13,7 +13,7 @@ from typing import Any
 from ledger import jsonbound, merkle
 from ledger.block import MAX_CHECKPOINT_BYTES, Checkpoint
 from ledger.errors import BadEncoding, BadInclusionProof, LedgerError, WrongChain
-from ledger.genesis import Genesis, decode_hex_field
+from ledger.genesis import Genesis, ValidatorSet, decode_hex_field
 from ledger.hashing import HASH_SIZE
 
 RECEIPT_FORMAT = "ballot-ledger/receipt/v1"
@@ -78,12 +78,15 @@ class Receipt:
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise BadEncoding(f"receipt is malformed: {exc!r}") from exc
 
-    def verify(self, genesis: Genesis) -> None:
-        """Raise unless the ballot is in the log under a quorum-signed checkpoint."""
+    def verify(self, genesis: Genesis, validators: ValidatorSet | None = None) -> None:
+        """Raise unless the ballot is in the log under a quorum-signed checkpoint.
+
+        ``validators``: the set in force at the checkpoint's height, where a set change
+        made it other than genesis's (``ledger.rules.validators_at`` on the chain)."""
         header = self.checkpoint.header
         if self.chain_id != genesis.chain_id or header.chain_id != genesis.chain_id:
             raise WrongChain(f"receipt is for chain {self.chain_id!r}, not {genesis.chain_id!r}")
-        self.checkpoint.check(genesis.validators)
+        self.checkpoint.check(validators or genesis.validators)
         if self.height > header.height:
             raise BadInclusionProof(
                 f"receipt claims height {self.height}, after its checkpoint at {header.height}"

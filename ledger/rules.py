@@ -44,8 +44,9 @@ from ledger.errors import (
     UnknownElection,
     WrongChain,
 )
-from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis
+from ledger.genesis import PLAINTEXT_SCHEME, ElectionDef, Genesis, ValidatorSet
 from ledger.state import ChainTip, ContractEngine, LedgerView, MissingContractEngine
+from ledger.validators import ValidatorChange, ValidatorSchedule
 
 
 class CheckedBallot(NamedTuple):
@@ -270,7 +271,7 @@ def apply_block(
     if contracts and engine is None:
         raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
     try:
-        _check_header(genesis, tip, block)
+        _check_header(genesis, tip, block, validator_schedule(genesis, tip.state_root, engine))
         # With contracts, the registry says which elections exist and which are in
         # their open phase, as of the state after the parent block.
         elections = elections_at(genesis, tip.state_root, engine)
@@ -303,6 +304,28 @@ def elections_at(genesis: Genesis, state_root: bytes, engine: ContractEngine | N
     if engine is None:
         raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
     return engine.elections(state_root)
+
+
+def validator_schedule(genesis: Genesis, state_root: bytes, engine: ContractEngine | None) -> ValidatorSchedule:
+    """The validator sets as the state ``state_root`` knows them: after block ``h``'s
+    state, right for every height up to ``h + VALIDATOR_CHANGE_DELAY`` (ledger.validators).
+    Genesis's set throughout on a chain without contracts."""
+    if not genesis.params.contracts:
+        return ValidatorSchedule(genesis.validators)
+    if engine is None:
+        raise MissingContractEngine("this chain runs contracts: a contract engine is needed")
+    return _schedule(genesis.validators, engine.validator_changes(state_root))
+
+
+@functools.lru_cache(maxsize=16)
+def _schedule(genesis_set: ValidatorSet, changes: tuple[ValidatorChange, ...]) -> ValidatorSchedule:
+    return ValidatorSchedule.build(genesis_set, changes)
+
+
+def validators_at(genesis: Genesis, state_root: bytes, engine: ContractEngine | None, height: int) -> ValidatorSet:
+    """The set in force at ``height``, read from the state of any block from
+    ``height - VALIDATOR_CHANGE_DELAY`` on (usually the parent of block ``height``)."""
+    return validator_schedule(genesis, state_root, engine).at(height)
 
 
 class _BlockBallots(NamedTuple):
@@ -415,13 +438,14 @@ def admitted_from_flags(
     return admitted
 
 
-def check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
-    """A block's header (and the certificate it carries) on ``tip``: what checking a
-    stored chain without replaying its ballots needs (a restored backup, node.backup)."""
-    _check_header(genesis, tip, block)
+def check_header(genesis: Genesis, tip: ChainTip, block: Block, schedule: ValidatorSchedule) -> None:
+    """A block's header (and the certificate it carries) on ``tip``, under the validator
+    sets ``schedule`` gives: what checking a stored chain without replaying its ballots
+    needs (a restored backup, node.backup)."""
+    _check_header(genesis, tip, block, schedule)
 
 
-def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
+def _check_header(genesis: Genesis, tip: ChainTip, block: Block, schedule: ValidatorSchedule) -> None:
     header = block.header
     if header.chain_id != genesis.chain_id:
         raise WrongChain(f"block is for chain {header.chain_id!r}, not {genesis.chain_id!r}")
@@ -431,7 +455,7 @@ def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
         raise BadParent(f"parent hash {header.parent_hash.hex()[:16]} is not the tip {tip.block_hash.hex()[:16]}")
     if header.time_ms <= tip.time_ms:
         raise BadTime(f"block time {header.time_ms} is not after its parent's {tip.time_ms}")
-    validators = genesis.validators
+    validators = schedule.at(header.height)
     if validators.index_of(header.proposer) is None:
         raise BadProposer("proposer is not in the validator set")
     if header.validator_set_hash != validators.hash():
@@ -457,6 +481,9 @@ def _check_header(genesis: Genesis, tip: ChainTip, block: Block) -> None:
     if header.last_commit_hash != block.last_commit.hash():
         raise BadLastCommit("header's last commit hash does not match the carried certificate")
     try:
-        block.last_commit.check(validators, chain_id=genesis.chain_id, height=tip.height, block_hash=tip.block_hash)
+        # The parent's certificate, by the set in force at the parent's height.
+        block.last_commit.check(
+            schedule.at(tip.height), chain_id=genesis.chain_id, height=tip.height, block_hash=tip.block_hash
+        )
     except LedgerError as exc:
         raise exc.at(f"last commit (certificate of block {tip.height})") from None

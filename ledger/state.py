@@ -12,6 +12,7 @@ from ledger.errors import BadEncoding, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_SIZE, ZERO_HASH
 from ledger.merkle import MerkleFrontier
+from ledger.validators import ValidatorChange
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class ContractEngine(Protocol):
     def genesis_state_root(self) -> bytes: ...
 
     def elections(self, state_root: bytes) -> Elections: ...
+
+    def validator_changes(self, state_root: bytes) -> tuple[ValidatorChange, ...]: ...
 
     def execute_block(
         self,

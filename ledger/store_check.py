@@ -5,13 +5,18 @@ For every block from 1 to the stored tip, in order, streaming (memory stays flat
 a) it decodes, and its header fits the chain so far (``rules.check_header``: chain,
    height, parent hash, time, proposer, validator set, transactions hash, and the
    certificate of the block before, which it carries, checked against the validators);
-b) its own stored certificate holds a quorum of the validators for its hash;
+b) its own stored certificate holds a quorum of the validators in force at its height for
+   its hash;
 c) the hash index points at its height;
 d) its ballots' tracking codes extend the ballot log to the size and root its header
    states, and the log's stored nodes and the tracking-code index agree with them.
-Last, the stored tip is the chain's last block. The ballots themselves (signatures,
-credential proofs, uniqueness) were checked by the rules when the block first entered a
-store and are covered by the quorum's certificates; a full replay is the verifier's.
+Last, the stored tip is the chain's last block. The validator sets come from ``schedule``,
+which the caller reads from the stored tip's contract state before the check: each header
+names the hash of its height's set and is certified by the set before it, back to
+genesis's, so a schedule read from a forged state fails at the first height it differs.
+The ballots themselves (signatures, credential proofs, uniqueness) were checked by the
+rules when the block first entered a store and are covered by the quorum's certificates;
+a full replay is the verifier's.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from ledger.hashing import keccak256
 from ledger.rules import check_header
 from ledger.state import ChainTip
 from ledger.store import LedgerStore
+from ledger.validators import ValidatorSchedule
 
 
-def check_stored_chain(store: LedgerStore, genesis: Genesis, genesis_tip: ChainTip,
+def check_stored_chain(store: LedgerStore, genesis: Genesis, genesis_tip: ChainTip, schedule: ValidatorSchedule,
                        on_block: Callable[[int, int], None] | None = None) -> ChainTip:
     """The checked tip of ``store`` (see the module); ``StoreCorrupt`` naming the first
     height and check that fails. ``on_block(height, tip height)`` reports progress."""
@@ -37,7 +43,7 @@ def check_stored_chain(store: LedgerStore, genesis: Genesis, genesis_tip: ChainT
     last = store.height
     for height in range(1, last + 1):
         try:
-            tip = _check_block(store, genesis, tip, frontier, height)
+            tip = _check_block(store, genesis, schedule, tip, frontier, height)
         except LedgerError as exc:
             raise StoreCorrupt(f"block {height}: {exc.message}") from None
         if on_block is not None:
@@ -47,12 +53,12 @@ def check_stored_chain(store: LedgerStore, genesis: Genesis, genesis_tip: ChainT
     return tip
 
 
-def _check_block(store: LedgerStore, genesis: Genesis, tip: ChainTip, frontier: merkle.MerkleFrontier,
-                 height: int) -> ChainTip:
+def _check_block(store: LedgerStore, genesis: Genesis, schedule: ValidatorSchedule, tip: ChainTip,
+                 frontier: merkle.MerkleFrontier, height: int) -> ChainTip:
     block = Block.decode(store.raw_block(height))  # a)
-    check_header(genesis, tip, block)
+    check_header(genesis, tip, block, schedule)
     block_hash = block.hash()
-    store.certificate(height).check(genesis.validators, chain_id=genesis.chain_id, height=height,  # b)
+    store.certificate(height).check(schedule.at(height), chain_id=genesis.chain_id, height=height,  # b)
                                     block_hash=block_hash)
     if store.height_of(block_hash) != height:  # c)
         raise StoreCorrupt("the hash index does not point at this block")

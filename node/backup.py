@@ -50,9 +50,11 @@ from ledger import jsonbound
 from ledger.errors import LedgerError
 from ledger.files import read_bounded, write_atomic
 from ledger.genesis import Genesis
+from ledger.rules import validator_schedule
 from ledger.state import ChainTip
 from ledger.store import LedgerStore
 from ledger.store_check import check_stored_chain
+from ledger.validators import ValidatorSchedule
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +358,8 @@ def _check_restored(staging: dict[str, Path], genesis: Genesis,
     genesis_tip = ChainTip.at_genesis(genesis, engine)
     try:
         with LedgerStore(staging[CHAIN_DB], genesis, genesis_tip=genesis_tip) as store:
-            tip = check_stored_chain(store, genesis, genesis_tip, on_block)
+            schedule = _claimed_schedule(staging, genesis, store.tip.state_root)
+            tip = check_stored_chain(store, genesis, genesis_tip, schedule, on_block)
     except LedgerError as exc:
         raise BackupError(f"the backup is refused: {exc.message}") from None
     if STATE_DB in staging:
@@ -369,6 +372,25 @@ def _check_restored(staging: dict[str, Path], genesis: Genesis,
             raise BackupError(f"the backup is refused: the contract state {tip.state_root.hex()[:16]}... "
                               f"of block {tip.height} is missing")
     return tip
+
+
+def _claimed_schedule(staging: dict[str, Path], genesis: Genesis, state_root: bytes) -> ValidatorSchedule:
+    """The validator sets as the backup's tip state says: the check then holds every
+    header's named set and certificate to them (ledger.store_check)."""
+    if not genesis.params.contracts:
+        return ValidatorSchedule(genesis.validators)
+    from rlp.exceptions import DecodingError
+    from trie.exceptions import MissingTrieNode
+
+    from contracts.engine import EvmExecutor, LevelStateDB
+
+    db = LevelStateDB.open(str(staging[STATE_DB]), sync=False)
+    try:
+        return validator_schedule(genesis, state_root, EvmExecutor(genesis, db))
+    except (MissingTrieNode, DecodingError) as exc:
+        raise BackupError(f"the backup is refused: its contract state cannot be read ({type(exc).__name__})") from None
+    finally:
+        db.close()
 
 
 class RestoreGuard:

@@ -43,6 +43,22 @@ class PeerConfig:
     address: str  # host:port
 
 
+ROLES = ("validator", "follower")
+
+
+@dataclass(frozen=True)
+class FollowerLimits:
+    """What the followers linked to this node may cost it (TOML: keys of ``[p2p]``).
+
+    A follower is an outside peer, hostile by default: it may only ask for certified
+    blocks, at most ``max_followers`` are linked at once, and each is served at most
+    ``follower_sync_bytes_per_s`` of blocks (node.followers)."""
+
+    max_followers: int = 8  # 0 refuses every follower
+    follower_keys: tuple[bytes, ...] = ()  # transport keys allowed to follow; empty: any key
+    follower_sync_bytes_per_s: int = 4 << 20
+
+
 @dataclass(frozen=True)
 class ConsensusTimeouts:
     propose_ms: int = 1500
@@ -124,6 +140,11 @@ class NodeConfig:
     # this environment variable, else a prompt on the terminal (node.keyfile).
     key_passphrase_file: Path | None = None
     key_passphrase_env: str | None = None
+    # "validator": votes while its key is in the set in force; "follower": never votes,
+    # syncs and checks every block, serves the read RPC. ``key_file`` is then only the
+    # key its peer links authenticate with (any secp256k1 key, in no validator set).
+    role: str = "validator"
+    followers: FollowerLimits = field(default_factory=FollowerLimits)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -145,7 +166,7 @@ class NodeConfig:
             return q if q.is_absolute() else base / q
 
         check_known_keys(raw, _TOP_KEYS, "node.toml")
-        check_known_keys(raw["p2p"], {"listen", "peers"}, "[p2p]")
+        check_known_keys(raw["p2p"], {"listen", "peers", *FollowerLimits.__dataclass_fields__}, "[p2p]")
         for peer in raw["p2p"].get("peers", []):
             check_known_keys(peer, {"public_key", "address"}, "[[p2p.peers]]")
         check_known_keys(raw.get("consensus", {}), set(ConsensusTimeouts.__dataclass_fields__), "[consensus]")
@@ -157,6 +178,9 @@ class NodeConfig:
         passphrase_env = raw.get("key_passphrase_env")
         if passphrase_env is not None and (not isinstance(passphrase_env, str) or not passphrase_env):
             raise ConfigError("key_passphrase_env must be the name of an environment variable")
+        role = raw.get("role", "validator")
+        if role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -175,6 +199,8 @@ class NodeConfig:
             http_limits=HttpLimits.from_obj(raw["rpc"]),
             key_passphrase_file=path(raw["key_passphrase_file"]) if "key_passphrase_file" in raw else None,
             key_passphrase_env=passphrase_env,
+            role=role,
+            followers=_follower_limits(raw["p2p"]),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -193,6 +219,7 @@ class NodeConfig:
             optional["key_passphrase_env"] = self.key_passphrase_env
         return {
             "name": self.name,
+            "role": self.role,
             "data_dir": rel(self.data_dir),
             "genesis": rel(self.genesis_file),
             "key_file": rel(self.key_file),
@@ -202,6 +229,9 @@ class NodeConfig:
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
+                "max_followers": self.followers.max_followers,
+                "follower_keys": [k.hex() for k in self.followers.follower_keys],
+                "follower_sync_bytes_per_s": self.followers.follower_sync_bytes_per_s,
             },
             "rpc": {"listen": self.rpc_listen, **self.rpc_limits.to_obj(), **self.http_limits.to_obj()},
             "consensus": {
@@ -214,7 +244,7 @@ class NodeConfig:
         }
 
 
-_TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "key_passphrase_file", "key_passphrase_env",
+_TOP_KEYS = {"name", "role", "data_dir", "genesis", "key_file", "key_passphrase_file", "key_passphrase_env",
              "mempool_max", "admission_workers", "p2p", "rpc", "consensus"}
 
 
@@ -225,6 +255,21 @@ def check_known_keys(table: Any, known: set[str], where: str, error: type[Ledger
     unknown = sorted(set(table) - known)
     if unknown:
         raise error(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(sorted(known))}")
+
+
+def _follower_limits(p2p: dict[str, Any]) -> FollowerLimits:
+    most = p2p.get("max_followers", FollowerLimits.max_followers)
+    if not isinstance(most, int) or isinstance(most, bool) or most < 0:
+        raise ConfigError(f"[p2p] max_followers must be 0 (no followers) or more, not {most!r}")
+    keys = p2p.get("follower_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ConfigError("[p2p] follower_keys must be a list of hex public keys")
+    parsed = tuple(bytes.fromhex(k) for k in keys)
+    if any(len(k) != 33 for k in parsed):
+        raise ConfigError("[p2p] follower_keys: each key is 33 bytes (66 hex digits, compressed)")
+    rate = _positive(p2p.get("follower_sync_bytes_per_s", FollowerLimits.follower_sync_bytes_per_s),
+                     "[p2p] follower_sync_bytes_per_s")
+    return FollowerLimits(most, parsed, rate)
 
 
 def _positive(value: Any, what: str) -> int:

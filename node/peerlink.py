@@ -47,6 +47,12 @@ each remote host by a handshake rate before any of this runs.
 Identities are sent in the clear (SIGMA-I would encrypt them): validator keys are public
 in genesis, so there is nothing to hide.
 
+Followers (``LinkParams.outsiders``) run the same exchange with a key of their own that is
+in no validator set. The link proves only that the peer holds that key, so it can never
+pass for a validator: what counts as a vote is a signature by a key of the set in force,
+checked in consensus, never the link a message came by; and the transport keeps an
+outsider's link to what a follower needs (``node.transport``).
+
 Frames after the handshake (ChaCha20-Poly1305, RFC 8439)::
 
     length (4 bytes, big-endian) | ciphertext of (type byte | payload) | tag (16 bytes)
@@ -239,6 +245,9 @@ class LinkParams:
     genesis_hash: bytes
     validators: Mapping[bytes, str]
     max_frame_size: int
+    # Whether a key outside the validator set may link at all (a follower: the transport
+    # decides which ones, and what they may send).
+    outsiders: bool = False
 
 
 def _check_peer_key(params: LinkParams, peer_key: bytes, role: Role) -> None:
@@ -248,7 +257,7 @@ def _check_peer_key(params: LinkParams, peer_key: bytes, role: Role) -> None:
         if role is Role.INITIATOR:
             raise ConnectedToSelf("the peer has our own key (dialled ourselves?)")
         raise HandshakeFailed("RESPONSE names our own key")
-    if peer_key not in params.validators:
+    if peer_key not in params.validators and not params.outsiders:
         raise HandshakeFailed(f"key {peer_key.hex()} is not a validator")
 
 
@@ -381,6 +390,10 @@ class FrameOpener:
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    def limit(self, max_frame_size: int) -> None:
+        """Lower the largest frame the peer may send from now on (an outsider's link)."""
+        self._max_sealed = min(self._max_sealed, max_frame_size + TAG_SIZE)
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._error is not None:

@@ -22,6 +22,7 @@ METHOD_COSTS: dict[str, int] = {
     "ballot_getGenesis": 1,
     "ballot_getElections": 5,
     "ballot_getCheckpoint": 2,
+    "ballot_getValidators": 2,
     "ballot_getInclusionProof": 2,
     "ballot_getConsistencyProof": 2,
     "ballot_getReceipt": 5,

@@ -87,6 +87,7 @@ class BallotMethods:
             "ballot_getGenesis": self.get_genesis,
             "ballot_getElections": self.get_elections,
             "ballot_getCheckpoint": self.get_checkpoint,
+            "ballot_getValidators": self.get_validators,
             "ballot_getInclusionProof": self.get_inclusion_proof,
             "ballot_getConsistencyProof": self.get_consistency_proof,
             "ballot_getResults": self.get_results,
@@ -257,6 +258,24 @@ class BallotMethods:
             "log_size": cp.header.log_size,
             "log_root": cp.header.log_root.hex(),
             "checkpoint": cp.encode().hex(),
+        }
+
+    async def get_validators(self, height: int | None = None) -> dict[str, Any]:
+        """The validator set in force at ``height`` (default: the next block's), known up
+        to two heights past the tip (ledger.validators); a node's word, which the
+        verifier checks against the chain it replays."""
+        h = None if height is None else int_param(height, "height", minimum=1)
+        return await self._read(self._validators, h)
+
+    def _validators(self, height: int | None) -> dict[str, Any]:
+        chain = self.node.chain
+        h = chain.store.height + 1 if height is None else height
+        in_force = chain.validators_at(h)
+        return {
+            "height": h,
+            "validator_set_hash": in_force.hash().hex(),
+            "validators": [{"name": v.name, "public_key": v.public_key.hex(), "power": v.power}
+                           for v in in_force.validators],
         }
 
     async def get_inclusion_proof(self, index: int, size: int) -> list[str]:

@@ -27,6 +27,12 @@ Who pays for what:
 * Only frames that opened under the session key are the peer's own doing: a malformed or
   unexpected frame, a flood past the frame rate, or what the application reports through
   ``report_misbehaviour`` is charged to the key that authenticated the link.
+* An outsider (a follower: a key in no validator set, admitted only while
+  ``max_outsiders`` > 0 and, if ``outsider_keys`` is given, only those keys) is hostile by
+  default. At most ``max_outsiders`` are linked at once; each has its own, lower frame
+  rate and a small largest frame (what a sync request needs), and ``broadcast`` never
+  reaches it: it gets only the answers the application sends it. Outsider keys cost
+  nothing to make, so banning one bounds little; the host budget and the cap do.
 
 Callbacks (all optional):
 
@@ -113,6 +119,13 @@ class TransportConfig:
     handshake_failure_cost: float = 4.0  # extra tokens a failed handshake takes
     max_handshaking_per_host: int = 16
     max_handshaking: int = 64
+    # Followers: how many may link at once (0: none), which keys (empty: any), and what
+    # one may send. A follower sends a sync request every half second or so.
+    max_outsiders: int = 0
+    outsider_keys: frozenset[bytes] = frozenset()
+    outsider_frames_per_second: float = 10.0
+    outsider_frame_burst: float = 20.0
+    outsider_max_frame_size: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.ping_interval < self.dead_timeout:
@@ -231,7 +244,7 @@ class PeerTransport:
             c.handshake_failure_cost, c.max_handshaking_per_host, c.max_handshaking,
         )
         self._link = LinkParams(signing_key, chain_id, genesis_hash, self.validators,
-                                c.max_frame_size)
+                                c.max_frame_size, outsiders=c.max_outsiders > 0)
         self._stats: dict[bytes, PeerStats] = {}
         self._buckets: dict[bytes, TokenBucket] = {}
         self._peers: dict[bytes, _Connection] = {}  # the one live connection per peer
@@ -298,10 +311,11 @@ class PeerTransport:
         return conn is not None and self._enqueue(conn, (frame_type, payload))
 
     def broadcast(self, frame_type: FrameType, payload: bytes) -> int:
-        """Queue a frame for every connected peer; never blocks. Returns how many took it."""
+        """Queue a frame for every connected validator (never an outsider); never blocks.
+        Returns how many took it."""
         self._check_outgoing(frame_type, payload)
         frame = (frame_type, payload)
-        return sum(self._enqueue(conn, frame) for conn in list(self._peers.values()))
+        return sum(self._enqueue(conn, frame) for key, conn in list(self._peers.items()) if key in self.validators)
 
     def _check_outgoing(self, frame_type: FrameType, payload: bytes) -> None:
         if frame_type in CONTROL_TYPES:
@@ -329,7 +343,31 @@ class PeerTransport:
         return sorted(self._peers)
 
     def peer_name(self, peer_key: bytes) -> str:
-        return self.validators.get(peer_key, peer_key.hex()[:16])
+        return self.validators.get(peer_key) or f"follower {peer_key.hex()[:16]}"
+
+    def is_validator(self, peer_key: bytes) -> bool:
+        """Whether ``peer_key`` is in the validator set this transport was last given."""
+        return peer_key in self.validators
+
+    def outsiders(self) -> list[bytes]:
+        """The connected peers outside the validator set (followers), sorted."""
+        return sorted(k for k in self._peers if k not in self.validators)
+
+    def set_validators(self, validators: Mapping[bytes, str]) -> None:
+        """A new validator set (a set change came into force). A link whose peer moved
+        into or out of the set is closed, so the peer redials and is admitted, rated and
+        broadcast to as what it now is."""
+        new = dict(validators)
+        if new == self.validators:
+            return
+        changed = set(new).symmetric_difference(self.validators)
+        self.validators.clear()
+        self.validators.update(new)  # in place: the handshake's LinkParams holds this dict
+        for key in changed:
+            self._buckets.pop(key, None)
+            conn = self._peers.get(key)
+            if conn is not None:
+                conn.close("the validator set changed")
 
     def stats(self, peer_key: bytes) -> PeerStats:
         """A snapshot of the peer's counters."""
@@ -500,12 +538,22 @@ class PeerTransport:
                 raise HandshakeFailed("peer claims our own key") from None
             self._dialled_self.add(theirs)
             raise
+        if claimed not in self.validators:
+            self._admit_outsider(claimed)
         banned_for = self._policy.ban_remaining(claimed, self._now())
         if banned_for > 0:
             raise HandshakeFailed(f"{self.peer_name(claimed)} is banned for another {banned_for:.0f}s")
         await self._write_now(conn, FrameType.LINK_RESPONSE, responder.respond())
         last = await self._read_handshake_frame(conn, FrameType.LINK_FINISH)
         return responder.on_finish(last.payload)
+
+    def _admit_outsider(self, key: bytes) -> None:
+        """Before any signature is spent on a follower's INIT: is one welcome now?"""
+        c = self.config
+        if c.outsider_keys and key not in c.outsider_keys:
+            raise HandshakeFailed(f"key {key.hex()[:16]}.. is neither a validator nor an allowed follower")
+        if len(self.outsiders()) >= c.max_outsiders:
+            raise HandshakeFailed(f"already linked to {c.max_outsiders} followers")
 
     async def _write_now(self, conn: _Connection, frame_type: FrameType, payload: bytes) -> None:
         conn.writer.write(encode_frame(frame_type, payload, HANDSHAKE_MAX_FRAME_SIZE))
@@ -542,6 +590,10 @@ class PeerTransport:
         if existing is not None and not self._replaces(existing, conn, key):
             conn.close("duplicate connection; keeping the existing one")
             return False
+        outsider = key not in self.validators
+        if outsider and existing is None and len(self.outsiders()) >= self.config.max_outsiders:
+            conn.close(f"already linked to {self.config.max_outsiders} followers")
+            return False
         now = self._now()
         conn.peer_key, conn.established_at, conn.last_rx = key, now, now
         stats = self._stats_for(key)
@@ -554,9 +606,13 @@ class PeerTransport:
         else:
             stats.connects += 1
         self._peers[key] = conn
-        self._buckets.setdefault(
-            key, TokenBucket(self.config.max_frames_per_second, self.config.frame_burst, now)
-        )
+        c = self.config
+        if outsider:
+            assert conn.session is not None
+            conn.session.opener.limit(c.outsider_max_frame_size)
+            self._buckets.setdefault(key, TokenBucket(c.outsider_frames_per_second, c.outsider_frame_burst, now))
+        else:
+            self._buckets.setdefault(key, TokenBucket(c.max_frames_per_second, c.frame_burst, now))
         conn.tasks.append(asyncio.create_task(self._write_loop(conn)))
         conn.tasks.append(asyncio.create_task(self._keepalive(conn)))
         log.info("connected to %s (%s)", self.peer_name(key), "out" if conn.outbound else "in")

@@ -29,7 +29,7 @@ from node.admission import BallotAdmission
 from node.app import LedgerApplication
 from node.backup import ADMIN_SOCKET, AdminServer, BackupSource, RestoreGuard, state_snapshot_of
 from node.blocksync import BlockSync, SyncedBlock
-from node.config import NodeConfig, load_node_key, split_address
+from node.config import ConfigError, NodeConfig, load_node_key, split_address
 from node.consensus.core import (
     Broadcast,
     ConsensusCore,
@@ -42,6 +42,7 @@ from node.consensus.core import (
 )
 from node.consensus.messages import decode_message, encode_message
 from node.evm import LevelStateDB, open_executor
+from node.followers import OUTSIDER_FRAME_PENALTY, FollowerGate, FollowerReadOnly, ReadOnlyAdmission
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
 from node.mempool import Mempool
@@ -49,7 +50,7 @@ from node.precheck import BallotPrechecker
 from node.read_pool import ReadPool
 from node.rpc_table import build_rpc_table
 from node.rpc_thread import ConsensusLoop, RpcThread
-from node.transport import PeerTransport
+from node.transport import PeerTransport, TransportConfig
 from node.txpool import MAX_TX_BYTES, TxPool
 from node.wal import SigningLog
 
@@ -64,6 +65,8 @@ BAD_MESSAGE_PENALTY = 20.0
 MAX_EARLY_FRAMES = 1024
 MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
+# A node that does not vote (a follower) hears of new blocks only by asking: this often.
+FOLLOW_POLL_S = 0.25
 
 
 def _timeout_params(config: NodeConfig) -> TimeoutParams:
@@ -91,16 +94,19 @@ class ValidatorNode:
         self.genesis = load_genesis(config.genesis_file)  # refused by its size before it is read
         key = key or load_node_key(config)
         self.public_key = key.public_key
+        self.follower = config.role == "follower"
         # Restored from a backup: no vote until caught up (node.backup.RestoreGuard).
         self.restore_guard = RestoreGuard(config.data_dir)
         self._key = key
-        self.index = None if self.restore_guard.pending else self.genesis.validators.index_of(key.public_key)
         # The contract state has its own LevelDB (synced writes) beside the chain's.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = (
             open_executor(self.genesis, path=config.data_dir / "evm") if self.genesis.params.contracts else None
         )
         self.chain = Chain(config.data_dir / "db", self.genesis, self.engine)
+        if self.follower and self._in_set(self.chain.store.height + 1):
+            # Its links would pass for that validator's and displace them.
+            raise ConfigError(f"{config.key_file}: a follower's key must not be a validator's key")
         self.wal = SigningLog(config.data_dir / "wal")
         self.mempool = Mempool(
             self.genesis, self.chain.store, max_size=config.mempool_max,
@@ -110,20 +116,23 @@ class ValidatorNode:
         self.txpool = TxPool(self.engine, self._tip_state) if self.engine is not None else None
         self.app = LedgerApplication(self.chain, self.mempool, key.public_key, wall_clock_ms, txpool=self.txpool)
         self.timeouts = _timeout_params(config)
-        self.core = self._make_core(key)
+        self.core = self._make_core(None if self.follower or self.restore_guard.pending else key)
         host, port = split_address(config.p2p_listen)
+        self.gate = FollowerGate(config.followers)
         self.transport = PeerTransport(
             key,
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash(),
-            validators={v.public_key: v.name for v in self.genesis.validators.validators},
+            validators=self._linked_validators(),
             host=host,
             port=port,
             on_frame=self.on_frame,
+            config=TransportConfig(max_outsiders=config.followers.max_followers,
+                                   outsider_keys=frozenset(config.followers.follower_keys)),
         )
         # One pool of worker processes checks ballots for block sync and for admission.
         self.prechecker = BallotPrechecker(self.genesis, config.admission_workers or None)
-        self.admission = BallotAdmission(
+        self.admission = (ReadOnlyAdmission if self.follower else BallotAdmission)(
             self.mempool, wall_clock_ms, self.prechecker if config.admission_workers else None
         )
         self._gossip_checking: dict[asyncio.Task[object], int] = {}
@@ -136,27 +145,39 @@ class ValidatorNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = False
+        self._closing = False
         self._early: deque[tuple[bytes, bytes]] = deque()
         self._early_bytes = 0
         self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
 
-    def _make_core(self, key: SigningKey) -> ConsensusCore:
+    def _make_core(self, key: SigningKey | None) -> ConsensusCore:
         """The consensus core at the height after the stored tip, told what this validator
-        already signed there (so a restart re-sends it and signs nothing conflicting)."""
+        already signed there (so a restart re-sends it and signs nothing conflicting).
+        It votes at the heights where ``key`` is in the set in force (never if None)."""
         height = self.chain.store.height + 1
         signed = [decode_message(r) for r in self.wal.records(height)]
         return ConsensusCore(
             chain_id=self.genesis.chain_id,
-            validators=self.genesis.validators,
-            index=self.index,
-            key=key if self.index is not None else None,
+            validators=self.chain.validators_at(height),
+            index=None,
+            key=key,
             height=height,
             app=self.app,
             timeouts=self.timeouts,
             signed_log=signed,
+            validators_at=self.chain.validators_at,
         )
+
+    def _in_set(self, height: int) -> bool:
+        return self.chain.validators_at(height).index_of(self.public_key) is not None
+
+    def _linked_validators(self) -> dict[bytes, str]:
+        """The keys the transport treats as validators: the sets of the height being
+        decided and the next (a newly added validator is linked as one in time)."""
+        height = self.chain.store.height + 1
+        return {v.public_key: v.name for h in (height, height + 1) for v in self.chain.validators_at(h).validators}
 
     def _make_rpc(self, config: NodeConfig) -> RpcThread:
         """The RPC never runs on this loop: it has its own thread and loop, costly reads a
@@ -177,6 +198,8 @@ class ValidatorNode:
     async def _send_raw_transaction(self, data: str) -> str:
         """eth_sendRawTransaction: an authority transaction into the pool, then to peers."""
         assert self.txpool is not None
+        if self.follower:
+            raise FollowerReadOnly("this node is a follower: send transactions to a validator")
         raw = hex_param(data, "transaction", max_size=MAX_TX_BYTES)
         tx_hash = self.txpool.admit(raw, wall_clock_ms())
         self.transport.broadcast(FrameType.EVM_TX, raw)
@@ -208,12 +231,14 @@ class ValidatorNode:
                  self.config.rpc_listen, self.chain.store.height)
         self._perform(self.core.start())
         self._started = True
+        self._loop.call_later(FOLLOW_POLL_S, self._follow)
         early, self._early = self._early, deque()
         self._early_bytes = 0
         for peer, payload in early:
             await self.on_frame(peer, FrameType.CONSENSUS, payload)
 
     async def close(self) -> None:
+        self._closing = True
         await self.admin.stop()
         await self.rpc.stop()
         self.read_pool.close()
@@ -271,16 +296,16 @@ class ValidatorNode:
             self._halt(f"committing decided block {certificate.height}", exc)
             return
         self._bump("blocks_committed")
+        self.transport.set_validators(self._linked_validators())
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
         if self.restore_guard.caught_up(certificate.height) and self._loop is not None:
             self._loop.call_soon(self._vote_again)
 
     def _vote_again(self) -> None:
         """A restored validator has caught up: a core with its key, at the next height."""
-        self.index = self.genesis.validators.index_of(self.public_key)
-        if self.index is None or self.failure is not None:
+        if self.follower or self.failure is not None:
             return
-        self.core = self._make_core(self._key)
+        self.core = self._make_core(self._key)  # it votes where its key is in the set in force
         log.info("%s: restored chain caught up at height %d; voting from height %d", self.config.name,
                  self.chain.store.height, self.core.height)
         self._perform(self.core.start())
@@ -289,6 +314,12 @@ class ValidatorNode:
     async def on_frame(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
         """Every frame a peer sends (the transport's ``on_frame``)."""
         if self.failure is not None:
+            return
+        if not self.transport.is_validator(peer) and not self.gate.admits(frame_type):
+            # A follower only asks for blocks; nothing it sends is a vote, a ballot or a
+            # transaction to this node.
+            self._bump("follower_frames_refused")
+            self.transport.report_misbehaviour(peer, OUTSIDER_FRAME_PENALTY, f"{frame_type.name} from a follower")
             return
         if not self._started and frame_type in (FrameType.CONSENSUS, FrameType.SYNC_RESPONSE):
             self._hold(peer, frame_type, payload)
@@ -302,7 +333,7 @@ class ValidatorNode:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
             elif frame_type == FrameType.SYNC_REQUEST:
-                self.transport.send(peer, FrameType.SYNC_RESPONSE, self.sync.serve(payload))
+                self._serve_sync(peer, payload)
             elif frame_type == FrameType.SYNC_RESPONSE:
                 await self._on_sync_response(peer, payload)
         except LedgerError as exc:
@@ -357,6 +388,30 @@ class ValidatorNode:
             self.transport.broadcast(FrameType.TXS, encode_batch(pending[i : i + MAX_GOSSIP_BATCH]))
 
     # --- block sync (node.blocksync) ------------------------------------------------------
+    def _serve_sync(self, peer: bytes, payload: bytes) -> None:
+        """Answer a sync request; a follower's only within its budget (node.followers)."""
+        follower = not self.transport.is_validator(peer)
+        if follower and not self.gate.may_serve(peer, self.transport.outsiders()):
+            self._bump("follower_sync_over_budget")
+            return
+        response = self.sync.serve(payload)
+        if follower:
+            self.gate.charge(peer, len(response))
+        self.transport.send(peer, FrameType.SYNC_RESPONSE, response)
+
+    def _follow(self) -> None:
+        """Not voting at this height: no consensus traffic tells us of new blocks, so ask a
+        validator (in turn) for what follows our tip."""
+        if self.failure is not None or self._closing:
+            return
+        assert self._loop is not None
+        self._loop.call_later(FOLLOW_POLL_S, self._follow)
+        if self.core.index is not None:
+            return
+        peers = [p for p in self.transport.peers() if self.transport.is_validator(p)]
+        if peers:
+            self._request_sync(peers[self.chain.store.height % len(peers)])
+
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
         payload = self.sync.request(force=force)
         if payload is not None:
@@ -393,7 +448,9 @@ class ValidatorNode:
             "name": self.config.name,
             "chain_id": self.genesis.chain_id,
             "genesis_hash": self.genesis.hash().hex(),
-            "validator_index": self.index,
+            "role": self.config.role,
+            "public_key": self.public_key.hex(),
+            "validator_index": self.core.index,
             "height": store.height,
             "tip_hash": store.tip.block_hash.hex(),
             "log_size": store.log_size,

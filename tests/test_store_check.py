@@ -16,6 +16,7 @@ from ledger.hashing import keccak256
 from ledger.state import ChainTip
 from ledger.store import LedgerStore
 from ledger.store_check import check_stored_chain
+from ledger.validators import ValidatorSchedule
 from tests.helpers import certify, kit, next_block
 
 K = kit(4, 64)
@@ -37,7 +38,8 @@ def _chain(path: Path) -> list[bytes]:
 
 def _check(path: Path) -> ChainTip:
     with LedgerStore(path, K.genesis) as store:
-        return check_stored_chain(store, K.genesis, ChainTip.at_genesis(K.genesis))
+        schedule = ValidatorSchedule(K.genesis.validators)
+        return check_stored_chain(store, K.genesis, ChainTip.at_genesis(K.genesis), schedule)
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:

@@ -100,6 +100,15 @@ class RecordingTransport:
     def peers(self) -> list[bytes]:
         return []
 
+    def is_validator(self, peer: bytes) -> bool:
+        return True
+
+    def outsiders(self) -> list[bytes]:
+        return []
+
+    def set_validators(self, validators: Any) -> None:
+        pass
+
 
 class NoRpc:
     async def start(self) -> None:

@@ -17,7 +17,7 @@ from ledger import merkle
 from ledger.block import MAX_CHECKPOINT_BYTES, Checkpoint
 from ledger.errors import BadConsistencyProof, BadEncoding, LedgerError, WrongChain
 from ledger.files import load_json
-from ledger.genesis import Genesis, decode_hex_field
+from ledger.genesis import Genesis, ValidatorSet, decode_hex_field
 
 CHECKPOINT_FORMAT = "ballot-ledger/checkpoint/v1"
 # Room for the summary beside the checkpoint's hex (format, chain id, genesis hash, height,
@@ -67,10 +67,12 @@ class SavedCheckpoint:
             raise BadEncoding(f"{path}: summary fields disagree with the signed checkpoint")
         return saved
 
-    def check(self, genesis: Genesis) -> None:
+    def check(self, genesis: Genesis, validators: ValidatorSet | None = None) -> None:
+        """``validators``: the set in force at the checkpoint's height where a set change
+        made it other than genesis's (``ledger.rules.validators_at`` on the chain)."""
         if self.genesis_hash != genesis.hash() or self.checkpoint.header.chain_id != genesis.chain_id:
             raise WrongChain("checkpoint belongs to another chain or genesis")
-        self.checkpoint.check(genesis.validators)
+        self.checkpoint.check(validators or genesis.validators)
 
 
 def compare(genesis: Genesis, old: SavedCheckpoint, new: SavedCheckpoint, proof: list[bytes]) -> None:

@@ -33,7 +33,7 @@ from ledger.encrypted_tally import EncryptedTally
 from ledger.errors import LedgerError
 from ledger.genesis import MAX_ELECTIONS, ElectionDef, Genesis
 from ledger.result_check import ResultCheck
-from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, elections_at
+from ledger.rules import CheckedBallot, ProofCache, admitted_from_flags, apply_block, elections_at, validators_at
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from verifier.bundle import BundleLine, ResumePoint, StateMismatch
@@ -222,8 +222,10 @@ def _apply_all(
             raise exc.at(where) from None
         effects = apply_block(genesis, tip, index, block, admitted=admitted, proofs=proofs, engine=engine)
         try:
+            # By the set in force at the block's height, as its parent's state holds it.
             certificate.check(
-                genesis.validators, chain_id=genesis.chain_id, height=block.height, block_hash=block.hash()
+                validators_at(genesis, tip.state_root, engine, block.height),
+                chain_id=genesis.chain_id, height=block.height, block_hash=block.hash(),
             )
         except LedgerError as exc:
             raise exc.at(f"block {block.height} certificate") from None

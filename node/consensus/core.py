@@ -43,7 +43,7 @@ are stored meanwhile, and the Application is not asked about the new height befo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Protocol
@@ -193,10 +193,16 @@ class ConsensusCore:
         signed_log: SignedLog = (),
         max_buffer_rounds: int = 4,
         max_future_rounds: int = 4,
+        validators_at: Callable[[int], ValidatorSet] | None = None,
     ) -> None:
-        if (index is None) != (key is None):
+        """``validators_at(h)``: the set in force at height ``h`` (``ledger.validators``),
+        asked for the current height and the next; then ``validators`` is unused, ``key``
+        is the node's own, and its index at each height follows from the set (None
+        while its key is not in it: it follows without voting). Without it the set and
+        ``index`` are fixed."""
+        if validators_at is None and (index is None) != (key is None):
             raise ValueError("a validator needs both an index and a key; a follower neither")
-        if index is not None and key is not None:
+        if validators_at is None and index is not None and key is not None:
             if not 0 <= index < len(validators):
                 raise ValueError(f"validator index {index} is not in the set")
             if validators.validators[index].public_key != key.public_key:
@@ -207,6 +213,7 @@ class ConsensusCore:
         self.validators = validators
         self.index = index
         self._key = key
+        self._validators_at = validators_at
         self.app = app
         self.timeouts = timeouts or TimeoutParams()
         self.max_buffer_rounds = max_buffer_rounds
@@ -223,6 +230,9 @@ class ConsensusCore:
     def _reset_height(self, height: int) -> None:
         # L53: a new height carries nothing over: no lock, no valid value, no messages.
         self.height = height
+        if self._validators_at is not None:  # the set in force here, and our place in it
+            self.validators = self._validators_at(height)
+            self.index = self.validators.index_of(self._key.public_key) if self._key is not None else None
         self.round = 0
         self.step = Step.NEW_HEIGHT
         self.locked_round = -1
@@ -336,11 +346,12 @@ class ConsensusCore:
             self._count("far_future")
             return
         sender = m.sender
-        if not 0 <= sender < len(self.validators):
+        validators = self._set_of(m.height)
+        if not 0 <= sender < len(validators):
             self._count("unknown_validator")
             return
         if isinstance(m, Proposal):
-            if sender != self.validators.proposer(m.height, m.round):
+            if sender != validators.proposer(m.height, m.round):
                 self._count("wrong_proposer")  # L22/L28/L36/L49: "from proposer(h, r)"
                 return
             if not -1 <= m.valid_round < m.round:
@@ -384,9 +395,16 @@ class ConsensusCore:
             return
         self._store(m)
 
+    def _set_of(self, height: int) -> ValidatorSet:
+        """The set whose keys sign messages of ``height`` (this one or the next)."""
+        if height == self.height or self._validators_at is None:
+            return self.validators
+        in_force: ValidatorSet = self._validators_at(height)
+        return in_force
+
     def _verify(self, m: Message) -> bool:
         try:
-            m.verify(self.validators)
+            m.verify(self._set_of(m.height))
         except BadSignature:
             self._count("bad_signature")
             return False

@@ -21,6 +21,11 @@ core's own state:
 * ``L23/L29``: a validator locked on v at round lr prevotes another value v' only for a
   proposal of v' whose valid round vr is at least lr, with 2f+1 prevotes for v' sent in vr;
 * ``L36``: a non-nil precommit has 2f+1 prevotes for its value sent in its round.
+
+With ``Schedule.changes`` the validator set changes mid-run (ledger.validators): extra
+nodes start as followers, a stand-in for the registry (:class:`SimRegistry`) carries the
+changes at fixed heights, every core follows the set in force at each height, and each
+vote and certificate is judged by that set.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ from typing import Any
 from ledger.assemble import assemble_block
 from ledger.block import Block, CommitCertificate, VoteKind
 from ledger.crypto import SigningKey
+from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.genesis import ChainParams, Genesis, ValidatorInfo, ValidatorSet
 from ledger.hashing import keccak256
-from ledger.rules import apply_block
+from ledger.rules import apply_block, validators_at
 from ledger.state import ChainTip
+from ledger.validators import ValidatorChange, ValidatorSchedule
 from node.consensus.core import (
     Broadcast,
     ConsensusCore,
@@ -88,7 +95,7 @@ class SimulationFailure(AssertionError):
 
 # --- the ledger side ----------------------------------------------------------------
 _KEYS: dict[int, SigningKey] = {}
-_GENESIS: dict[tuple[int, tuple[int, ...] | None], Genesis] = {}
+_GENESIS: dict[tuple[int, tuple[int, ...] | None, bool], Genesis] = {}
 
 
 def validator_key(i: int) -> SigningKey:
@@ -97,10 +104,11 @@ def validator_key(i: int) -> SigningKey:
     return _KEYS[i]
 
 
-def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
-    """A chain of ``n`` validators, of equal power unless ``powers`` says otherwise."""
-    if (n, powers) in _GENESIS:
-        return _GENESIS[(n, powers)]
+def make_genesis(n: int, powers: tuple[int, ...] | None = None, contracts: bool = False) -> Genesis:
+    """A chain of ``n`` validators, of equal power unless ``powers`` says otherwise
+    (``contracts``: with a registry, here :class:`SimRegistry`)."""
+    if (n, powers, contracts) in _GENESIS:
+        return _GENESIS[(n, powers, contracts)]
     validators = ValidatorSet(
         tuple(
             ValidatorInfo(f"v{i}", validator_key(i).public_key, 1 if powers is None else powers[i])
@@ -112,11 +120,46 @@ def make_genesis(n: int, powers: tuple[int, ...] | None = None) -> Genesis:
         genesis_time_ms=GENESIS_TIME_MS,
         authority=SigningKey.from_seed(b"sim-authority").public_key,
         validators=validators,
-        params=ChainParams(),
+        params=ChainParams(contracts=contracts),
         elections=(),
     )
-    _GENESIS[(n, powers)] = genesis
+    _GENESIS[(n, powers, contracts)] = genesis
     return genesis
+
+
+@dataclass(frozen=True)
+class _Executed:
+    state_root: bytes
+
+
+class SimRegistry:
+    """The registry as the rules see it, without the EVM: the state after block h is a
+    hash of h, and holds the validator changes carried at heights up to h (the real
+    registry records a change in the block that carries it: contracts.engine)."""
+
+    def __init__(self, genesis: Genesis, changes: tuple[ValidatorChange, ...]) -> None:
+        self.genesis = genesis
+        self.changes = changes
+        self._heights: dict[bytes, int] = {}
+
+    def _root(self, height: int) -> bytes:
+        root = keccak256(b"sim-state" + height.to_bytes(8, "big"))
+        self._heights[root] = height
+        return root
+
+    def genesis_state_root(self) -> bytes:
+        return self._root(0)
+
+    def elections(self, state_root: bytes) -> Elections:
+        return Elections.of_genesis(self.genesis)
+
+    def validator_changes(self, state_root: bytes) -> tuple[ValidatorChange, ...]:
+        height = self._heights[state_root]
+        return tuple(c for c in self.changes if c.height <= height)
+
+    def execute_block(self, state_root: bytes, height: int, time_ms: int, transactions: Any,
+                      checkpoint: Any) -> _Executed:
+        return _Executed(self._root(height))
 
 
 class DictView:
@@ -136,11 +179,12 @@ class DictView:
 class SimApp:
     """The consensus Application over real ledger rules, for one node's chain."""
 
-    def __init__(self, genesis: Genesis, proposer: bytes, clock_ms: Any) -> None:
+    def __init__(self, genesis: Genesis, proposer: bytes, clock_ms: Any, engine: SimRegistry | None = None) -> None:
         self.genesis = genesis
         self.proposer = proposer
         self.clock_ms = clock_ms
-        self.tip = ChainTip.at_genesis(genesis)
+        self.engine = engine
+        self.tip = ChainTip.at_genesis(genesis, engine)
         self.view = DictView()
         self.last_cert: CommitCertificate | None = None
         self._valid: dict[tuple[bytes, bytes], bool] = {}
@@ -155,8 +199,12 @@ class SimApp:
             time_ms=self.clock_ms() + time_shift,
             proposer=self.proposer,
             last_commit=self.last_cert,
+            engine=self.engine,
         )
         return block.encode()
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        return validators_at(self.genesis, self.tip.state_root, self.engine, height)
 
     def build_invalid_block(self, height: int) -> bytes:
         """A well-formed block the rules refuse: it names a parent that is not the tip."""
@@ -170,7 +218,7 @@ class SimApp:
         )
         block = assemble_block(
             self.genesis, wrong_tip, (), time_ms=self.clock_ms(), proposer=self.proposer,
-            last_commit=self.last_cert,
+            last_commit=self.last_cert, engine=self.engine,
         )
         return block.encode()
 
@@ -181,7 +229,7 @@ class SimApp:
                 decoded = Block.decode(block)
                 if decoded.height != height:
                     raise LedgerError("wrong height")
-                apply_block(self.genesis, self.tip, self.view, decoded)
+                apply_block(self.genesis, self.tip, self.view, decoded, engine=self.engine)
                 self._valid[key] = True
             except LedgerError:
                 self._valid[key] = False
@@ -196,9 +244,10 @@ class SimApp:
     def commit(self, raw: bytes, cert: CommitCertificate) -> None:
         """What the driver does on Decide; raises if the rules or the certificate refuse."""
         block = Block.decode(raw)
-        effects = apply_block(self.genesis, self.tip, self.view, block)
+        in_force = self.validators_at(block.height)
+        effects = apply_block(self.genesis, self.tip, self.view, block, engine=self.engine)
         cert.check(
-            self.genesis.validators,
+            in_force,
             chain_id=self.genesis.chain_id,
             height=block.height,
             block_hash=block.hash(),
@@ -248,6 +297,10 @@ class Schedule:
     gst: float = 0.0
     target_height: int = 3
     powers: tuple[int, ...] | None = None  # voting powers; None: all equal
+    # Validator set changes: (carrying height, node removed or None, node added or None);
+    # nodes n .. n + extra - 1 start outside the set (followers).
+    changes: tuple[tuple[int, int | None, int | None], ...] = ()
+    extra: int = 0
 
     @property
     def f(self) -> int:
@@ -366,8 +419,16 @@ class Simulation:
         self.s = schedule
         self.rng = random.Random(schedule.seed)
         self.timeouts = timeouts
-        self.genesis = make_genesis(schedule.n, schedule.powers)
+        self.genesis = make_genesis(schedule.n, schedule.powers, contracts=bool(schedule.changes))
         self.validators = self.genesis.validators
+        self.total = schedule.n + schedule.extra
+        changes = tuple(
+            ValidatorChange(h, validator_key(r).public_key if r is not None else b"",
+                            ValidatorInfo(f"v{a}", validator_key(a).public_key, 1) if a is not None else None)
+            for h, r, a in schedule.changes
+        )
+        self.engine = SimRegistry(self.genesis, changes) if changes else None
+        self.schedule = ValidatorSchedule.build(self.validators, changes)
         self.now = 0.0
         self.gst = schedule.effective_gst()
         self._queue: list[tuple[float, int, str, Any]] = []
@@ -384,7 +445,7 @@ class Simulation:
         self._decode_cache: dict[bytes, Message | None] = {}
         byz = dict(schedule.byzantine)
         self.nodes = [
-            SimNode(i, byz.get(i), self._new_app(i), None) for i in range(schedule.n)
+            SimNode(i, byz.get(i), self._new_app(i), None) for i in range(self.total)
         ]
         self.down_forever = {c.node for c in schedule.crashes if c.restart_at is None}
         self.target = schedule.target_height
@@ -401,11 +462,18 @@ class Simulation:
         return GENESIS_TIME_MS + int(self.now * 1000)
 
     def _new_app(self, i: int) -> SimApp:
-        return SimApp(self.genesis, validator_key(i).public_key, self._clock_ms)
+        return SimApp(self.genesis, validator_key(i).public_key, self._clock_ms, self.engine)
 
     def _new_core(self, node: SimNode) -> ConsensusCore:
         height = node.height + 1
         cls = AmnesiaCore if node.behaviour == "amnesia" else ConsensusCore
+        if self.engine is not None:  # the set in force at each height, from the node's own chain
+            return cls(
+                chain_id=CHAIN_ID, validators=self.validators, index=None, key=validator_key(node.index),
+                height=height, app=node.app, timeouts=self.timeouts,
+                signed_log=[m for m in node.persisted if m.height == height],
+                validators_at=lambda h: self.nodes[node.index].app.validators_at(h),
+            )
         return cls(
             chain_id=CHAIN_ID,
             validators=self.validators,
@@ -438,7 +506,7 @@ class Simulation:
             self._push(self.now + delay, "deliver", (src, dst, payload))
 
     def _broadcast(self, src: int, data: bytes, targets: list[int] | None = None) -> None:
-        for dst in range(self.s.n) if targets is None else targets:
+        for dst in range(self.total) if targets is None else targets:
             if dst != src:
                 self._send(src, dst, data)
 
@@ -462,7 +530,7 @@ class Simulation:
     def _record_signed(self, node: SimNode, m: Message) -> None:
         if not node.honest:
             return
-        if m.sender != node.index:
+        if self.schedule.at(m.height).validators[m.sender].public_key != validator_key(node.index).public_key:
             return  # a proposal persisted for a lock was signed by its proposer
         key = (node.index, *signing_slot(m))
         data = encode_message(m)
@@ -490,7 +558,8 @@ class Simulation:
     def _polka(self, height: int, round_: int, block_id: bytes) -> bool:
         """2f+1 of the power sent prevotes for ``block_id`` in (height, round)."""
         senders = self.prevoters.get((height, round_, block_id), set())
-        return self.validators.has_quorum(sum(self.validators.validators[i].power for i in senders))
+        validators = self.schedule.at(height)
+        return validators.has_quorum(sum(validators.validators[i].power for i in senders))
 
     def _check_vote(self, i: int, v: Vote) -> None:
         h, r, x = v.height, v.round, v.block_hash
@@ -534,7 +603,7 @@ class Simulation:
     def _byzantine_broadcast(self, node: SimNode, m: Message) -> None:
         key = validator_key(node.index)
         b = node.behaviour
-        others = [i for i in range(self.s.n) if i != node.index]
+        others = [i for i in range(self.total) if i != node.index]
         half = len(others) // 2
         if b == "silent":
             return
