@@ -150,7 +150,9 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     code, again = _validators_cli("add", "--rpc", net.rpc_urls[1], "--authority-key", authority,
                                   "--public-key", follower_key, "--name", "follower-0")
     assert code == 1 and "bad_validator_change" in again, again
-    # Indexers see it as an event of the registry, with its effective height.
+    # Indexers see it as an event of the registry, with its effective height (once the
+    # follower has the block that carries it: two before the effective height).
+    _wait(lambda: _height(net, FOLLOWER) >= effective - 2, what="the follower to sync the change's block")
     event = registry().events["ValidatorSetChanged"]
     query = {"fromBlock": "0x0", "toBlock": "latest", "address": "0x" + REGISTRY_ADDRESS.hex(),
              "topics": ["0x" + event.topic.hex()]}
