@@ -44,4 +44,4 @@ def test_the_browser_checks_agree_with_the_ledger(tmp_path: Path) -> None:
             for v in vectors["receipts"]]
     assert got["receipts"] == want
     assert [r["failed_check"] for r in want] == [None, "inclusion", "inclusion", "quorum", "signature",
-                                                 "certificate", "chain", "code", "quorum"]
+                                                 "certificate", "chain", "validator_set", "code", "quorum"]

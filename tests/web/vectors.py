@@ -15,6 +15,7 @@ from ledger.errors import (
     BadConsistencyProof,
     BadInclusionProof,
     BadSignature,
+    BadValidatorSet,
     InsufficientQuorum,
     LedgerError,
     WrongChain,
@@ -28,7 +29,7 @@ from tests.helpers import kit
 # ledger exception -> the name of the page's check that must fail
 CHECK_OF: list[tuple[type[LedgerError], str]] = [
     (InsufficientQuorum, "quorum"), (BadSignature, "signature"), (BadCertificate, "certificate"),
-    (BadInclusionProof, "inclusion"), (WrongChain, "chain"),
+    (BadInclusionProof, "inclusion"), (WrongChain, "chain"), (BadValidatorSet, "validator_set"),
 ]
 
 
@@ -153,6 +154,10 @@ def _receipts(k: Any, few: int) -> list[dict[str, Any]]:
             header, dataclasses.replace(forged_sig.certificate, signatures=tuple(sigs)))),
         "certificate_for_another_height": dataclasses.replace(good, checkpoint=checkpoint(height=8)),
         "other_chain": dataclasses.replace(good, chain_id="other-chain"),
+        # made after a validator set change: genesis's set cannot check it, and says so
+        "changed_validator_set": dataclasses.replace(good, checkpoint=Checkpoint(
+            dataclasses.replace(header, validator_set_hash=_flip(header.validator_set_hash)),
+            checkpoint().certificate)),
     }
     out = []
     for name, receipt in cases.items():

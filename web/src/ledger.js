@@ -434,8 +434,17 @@ export function checkCertificate(cert, validators, chainId, height, blockHash) {
   return { power, total, signers: cert.signatures.length };
 }
 
+export function validatorSetHash(validators) {
+  return taggedHash(VALIDATOR_SET_TAG, rlpEncode(validators.map((v) => [utf8.encode(v.name), v.publicKey, intBytes(v.power)])));
+}
+
+// As ledger/block.py Checkpoint.check: the header must name the set it is checked against.
+// The page knows genesis's set only; a checkpoint made after a validator set change says so.
 export function checkCheckpoint(checkpoint, validators) {
   const h = checkpoint.header;
+  if (!equalBytes(h.validatorSetHash, validatorSetHash(validators))) {
+    throw new CheckFailed('validator_set', `the checkpoint at height ${h.height} was signed under a validator set changed since genesis; this page checks genesis's set only (check it with ballotledger verify)`);
+  }
   return checkCertificate(checkpoint.certificate, validators, h.chainId, h.height, h.hash);
 }
 
@@ -489,7 +498,7 @@ export function readGenesis(obj) {
       jsonInt(p.max_proof_depth, 'params'), jsonInt(Boolean(p.contracts), 'params.contracts')],
     obj.elections.map((e, i) => electionItem(e, `elections[${i}]`)),
   ]);
-  const setHash = taggedHash(VALIDATOR_SET_TAG, rlpEncode(validators.map((v) => [utf8.encode(v.name), v.publicKey, intBytes(v.power)])));
+  const setHash = validatorSetHash(validators);
   return {
     chainId: obj.chain_id, hash: taggedHash(GENESIS_TAG, encoded), validators, validatorSetHash: setHash,
     elections: obj.elections, maxBallotBytes: Number(p.max_ballot_bytes),
