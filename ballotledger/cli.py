@@ -78,11 +78,11 @@ def node_run(
 ) -> None:
     """Run one validator until SIGINT or SIGTERM."""
     import asyncio
-    import logging
 
     from ledger.errors import LedgerError
     from ledger.files import load_genesis
     from node.config import NodeConfig, read_key
+    from node.logs import configure
     from node.validator import run_node
 
     try:  # every file the node reads at start, refused here in one line
@@ -91,7 +91,10 @@ def node_run(
         read_key(node_config.key_file)
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure(node_config.log_format, log_level)
+    except ValueError as exc:  # an unknown --log-level
+        raise refuse("unusable log level", exc) from None
     raise typer.Exit(asyncio.run(run_node(node_config)))
 
 

@@ -12,6 +12,7 @@ from ledger.errors import LedgerError
 from ledger.files import read_bounded, write_atomic
 from node import tomlbound
 from node.http_limits import HttpLimits
+from node.logs import LOG_FORMATS
 
 # A node's config is a few kilobytes, about 40 with a peer for every validator genesis
 # allows; a megabyte leaves room for any comments. Tables, arrays of tables and inline
@@ -119,6 +120,8 @@ class NodeConfig:
     # [rpc] header size and count, header and body deadlines, connections, keep-alive:
     # see node.http_limits for each key, its default and the answer to a client over it.
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    log_format: str = "plain"  # or "json": one JSON object a line (node.logs)
+    log_refusals_every_s: int = 10  # refused ballots are logged as counts by code, one line this often
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -149,6 +152,9 @@ class NodeConfig:
         )
         t = raw.get("consensus", {})
         timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        log_format = raw.get("log_format", "plain")
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(map(repr, LOG_FORMATS))}, not {log_format!r}")
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -165,6 +171,8 @@ class NodeConfig:
             admission_workers=workers,
             rpc_limits=RpcLimits.from_obj({k: v for k, v in raw["rpc"].items() if k not in HTTP_LIMIT_KEYS}),
             http_limits=HttpLimits.from_obj(raw["rpc"]),
+            log_format=log_format,
+            log_refusals_every_s=_positive(raw.get("log_refusals_every_s", 10), "log_refusals_every_s"),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -183,6 +191,8 @@ class NodeConfig:
             "key_file": rel(self.key_file),
             "mempool_max": self.mempool_max,
             "admission_workers": self.admission_workers,
+            "log_format": self.log_format,
+            "log_refusals_every_s": self.log_refusals_every_s,
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
@@ -199,7 +209,7 @@ class NodeConfig:
 
 
 _TOP_KEYS = {"name", "data_dir", "genesis", "key_file", "mempool_max", "admission_workers", "p2p", "rpc",
-             "consensus"}
+             "consensus", "log_format", "log_refusals_every_s"}
 
 
 def check_known_keys(table: Any, known: set[str], where: str, error: type[LedgerError] = ConfigError) -> None:
