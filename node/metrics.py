@@ -158,7 +158,3 @@ class NodeMetrics:
                 self._rendered = generate_latest(self.registry)
                 self._rendered_at = now
             return self._rendered
-
-    def names(self) -> set[str]:
-        """Every sample name a scrape can show (for the dashboard's check)."""
-        return {s.name for family in self.registry.collect() for s in family.samples}

@@ -263,7 +263,8 @@ class PeerTransport:
         self._stopping = False
         self._server = await asyncio.start_server(self._on_inbound, self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
-        log.info("listening on %s:%d", self.host, self._port)
+        log.info("listening on %s:%d", self.host, self._port,
+                 extra=event("p2p_listening", address=f"{self.host}:{self._port}"))
 
     async def stop(self) -> None:
         """Close the listener, every connection and every task; returns when all are done."""
