@@ -95,8 +95,8 @@ class NodeReporter:
             m.finality.observe_many([now - t for t in (seen.pop(b.tracking_code, None) for b in ballots)
                                      if t is not None])
         started = self._proposals.pop((height, round_), None)
-        if self._proposals:
-            self._proposals = {k: t for k, t in self._proposals.items() if k[0] > height}
+        if self._proposals:  # the next heights' only: a far one (a faulty peer's) would never go
+            self._proposals = {k: t for k, t in self._proposals.items() if height < k[0] <= height + 2}
         if synced:
             m.blocks_synced.inc()
             return

@@ -149,6 +149,24 @@ def test_finality_counts_ballots_from_their_first_admission_here() -> None:
     assert len(reporter._first_seen) == 3
 
 
+def test_far_proposals_cannot_stop_the_commit_latency() -> None:
+    """Fails when sightings of heights far ahead (a faulty peer's) are kept: they would
+    fill the bounded table and no commit would be timed again."""
+    clock = Clock()
+    metrics = NodeMetrics()
+    reporter = NodeReporter(metrics, clock=clock)
+    for r in range(100):
+        reporter.proposal_seen(10**9, r)
+    reporter.proposal_seen(1, 0)  # the table is full: not timed
+    reporter.committed(1, 0, b"\x01" * 32, [], synced=False)
+    reporter.proposal_seen(2, 0)
+    clock.now += 0.25
+    reporter.committed(2, 0, b"\x02" * 32, [], synced=False)
+    got = samples(metrics)
+    assert got[("ballotledger_commit_latency_seconds_count", ())] == 1
+    assert got[("ballotledger_commit_latency_seconds_sum", ())] == pytest.approx(0.25)
+
+
 def _ballot(code: bytes) -> Any:
     class Ballot:
         tracking_code = code
