@@ -299,7 +299,7 @@ class ConsensusCore:
                 self._set_step(Step.PRECOMMIT)
         elif step == TimerKind.PRECOMMIT:
             if r == self.round and self.step != Step.NEW_HEIGHT:  # L65-67
-                self._start_round(self.round + 1, "timeout_precommit")
+                self._leave_round(self.round + 1, "timeout_precommit")
         elif step == TimerKind.GOSSIP:
             if self.step != Step.NEW_HEIGHT and self._progress == self._gossiped_at:
                 self._gossip()
@@ -540,10 +540,13 @@ class ConsensusCore:
             self._out.append(Persist(m))
 
     # --- Algorithm 1 ---------------------------------------------------------------------
-    def _start_round(self, round_: int, reason: str | None = None) -> None:
-        """StartRound (L11-21); ``reason`` why a round of this height was left, if one was."""
-        if reason is not None:
-            self._out.append(RoundChange(self.height, round_, reason, tuple(self._round_events)))
+    def _leave_round(self, round_: int, reason: str) -> None:
+        """The current round ends undecided: say why and what it saw, then StartRound(round_)."""
+        self._out.append(RoundChange(self.height, round_, reason, tuple(self._round_events)))
+        self._start_round(round_)
+
+    def _start_round(self, round_: int) -> None:
+        """StartRound (L11-21)."""
         self._round_events = []
         self.round = round_  # L12
         self.votes.advance(round_)
@@ -715,7 +718,7 @@ class ConsensusCore:
         best = self.votes.skip_target()
         if best is None:
             return False
-        self._start_round(best, "round_skip")
+        self._leave_round(best, "round_skip")
         return True
 
     # --- gossip and restart ----------------------------------------------------------------
