@@ -12,8 +12,12 @@ a passphrase, a ballot or any other payload: whatever is passed here is written 
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import logging.handlers
+import queue
 import time
 from typing import Any
 
@@ -40,6 +44,8 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info:
             obj["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted already, where the record was made
+            obj["exception"] = record.exc_text
         return json.dumps(obj, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
@@ -49,15 +55,57 @@ def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((created - whole) * 1000):03d}Z"
 
 
-def configure(log_format: str, level: str) -> None:
-    """Every logger of the process to stderr in ``log_format`` at ``level`` and above."""
+_writer: logging.handlers.QueueListener | None = None
+
+
+def close() -> None:
+    """Write what is queued and stop the writer thread (at exit, or before reconfiguring)."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
+
+
+atexit.register(close)
+
+
+def configure(log_format: str, level: str) -> logging.StreamHandler[Any]:
+    """Every logger of the process to stderr in ``log_format`` at ``level`` and above;
+    the handler that writes them (its stream can be changed).
+
+    Records are written by a thread of their own (a queue between): a write blocks on a
+    full or slow disk, and a thread that blocks in a write gives up the interpreter and
+    waits its turn to get it back, which the consensus loop must not do for a log line."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(PLAIN_FORMAT))
+    level_number = logging.getLevelName(level.upper())
+    if not isinstance(level_number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    global _writer
+    close()
+    writer: logging.StreamHandler[Any] = logging.StreamHandler()
+    writer.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(PLAIN_FORMAT))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer = logging.handlers.QueueListener(records, writer)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.addHandler(_Enqueue(records))
+    root.setLevel(level_number)
     logging.captureWarnings(True)  # warnings become records, so in JSON they are JSON too
+    _writer.start()
+    return writer
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands the record over as it is: the writer's formatter does all the formatting
+    (the stock QueueHandler would merge the message and traceback into one string first)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        if record.exc_info:  # a traceback holds frames; keep only its text
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        record.message = record.getMessage()
+        record.msg, record.args = record.message, None
+        return record

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ledger.errors import BadSignature, DuplicateBallot, LedgerError
 from node.consensus.core import RoundChange
 from node.jsonrpc import MethodTable, handle_body
-from node.logs import JsonLines, configure, event
+from node.logs import JsonLines, close, configure, event
 from node.mempool import Admission
 from node.metrics import LATENCY_BUCKETS, BatchHistogram, NodeMetrics
 from node.reporter import NodeReporter
@@ -82,16 +82,24 @@ def test_configure_switches_every_logger_and_refuses_an_unknown_format() -> None
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
-        configure("json", "info")
         stream = io.StringIO()
-        assert isinstance(root.handlers[0], logging.StreamHandler)
-        root.handlers[0].setStream(stream)
+        configure("json", "info").setStream(stream)
         logging.getLogger("uvicorn.error").warning("a library's line")
         logging.getLogger("node.events").debug("below the level")
-        assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["a library's line"]
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("node.validator").exception("failed %s", "here", extra=event("node_halted", what="x"))
+        close()  # what was queued is written
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [line["message"] for line in lines] == ["a library's line", "failed here"]
+        assert lines[1]["event"] == "node_halted" and "ValueError: boom" in lines[1]["exception"]
         with pytest.raises(ValueError, match="log format"):
             configure("xml", "info")
+        with pytest.raises(ValueError, match="log level"):
+            configure("plain", "loud")
     finally:
+        close()
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
 
