@@ -100,7 +100,8 @@ def test_metrics_move_with_the_chain(net: Localnet, ballots: list[bytes]) -> Non
     assert grew("ballotledger_wal_fsync_seconds_count") >= 2  # a prevote and a precommit a height at least
     assert grew("ballotledger_rpc_requests_total", method="ballot_submitBatch") == 1
     assert grew("ballotledger_rpc_requests_total", method="ballot_getReceipt") >= GOOD
-    assert value(after, "ballotledger_synced") == 1 and value(after, "ballotledger_sync_behind_heights") == 0
+    wait_for("validator 0 at its peers' height", lambda: (lambda s: value(s, "ballotledger_synced") == 1 and value(
+        s, "ballotledger_sync_behind_heights") <= 1)(scrape(net, 0)))  # a peer may be a height ahead a moment
     assert value(after, "ballotledger_mempool_ballots") == 0
     assert value(after, "ballotledger_consensus_step") in (0, 1, 2, 3)
     assert value(after, "process_resident_memory_bytes") > 0
@@ -152,9 +153,11 @@ def metric_names(expression: str) -> set[str]:
 def test_round_changes_and_catch_up_are_reported(net: Localnet) -> None:
     net.kill(3)
     killed_at = value(scrape(net, 0), "ballotledger_height")
-    # a height whose proposer is down fails its round 0 (no proposal, polka nil) and goes on
-    wait_for("a round change on validator 0", lambda: value(
-        scrape(net, 0), "ballotledger_round_changes_total", reason="timeout_precommit") >= 1, timeout=60)
+    # a height whose proposer is down fails its round 0 (no proposal, polka nil) and goes on,
+    # each validator by its precommit timeout or, if the others were quicker, by a skip
+    wait_for("a round change on validator 0", lambda: (lambda s: value(
+        s, "ballotledger_round_changes_total", reason="timeout_precommit") + value(
+        s, "ballotledger_round_changes_total", reason="round_skip"))(scrape(net, 0)) >= 1, timeout=60)
     wait_for("a few more heights", lambda: value(scrape(net, 0), "ballotledger_height") >= killed_at + 6, timeout=60)
     net.start(3)
     net.wait_ready(indexes=[3])
@@ -188,11 +191,12 @@ def test_logs_are_json_lines_that_say_what_happened_and_nothing_secret(net: Loca
         for code, n in line["by_code"].items():
             refused[code] = refused.get(code, 0) + n
     assert refused == {"bad_signature": 1, "invalid_params": 1}
-    changes = named(0, "round_change")
-    assert any(r["reason"] == "timeout_precommit" and "timeout_propose" in r["events"] for r in changes)
+    changes = [change for i in range(3) for change in named(i, "round_change")]
+    assert named(0, "round_change") and {c["reason"] for c in changes} <= {"timeout_precommit", "round_skip"}
+    assert any(c["reason"] == "timeout_precommit" and "timeout_propose" in c["events"] for c in changes)
     assert any(d["peer"] == "validator-3" for d in named(0, "peer_disconnected"))
     assert named(3, "sync_started") and named(3, "sync_finished")
-    assert named(3, "sync_finished")[-1]["blocks"] >= 2
+    assert max(f["blocks"] for f in named(3, "sync_finished")) >= 2
 
     secrets = [(net.directory / "authority.key").read_text().strip()]
     secrets += [(path.parent / "validator.key").read_text().strip() for path in net.configs]
