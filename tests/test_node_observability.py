@@ -84,7 +84,7 @@ def test_configure_switches_every_logger_and_refuses_an_unknown_format() -> None
     try:
         stream = io.StringIO()
         configure("json", "info").setStream(stream)
-        logging.getLogger("uvicorn.error").warning("a library's line")
+        logging.getLogger("tests.a_library").warning("a library's line")
         logging.getLogger("node.events").debug("below the level")
         try:
             raise ValueError("boom")
