@@ -98,11 +98,11 @@ def node_run(
 ) -> None:
     """Run one validator (or, with role = "follower", a follower) until SIGINT or SIGTERM."""
     import asyncio
-    import logging
 
     from ledger.errors import LedgerError
     from ledger.files import load_genesis
     from node.config import ConfigError, NodeConfig, load_node_key
+    from node.logs import configure
     from node.validator import run_node
 
     try:  # every file the node reads at start, refused here in one line
@@ -111,7 +111,10 @@ def node_run(
         key = load_node_key(node_config, terminal_prompt("validator key"))
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure(node_config.log_format, log_level)
+    except ValueError as exc:  # an unknown --log-level
+        raise refuse("unusable log level", exc) from None
     try:
         code = asyncio.run(run_node(node_config, key))
     except ConfigError as exc:  # what only the chain tells (a follower holding a validator's key)

@@ -50,6 +50,7 @@ class BallotAdmission:
         self.prechecker = prechecker  # None: every check on the loop
         self.offload = offload
         self._order = ArrivalOrder()
+        self.on_answers: Callable[[list[Answer]], None] | None = None  # each batch's answers (metrics, logs)
 
     async def admit(self, items: Sequence[bytes | LedgerError]) -> list[Answer]:
         """One answer per item, in order: its admission, or why it was refused (an item
@@ -59,9 +60,12 @@ class BallotAdmission:
             forms, to_check = await self._triage(place, [item for item in items if isinstance(item, bytes)])
             verdicts = await self._precheck(to_check, forms)
             await place.wait()
-            return await self._in_order(items, forms, verdicts)
+            answers = await self._in_order(items, forms, verdicts)
         finally:
             place.finish()
+        if self.on_answers is not None:
+            self.on_answers(answers)
+        return answers
 
     async def _triage(
         self, place: Place, raws: Sequence[bytes]

@@ -14,6 +14,7 @@ from ledger.files import write_atomic
 from node import tomlbound
 from node.http_limits import HttpLimits
 from node.keyfile import Passphrase, passphrase_source, read_signing_key
+from node.logs import LOG_FORMATS
 
 # A node's config is a few kilobytes, about 40 with a peer for every validator genesis
 # allows; a megabyte leaves room for any comments. Tables, arrays of tables and inline
@@ -145,6 +146,8 @@ class NodeConfig:
     # key its peer links authenticate with (any secp256k1 key, in no validator set).
     role: str = "validator"
     followers: FollowerLimits = field(default_factory=FollowerLimits)
+    log_format: str = "plain"  # or "json": one JSON object a line (node.logs)
+    log_refusals_every_s: int = 10  # refused ballots are logged as counts by code, one line this often
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
@@ -181,6 +184,9 @@ class NodeConfig:
         role = raw.get("role", "validator")
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        log_format = raw.get("log_format", "plain")
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(map(repr, LOG_FORMATS))}, not {log_format!r}")
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -201,6 +207,8 @@ class NodeConfig:
             key_passphrase_env=passphrase_env,
             role=role,
             followers=_follower_limits(raw["p2p"]),
+            log_format=log_format,
+            log_refusals_every_s=_positive(raw.get("log_refusals_every_s", 10), "log_refusals_every_s"),
         )
 
     def to_obj(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -226,6 +234,8 @@ class NodeConfig:
             **optional,
             "mempool_max": self.mempool_max,
             "admission_workers": self.admission_workers,
+            "log_format": self.log_format,
+            "log_refusals_every_s": self.log_refusals_every_s,
             "p2p": {
                 "listen": self.p2p_listen,
                 "peers": [{"public_key": p.public_key.hex(), "address": p.address} for p in self.peers],
@@ -245,7 +255,7 @@ class NodeConfig:
 
 
 _TOP_KEYS = {"name", "role", "data_dir", "genesis", "key_file", "key_passphrase_file", "key_passphrase_env",
-             "mempool_max", "admission_workers", "p2p", "rpc", "consensus"}
+             "mempool_max", "admission_workers", "p2p", "rpc", "consensus", "log_format", "log_refusals_every_s"}
 
 
 def check_known_keys(table: Any, known: set[str], where: str, error: type[LedgerError] = ConfigError) -> None:

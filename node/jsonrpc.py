@@ -51,9 +51,20 @@ Method = Callable[..., Awaitable[Any]]
 current_client: ContextVar[str] = ContextVar("rpc_client", default="")
 
 
+# Error names for metrics, by JSON-RPC error code.
+ERROR_NAMES = {
+    PARSE_ERROR: "parse_error", INVALID_REQUEST: "invalid_request", METHOD_NOT_FOUND: "method_not_found",
+    INVALID_PARAMS: "invalid_params", INTERNAL_ERROR: "internal_error", LEDGER_REFUSAL: "ledger_refusal",
+    LIMIT_EXCEEDED: "limit_exceeded",
+}
+NO_METHOD = "(none)"  # the method label of a request refused before it named a known method
+Observer = Callable[[str, float, "str | None"], None]
+
+
 class MethodTable(dict[str, Method]):
     """Methods by name, with the budget one request to them may spend and, if given,
-    each client's bucket of parse units (``node.rpc_limits.parse_units``)."""
+    each client's bucket of parse units (``node.rpc_limits.parse_units``) and a function
+    told of each answered call: ``observe(method, seconds, error name or None)``."""
 
     def __init__(
         self, methods: Mapping[str, Method] | None = None, *, batch_budget: int = 1_000,
@@ -64,6 +75,7 @@ class MethodTable(dict[str, Method]):
         self.max_body_bytes = max_body_bytes
         self.max_json_values = max_json_values
         self.parse_buckets = parse_buckets
+        self.observe: Observer | None = None
 
 
 _DEFAULT_LIMITS = MethodTable()  # the budgets a plain mapping of methods is held to
@@ -90,37 +102,70 @@ def _limit_error(id_: Any, exc: LimitExceeded) -> dict[str, Any]:
 async def handle_body(methods: Mapping[str, Method], body: bytes) -> Any:
     """Answer a request body: a response object, a list (batch), or None (notifications)."""
     table = methods if isinstance(methods, MethodTable) else _DEFAULT_LIMITS
-    if len(body) > table.max_body_bytes:
-        return _limit_error(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes"))
-    if json_values(body) > table.max_json_values:
-        return _limit_error(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values"))
-    if table.parse_buckets is not None:
-        try:
-            table.parse_buckets.take(current_client.get(), parse_units(body), time.monotonic(), "parse units")
-        except LimitExceeded as exc:
-            return _limit_error(None, exc)
-    try:
-        request = jsonbound.loads(body, max_bytes=MAX_BODY, max_depth=MAX_DEPTH, what="request")
-    except (Oversized, TooDeep) as exc:
-        return _error(None, INVALID_REQUEST, exc.message, {"code": exc.code})
-    except LedgerError as exc:
-        return _error(None, PARSE_ERROR, f"parse error: {exc.message}", {"code": exc.code})
+    started = time.perf_counter()
+    refusal, request = _read_body(table, body)
+    if refusal is not None:
+        if table.observe is not None:  # refused whole, before any call ran
+            table.observe(NO_METHOD, time.perf_counter() - started, _error_name(refusal))
+        return refusal
     if isinstance(request, list):
-        if not request:
-            return _error(None, INVALID_REQUEST, "empty batch")
-        if len(request) > MAX_BATCH:
-            return _error(None, INVALID_REQUEST, f"batch of {len(request)} exceeds {MAX_BATCH}")
-        cost = batch_cost(request)
-        if cost > table.batch_budget:
-            return _limit_error(None, OverBudget(
-                f"batch costs {cost} units, the budget of one request is {table.batch_budget}: split it"))
         answers = [await handle_one(methods, r) for r in request]
         kept = [a for a in answers if a is not None]
         return kept or None
     return await handle_one(methods, request)
 
 
+def _read_body(table: MethodTable, body: bytes) -> tuple[dict[str, Any] | None, Any]:
+    """(the error answering the whole body, or None and the parsed request)."""
+    if len(body) > table.max_body_bytes:
+        return _limit_error(None, OverBudget(f"a request body may hold at most {table.max_body_bytes} bytes")), None
+    if json_values(body) > table.max_json_values:
+        return _limit_error(None, OverBudget(f"a request may hold at most {table.max_json_values} JSON values")), None
+    if table.parse_buckets is not None:
+        try:
+            table.parse_buckets.take(current_client.get(), parse_units(body), time.monotonic(), "parse units")
+        except LimitExceeded as exc:
+            return _limit_error(None, exc), None
+    try:
+        request = jsonbound.loads(body, max_bytes=MAX_BODY, max_depth=MAX_DEPTH, what="request")
+    except (Oversized, TooDeep) as exc:
+        return _error(None, INVALID_REQUEST, exc.message, {"code": exc.code}), None
+    except LedgerError as exc:
+        return _error(None, PARSE_ERROR, f"parse error: {exc.message}", {"code": exc.code}), None
+    if isinstance(request, list):
+        if not request:
+            return _error(None, INVALID_REQUEST, "empty batch"), None
+        if len(request) > MAX_BATCH:
+            return _error(None, INVALID_REQUEST, f"batch of {len(request)} exceeds {MAX_BATCH}"), None
+        cost = batch_cost(request)
+        if cost > table.batch_budget:
+            return _limit_error(None, OverBudget(
+                f"batch costs {cost} units, the budget of one request is {table.batch_budget}: split it")), None
+    return None, request
+
+
 async def handle_one(methods: Mapping[str, Method], request: Any) -> dict[str, Any] | None:
+    observe = methods.observe if isinstance(methods, MethodTable) else None
+    if observe is None:
+        return await _answer_one(methods, request)
+    started = time.perf_counter()
+    answer = await _answer_one(methods, request)
+    name = request.get("method") if isinstance(request, dict) else None
+    if isinstance(name, str) and name in methods:
+        observe(name, time.perf_counter() - started, None if answer is None else _error_name(answer))
+    elif answer is not None:  # a malformed call, or an unknown method (never a label of the client's choosing)
+        observe(NO_METHOD, time.perf_counter() - started, _error_name(answer))
+    return answer
+
+
+def _error_name(answer: dict[str, Any]) -> str | None:
+    error = answer.get("error")
+    if error is None:
+        return None
+    return ERROR_NAMES.get(error["code"], "other")
+
+
+async def _answer_one(methods: Mapping[str, Method], request: Any) -> dict[str, Any] | None:
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or "method" not in request:
         return _error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
     id_ = request.get("id")

@@ -1,12 +1,13 @@
-"""The node's JSON-RPC over HTTP (POST /) and WebSocket (/, :mod:`node.rpc_ws`), and the
-voter's and observer's page: a Starlette app served by uvicorn in the node's loop."""
+"""The node's JSON-RPC over HTTP (POST /) and WebSocket (/, :mod:`node.rpc_ws`), its
+Prometheus metrics (GET /metrics, :mod:`node.metrics`), and the voter's and observer's
+page: a Starlette app served by uvicorn in the node's loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,8 +20,13 @@ from node.jsonrpc import INVALID_REQUEST, MAX_BODY, Method, current_client, hand
 from node.rpc_ws import Subscriptions, WsLimits
 from node.web import WebAssets
 
+Metrics = Callable[[], bytes]  # the Prometheus text, rendered on the RPC's thread
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-def make_app(methods: Mapping[str, Method], subscriptions: Subscriptions | None = None) -> Starlette:
+
+def make_app(
+    methods: Mapping[str, Method], subscriptions: Subscriptions | None = None, metrics: Metrics | None = None
+) -> Starlette:
     async def endpoint(request: Request) -> Response:
         current_client.set(request.client.host if request.client else "")  # limits are per address
         declared = request.headers.get("content-length")
@@ -45,6 +51,11 @@ def make_app(methods: Mapping[str, Method], subscriptions: Subscriptions | None 
     # GET / and /receipt, /observer: the voter's and observer's page, reading this node's
     # JSON-RPC (an observer can point a browser at their own follower).
     routes: list[BaseRoute] = [Route("/", endpoint, methods=["POST"]), *WebAssets().routes(docs=False)]
+    if metrics is not None:
+        async def scrape(request: Request) -> Response:
+            return Response(metrics(), media_type=METRICS_CONTENT_TYPE)
+
+        routes.append(Route("/metrics", scrape, methods=["GET"]))
     if subscriptions is not None:  # JSON-RPC over WebSocket, with eth_subscribe (node.rpc_ws)
         routes.append(WebSocketRoute("/", subscriptions.endpoint))
     return Starlette(routes=routes)
@@ -65,12 +76,14 @@ class _QuietServer(uvicorn.Server):
 class RpcServer:
 
     def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None,
-                 ws_limits: WsLimits | None = None) -> None:
+                 ws_limits: WsLimits | None = None, metrics: Metrics | None = None) -> None:
         ws = ws_limits or WsLimits()
         self.subscriptions = Subscriptions(methods, ws)
+        # log_config None: uvicorn's records go to the process's handlers (node.logs), in its format
         config = uvicorn.Config(
-            make_app(methods, self.subscriptions), host=host, port=port, log_level="warning", lifespan="off",
-            access_log=False, **(limits or HttpLimits()).uvicorn_options(), **ws.uvicorn_options(),
+            make_app(methods, self.subscriptions, metrics), host=host, port=port, log_level="warning",
+            log_config=None, lifespan="off", access_log=False, **(limits or HttpLimits()).uvicorn_options(),
+            **ws.uvicorn_options(),
         )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None

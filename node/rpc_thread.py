@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from node.http_limits import HttpLimits
 from node.jsonrpc import Method, current_client
-from node.rpc_server import RpcServer
+from node.rpc_server import Metrics, RpcServer
 
 T = TypeVar("T")
 
@@ -47,8 +47,9 @@ class ConsensusLoop:
 class RpcThread:
     """``RpcServer`` started and stopped from the consensus loop, served from its own."""
 
-    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None) -> None:
-        self._server = RpcServer(methods, host, port, limits)
+    def __init__(self, methods: Mapping[str, Method], host: str, port: int, limits: HttpLimits | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self._server = RpcServer(methods, host, port, limits, metrics=metrics)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -79,6 +79,7 @@ from node.frames import (
     encode_frame,
     parse_header,
 )
+from node.logs import event
 from node.peerlink import EPHEMERAL_SIZE, Init, Initiator, LinkCorrupted, LinkParams, Responder, Session
 
 log = logging.getLogger("node.transport")
@@ -275,7 +276,8 @@ class PeerTransport:
         self._stopping = False
         self._server = await asyncio.start_server(self._on_inbound, self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
-        log.info("listening on %s:%d", self.host, self._port)
+        log.info("listening on %s:%d", self.host, self._port,
+                 extra=event("p2p_listening", address=f"{self.host}:{self._port}"))
 
     async def stop(self) -> None:
         """Close the listener, every connection and every task; returns when all are done."""
@@ -342,6 +344,10 @@ class PeerTransport:
         """Public keys of the authenticated, connected peers, sorted."""
         return sorted(self._peers)
 
+    def peer_count(self) -> int:
+        """How many peers are connected (safe to call from another thread: one ``len``)."""
+        return len(self._peers)
+
     def peer_name(self, peer_key: bytes) -> str:
         return self.validators.get(peer_key) or f"follower {peer_key.hex()[:16]}"
 
@@ -390,7 +396,9 @@ class PeerTransport:
         if conn is not None:
             self._offend(conn, points, reason)
         elif self._policy.offend(peer_key, points, self._now()):
-            log.warning("banned %s: %s", self.peer_name(peer_key), reason)
+            log.warning("banned %s: %s", self.peer_name(peer_key), reason,
+                        extra=event("peer_banned", peer=self.peer_name(peer_key), reason=reason,
+                                    seconds=self.config.ban_seconds))
 
     def _stats_for(self, peer_key: bytes) -> PeerStats:
         return self._stats.setdefault(peer_key, PeerStats())
@@ -401,7 +409,8 @@ class PeerTransport:
     def _offend(self, conn: _Connection, points: float, reason: str) -> None:
         if self._policy.offend(conn.peer_key, points, self._now()):
             secs = self.config.ban_seconds
-            log.warning("banning %s for %.0fs: %s", self.peer_name(conn.peer_key), secs, reason)
+            log.warning("banning %s for %.0fs: %s", self.peer_name(conn.peer_key), secs, reason,
+                        extra=event("peer_banned", peer=self.peer_name(conn.peer_key), reason=reason, seconds=secs))
             conn.close(f"banned: {reason}", abort=True)
 
     # --- connections -------------------------------------------------------------------
@@ -461,7 +470,8 @@ class PeerTransport:
         now = time.monotonic()
         if now - self._budget_logged >= 10.0:  # a flood of refusals must not flood the log
             self._budget_logged = now
-            log.warning("refused connections: %s (%d so far)", refusal, self.refused_by_budget)
+            log.warning("refused connections: %s (%d so far)", refusal, self.refused_by_budget,
+                        extra=event("connections_refused", reason=refusal, total=self.refused_by_budget))
 
     async def _run_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, outbound: bool,
@@ -485,7 +495,8 @@ class PeerTransport:
                 else:
                     reason = str(exc)
                 if not self._stopping:
-                    log.warning("refused %s: handshake failed: %s", conn.label, reason)
+                    log.warning("refused %s: handshake failed: %s", conn.label, reason,
+                                extra=event("peer_refused", connection=conn.label, reason=reason))
                 conn.close(f"handshake failed: {reason}")
                 return _Outcome()
             key = session.peer_key
@@ -615,7 +626,9 @@ class PeerTransport:
             self._buckets.setdefault(key, TokenBucket(c.max_frames_per_second, c.frame_burst, now))
         conn.tasks.append(asyncio.create_task(self._write_loop(conn)))
         conn.tasks.append(asyncio.create_task(self._keepalive(conn)))
-        log.info("connected to %s (%s)", self.peer_name(key), "out" if conn.outbound else "in")
+        direction = "out" if conn.outbound else "in"
+        log.info("connected to %s (%s)", self.peer_name(key), direction,
+                 extra=event("peer_connected", peer=self.peer_name(key), direction=direction))
         if existing is None and self.on_peer_up is not None:
             self.on_peer_up(key)
         return True
@@ -626,7 +639,8 @@ class PeerTransport:
             return
         del self._peers[key]
         self._stats_for(key).disconnects += 1
-        log.info("disconnected from %s: %s", self.peer_name(key), conn.reason or "closed")
+        log.info("disconnected from %s: %s", self.peer_name(key), conn.reason or "closed",
+                 extra=event("peer_disconnected", peer=self.peer_name(key), reason=conn.reason or "closed"))
         if self.on_peer_down is not None:
             self.on_peer_down(key)
 
@@ -647,7 +661,8 @@ class PeerTransport:
             except LinkCorrupted as exc:
                 # Anyone on the path can write bytes that fail to open: not the peer's fault.
                 stats.link_errors += 1
-                log.warning("dropping the link to %s: %s", self.peer_name(conn.peer_key), exc)
+                log.warning("dropping the link to %s: %s", self.peer_name(conn.peer_key), exc,
+                            extra=event("peer_link_dropped", peer=self.peer_name(conn.peer_key), reason=str(exc)))
                 conn.close(str(exc), abort=True)
                 return
             except BadFrame as exc:  # it opened, so the peer itself sent it

@@ -36,18 +36,22 @@ from node.consensus.core import (
     Decide,
     Output,
     Persist,
+    RoundChange,
     ScheduleTimeout,
     Timeout,
     TimeoutParams,
 )
-from node.consensus.messages import decode_message, encode_message
+from node.consensus.messages import Proposal, decode_message, encode_message
 from node.evm import LevelStateDB, open_executor
 from node.followers import OUTSIDER_FRAME_PENALTY, FollowerGate, FollowerReadOnly, ReadOnlyAdmission
 from node.frames import FrameType, decode_batch, encode_batch
 from node.jsonrpc import hex_param
+from node.logs import event
 from node.mempool import Mempool
+from node.metrics import NodeMetrics
 from node.precheck import BallotPrechecker
 from node.read_pool import ReadPool
+from node.reporter import NodeReporter
 from node.rpc_table import build_rpc_table
 from node.rpc_thread import ConsensusLoop, RpcThread
 from node.transport import PeerTransport, TransportConfig
@@ -136,6 +140,12 @@ class ValidatorNode:
             self.mempool, wall_clock_ms, self.prechecker if config.admission_workers else None
         )
         self._gossip_checking: dict[asyncio.Task[object], int] = {}
+        self.metrics = NodeMetrics()
+        self.reporter = NodeReporter(self.metrics, refusal_interval_s=config.log_refusals_every_s,
+                                     max_tracked_ballots=config.mempool_max)
+        self.admission.on_answers = self.reporter.admitted
+        self.wal.on_synced = self.metrics.wal_fsync.observe
+        self._via_sync = False  # a Decide comes from block sync, not this validator's votes
         self.rpc = self._make_rpc(config)
         self.sync = BlockSync(self.genesis, self.chain.store, self.prechecker, elections=self.tip_elections)
         self.admin = AdminServer(config.data_dir / ADMIN_SOCKET, BackupSource(
@@ -151,6 +161,19 @@ class ValidatorNode:
         self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
+        self._watch_state()
+
+    def _watch_state(self) -> None:
+        """The state gauges, read by a scrape on the RPC's thread: each reads one attribute."""
+        store, reporter = self.chain.store, self.reporter
+        self.metrics.info.labels(self.config.name, self.genesis.chain_id,
+                                 "" if self.core.index is None else str(self.core.index)).set(1)
+        self.metrics.read_state(
+            height=lambda: store.height, round_=lambda: self.core.round, step=lambda: self.core.step,
+            peers=self.transport.peer_count, mempool=lambda: len(self.mempool),
+            behind=lambda: reporter.behind(store.height),
+            synced=lambda: 0 if reporter.syncing or reporter.behind(store.height) > 1 else 1,
+        )
 
     def _make_core(self, key: SigningKey | None) -> ConsensusCore:
         """The consensus core at the height after the stored tip, told what this validator
@@ -189,7 +212,8 @@ class ValidatorNode:
         self.consensus_loop = ConsensusLoop()
         methods = build_rpc_table(self, limits, self.read_pool, engine=self.engine, consensus=self.consensus_loop,
                                   send_raw_transaction=self._send_raw_transaction if self.engine else None)
-        return RpcThread(methods, rpc_host, rpc_port, config.http_limits)
+        methods.observe = self.metrics.observe_rpc
+        return RpcThread(methods, rpc_host, rpc_port, config.http_limits, metrics=self.metrics.render)
 
     def _tip_state(self) -> tuple[bytes, int]:
         tip = self.chain.store.tip
@@ -227,8 +251,11 @@ class ValidatorNode:
         self.transport.connect_to(split_address(p.address) for p in self.config.peers)
         await self.rpc.start()
         await self.admin.start()
+        self.reporter.start(self._loop)
         log.info("%s serving: p2p %s, rpc %s, height %d", self.config.name, self.config.p2p_listen,
-                 self.config.rpc_listen, self.chain.store.height)
+                 self.config.rpc_listen, self.chain.store.height,
+                 extra=event("node_started", name=self.config.name, p2p=self.config.p2p_listen,
+                             rpc=self.config.rpc_listen, height=self.chain.store.height))
         self._perform(self.core.start())
         self._started = True
         self._loop.call_later(FOLLOW_POLL_S, self._follow)
@@ -240,6 +267,7 @@ class ValidatorNode:
     async def close(self) -> None:
         self._closing = True
         await self.admin.stop()
+        self.reporter.close()
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
@@ -250,7 +278,8 @@ class ValidatorNode:
         self.chain.close()
         if self.engine is not None and isinstance(self.engine.db, LevelStateDB):
             self.engine.db.close()
-        log.info("%s stopped at height %d", self.config.name, self.chain.store.height)
+        log.info("%s stopped at height %d", self.config.name, self.chain.store.height,
+                 extra=event("node_stopped", name=self.config.name, height=self.chain.store.height))
 
     def _halt(self, what: str, exc: BaseException) -> None:
         """Stop for good: nothing more is sent or decided, and the process exits non-zero.
@@ -260,7 +289,8 @@ class ValidatorNode:
         which knows only the log, sign a conflicting one."""
         if self.failure is None:
             self.failure = exc
-            log.critical("%s: %s failed (%s: %s); stopping", self.config.name, what, type(exc).__name__, exc)
+            log.critical("%s: %s failed (%s: %s); stopping", self.config.name, what, type(exc).__name__, exc,
+                         extra=event("node_halted", name=self.config.name, what=what, error=type(exc).__name__))
         if self._stop is not None:
             self._stop.set()
 
@@ -275,12 +305,16 @@ class ValidatorNode:
                 except Exception as exc:  # any disk or database fault
                     self._halt("the signing log write", exc)
             elif isinstance(out, Broadcast):
+                if isinstance(out.message, Proposal):
+                    self.reporter.proposal_seen(out.message.height, out.message.round)
                 self.transport.broadcast(FrameType.CONSENSUS, encode_message(out.message))
             elif isinstance(out, ScheduleTimeout):
                 assert self._loop is not None
                 self._loop.call_later(out.delay_s, self._on_timer, out.timeout)
             elif isinstance(out, Decide):
                 self._commit(out.block, out.certificate)
+            elif isinstance(out, RoundChange):
+                self.reporter.round_changed(out)
 
     def _on_timer(self, timeout: Timeout) -> None:
         if self.failure is None:
@@ -297,7 +331,8 @@ class ValidatorNode:
             return
         self._bump("blocks_committed")
         self.transport.set_validators(self._linked_validators())
-        log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
+        self.reporter.committed(certificate.height, certificate.round, certificate.block_hash, effects.ballots,
+                                synced=self._via_sync)
         if self.restore_guard.caught_up(certificate.height) and self._loop is not None:
             self._loop.call_soon(self._vote_again)
 
@@ -354,7 +389,10 @@ class ValidatorNode:
     def _on_consensus(self, peer: bytes, payload: bytes) -> None:
         message = decode_message(payload)
         self.restore_guard.heard(message.height)
+        if isinstance(message, Proposal):
+            self.reporter.proposal_seen(message.height, message.round)
         if message.height > self.core.height:
+            self.reporter.peer_ahead(message.height)
             self._request_sync(peer)
         self._perform(self.core.on_message(message))
 
@@ -422,6 +460,7 @@ class ValidatorNode:
         outcome = await self.sync.receive(payload, self._decide_synced)
         if outcome.applied:
             self._bump("blocks_synced", outcome.applied)
+        self.reporter.sync_received(outcome.applied, outcome.ask_more, self.chain.store.height)
         if outcome.ask_more and self.failure is None:
             self._request_sync(peer, force=True)
 
@@ -435,7 +474,11 @@ class ValidatorNode:
         if not self.app.validate_block(synced.height, synced.block, admitted=synced.admitted):
             return False
         before = self.chain.store.height
-        self._perform(self.core.on_commit(synced.block, synced.certificate))
+        self._via_sync = True
+        try:
+            self._perform(self.core.on_commit(synced.block, synced.certificate))
+        finally:
+            self._via_sync = False
         return self.chain.store.height > before or self.failure is not None
 
     # --- status ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import plyvel
@@ -30,10 +32,14 @@ class SigningLog:
         # Where the last pruning stopped: a scan from the start would walk every
         # tombstone left by earlier prunes (LevelDB keeps them until compaction).
         self._pruned_to = 0
+        self.on_synced: Callable[[float], None] | None = None  # seconds each synced write took
 
     def append(self, height: int, record: bytes) -> None:
         """Durably record ``record``; returns only once it is on disk."""
+        started = time.perf_counter()
         self._db.put(_KEY.pack(height, self._seq), record, sync=True)
+        if self.on_synced is not None:
+            self.on_synced(time.perf_counter() - started)
         self._seq += 1
 
     def records(self, height: int) -> list[bytes]:

@@ -19,6 +19,8 @@ How a driver must perform the outputs of one call, in list order:
 * :class:`Decide` -- durably commit the block with its certificate *before* delivering the
   next input: the core has already moved to ``height + 1`` and the next input may ask the
   :class:`Application` about the block after it.
+* :class:`RoundChange` -- nothing to do: it tells the driver's logs and metrics why the core
+  left a round without deciding, and what that round saw.
 
 Restart: rebuild the core at ``store height + 1`` and pass every message persisted at that
 height (passing more is fine: other heights are ignored) as ``signed_log``. The core then
@@ -142,7 +144,19 @@ class Decide:
     certificate: CommitCertificate
 
 
-Output = Persist | Broadcast | ScheduleTimeout | Decide
+@dataclass(frozen=True)
+class RoundChange:
+    """The core moved to a later round of the same height, without deciding."""
+
+    height: int
+    round: int  # the round entered
+    reason: str  # "timeout_precommit" (L65) or "round_skip" (L55: f+1 senders in a later round)
+    # What the round left saw, in order: "timeout_propose" (L57), "invalid_proposal",
+    # "polka_nil" (L44), "timeout_prevote" (L61).
+    events: tuple[str, ...]
+
+
+Output = Persist | Broadcast | ScheduleTimeout | Decide | RoundChange
 SignedLog = Sequence[Message]
 
 
@@ -249,6 +263,7 @@ class ConsensusCore:
         self._persisted: set[bytes] = set()
         self._progress = 0
         self._gossiped_at = -1
+        self._round_events: list[str] = []  # for RoundChange
 
     # --- public inputs -------------------------------------------------------------------
     def start(self) -> list[Output]:
@@ -284,15 +299,17 @@ class ConsensusCore:
                 self._schedule(TimerKind.GOSSIP, 0)
         elif step == TimerKind.PROPOSE:
             if r == self.round and self.step == Step.PROPOSE:  # L57-60
+                self._round_events.append("timeout_propose")
                 self._vote(VoteKind.PREVOTE, b"")
                 self._set_step(Step.PREVOTE)
         elif step == TimerKind.PREVOTE:
             if r == self.round and self.step == Step.PREVOTE:  # L61-64
+                self._round_events.append("timeout_prevote")
                 self._vote(VoteKind.PRECOMMIT, b"")
                 self._set_step(Step.PRECOMMIT)
         elif step == TimerKind.PRECOMMIT:
             if r == self.round and self.step != Step.NEW_HEIGHT:  # L65-67
-                self._start_round(self.round + 1)
+                self._leave_round(self.round + 1, "timeout_precommit")
         elif step == TimerKind.GOSSIP:
             if self.step != Step.NEW_HEIGHT and self._progress == self._gossiped_at:
                 self._gossip()
@@ -491,6 +508,7 @@ class ConsensusCore:
                 slot.valid = False
             if not slot.valid:
                 self._count("invalid_block")
+                self._round_events.append("invalid_proposal")
         return slot
 
     def _sign(self, m: Message) -> None:
@@ -540,8 +558,14 @@ class ConsensusCore:
             self._out.append(Persist(m))
 
     # --- Algorithm 1 ---------------------------------------------------------------------
+    def _leave_round(self, round_: int, reason: str) -> None:
+        """The current round ends undecided: say why and what it saw, then StartRound(round_)."""
+        self._out.append(RoundChange(self.height, round_, reason, tuple(self._round_events)))
+        self._start_round(round_)
+
     def _start_round(self, round_: int) -> None:
         """StartRound (L11-21)."""
+        self._round_events = []
         self.round = round_  # L12
         self.votes.advance(round_)
         self._set_step(Step.PROPOSE)  # L13
@@ -661,6 +685,7 @@ class ConsensusCore:
         """L44-46: 2f+1 prevotes for nil: precommit nil."""
         if not self.votes.prevotes(self.round).has_quorum_for(b""):
             return False
+        self._round_events.append("polka_nil")
         self._vote(VoteKind.PRECOMMIT, b"")  # L45
         self._set_step(Step.PRECOMMIT)  # L46
         return True
@@ -711,7 +736,7 @@ class ConsensusCore:
         best = self.votes.skip_target()
         if best is None:
             return False
-        self._start_round(best)
+        self._leave_round(best, "round_skip")
         return True
 
     # --- gossip and restart ----------------------------------------------------------------

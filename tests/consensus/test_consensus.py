@@ -30,6 +30,7 @@ from node.consensus.core import (
     Decide,
     Output,
     Persist,
+    RoundChange,
     ScheduleTimeout,
     Step,
     Timeout,
@@ -371,6 +372,24 @@ def test_round_skip_needs_more_than_a_third() -> None:
     outs = core.on_vote(vote(3, PC, 5, W))
     assert core.round == 5 and core.step == Step.PROPOSE  # L55-56
     assert [t.round for t in timers(outs, TimerKind.PROPOSE)] == [5]
+
+
+def test_round_changes_say_why_and_what_the_round_saw() -> None:
+    """A round left by its precommit timeout (L65) or by a skip (L55) is an output naming
+    the reason and the round's events, for the driver's logs; deciding is not one."""
+    core, _ = make_core(0)
+    outs = core.on_timeout(Timeout(1, 0, TimerKind.PROPOSE))  # no proposal came
+    outs += feed(core, vote(1, PV, 0, None), vote(2, PV, 0, None))  # L44: polka nil
+    outs += feed(core, *(vote(i, PC, 0, None) for i in (1, 2, 3)))
+    assert not [o for o in outs if isinstance(o, RoundChange)]
+    outs = core.on_timeout(Timeout(1, 0, TimerKind.PRECOMMIT))
+    assert [o for o in outs if isinstance(o, RoundChange)] == [
+        RoundChange(1, 1, "timeout_precommit", ("timeout_propose", "polka_nil"))]
+    outs = feed(core, vote(2, PV, 5, None), vote(3, PC, 5, W))
+    assert [o for o in outs if isinstance(o, RoundChange)] == [RoundChange(1, 5, "round_skip", ())]
+    decided, _ = make_core(0)
+    outs = lock_on_v(decided) + feed(decided, *(vote(i, PC, 0, V) for i in (1, 2)))
+    assert any(isinstance(o, Decide) for o in outs) and not any(isinstance(o, RoundChange) for o in outs)
 
 
 def test_far_rounds_are_bounded_per_sender() -> None:
