@@ -49,6 +49,9 @@ class ConsensusTimeouts:
     precommit_ms: int = 500
     delta_ms: int = 500  # added per round: timeouts grow until the network catches up
     block_interval_ms: int = 250  # pause after a commit so blocks can fill
+    # With nothing pending no block is made, except an empty one this long after the last
+    # block, so observers see the chain is alive (seconds, unlike the others).
+    checkpoint_interval_s: int = 60
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class NodeConfig:
                 "precommit_ms": self.timeouts.precommit_ms,
                 "delta_ms": self.timeouts.delta_ms,
                 "block_interval_ms": self.timeouts.block_interval_ms,
+                "checkpoint_interval_s": self.timeouts.checkpoint_interval_s,
             },
         }
 

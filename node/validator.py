@@ -36,6 +36,7 @@ from node.consensus.core import (
     Output,
     Persist,
     ScheduleTimeout,
+    Step,
     Timeout,
     TimeoutParams,
 )
@@ -63,6 +64,7 @@ BAD_MESSAGE_PENALTY = 20.0
 MAX_EARLY_FRAMES = 1024
 MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
+MAX_TIME_EVENT_WAIT_S = 3600.0  # a far window edge is looked at again after this long
 
 
 def _timeout_params(config: NodeConfig) -> TimeoutParams:
@@ -75,6 +77,7 @@ def _timeout_params(config: NodeConfig) -> TimeoutParams:
         precommit=t.precommit_ms / 1000,
         precommit_delta=t.delta_ms / 1000,
         commit=t.block_interval_ms / 1000,
+        checkpoint=float(t.checkpoint_interval_s),
     )
 
 
@@ -130,6 +133,7 @@ class ValidatorNode:
         self._started = False
         self._early: deque[tuple[bytes, bytes]] = deque()
         self._early_bytes = 0
+        self._time_event: asyncio.TimerHandle | None = None
         self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
@@ -172,6 +176,7 @@ class ValidatorNode:
         raw = hex_param(data, "transaction", max_size=MAX_TX_BYTES)
         tx_hash = self.txpool.admit(raw, wall_clock_ms())
         self.transport.broadcast(FrameType.EVM_TX, raw)
+        self._work_arrived()
         return "0x" + tx_hash.hex()
 
     def tip_elections(self) -> Elections:
@@ -199,12 +204,15 @@ class ValidatorNode:
                  self.config.rpc_listen, self.chain.store.height)
         self._perform(self.core.start())
         self._started = True
+        self._arm_time_event()
         early, self._early = self._early, deque()
         self._early_bytes = 0
         for peer, payload in early:
             await self.on_frame(peer, FrameType.CONSENSUS, payload)
 
     async def close(self) -> None:
+        if self._time_event is not None:
+            self._time_event.cancel()
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
@@ -261,6 +269,7 @@ class ValidatorNode:
             self._halt(f"committing decided block {certificate.height}", exc)
             return
         self._bump("blocks_committed")
+        self._arm_time_event()
         log.debug("committed height %d with %d ballots", certificate.height, len(effects.ballots))
 
     # --- network --------------------------------------------------------------------------
@@ -279,6 +288,7 @@ class ValidatorNode:
             elif frame_type == FrameType.EVM_TX and self.txpool is not None:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
+                    self._work_arrived()
             elif frame_type == FrameType.SYNC_REQUEST:
                 self.transport.send(peer, FrameType.SYNC_RESPONSE, self.sync.serve(payload))
             elif frame_type == FrameType.SYNC_RESPONSE:
@@ -319,9 +329,11 @@ class ValidatorNode:
         self._gossip_checking.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting gossiped ballots failed", exc_info=task.exception())
+        self._work_arrived()
 
     def gossip_ballots(self, raws: list[bytes]) -> None:
         """Send newly admitted ballots to every peer, batched over a few milliseconds."""
+        self._work_arrived()
         self._gossip.extend(raws)
         if not self._gossip_scheduled and self._loop is not None:
             self._gossip_scheduled = True
@@ -332,6 +344,30 @@ class ValidatorNode:
         pending, self._gossip = self._gossip, []
         for i in range(0, len(pending), MAX_GOSSIP_BATCH):
             self.transport.broadcast(FrameType.TXS, encode_batch(pending[i : i + MAX_GOSSIP_BATCH]))
+
+    # --- quiet chain: a height starts when there is work (node.consensus.core) -----------
+    def _work_arrived(self) -> None:
+        """Wake a core waiting for work if the mempool, the pool or the clock has some."""
+        if self.failure is None and self._started and self.core.step == Step.WAIT and (
+            self.app.has_work(self.core.height)
+        ):
+            self._perform(self.core.on_work())
+
+    def _arm_time_event(self) -> None:
+        """Wake at the next election window edge, so a block records it when it passes."""
+        if self._time_event is not None:
+            self._time_event.cancel()
+            self._time_event = None
+        at_ms = self.app.next_time_event_ms()
+        if at_ms is None or self._loop is None:
+            return
+        delay = min(max(at_ms - wall_clock_ms(), 0) / 1000 + 0.001, MAX_TIME_EVENT_WAIT_S)
+        self._time_event = self._loop.call_later(delay, self._on_time_event)
+
+    def _on_time_event(self) -> None:
+        self._time_event = None
+        self._work_arrived()
+        self._arm_time_event()
 
     # --- block sync (node.blocksync) ------------------------------------------------------
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
