@@ -50,7 +50,8 @@ class ConsensusTimeouts:
     delta_ms: int = 500  # added per round: timeouts grow until the network catches up
     block_interval_ms: int = 250  # pause after a commit so blocks can fill
     # With nothing pending no block is made, except an empty one this long after the last
-    # block, so observers see the chain is alive (seconds, unlike the others).
+    # block, so observers see the chain is alive (seconds, unlike the others). 0: never
+    # wait for work (a block every block_interval_ms, empty or not).
     checkpoint_interval_s: int = 60
 
 
@@ -151,7 +152,10 @@ class NodeConfig:
             PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
         )
         t = raw.get("consensus", {})
-        timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        timeouts = ConsensusTimeouts(**{
+            k: (_non_negative if k == "checkpoint_interval_s" else _positive)(v, f"[consensus] {k}")
+            for k, v in t.items()
+        })
         workers = raw.get("admission_workers", 2)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError("admission_workers must be 0 (checks on the consensus loop) or more")
@@ -218,6 +222,12 @@ def check_known_keys(table: Any, known: set[str], where: str, error: type[Ledger
 def _positive(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _non_negative(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{what} must be 0 or a positive integer, not {value!r}")
     return value
 
 

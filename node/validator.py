@@ -77,7 +77,7 @@ def _timeout_params(config: NodeConfig) -> TimeoutParams:
         precommit=t.precommit_ms / 1000,
         precommit_delta=t.delta_ms / 1000,
         commit=t.block_interval_ms / 1000,
-        checkpoint=float(t.checkpoint_interval_s),
+        checkpoint=float(t.checkpoint_interval_s) if t.checkpoint_interval_s else None,
     )
 
 
@@ -117,6 +117,7 @@ class ValidatorNode:
             host=host,
             port=port,
             on_frame=self.on_frame,
+            on_peer_up=self._on_peer_up,
         )
         # One pool of worker processes checks ballots for block sync and for admission.
         self.prechecker = BallotPrechecker(self.genesis, config.admission_workers or None)
@@ -205,6 +206,8 @@ class ValidatorNode:
         self._perform(self.core.start())
         self._started = True
         self._arm_time_event()
+        for peer in self.transport.peers():
+            self._on_peer_up(peer)
         early, self._early = self._early, deque()
         self._early_bytes = 0
         for peer, payload in early:
@@ -370,6 +373,12 @@ class ValidatorNode:
         self._arm_time_event()
 
     # --- block sync (node.blocksync) ------------------------------------------------------
+    def _on_peer_up(self, peer: bytes) -> None:
+        """Ask a newly connected peer for blocks past our tip: on a quiet chain no vote
+        may come to show that we fell behind while down or cut off."""
+        if self._started and self.failure is None:
+            self._request_sync(peer, force=True)
+
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
         payload = self.sync.request(force=force)
         if payload is not None:
