@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,8 +65,7 @@ class Served:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     directory = tmp_path_factory.mktemp("faults")
-    # A checkpoint block every second: assert_finalizing sees heights grow on the quiet chain.
-    init_network(directory, validators=1, voters=40, timeouts=replace(FAST, checkpoint_interval_s=1))
+    init_network(directory, validators=1, voters=40, timeouts=FAST)
     config = directory / "node0" / "node.toml"
     obj = tomllib.loads(config.read_text())
     obj["rpc"].update(LIMITS)
