@@ -15,6 +15,7 @@ block and the measured interval beyond the configured one. Last line: one JSON o
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import statistics
@@ -28,6 +29,7 @@ from _common import emit, machine
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
+from ledger.block import Block
 from node.config import ConsensusTimeouts
 from verifier.export import export_bundle
 from verifier.rpc_client import RpcClient
@@ -43,6 +45,16 @@ def bundle_bytes(out: Path) -> int:
 def height(url: str) -> int:
     with RpcClient(url, timeout=5) as c:
         return int(c.call("ballot_status")["height"])
+
+
+def block_times_ms(url: str, start: int, end: int) -> list[int]:
+    """Header times of blocks ``start`` to ``end``."""
+    times: list[int] = []
+    with RpcClient(url, timeout=10) as c:
+        while start + len(times) <= end:
+            page = c.call("ballot_getBlocks", start + len(times), end - start - len(times) + 1)
+            times += [Block.decode(bytes.fromhex(e["block"])).header.time_ms for e in page["blocks"]]
+    return times
 
 
 def lone_ballot(url: str, raw: bytes, timeout: float = 30.0) -> float:
@@ -89,7 +101,10 @@ def main() -> None:
             size1, window = bundle_bytes(bundle), time.perf_counter() - t0
             blocks = h1 - h0
             per_block = (size1 - size0) / blocks if blocks else None
-            interval = window / blocks if blocks else None
+            # The spacing of the idle blocks themselves (block h0 included when it is one).
+            times = block_times_ms(url, max(h0, 1), h1) if h1 else []
+            gaps = [(b - a) / 1000 for a, b in itertools.pairwise(times)]
+            interval = statistics.mean(gaps) if gaps else None
             figures.update({
                 "idle_window_s": round(window, 1), "idle_blocks": blocks,
                 "idle_bundle_growth_bytes": size1 - size0,
