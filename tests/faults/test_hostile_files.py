@@ -163,7 +163,9 @@ def test_gateway_run_refuses_a_deep_keys_file_in_one_line(network: Path, tmp_pat
     (lambda t: t.replace("propose_ms =", "propse_ms ="), "unknown key 'propse_ms' in [consensus]"),
     (lambda t: t.replace('name = "', 'nom = "', 1), "unknown key 'nom'"),
     (lambda t: t.replace("mempool_max = ", "mempool_max = -"), "mempool_max"),
-], ids=["top-level", "consensus", "missing name", "negative"])
+    (lambda t: t.replace("checkpoint_interval_s = ", "checkpoint_interval_s = -"),
+     "[consensus] checkpoint_interval_s must be 0 or a positive integer"),
+], ids=["top-level", "consensus", "missing name", "negative", "negative checkpoint interval"])
 def test_node_run_refuses_a_misspelt_or_bad_config_key_in_one_line(
     network: Path, tmp_path: Path, edit: Callable[[str], str], expected: str
 ) -> None:
