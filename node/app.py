@@ -116,6 +116,30 @@ class LedgerApplication:
     def block_hash(self, raw: bytes) -> bytes:
         return self._decode(raw).hash()
 
+    def has_work(self, height: int) -> bool:
+        """Whether a block now would carry something: a ballot the mempool would give it,
+        an authority transaction, or an election's window opening or closing since the
+        tip (so the chain's time shows the change without waiting for a checkpoint)."""
+        tip = self.chain.store.tip
+        if height != tip.height + 1:
+            return False
+        now = max(self.clock_ms(), tip.time_ms + 1)
+        if self.txpool is not None and len(self.txpool):
+            return True
+        if self.mempool.take(1, now):
+            return True
+        return any(tip.time_ms < t <= now for t in self._window_edges())
+
+    def next_time_event_ms(self) -> int | None:
+        """The next window opening or closing after the tip's time and the clock, if any."""
+        after = max(self.clock_ms(), self.chain.store.tip.time_ms)
+        return min((t for t in self._window_edges() if t > after), default=None)
+
+    def _window_edges(self) -> Iterator[int]:
+        for election in self.mempool.elections():
+            yield election.opens_at_ms
+            yield election.closes_at_ms
+
     # --- commit -------------------------------------------------------------------------
     def commit(self, raw: bytes, certificate: CommitCertificate) -> BlockEffects:
         """Durably append a decided block (or a synced one); raise if the rules refuse it."""

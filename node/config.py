@@ -67,6 +67,10 @@ class ConsensusTimeouts:
     precommit_ms: int = 500
     delta_ms: int = 500  # added per round: timeouts grow until the network catches up
     block_interval_ms: int = 250  # pause after a commit so blocks can fill
+    # With nothing pending no block is made, except an empty one this long after the last
+    # block, so observers see the chain is alive (seconds, unlike the others). 0: never
+    # wait for work (a block every block_interval_ms, empty or not).
+    checkpoint_interval_s: int = 60
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,10 @@ class NodeConfig:
             PeerConfig(bytes.fromhex(p["public_key"]), str(p["address"])) for p in raw.get("p2p", {}).get("peers", [])
         )
         t = raw.get("consensus", {})
-        timeouts = ConsensusTimeouts(**{k: _positive(v, f"[consensus] {k}") for k, v in t.items()})
+        timeouts = ConsensusTimeouts(**{
+            k: (_non_negative if k == "checkpoint_interval_s" else _positive)(v, f"[consensus] {k}")
+            for k, v in t.items()
+        })
         passphrase_env = raw.get("key_passphrase_env")
         if passphrase_env is not None and (not isinstance(passphrase_env, str) or not passphrase_env):
             raise ConfigError("key_passphrase_env must be the name of an environment variable")
@@ -250,6 +257,7 @@ class NodeConfig:
                 "precommit_ms": self.timeouts.precommit_ms,
                 "delta_ms": self.timeouts.delta_ms,
                 "block_interval_ms": self.timeouts.block_interval_ms,
+                "checkpoint_interval_s": self.timeouts.checkpoint_interval_s,
             },
         }
 
@@ -285,6 +293,12 @@ def _follower_limits(p2p: dict[str, Any]) -> FollowerLimits:
 def _positive(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _non_negative(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{what} must be 0 or a positive integer, not {value!r}")
     return value
 
 

@@ -38,6 +38,7 @@ from node.consensus.core import (
     Persist,
     RoundChange,
     ScheduleTimeout,
+    Step,
     Timeout,
     TimeoutParams,
 )
@@ -71,6 +72,7 @@ MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
 # A node that does not vote (a follower) hears of new blocks only by asking: this often.
 FOLLOW_POLL_S = 0.25
+MAX_TIME_EVENT_WAIT_S = 3600.0  # a far window edge is looked at again after this long
 
 
 def _timeout_params(config: NodeConfig) -> TimeoutParams:
@@ -83,6 +85,7 @@ def _timeout_params(config: NodeConfig) -> TimeoutParams:
         precommit=t.precommit_ms / 1000,
         precommit_delta=t.delta_ms / 1000,
         commit=t.block_interval_ms / 1000,
+        checkpoint=float(t.checkpoint_interval_s) if t.checkpoint_interval_s else None,
     )
 
 
@@ -133,6 +136,7 @@ class ValidatorNode:
             on_frame=self.on_frame,
             config=TransportConfig(max_outsiders=config.followers.max_followers,
                                    outsider_keys=frozenset(config.followers.follower_keys)),
+            on_peer_up=self._on_peer_up,
         )
         # One pool of worker processes checks ballots for block sync and for admission.
         self.prechecker = BallotPrechecker(self.genesis, config.admission_workers or None)
@@ -158,6 +162,7 @@ class ValidatorNode:
         self._closing = False
         self._early: deque[tuple[bytes, bytes]] = deque()
         self._early_bytes = 0
+        self._time_event: asyncio.TimerHandle | None = None
         self.failure: BaseException | None = None  # set once: the validator halted on it
         self.counters: dict[str, int] = {}
         self.started_at = time.time()
@@ -227,6 +232,7 @@ class ValidatorNode:
         raw = hex_param(data, "transaction", max_size=MAX_TX_BYTES)
         tx_hash = self.txpool.admit(raw, wall_clock_ms())
         self.transport.broadcast(FrameType.EVM_TX, raw)
+        self._work_arrived()
         return "0x" + tx_hash.hex()
 
     def tip_elections(self) -> Elections:
@@ -259,6 +265,9 @@ class ValidatorNode:
         self._perform(self.core.start())
         self._started = True
         self._loop.call_later(FOLLOW_POLL_S, self._follow)
+        self._arm_time_event()
+        for peer in self.transport.peers():
+            self._on_peer_up(peer)
         early, self._early = self._early, deque()
         self._early_bytes = 0
         for peer, payload in early:
@@ -268,6 +277,8 @@ class ValidatorNode:
         self._closing = True
         await self.admin.stop()
         self.reporter.close()
+        if self._time_event is not None:
+            self._time_event.cancel()
         await self.rpc.stop()
         self.read_pool.close()
         await self.transport.stop()
@@ -333,6 +344,7 @@ class ValidatorNode:
         self.transport.set_validators(self._linked_validators())
         self.reporter.committed(certificate.height, certificate.round, certificate.block_hash, effects.ballots,
                                 synced=self._via_sync)
+        self._arm_time_event()
         if self.restore_guard.caught_up(certificate.height) and self._loop is not None:
             self._loop.call_soon(self._vote_again)
 
@@ -367,6 +379,7 @@ class ValidatorNode:
             elif frame_type == FrameType.EVM_TX and self.txpool is not None:
                 with contextlib.suppress(ContractError, BadTransaction):  # stale by now: no fault of the peer
                     self.txpool.admit(payload, wall_clock_ms())
+                    self._work_arrived()
             elif frame_type == FrameType.SYNC_REQUEST:
                 self._serve_sync(peer, payload)
             elif frame_type == FrameType.SYNC_RESPONSE:
@@ -411,9 +424,11 @@ class ValidatorNode:
         self._gossip_checking.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting gossiped ballots failed", exc_info=task.exception())
+        self._work_arrived()
 
     def gossip_ballots(self, raws: list[bytes]) -> None:
         """Send newly admitted ballots to every peer, batched over a few milliseconds."""
+        self._work_arrived()
         self._gossip.extend(raws)
         if not self._gossip_scheduled and self._loop is not None:
             self._gossip_scheduled = True
@@ -424,6 +439,30 @@ class ValidatorNode:
         pending, self._gossip = self._gossip, []
         for i in range(0, len(pending), MAX_GOSSIP_BATCH):
             self.transport.broadcast(FrameType.TXS, encode_batch(pending[i : i + MAX_GOSSIP_BATCH]))
+
+    # --- quiet chain: a height starts when there is work (node.consensus.core) -----------
+    def _work_arrived(self) -> None:
+        """Wake a core waiting for work if the mempool, the pool or the clock has some."""
+        if self.failure is None and self._started and self.core.step == Step.WAIT and (
+            self.app.has_work(self.core.height)
+        ):
+            self._perform(self.core.on_work())
+
+    def _arm_time_event(self) -> None:
+        """Wake at the next election window edge, so a block records it when it passes."""
+        if self._time_event is not None:
+            self._time_event.cancel()
+            self._time_event = None
+        at_ms = self.app.next_time_event_ms()
+        if at_ms is None or self._loop is None:
+            return
+        delay = min(max(at_ms - wall_clock_ms(), 0) / 1000 + 0.001, MAX_TIME_EVENT_WAIT_S)
+        self._time_event = self._loop.call_later(delay, self._on_time_event)
+
+    def _on_time_event(self) -> None:
+        self._time_event = None
+        self._work_arrived()
+        self._arm_time_event()
 
     # --- block sync (node.blocksync) ------------------------------------------------------
     def _serve_sync(self, peer: bytes, payload: bytes) -> None:
@@ -449,6 +488,11 @@ class ValidatorNode:
         peers = [p for p in self.transport.peers() if self.transport.is_validator(p)]
         if peers:
             self._request_sync(peers[self.chain.store.height % len(peers)])
+    def _on_peer_up(self, peer: bytes) -> None:
+        """Ask a newly connected peer for blocks past our tip: on a quiet chain no vote
+        may come to show that we fell behind while down or cut off."""
+        if self._started and self.failure is None and self.transport.is_validator(peer):
+            self._request_sync(peer, force=True)
 
     def _request_sync(self, peer: bytes, *, force: bool = False) -> None:
         payload = self.sync.request(force=force)

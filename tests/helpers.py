@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from typer.testing import Result
 
 ROOT = Path(__file__).resolve().parent.parent
-# Short consensus timeouts for small localnets on loopback.
+# Short consensus timeouts for small localnets on loopback; a quiet chain with a checkpoint
+# block every second, so a test that follows heads sees some without sending work.
 QUICK_TIMEOUTS = ConsensusTimeouts(propose_ms=800, prevote_ms=300, precommit_ms=300, delta_ms=200,
-                                   block_interval_ms=100)
+                                   block_interval_ms=100, checkpoint_interval_s=1)
 
 
 def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

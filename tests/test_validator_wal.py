@@ -25,9 +25,10 @@ from node.consensus.messages import Message, Proposal, Vote, decode_message, enc
 from node.frames import FrameType
 from node.validator import EXIT_HALTED, ValidatorNode
 
-# Short enough to walk a round in a test, long enough that the test's own inputs win races.
+# Short enough to walk a round in a test, long enough that the test's own inputs win races;
+# every height starts at once (no waiting for work), so a proposer signs as it starts.
 TIMEOUTS = ConsensusTimeouts(propose_ms=400, prevote_ms=300, precommit_ms=300, delta_ms=100,
-                             block_interval_ms=50)
+                             block_interval_ms=50, checkpoint_interval_s=0)
 SETTLE_S = 1.5  # a new height, a propose timeout and the votes that follow
 # Two of the core's gossip intervals (2 s) and a margin: a stalled round is re-sent by then.
 RESEND_WAIT_S = 5.0

@@ -41,6 +41,23 @@ Two things beyond Algorithm 1, both from the paper's system model rather than it
 Between deciding and starting the next height the core sits in ``Step.NEW_HEIGHT`` until the
 ``NEW_HEIGHT`` timer (``timeout_commit`` in CometBFT) fires; messages for the new height
 are stored meanwhile, and the Application is not asked about the new height before then.
+
+Quiet chains (``TimeoutParams.checkpoint`` set; CometBFT's ``create_empty_blocks = false``
+with ``create_empty_blocks_interval``). Round 0 of a height is StartRound(0) (L10/L54)
+deferred, never skipped: the core waits in ``Step.WAIT`` (no round started, so no timeout
+of a round runs and nothing is signed) until the first of
+
+* :meth:`~ConsensusCore.on_work` from the driver, or ``Application.has_work`` when the
+  height begins: something is pending (a ballot, a transaction, a time event);
+* a validly signed proposal or vote of this height from another validator: someone
+  started, so the height is live for everyone (a validator lacking the ballot that woke
+  the others still takes part, and the round progresses by timeouts as usual);
+* the ``CHECKPOINT`` timer, ``checkpoint`` seconds after the decision: an empty block
+  then shows observers the chain is alive.
+
+Waiting only delays when a correct process calls StartRound(0); Algorithm 1's safety holds
+for any such delay, and liveness after GST holds once every correct process has started,
+which the second condition brings about within one message delay of the first starting.
 """
 
 from __future__ import annotations
@@ -60,9 +77,10 @@ from node.consensus.votes import HeightVotes
 
 class Step(IntEnum):
     NEW_HEIGHT = 0  # decided the previous height, waiting for the NEW_HEIGHT timer
-    PROPOSE = 1
-    PREVOTE = 2
-    PRECOMMIT = 3
+    WAIT = 1  # quiet chain: round 0 not started until there is work (see the module doc)
+    PROPOSE = 2
+    PREVOTE = 3
+    PRECOMMIT = 4
 
 
 class Rule(Enum):
@@ -79,6 +97,7 @@ class TimerKind(IntEnum):
     PRECOMMIT = 3  # L48 / L65
     NEW_HEIGHT = 4  # start round 0 of the next height
     GOSSIP = 5  # re-gossip when stalled
+    CHECKPOINT = 6  # quiet chain: start round 0 with nothing pending, for an empty block
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,10 @@ class TimeoutParams:
     precommit_delta: float = 0.5
     commit: float = 0.0
     gossip: float = 2.0
+    # Quiet chain: None starts round 0 as soon as the NEW_HEIGHT timer fires (a block every
+    # ``commit`` seconds, empty or not); a number waits for work, at most this long after
+    # the decision.
+    checkpoint: float | None = None
 
     def delay(self, step: TimerKind, round_: int) -> float:
         if step == TimerKind.PROPOSE:
@@ -110,6 +133,8 @@ class TimeoutParams:
             return self.precommit + round_ * self.precommit_delta
         if step == TimerKind.NEW_HEIGHT:
             return self.commit
+        if step == TimerKind.CHECKPOINT:
+            return max((self.checkpoint or 0.0) - self.commit, 0.0)  # counted from the decision
         return self.gossip
 
 
@@ -173,6 +198,10 @@ class Application(Protocol):
 
     def block_hash(self, block: bytes) -> bytes:
         """id(v); only asked about blocks validate_block accepted."""
+        ...
+
+    def has_work(self, height: int) -> bool:
+        """Whether a block at ``height`` has something to carry (quiet chains only)."""
         ...
 
 
@@ -264,6 +293,7 @@ class ConsensusCore:
         self._progress = 0
         self._gossiped_at = -1
         self._round_events: list[str] = []  # for RoundChange
+        self._heard = False  # a message of this height from another validator was stored
 
     # --- public inputs -------------------------------------------------------------------
     def start(self) -> list[Output]:
@@ -286,6 +316,17 @@ class ConsensusCore:
     def on_message(self, message: Message) -> list[Output]:
         return self._on_message(message)
 
+    def on_work(self) -> list[Output]:
+        """Something is pending (the driver's mempool or pool took it, or a time event is
+        due): start round 0 if the core is waiting for work; otherwise nothing to do."""
+        self._out = []
+        self._require_started()
+        if self.step == Step.WAIT:
+            self._count("woken_by_work")
+            self._start_round(0)
+            self._run_rules()
+        return self._take()
+
     def on_timeout(self, timeout: Timeout) -> list[Output]:
         self._out = []
         self._require_started()
@@ -295,8 +336,12 @@ class ConsensusCore:
         step, r = timeout.step, timeout.round
         if step == TimerKind.NEW_HEIGHT:
             if self.step == Step.NEW_HEIGHT:
-                self._start_round(0)
+                self._begin_height()
                 self._schedule(TimerKind.GOSSIP, 0)
+        elif step == TimerKind.CHECKPOINT:
+            if self.step == Step.WAIT:
+                self._count("checkpoint")
+                self._start_round(0)
         elif step == TimerKind.PROPOSE:
             if r == self.round and self.step == Step.PROPOSE:  # L57-60
                 self._round_events.append("timeout_propose")
@@ -308,10 +353,10 @@ class ConsensusCore:
                 self._vote(VoteKind.PRECOMMIT, b"")
                 self._set_step(Step.PRECOMMIT)
         elif step == TimerKind.PRECOMMIT:
-            if r == self.round and self.step != Step.NEW_HEIGHT:  # L65-67
+            if r == self.round and self.step > Step.WAIT:  # L65-67
                 self._leave_round(self.round + 1, "timeout_precommit")
         elif step == TimerKind.GOSSIP:
-            if self.step != Step.NEW_HEIGHT and self._progress == self._gossiped_at:
+            if self.step > Step.WAIT and self._progress == self._gossiped_at:
                 self._gossip()
             self._gossiped_at = self._progress
             self._schedule(TimerKind.GOSSIP, self.round)
@@ -349,6 +394,9 @@ class ConsensusCore:
         self._out = []
         self._require_started()
         self._receive(message, verified=False)
+        if self.step == Step.WAIT and self._heard:
+            self._count("woken_by_peer")
+            self._start_round(0)
         self._run_rules()
         return self._take()
 
@@ -466,6 +514,8 @@ class ConsensusCore:
     def _store(self, m: Message) -> None:
         if m.round <= self.round:
             self._progress += 1
+        if m.sender != self.index:
+            self._heard = True
         if isinstance(m, Proposal):
             self._proposals[m.round] = _Slot(m)
             self.votes.note_sender(m.proposer_index, m.round)
@@ -562,6 +612,13 @@ class ConsensusCore:
         """The current round ends undecided: say why and what it saw, then StartRound(round_)."""
         self._out.append(RoundChange(self.height, round_, reason, tuple(self._round_events)))
         self._start_round(round_)
+    def _begin_height(self) -> None:
+        """L10/L54: StartRound(0), unless a quiet chain has nothing to do at this height yet."""
+        if self.timeouts.checkpoint is None or self._heard or self.app.has_work(self.height):
+            self._start_round(0)
+            return
+        self._set_step(Step.WAIT)
+        self._schedule(TimerKind.CHECKPOINT, 0)
 
     def _start_round(self, round_: int) -> None:
         """StartRound (L11-21)."""
@@ -599,7 +656,7 @@ class ConsensusCore:
 
     def _run_rules(self) -> None:
         """Fire every enabled upon-rule until none is; the order matches Algorithm 1's."""
-        while self.step != Step.NEW_HEIGHT:
+        while self.step > Step.WAIT:
             if self._rule_decide() or self._rule_round_skip():
                 continue
             if self.step == Step.PROPOSE and self._rule_proposal():
@@ -782,7 +839,7 @@ class ConsensusCore:
                 self._receive(m, verified=True)  # the proposal we locked on
                 self._persisted.add(m.digest())
         if not own:
-            self._start_round(0)
+            self._begin_height()
             return
         for m in own:
             key = signing_slot(m)[1:]

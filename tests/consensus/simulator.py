@@ -26,6 +26,15 @@ With ``Schedule.changes`` the validator set changes mid-run (ledger.validators):
 nodes start as followers, a stand-in for the registry (:class:`SimRegistry`) carries the
 changes at fixed heights, every core follows the set in force at each height, and each
 vote and certificate is judged by that set.
+
+Quiet schedules (``Schedule.checkpoint`` set) run the cores as a quiet chain does: a
+height starts only when there is work. Ballots are submitted to honest validators at
+chosen times (and gossiped over the same hostile network); the run lasts
+``Schedule.until`` simulated seconds and checks, besides safety: every ballot final
+within a bound after max(submission, GST); no empty block decided while no ballot was
+outstanding unless the checkpoint interval had passed since the previous block
+(schedules without Byzantine validators, who may wake the others at will); and a block
+at least every checkpoint interval plus one height's bound after GST.
 """
 
 from __future__ import annotations
@@ -33,15 +42,17 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ballotledger.election_kit import ElectionKit
 from ledger.assemble import assemble_block
 from ledger.block import Block, CommitCertificate, VoteKind
+from ledger.credentials import CredentialSet
 from ledger.crypto import SigningKey
 from ledger.elections import Elections
 from ledger.errors import LedgerError
-from ledger.genesis import ChainParams, Genesis, ValidatorInfo, ValidatorSet
+from ledger.genesis import ChainParams, ElectionDef, Genesis, ValidatorInfo, ValidatorSet
 from ledger.hashing import keccak256
 from ledger.rules import apply_block, validators_at
 from ledger.state import ChainTip
@@ -87,6 +98,8 @@ SIM_TIMEOUTS = TimeoutParams(
     gossip=1.0,
 )
 DELTA = 0.1  # maximum message delay after GST
+ELECTION_ID = "sim-election"
+VOTERS = 64  # ballots a quiet schedule may submit
 
 
 class SimulationFailure(AssertionError):
@@ -95,7 +108,9 @@ class SimulationFailure(AssertionError):
 
 # --- the ledger side ----------------------------------------------------------------
 _KEYS: dict[int, SigningKey] = {}
-_GENESIS: dict[tuple[int, tuple[int, ...] | None, bool], Genesis] = {}
+_GENESIS: dict[tuple[int, tuple[int, ...] | None, bool, bool], Genesis] = {}
+_VOTERS = [SigningKey.from_seed(f"sim-voter-{i}".encode()) for i in range(VOTERS)]
+_CREDENTIALS = CredentialSet([k.public_key for k in _VOTERS])
 
 
 def validator_key(i: int) -> SigningKey:
@@ -104,11 +119,20 @@ def validator_key(i: int) -> SigningKey:
     return _KEYS[i]
 
 
-def make_genesis(n: int, powers: tuple[int, ...] | None = None, contracts: bool = False) -> Genesis:
+def make_genesis(n: int, powers: tuple[int, ...] | None = None, contracts: bool = False, *,
+                 election: bool = False) -> Genesis:
     """A chain of ``n`` validators, of equal power unless ``powers`` says otherwise
-    (``contracts``: with a registry, here :class:`SimRegistry`)."""
-    if (n, powers, contracts) in _GENESIS:
-        return _GENESIS[(n, powers, contracts)]
+    (``contracts``: with a registry, here :class:`SimRegistry`; ``election``: one
+    plaintext election open throughout, for quiet schedules' ballots)."""
+    if (n, powers, contracts, election) in _GENESIS:
+        return _GENESIS[(n, powers, contracts, election)]
+    elections = (
+        ElectionDef(
+            election_id=ELECTION_ID, question="Quiet?", choices=("yes", "no"),
+            credential_root=_CREDENTIALS.root, credential_count=len(_CREDENTIALS),
+            opens_at_ms=GENESIS_TIME_MS, closes_at_ms=GENESIS_TIME_MS + 10**9, revoting="first-counts",
+        ),
+    ) if election else ()
     validators = ValidatorSet(
         tuple(
             ValidatorInfo(f"v{i}", validator_key(i).public_key, 1 if powers is None else powers[i])
@@ -121,9 +145,9 @@ def make_genesis(n: int, powers: tuple[int, ...] | None = None, contracts: bool 
         authority=SigningKey.from_seed(b"sim-authority").public_key,
         validators=validators,
         params=ChainParams(contracts=contracts),
-        elections=(),
+        elections=elections,
     )
-    _GENESIS[(n, powers, contracts)] = genesis
+    _GENESIS[(n, powers, contracts, election)] = genesis
     return genesis
 
 
@@ -162,6 +186,12 @@ class SimRegistry:
         return _Executed(self._root(height))
 
 
+def sim_ballot(genesis: Genesis, voter: int) -> bytes:
+    """Voter ``voter``'s ballot in the quiet schedules' election."""
+    kit = ElectionKit(genesis, [], SigningKey.from_seed(b"sim-authority"), _VOTERS, _CREDENTIALS, ELECTION_ID)
+    return kit.ballot(voter, voter % 2).encode()
+
+
 class DictView:
     """A LedgerView over two dicts: what the chain so far counted and logged."""
 
@@ -189,13 +219,25 @@ class SimApp:
         self.last_cert: CommitCertificate | None = None
         self._valid: dict[tuple[bytes, bytes], bool] = {}
         self._hashes: dict[bytes, bytes] = {}
+        self.pending: dict[bytes, bytes] = {}  # this node's mempool: tracking code -> ballot
+
+    def add_ballot(self, raw: bytes) -> bool:
+        """Into the mempool unless already there or final; True if it is new here."""
+        code = keccak256(raw)
+        if code in self.pending or code in self.view.ballots:
+            return False
+        self.pending[code] = raw
+        return True
+
+    def has_work(self, height: int) -> bool:
+        return bool(self.pending)
 
     def build_block(self, height: int, round: int, *, time_shift: int = 0) -> bytes:
         assert height == self.tip.height + 1, (height, self.tip.height)
         block = assemble_block(
             self.genesis,
             self.tip,
-            (),
+            list(self.pending.values()),
             time_ms=self.clock_ms() + time_shift,
             proposer=self.proposer,
             last_commit=self.last_cert,
@@ -256,6 +298,7 @@ class SimApp:
             self.view.counted[(counted.election.election_id, counted.envelope.credential)] = counted.tracking_code
         for checked in effects.ballots:
             self.view.ballots.add(checked.tracking_code)
+            self.pending.pop(checked.tracking_code, None)
         self.tip = effects.tip
         self.last_cert = cert
 
@@ -301,6 +344,12 @@ class Schedule:
     # nodes n .. n + extra - 1 start outside the set (followers).
     changes: tuple[tuple[int, int | None, int | None], ...] = ()
     extra: int = 0
+    # Quiet chain: the checkpoint interval (None: a block every commit timeout, and the run
+    # ends at the target height), ballots submitted as (time, validator), and how long
+    # the run lasts.
+    checkpoint: float | None = None
+    submissions: tuple[tuple[float, int], ...] = ()
+    until: float = 0.0
 
     @property
     def f(self) -> int:
@@ -370,6 +419,31 @@ def random_schedule(rng: random.Random, seed: int) -> Schedule:
     )
 
 
+def quiet_schedule(rng: random.Random, seed: int) -> Schedule:
+    """A quiet-chain schedule: faults as ``random_schedule`` draws them, a few ballots
+    with idle gaps between them, each submitted to an honest validator that never crashes
+    (a crash loses its mempool, as a node's does). The checkpoint interval is short (its
+    cadence is checked) or longer than the run (ballots must be final without its help)."""
+    base = random_schedule(rng, seed)
+    checkpoint = rng.choice([5.0, 1000.0])
+    crashed = {c.node for c in base.crashes}
+    byzantine = {i for i, _ in base.byzantine}
+    holders = [i for i in range(base.n) if i not in crashed and i not in byzantine]
+    at = 0.0
+    submissions = []
+    for _ in range(rng.randint(1, 6)):
+        at += rng.choice([rng.uniform(0.0, 0.5), rng.uniform(0.5, 15.0)])
+        submissions.append((at, rng.choice(holders)))
+    return replace(base, checkpoint=checkpoint, submissions=tuple(submissions),
+                   until=quiet_run_length(checkpoint, at, base.effective_gst()))
+
+
+def quiet_run_length(checkpoint: float, last_submission: float, gst: float) -> float:
+    """Long enough for every ballot's finality bound to pass with a long checkpoint
+    interval; with a short one (its cadence is what is checked) eight intervals."""
+    return max(last_submission, gst) + (250.0 if checkpoint > 100 else 8 * checkpoint)
+
+
 # --- the simulation ----------------------------------------------------------------
 @dataclass
 class SimNode:
@@ -403,6 +477,11 @@ class SyncReply:
     blocks: tuple[tuple[bytes, CommitCertificate], ...]
 
 
+@dataclass(frozen=True)
+class BallotGossip:
+    raw: bytes
+
+
 @dataclass
 class Result:
     schedule: Schedule
@@ -418,8 +497,13 @@ class Simulation:
     def __init__(self, schedule: Schedule, *, timeouts: TimeoutParams = SIM_TIMEOUTS) -> None:
         self.s = schedule
         self.rng = random.Random(schedule.seed)
-        self.timeouts = timeouts
-        self.genesis = make_genesis(schedule.n, schedule.powers, contracts=bool(schedule.changes))
+        self.quiet = schedule.checkpoint is not None
+        self.timeouts = replace(timeouts, checkpoint=schedule.checkpoint) if self.quiet else timeouts
+        self.genesis = make_genesis(schedule.n, schedule.powers, contracts=bool(schedule.changes), election=self.quiet)
+        self.ballots = [sim_ballot(self.genesis, k) for k in range(len(schedule.submissions))]
+        self.final_at: dict[bytes, float] = {}  # tracking code -> first honest decision
+        self.first_decided: dict[int, tuple[float, bool]] = {}  # height -> (time, empty)
+        self._gst_bound = 0.0  # progress_bound() as it stood at GST
         self.validators = self.genesis.validators
         self.total = schedule.n + schedule.extra
         changes = tuple(
@@ -598,6 +682,11 @@ class Simulation:
             first = self.decided.setdefault(d.height, d.block)
             if first != d.block:
                 self._fail(f"agreement violated at height {d.height} (node {node.index})")
+            if d.height not in self.first_decided:
+                ballots = Block.decode(d.block).ballots
+                self.first_decided[d.height] = (self.now, not ballots)
+                for raw in ballots:
+                    self.final_at.setdefault(keccak256(raw), self.now)
 
     # --- Byzantine behaviours ----------------------------------------------------------------
     def _byzantine_broadcast(self, node: SimNode, m: Message) -> None:
@@ -690,6 +779,10 @@ class Simulation:
                 if node.core is not None and cert.height == node.core.height:
                     self._perform(node, node.core.on_commit(block, cert))
             return
+        if isinstance(payload, BallotGossip):
+            if node.app.add_ballot(payload.raw):
+                self._perform(node, core.on_work())
+            return
         m = self._decode(payload)
         if m is None:
             self._count("undecodable")
@@ -699,6 +792,18 @@ class Simulation:
             node.sync_until = self.now + 1.0
             self._send(dst, src, SyncRequest(core.height))
         self._perform(node, core.on_message(m))
+
+    def _submit(self, k: int, i: int) -> None:
+        """Ballot ``k`` reaches validator ``i`` (as through its RPC), which gossips it."""
+        node = self.nodes[i]
+        if not node.up or node.core is None:
+            self._fail(f"ballot {k} submitted to validator {i} while it is down")
+        raw = self.ballots[k]
+        if node.app.add_ballot(raw):
+            for dst in range(self.s.n):
+                if dst != i:
+                    self._send(i, dst, BallotGossip(raw))
+            self._perform(node, node.core.on_work())
 
     def _crash(self, c: Crash) -> None:
         node = self.nodes[c.node]
@@ -745,9 +850,32 @@ class Simulation:
         heights = max(self.target - low, 1)
         return catch_up + first + (heights - 1) * (later + t.commit + 2 * DELTA)
 
+    def height_bound(self) -> float:
+        """Simulated seconds a height may take after GST once some honest validator has
+        work: f+2 rounds (from round 0: a quiet height starts there), a gossip period for
+        a vote that woke no one, and a proposal timeout for the first waker's wait."""
+        t = self.timeouts
+        per_round = t.propose + t.prevote + t.precommit + 6 * DELTA
+        per_delta = t.propose_delta + t.prevote_delta + t.precommit_delta
+        rounds = sum(per_round + per_delta * r for r in range(self.s.f + 2))
+        return t.commit + t.gossip + t.propose + rounds + 4 * DELTA
+
+    def finality_bound(self) -> float:
+        """Simulated seconds after max(submission, GST) within which a ballot is final.
+
+        If gossip lost the ballot before GST, only its holder has it; each height the
+        holder starts rounds, and a block without the ballot goes by, until the holder is
+        the proposer: at most n heights, each within ``height_bound`` (rounds reached
+        before GST lengthen the first one, as in ``progress_bound``)."""
+        return self._gst_bound + (self.s.n + 1) * self.height_bound()
+
     def run(self) -> Result:
         for c in self.s.crashes:
             self._push(c.at, "crash", c)
+        for k, (at, i) in enumerate(self.s.submissions):
+            self._push(at, "submit", (k, i))
+        if self.quiet:
+            self._push(self.s.until, "end", None)
         self._push(self.gst, "gst", None)
         for node in self.nodes:
             node.core = self._new_core(node)
@@ -772,17 +900,25 @@ class Simulation:
                 self._crash(payload)
             elif kind == "restart":
                 self._restart(payload)
+            elif kind == "submit":
+                self._submit(*payload)
+            elif kind == "end":
+                break
+            elif kind == "gst" and self.quiet:
+                self._gst_bound = self.progress_bound()
             elif kind == "gst":
                 # Progress must be shown after GST too: two heights past the best one.
                 best = max(n.height for n in self.nodes if n.honest)
                 self.target = max(self.target, best + 2)
                 deadline = self.gst + self.progress_bound()
-            if self.now >= self.gst and self._done():
+            if not self.quiet and self.now >= self.gst and self._done():
                 reached_at = self.now
                 break
             if self.events > 2_000_000:  # pragma: no cover - a runaway would be a bug
                 self._fail("runaway simulation")
-        if reached_at is None and not self._done():
+        if self.quiet:
+            self._check_quiet()
+        elif reached_at is None and not self._done():
             heights = {n.index: n.height for n in self.nodes}
             self._fail(f"no progress: heights {heights} at the deadline {deadline}")
         for node in self.nodes:
@@ -798,6 +934,34 @@ class Simulation:
             stats=dict(self.stats),
             reached_at=reached_at,
         )
+
+
+    def _check_quiet(self) -> None:
+        """The quiet-chain properties (see the module doc), at the end of a quiet run."""
+        bound = self.finality_bound()
+        for k, (at, i) in enumerate(self.s.submissions):
+            final = self.final_at.get(keccak256(self.ballots[k]))
+            due = max(at, self.gst) + bound
+            if (final is None and due <= self.now) or (final is not None and final > due):
+                self._fail(f"ballot {k} submitted to {i} at {at:.2f} final at {final}, due by {due:.2f}")
+        checkpoint = self.s.checkpoint
+        assert checkpoint is not None
+        finals = [(at, self.final_at.get(keccak256(raw), float("inf")))
+                  for (at, _), raw in zip(self.s.submissions, self.ballots, strict=True)]
+        previous = 0.0
+        for height in sorted(self.first_decided):
+            decided, empty = self.first_decided[height]
+            outstanding = any(at <= decided and final > previous for at, final in finals)
+            if not self.s.byzantine and empty and not outstanding and (
+                decided - previous < checkpoint - self.timeouts.commit
+            ):
+                self._fail(f"empty block {height} decided {decided - previous:.2f}s after the previous with "
+                           f"nothing pending (checkpoint interval {checkpoint})")
+            if previous >= self.gst and decided - previous > checkpoint + self.height_bound():
+                self._fail(f"no block for {decided - previous:.2f}s before height {height} after GST")
+            previous = decided
+        if self.now - max(previous, self.gst) > checkpoint + self.height_bound():
+            self._fail(f"the chain went quiet for good: last decision at {previous:.2f}, run ended {self.now:.2f}")
 
 
 def simulate(schedule: Schedule, **kwargs: Any) -> Result:

@@ -41,12 +41,15 @@ from node.consensus.messages import Message, Proposal, Vote, decode_message, enc
 from tests.consensus.simulator import (
     BEHAVIOURS,
     CHAIN_ID,
+    SIM_TIMEOUTS,
     Crash,
     Partition,
     Schedule,
     Simulation,
     faulty_within_bounds,
     make_genesis,
+    quiet_run_length,
+    quiet_schedule,
     random_schedule,
     validator_key,
 )
@@ -74,6 +77,9 @@ class FakeApp:
 
     def block_hash(self, block: bytes) -> bytes:
         return keccak256(block)
+
+    def has_work(self, height: int) -> bool:
+        return False
 
 
 def make_core(
@@ -776,3 +782,132 @@ def test_core_quorums_refuse_exactly_two_thirds_and_accept_just_above(powers: tu
         core = _follower(powers)
         feed(core, *(vote(i, PV, 3, None) for i in signers))
         assert (core.round == 3) is enough, (signers, "L55")
+
+
+# --- quiet chains: a height starts when there is work ----------------------------------------
+QUIET = replace(T, checkpoint=30.0)
+
+
+class IdleApp(FakeApp):
+    """A FakeApp whose mempool is empty unless ``work`` is set."""
+
+    def __init__(self, work: bool = False) -> None:
+        super().__init__()
+        self.work = work
+
+    def has_work(self, height: int) -> bool:
+        return self.work
+
+
+def quiet_core(index: int, app: IdleApp | None = None) -> tuple[ConsensusCore, list[Output]]:
+    core = ConsensusCore(chain_id=CHAIN_ID, validators=VALIDATORS, index=index, key=validator_key(index),
+                         height=1, app=app or IdleApp(), timeouts=QUIET)
+    return core, core.start()
+
+
+def decide_height_1(core: ConsensusCore) -> None:
+    """Round 0 of height 1 decides V by the proposal and three precommits."""
+    feed(core, proposal(0, V), *(vote(i, PC, 0, V) for i in range(N) if i != core.index))
+    assert core.height == 2 and core.step == Step.NEW_HEIGHT
+
+
+def test_quiet_core_waits_without_timers_until_work() -> None:
+    """With nothing pending a validator neither proposes nor runs a round timeout; work
+    starts round 0 (the proposer proposes at once). Fails when ``_begin_height`` always
+    starts round 0 (the proposer proposes an empty block as the height begins)."""
+    core, outs = quiet_core(1)  # validator 1 proposes (1, 0)
+    assert core.step == Step.WAIT and not sent(outs) and not [o for o in outs if isinstance(o, Persist)]
+    assert {o.step for o in outs if isinstance(o, ScheduleTimeout)} == {TimerKind.GOSSIP, TimerKind.CHECKPOINT}
+    assert not sent(core.on_timeout(Timeout(1, 0, TimerKind.GOSSIP))) and core.step == Step.WAIT
+    outs = core.on_work()
+    assert core.stats["woken_by_work"] == 1 and core.round == 0
+    assert [m.round for m in sent(outs) if isinstance(m, Proposal)] == [0]
+    assert timers(outs, TimerKind.PROPOSE)
+
+
+def test_quiet_core_is_woken_by_a_peer_and_by_the_checkpoint_timer() -> None:
+    """A vote of this height from another validator starts round 0 (so a validator that
+    never saw the ballot still takes part, and the round progresses by timeouts); with
+    nothing at all the CHECKPOINT timer does, the interval counted from the decision."""
+    core, _ = quiet_core(2)
+    outs = core.on_vote(vote(0, PV, 0, None))
+    assert core.step == Step.PROPOSE and core.stats["woken_by_peer"] == 1
+    assert [o.step for o in outs if isinstance(o, ScheduleTimeout)] == [TimerKind.PROPOSE]
+    idle, outs = quiet_core(2)
+    (checkpoint,) = timers(outs, TimerKind.CHECKPOINT)
+    assert checkpoint.delay_s == 30.0 - QUIET.commit
+    idle.on_timeout(checkpoint.timeout)
+    assert idle.step == Step.PROPOSE and idle.stats["checkpoint"] == 1
+    forged = Vote(CHAIN_ID, PV, 1, 0, b"", 0, bytes(64))  # a bad signature wakes no one
+    waiting, _ = quiet_core(2)
+    waiting.on_vote(forged)
+    assert waiting.step == Step.WAIT
+
+
+def test_quiet_core_starts_a_height_at_once_with_work_or_heard_votes() -> None:
+    """Leftover work when a height begins, or a vote for it heard while the previous one
+    ended, starts round 0 when the NEW_HEIGHT timer fires; nothing pending waits."""
+    busy, _ = quiet_core(2, IdleApp(work=True))
+    assert busy.step == Step.PROPOSE
+    heard, _ = quiet_core(2)
+    heard.on_work()
+    heard.on_vote(vote(3, PV, 0, None, h=2))  # for height 2: buffered, then stored
+    decide_height_1(heard)
+    heard.on_timeout(Timeout(2, 0, TimerKind.NEW_HEIGHT))
+    assert heard.step > Step.WAIT and heard.round == 0
+    quiet, _ = quiet_core(2)
+    quiet.on_work()
+    decide_height_1(quiet)
+    outs = quiet.on_timeout(Timeout(2, 0, TimerKind.NEW_HEIGHT))
+    assert quiet.step == Step.WAIT and timers(outs, TimerKind.CHECKPOINT)
+
+
+def test_quiet_simulations_keep_safety_finality_and_cadence() -> None:
+    """Seeded quiet-chain schedules (faults as in the seeded loop, ballots with idle gaps):
+    the simulator checks safety as always, every ballot final within its bound, no empty
+    block with nothing outstanding before the checkpoint interval, and a block at least
+    every interval plus one height's bound after GST. Fails (tried by hand) when a waiting
+    core ignores other validators' votes ("ballot 0 submitted to 6 at 3.46 final at None,
+    due by 224.80": its holder's nil prevote woke no one), and when ``_begin_height``
+    always starts round 0 ("empty block 3 decided 0.23s after the previous with nothing
+    pending")."""
+    seeds = int(os.environ.get("CONSENSUS_QUIET_SEEDED", "20"))
+    stats: Counter[str] = Counter()
+    for seed in range(seeds):
+        stats.update(Simulation(quiet_schedule(random.Random(seed), seed)).run().stats)
+    assert stats["core_checkpoint"] > 0 and stats["core_woken_by_work"] > 0 and stats["core_woken_by_peer"] > 0
+
+
+def test_quiet_lone_ballot_to_a_non_proposer_is_final_promptly() -> None:
+    """On a calm network a lone ballot submitted to a validator that is not the next
+    proposer reaches the proposer by gossip, which proposes it at once: final within a few
+    message delays, not a proposal timeout."""
+    schedule = Schedule(seed=3, n=4, checkpoint=30.0, submissions=((12.0, 0), (50.0, 3)), until=80.0)
+    sim = Simulation(schedule)
+    sim.run()
+    for raw, (at, _) in zip(sim.ballots, schedule.submissions, strict=True):
+        assert sim.final_at[keccak256(raw)] - at < 5 * 0.1 + SIM_TIMEOUTS.commit
+    heights = sorted(sim.first_decided)
+    assert [sim.first_decided[h][1] for h in heights] == [False, True, False]  # the 30 s checkpoint between
+
+
+@settings(
+    max_examples=max(SCHEDULES // 50, 5),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(schedules(), st.lists(st.tuples(st.floats(0, 15), st.integers(0, 6)), min_size=1, max_size=5),
+       st.sampled_from([5.0, 1000.0]))
+def test_quiet_schedules_keep_safety_and_finality(
+    schedule: Schedule, arrivals: list[tuple[float, int]], checkpoint: float
+) -> None:
+    """Hypothesis-drawn faults with ballots arriving at drawn times at honest validators
+    that stay up: the quiet-chain checks of the simulator hold."""
+    holders = [i for i in range(schedule.n) if i not in dict(schedule.byzantine)
+               and i not in {c.node for c in schedule.crashes}]
+    submissions = tuple(sorted((at, holders[i % len(holders)]) for at, i in arrivals))
+    quiet = replace(schedule, checkpoint=checkpoint, submissions=submissions,
+                    until=quiet_run_length(checkpoint, submissions[-1][0], schedule.effective_gst()))
+    Simulation(quiet).run()

@@ -165,7 +165,10 @@ def test_gateway_run_refuses_a_deep_keys_file_in_one_line(network: Path, tmp_pat
     (lambda t: t.replace("mempool_max = ", "mempool_max = -"), "mempool_max"),
     (lambda t: t.replace('log_format = "plain"', 'log_format = "xml"'), "log_format must be one of"),
     (lambda t: t.replace("log_format =", "log_fromat ="), "unknown key 'log_fromat' in node.toml"),
-], ids=["top-level", "consensus", "missing name", "negative", "log format", "misspelt log format"])
+    (lambda t: t.replace("checkpoint_interval_s = ", "checkpoint_interval_s = -"),
+     "[consensus] checkpoint_interval_s must be 0 or a positive integer"),
+], ids=["top-level", "consensus", "missing name", "negative", "log format", "misspelt log format",
+       "negative checkpoint interval"])
 def test_node_run_refuses_a_misspelt_or_bad_config_key_in_one_line(
     network: Path, tmp_path: Path, edit: Callable[[str], str], expected: str
 ) -> None:

@@ -20,7 +20,10 @@ from node.config import ConsensusTimeouts
 from node.gateway.config import GatewayConfig, add_key
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300, block_interval_ms=100)
+# A quiet chain with a checkpoint block every second (the fault suite's assert_finalizing
+# watches heights grow).
+FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300, block_interval_ms=100,
+                         checkpoint_interval_s=1)
 VOTERS = 400
 MAIN = "board-2026"  # first-counts, open (made by init_network)
 REVOTE = "revote-2026"  # last-counts, open
