@@ -30,7 +30,9 @@ from verifier.rpc_client import RpcClient, RpcError
 
 pytestmark = pytest.mark.integration
 
-FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300, block_interval_ms=100)
+# A checkpoint block every second: these tests follow heights on an otherwise idle chain.
+FAST = ConsensusTimeouts(propose_ms=1000, prevote_ms=400, precommit_ms=400, delta_ms=300, block_interval_ms=100,
+                        checkpoint_interval_s=1)
 VALIDATORS = 4
 FOLLOWER = VALIDATORS  # the follower's index in the localnet
 
