@@ -80,7 +80,7 @@ def node_run(
     import asyncio
     import logging
 
-    from ledger.errors import LedgerError
+    from ledger.errors import LedgerError, StoreError
     from ledger.files import load_genesis
     from node.config import NodeConfig, read_key
     from node.validator import run_node
@@ -92,7 +92,11 @@ def node_run(
     except (LedgerError, OSError) as exc:
         raise refuse("unusable config", exc) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise typer.Exit(asyncio.run(run_node(node_config)))
+    try:
+        code = asyncio.run(run_node(node_config))
+    except StoreError as exc:  # a damaged or foreign data directory, found as it is opened
+        raise refuse("unusable data directory", exc) from None
+    raise typer.Exit(code)
 
 
 @app.command()
