@@ -9,17 +9,20 @@ import time
 
 import pytest
 
-from tests.faults.cluster import PROXIED, SOAK, Cluster
+from tests.faults.cluster import PROXIED, SHARES, Cluster
 
 pytestmark = pytest.mark.integration
 
-KILLS = 40 if SOAK else 3
+KILLS = 2
+# Quorum back to every late ballot final: measured 4.7 s here (catching up, rounds, the
+# backlog); bounded loosely for a loaded machine.
+RECOVERY_MAX_S = 15.0
 
 
-def _kill_at_random_points(cluster: Cluster, rng: random.Random, kills: int) -> list[str]:
+def kill_at_random_points(cluster: Cluster, rng: random.Random, kills: int) -> list[str]:
     done = []
     for _ in range(kills):
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(rng.uniform(0.3, 2.0))
         victim = rng.choice(["gateway", 0, 1, 2, 3])
         if victim == "gateway":
             cluster.kill_gateway()
@@ -39,7 +42,7 @@ def test_kill_9_at_random_points_under_load(cluster: Cluster, fault_seed: int) -
     ballots flow: no fork, nothing final lost, every ballot the gateway took final."""
     rng = random.Random(fault_seed)
     with cluster.scenario("kill -9 under load"):
-        victims = _kill_at_random_points(cluster, rng, KILLS)
+        victims = kill_at_random_points(cluster, rng, KILLS)
     print("killed, in order:", victims)
 
 
@@ -49,7 +52,7 @@ def test_quorum_lost_then_back(cluster: Cluster, fault_seed: int) -> None:
     of them goes final."""
     rng = random.Random(fault_seed + 1)
     victims = rng.sample([i for i in range(4) if i != PROXIED], 2)
-    with cluster.scenario("quorum lost and back"):
+    with cluster.scenario("quorum lost and back", min_share=None):
         time.sleep(1.0)
         for v in victims:
             cluster.kill(v)
@@ -61,3 +64,6 @@ def test_quorum_lost_then_back(cluster: Cluster, fault_seed: int) -> None:
         for v in victims:
             cluster.bring_back(v)
         time.sleep(2.0)
+    late = SHARES[-1].quorum_s - SHARES[-1].finalizing_s
+    print(f"quorum back to every late ballot final: {late:.2f} s")
+    assert late <= RECOVERY_MAX_S, SHARES[-1]
