@@ -62,7 +62,7 @@ PROXIED = 3  # the validator whose links go through proxies
 DEADLINE_S = 3.0
 RATE = 30.0  # ballots/s offered by the load
 TICK_S = 0.1
-VOTERS = 20_000 + (int(RATE * 60 * SOAK_MINUTES * 1.2) if SOAK else 0)
+VOTERS = 8_000 + (int(RATE * 60 * SOAK_MINUTES * 1.2) if SOAK else 0)
 # The share a bounded (CI) scenario must reach. Its quorum time is 5 to 60 s, so 99.9% of
 # it would be 5 to 60 ms, below the observer's 50 ms polling: the soak run holds the
 # figure (tests/faults/test_soak.py). A CI scenario may spend 10% of its quorum time with

@@ -54,7 +54,8 @@ def _fresh_log(cluster: Cluster, index: int) -> Path:
 def test_disk_full_halts_the_validator_cleanly_and_it_recovers(cluster: Cluster) -> None:
     """Writes failing under load halt the validator (exit 3, one critical line naming the
     failed write, no traceback); restarted with room it opens its stores, catches up and
-    votes again, and the cluster's invariants hold throughout."""
+    votes again, and the cluster's invariants hold throughout. Fails when a failed commit
+    is logged and the validator runs on (tried: it never exits, and its peers ban it)."""
     index = 2
     with cluster.scenario("disk full"):
         time.sleep(0.5)
