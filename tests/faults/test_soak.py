@@ -58,11 +58,13 @@ def _one_fault(cluster: Cluster, rng: random.Random) -> str:
 def test_random_faults_for_minutes(cluster: Cluster, fault_seed: int) -> None:
     rng = random.Random(fault_seed + 99)
     done: list[str] = []
-    ends = time.monotonic() + 60 * SOAK_MINUTES
+    began = time.monotonic()
+    ends = began + 60 * SOAK_MINUTES
     with cluster.scenario(f"soak: {SOAK_MINUTES:g} min of random faults", min_share=SOAK_MIN_SHARE):
         while time.monotonic() < ends:
             time.sleep(rng.uniform(2.0, 10.0))
-            done.append(_one_fault(cluster, rng))
+            at = time.monotonic() - began
+            done.append(f"at {at:.1f} s: {_one_fault(cluster, rng)}")
             print(f"{len(done)}: {done[-1]}", flush=True)
             cluster.check_invariants(verify=False, drained=False)
     print(f"{len(done)} faults: {done}")
