@@ -80,6 +80,13 @@ def test_open_refuses_foreign_directories(tmp_path: Path) -> None:
         LedgerStore(tmp_path / "mine", other)
 
 
+def test_a_store_another_process_holds_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Two validators pointed at one data directory: the second is refused (NotAStore),
+    not left with a plyvel error to print as a traceback."""
+    with LedgerStore(tmp_path / "db", K.genesis), pytest.raises(NotAStore, match="could not be opened"):
+        LedgerStore(tmp_path / "db", K.genesis)
+
+
 def _contents(path: Path) -> tuple[int, list[bytes]]:
     with LedgerStore(path, K.genesis) as store:
         return store.height, [store.raw_block(h) + store.raw_certificate(h) for h in range(1, store.height + 1)]
