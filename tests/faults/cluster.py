@@ -65,7 +65,7 @@ TICK_S = 0.1
 VOTERS = 8_000 + (int(RATE * 60 * SOAK_MINUTES * 1.2) if SOAK else 0)
 # The share a bounded (CI) scenario must reach. Its quorum time is 5 to 60 s, so 99.9% of
 # it would be 5 to 60 ms, below the observer's 50 ms polling: the soak run holds the
-# figure (tests/faults/test_soak.py). A CI scenario may spend 10% of its quorum time with
+# figure (tests/faults/test_cluster_soak.py). A CI scenario may spend 10% of its quorum time with
 # a ballot late: measured here, on a 2-core machine other test runs shared, up to 4.7% in
 # the kill -9 scenario (a restarted validator's start-up burst slowing the others); one
 # where finality stops for seconds fails.

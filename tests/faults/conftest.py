@@ -87,16 +87,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 FAULT_SEED_LINE: list[str] = []
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Four validators and a gateway under load, shared by the fault scenarios (each leaves
-    it whole: every validator up, clocks true, links direct)."""
-    made = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
+LIVE: list[Cluster] = []  # the running cluster, if any
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """Four validators and a gateway under load, shared by the fault scenarios that run one
+    after another (each leaves it whole: every validator up, clocks true, links direct),
+    and stopped as soon as the next test does not need it, so its empty blocks do not
+    slow the rest of the suite. One a failed scenario left with a validator down is
+    replaced."""
+    if LIVE and LIVE[0].down:
+        LIVE.pop().close()
+    if not LIVE:
+        made = Cluster(tmp_path_factory.mktemp("cluster"))
+        LIVE.append(made)
         made.start()
-        yield made
-    finally:
-        made.close()
+    return LIVE[0]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if LIVE and (nextitem is None or "cluster" not in getattr(nextitem, "fixturenames", ())):
+        LIVE.pop().close()
+
+
+def pytest_sessionfinish() -> None:
+    while LIVE:
+        LIVE.pop().close()
 
 
 @pytest.fixture(scope="session")
