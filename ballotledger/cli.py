@@ -99,7 +99,7 @@ def node_run(
     """Run one validator (or, with role = "follower", a follower) until SIGINT or SIGTERM."""
     import asyncio
 
-    from ledger.errors import LedgerError
+    from ledger.errors import LedgerError, StoreError
     from ledger.files import load_genesis
     from node.config import ConfigError, NodeConfig, load_node_key
     from node.logs import configure
@@ -119,6 +119,8 @@ def node_run(
         code = asyncio.run(run_node(node_config, key))
     except ConfigError as exc:  # what only the chain tells (a follower holding a validator's key)
         raise refuse("unusable config", exc) from None
+    except StoreError as exc:  # a damaged or foreign data directory, found as it is opened
+        raise refuse("unusable data directory", exc) from None
     raise typer.Exit(code)
 
 

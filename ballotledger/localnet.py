@@ -6,12 +6,15 @@ benchmark. Each node is a real ``ballotledger node run`` process with its own Le
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,11 @@ def init_gateway(directory: Path) -> Path:
     return path
 
 
+def _limit_file_size(max_bytes: int) -> None:
+    # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG instead of killing.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
 class Localnet:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -140,15 +148,21 @@ class Localnet:
     def __len__(self) -> int:
         return len(self.configs)
 
-    def start(self, index: int | None = None) -> None:
+    def start(
+        self, index: int | None = None, *, env: Mapping[str, str] | None = None, max_file_bytes: int | None = None
+    ) -> None:
+        """Start node ``index`` (or every node not running). ``env``: extra environment
+        variables; ``max_file_bytes``: RLIMIT_FSIZE of the process, so that writing any file
+        past that size fails with EFBIG, as on a full disk (the fault suite's)."""
+        limit = None if max_file_bytes is None else functools.partial(_limit_file_size, max_file_bytes)
         for i in range(len(self.configs)) if index is None else [index]:
             if i in self.procs and self.procs[i].poll() is None:
                 continue
             log = (self.configs[i].parent / "node.log").open("ab")
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+            child_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
             self.procs[i] = subprocess.Popen(
                 [sys.executable, "-m", "ballotledger", "node", "run", "--config", str(self.configs[i])],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+                stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=str(ROOT), preexec_fn=limit,
             )
             log.close()
 

@@ -165,9 +165,9 @@ class LevelStateDB(BaseAtomicDB):
 
     @classmethod
     def open(cls, path: str, *, sync: bool = False) -> LevelStateDB:
-        import plyvel
+        from ledger.store import open_checked
 
-        raw = plyvel.DB(str(path), create_if_missing=True)
+        raw = open_checked(path, "the contract state", create_if_missing=True)
         db = cls(raw, sync=sync)
         db._owned = raw
         return db

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -89,8 +90,13 @@ def _timeout_params(config: NodeConfig) -> TimeoutParams:
     )
 
 
+# Shifts this process's clock: how the fault suite runs a validator whose clock is off.
+CLOCK_OFFSET_ENV = "BALLOT_LEDGER_CLOCK_OFFSET_MS"
+_CLOCK_OFFSET_MS = int(os.environ.get(CLOCK_OFFSET_ENV) or 0)
+
+
 def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
+    return int(time.time() * 1000) + _CLOCK_OFFSET_MS
 
 
 class ValidatorNode:

@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import plyvel
-
 from ledger.errors import StoreCorrupt
+from ledger.store import open_checked
 
 _KEY = struct.Struct(">QQ")  # height, sequence
 
@@ -22,7 +21,8 @@ _KEY = struct.Struct(">QQ")  # height, sequence
 class SigningLog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
-        self._db = plyvel.DB(str(path), create_if_missing=True)
+        # A record silently dropped at open would let a restart sign a conflicting vote.
+        self._db = open_checked(path, "the signing log", create_if_missing=True)
         last = None
         with self._db.iterator(reverse=True, include_value=False) as it:
             for key in it:

@@ -3,6 +3,8 @@ slow-client probes finish quickly; every test reads their logs for tracebacks.""
 
 from __future__ import annotations
 
+import os
+import random
 import time
 import tomllib
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import tomli_w
 
 from ballotledger.localnet import Localnet
 from ballotledger.netsetup import init_network
+from tests.faults.cluster import SHARES, Cluster, describe
 from tests.gateway.harness import FAST, GatewayProc
 from verifier.rpc_client import RpcClient
 
@@ -79,3 +82,53 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield Served(net, gateway)
         finally:
             gateway.stop()
+
+
+FAULT_SEED_LINE: list[str] = []
+
+
+LIVE: list[Cluster] = []  # the running cluster, if any
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """Four validators and a gateway under load, shared by the fault scenarios that run one
+    after another (each leaves it whole: every validator up, clocks true, links direct),
+    and stopped as soon as the next test does not need it, so its empty blocks do not
+    slow the rest of the suite. One a failed scenario left with a validator down is
+    replaced."""
+    if LIVE and LIVE[0].down:
+        LIVE.pop().close()
+    if not LIVE:
+        made = Cluster(tmp_path_factory.mktemp("cluster"))
+        LIVE.append(made)
+        made.start()
+    return LIVE[0]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if LIVE and (nextitem is None or "cluster" not in getattr(nextitem, "fixturenames", ())):
+        LIVE.pop().close()
+
+
+def pytest_sessionfinish() -> None:
+    while LIVE:
+        LIVE.pop().close()
+
+
+@pytest.fixture(scope="session")
+def fault_seed() -> int:
+    """The seed of the scenarios' random choices: BALLOT_LEDGER_FAULT_SEED, else drawn and
+    printed, so a failing run can be repeated."""
+    seed = int(os.environ.get("BALLOT_LEDGER_FAULT_SEED") or random.randrange(1 << 32))
+    FAULT_SEED_LINE.append(f"fault suite seed: BALLOT_LEDGER_FAULT_SEED={seed}")
+    print(FAULT_SEED_LINE[-1])
+    return seed
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault suite's availability share (tests.faults.cluster), when scenarios ran."""
+    for line in describe(SHARES):
+        terminalreporter.write_line(line)
+    if SHARES and FAULT_SEED_LINE:
+        terminalreporter.write_line(FAULT_SEED_LINE[0])
