@@ -300,7 +300,7 @@ class LedgerStore:
         log.warning("transaction index lacks blocks %d to %d (a store of an older layout): indexing them now",
                     first, self._tip.height)
         while self._tx_indexed < self._tip.height:
-            self.index_transactions()
+            self.index_transactions(TX_INDEX_BATCH_BLOCKS)
             log.info("transaction index at block %d of %d", self._tx_indexed, self._tip.height)
         log.warning("transaction index caught up: %d blocks in %.1f s",
                     self._tip.height - first + 1, time.monotonic() - started)
