@@ -226,8 +226,7 @@ def test_the_index_answers_every_log_query_as_a_full_scan_does(
     answers exactly as a scan of every block of its range, with the index written as the
     blocks committed, and again with the index lost above a random height (or wholly, as
     a store of the older layout) and caught up when the store is opened.
-    Fails when the store's range read stops one height short (tried: ``stop`` at ``hi``),
-    and when candidate_heights forgets the genesis call at height 0 (tried)."""
+    Fails when the store's range read stops one height short (tried: ``stop`` at ``hi``)."""
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / "db"
         chain = ContractChain(path)
@@ -276,7 +275,7 @@ def test_a_store_missing_index_entries_catches_up_when_opened(
     the store catches it up, logged, in batches that each keep their progress, and every
     query answers what a from-scratch build answers.
     Fails when the store does not catch up when opened (tried: the call removed; the
-    PhaseChanged and result logs of blocks 6 and 9 go missing)."""
+    index stops at block 4 and the hashes of block 5 on are not found)."""
     with LedgerStore(election_chain, G) as store:
         before = EthMethods(HeaderSource(store), ENGINE)
         expected = [_finish(before.filters.get_logs(q)) for q in ELECTION_QUERIES]
@@ -344,8 +343,9 @@ def test_the_index_survives_kill_9_while_committing_and_while_catching_up(tmp_pa
     """A writer committing blocks, and a store catching its index up in batches of 7
     blocks, are SIGKILLed at random instants: the index is never ahead of its entries,
     and once the store is opened again it answers exactly as a from-scratch scan.
-    Fails when a catch-up batch writes its height before its entries, in a batch of its
-    own (tried: 2 of 4 rounds then lost entries for good)."""
+    Fails when a catch-up batch writes its height before its entries, in a write of its
+    own, and when a commit writes the index in a batch after the block's (tried each:
+    3 runs of 3 failed)."""
     rng = random.Random(16)
     path = tmp_path / "db"
     rounds = int(os.environ.get("CRASH_ROUNDS", "4"))
