@@ -362,10 +362,9 @@ class LedgerStore:
 def transactions_of(raw_block: bytes) -> tuple[bytes, ...]:
     """A stored block's transactions, its header and ballots skipped over unread (a block
     is ``[header, ballots, transactions, last commit]``, :meth:`ledger.block.Block.encode`)."""
-    end = len(raw_block)
-    _, pos, end = codec.read_header(raw_block, 0, end)
-    for _field in range(2):
-        _, _start, pos = codec.read_header(raw_block, pos, end)
+    _, pos, end = codec.read_header(raw_block, 0, len(raw_block))
+    for _ in range(2):
+        _, _, pos = codec.read_header(raw_block, pos, end)
     is_list, _, stop = codec.read_header(raw_block, pos, end)
     if not is_list:
         raise StoreCorrupt("a stored block's transactions are not a list")
