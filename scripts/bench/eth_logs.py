@@ -15,7 +15,7 @@ every block full); at the 2,000 ballots/s four validators sustain (README, `netw
 with a block every ~0.3 s (the 250 ms block interval plus a round on loopback), the
 ballots alone fill ~1,700 blocks; but validators make a block every interval whether or
 not ballots come, so an election open for a day spans ~288,000 blocks whatever its
-ballots. Full mode builds that day (288,000 blocks, about 20 minutes of building);
+ballots. Full mode builds that day (288,000 blocks: 72 minutes of building on a shared 2-core machine);
 ``--quick`` builds 3,000.
 
 The query is the one an indexer makes for an election: ``{address: registry, topics:
