@@ -75,7 +75,6 @@ from contracts import (
     revert_reason,
 )
 from contracts.ceremony import Ceremony, check_trustee_call, read_ceremony
-from ledger import codec
 from ledger.ballot import BallotEnvelope
 from ledger.block import Block
 from ledger.crypto import SigningKey, address_of
@@ -83,6 +82,7 @@ from ledger.elections import Elections
 from ledger.errors import LedgerError
 from ledger.genesis import ElectionDef, Genesis
 from ledger.hashing import ZERO_HASH, keccak256, tag, tagged_hash
+from ledger.tx_index import system_call_hash  # the index finds checkpoint calls by it
 from ledger.validators import BadValidatorChange, ValidatorChange, ValidatorSchedule
 
 # py-evm needs EVM_RECURSION_LIMIT (1024 nested calls' worth of frames) and raises the
@@ -100,7 +100,6 @@ CALL_GAS = 50_000_000  # eth_call cap
 MAX_TRANSACTION_BYTES = 128 * 1024
 ALLOWED_TX_TYPES = (0, 1, 2)  # legacy (EIP-155 only), EIP-2930, EIP-1559; no blobs
 EVM_CHAIN_ID_TAG = tag("evm-chain-id/v1")
-SYSTEM_CALL_TAG = tag("evm-system-call/v1")
 EMPTY_CODE_HASH = bytes(EMPTY_SHA3)
 
 _VM = CancunVM
@@ -287,12 +286,6 @@ class BlockExecution:
     state_root: bytes
     outcomes: tuple[TxOutcome, ...]  # the block's transactions in order, then the system call
     gas_used: int
-
-
-def system_call_hash(chain_id: str, height: int) -> bytes:
-    """The pseudo transaction hash of block ``height``'s checkpoint call (what the RPC
-    shows; from the chain id and height alone, so it is known without executing)."""
-    return tagged_hash(SYSTEM_CALL_TAG, codec.encode([chain_id.encode(), codec.int_bytes(height)]))
 
 
 def checkpoint_log(height: int, log_size: int, log_root: bytes) -> EvmLog:

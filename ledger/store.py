@@ -3,38 +3,54 @@
 Each block is committed with one synced WriteBatch, so after a crash at any instant the
 store holds exactly the blocks up to the last completed commit. It knows nothing of the
 rules: :mod:`ledger.chain` checks a block before handing its effects here.
+
+The transaction index (:mod:`ledger.tx_index`) is written in the block's own batch, with
+the height it is complete to. A store of an older layout (blocks without index entries)
+catches up when opened, in bounded batches, each with the height it reached, so an
+interrupted catch-up resumes where it stopped; no reader ever builds it.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
-from ledger import merkle
+from ledger import codec, merkle
 from ledger.block import Block, BlockHeader, Checkpoint, CommitCertificate
 from ledger.errors import BadTreeRange, LedgerError, NotAStore, StoreChainMismatch, StoreCorrupt, StoreError
 from ledger.genesis import Genesis
 from ledger.rules import BlockEffects
 from ledger.state import ChainTip
+from ledger.tx_index import presented_hashes
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"ballot-ledger/store/v1"
 _K_MAGIC = b"\x00meta/magic"
 _K_GENESIS = b"\x00meta/genesis"
 _K_TIP = b"\x00meta/tip"
+_K_TX_INDEXED = b"\x00meta/tx-index"  # the height the transaction index is complete to
 _P_BLOCK = b"b"
 _P_CERT = b"c"
 _P_HASH = b"h"
 _P_NODE = b"m"
 _P_TRACK = b"t"
 _P_USE = b"u"
+_P_TX = b"x"  # transaction hash -> (height, position)
+_P_TX_BLOCK = b"w"  # height -> b"": the block holds authority transactions
 _U64 = struct.Struct(">Q")
 _TRACK = struct.Struct(">QQ")
+#: Blocks one catch-up batch of the transaction index covers (~50 bytes a block without
+#: transactions), so catching up holds little in memory and keeps its progress.
+TX_INDEX_BATCH_BLOCKS = 20_000
 # Upper tree levels are few and read by every proof: keep them in memory.
 _CACHED_LEVEL = 8
 
@@ -139,6 +155,10 @@ class LedgerStore:
                 self._initialise()
             self._check_identity()
             self._tip = ChainTip.decode(self._get(_K_TIP, "chain tip"))
+            raw_indexed = self._db.get(_K_TX_INDEXED)
+            # Absent: a store of the layout before the index, whose blocks all lack it.
+            self._tx_indexed = 0 if raw_indexed is None else int(_U64.unpack(raw_indexed)[0])
+            self._catch_up_tx_index()
         except BaseException:
             self._db.close()
             raise
@@ -150,6 +170,7 @@ class LedgerStore:
             wb.put(_K_MAGIC, MAGIC)
             wb.put(_K_GENESIS, self.genesis.encode())
             wb.put(_K_TIP, (self._genesis_tip or ChainTip.at_genesis(self.genesis)).encode())
+            wb.put(_K_TX_INDEXED, _U64.pack(0))
 
     def _check_identity(self) -> None:
         magic = self._read(_K_MAGIC)
@@ -223,8 +244,12 @@ class LedgerStore:
                 wb.put(_P_TRACK + checked.tracking_code, _TRACK.pack(effects.first_log_index + offset, height))
             for checked in effects.counted:
                 wb.put(_use_key(checked.election.election_id, checked.envelope.credential), checked.tracking_code)
+            self._put_tx_index(wb, height, block.transactions)
+            indexed = height if self._tx_indexed == height - 1 else self._tx_indexed
+            wb.put(_K_TX_INDEXED, _U64.pack(indexed))
             wb.put(_K_TIP, effects.tip.encode())
         self._tip = effects.tip
+        self._tx_indexed = indexed
 
     def block(self, height: int) -> Block:
         return Block.decode(self._get(_P_BLOCK + _U64.pack(height), f"block {height}"))
@@ -255,6 +280,77 @@ class LedgerStore:
         """(block, certificate) encodings from ``start`` to the tip."""
         for h in range(start, self._tip.height + 1):
             yield self.raw_block(h), self.raw_certificate(h)
+
+    # --- the transaction index (ledger.tx_index) ------------------------------------------
+    @property
+    def tx_indexed_height(self) -> int:
+        """The height the transaction index is complete to (the tip, once open)."""
+        return self._tx_indexed
+
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(height, position) of the transaction with this hash among those its block
+        presents (:func:`ledger.tx_index.presented_hashes`), if a committed block has it."""
+        raw = self._db.get(_P_TX + tx_hash)
+        if raw is None:
+            return None
+        height, position = _TRACK.unpack(raw)
+        return int(height), int(position)
+
+    def heights_with_transactions(self, lo: int, hi: int, limit: int) -> list[int]:
+        """The heights from ``lo`` to ``hi`` whose blocks hold authority transactions, in
+        order, at most ``limit`` of them (the caller tells a range with more by asking
+        for one more than it serves)."""
+        out: list[int] = []
+        hi = min(hi, self._tip.height)
+        if hi < lo or limit <= 0:
+            return out
+        keys = self._db.iterator(start=_P_TX_BLOCK + _U64.pack(lo), stop=_P_TX_BLOCK + _U64.pack(hi + 1),
+                                 include_value=False)
+        for key in keys:
+            out.append(int(_U64.unpack(key[1:])[0]))
+            if len(out) >= limit:
+                break
+        return out
+
+    def _put_tx_index(self, wb: plyvel.WriteBatch, height: int, transactions: Sequence[bytes]) -> None:
+        for position, tx_hash in enumerate(presented_hashes(self.genesis.chain_id, height, transactions)):
+            wb.put(_P_TX + tx_hash, _TRACK.pack(height, position))
+        if transactions:
+            wb.put(_P_TX_BLOCK + _U64.pack(height), b"")
+
+    def index_transactions(self, max_blocks: int = TX_INDEX_BATCH_BLOCKS) -> int:
+        """Index the next at most ``max_blocks`` blocks the index lacks, in one synced batch
+        with the height reached (writing an entry again is harmless); return that height."""
+        start = self._tx_indexed + 1
+        end = min(self._tip.height, self._tx_indexed + max_blocks)
+        if end < start:
+            return self._tx_indexed
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            blocks = self._db.iterator(start=_P_BLOCK + _U64.pack(start), stop=_P_BLOCK + _U64.pack(end + 1))
+            expected = start
+            for key, raw in blocks:
+                height = int(_U64.unpack(key[1:])[0])
+                if height != expected:
+                    raise StoreCorrupt(f"store is missing block {expected}")
+                self._put_tx_index(wb, height, transactions_of(raw))
+                expected += 1
+            if expected != end + 1:
+                raise StoreCorrupt(f"store is missing block {expected}")
+            wb.put(_K_TX_INDEXED, _U64.pack(end))
+        self._tx_indexed = end
+        return end
+
+    def _catch_up_tx_index(self) -> None:
+        if self._tx_indexed >= self._tip.height:
+            return
+        first, started = self._tx_indexed + 1, time.monotonic()
+        log.warning("transaction index lacks blocks %d to %d (a store of an older layout): indexing them now",
+                    first, self._tip.height)
+        while self._tx_indexed < self._tip.height:
+            self.index_transactions(TX_INDEX_BATCH_BLOCKS)
+            log.info("transaction index at block %d of %d", self._tx_indexed, self._tip.height)
+        log.warning("transaction index caught up: %d blocks in %.1f s",
+                    self._tip.height - first + 1, time.monotonic() - started)
 
     # --- LedgerView -------------------------------------------------------------------
     def counted_ballot(self, election_id: str, credential: bytes) -> bytes | None:
@@ -308,6 +404,18 @@ class LedgerStore:
     def log_root(self, size: int) -> bytes:
         self._check_size(size)
         return merkle.root_from(self, size)
+
+
+def transactions_of(raw_block: bytes) -> tuple[bytes, ...]:
+    """A stored block's transactions, its header and ballots skipped over unread (a block
+    is ``[header, ballots, transactions, last commit]``, :meth:`ledger.block.Block.encode`)."""
+    _, pos, end = codec.read_header(raw_block, 0, len(raw_block))
+    for _ in range(2):
+        _, _, pos = codec.read_header(raw_block, pos, end)
+    is_list, _, stop = codec.read_header(raw_block, pos, end)
+    if not is_list:
+        raise StoreCorrupt("a stored block's transactions are not a list")
+    return codec.as_bytes_list(codec.decode(raw_block[pos:stop]), "block transactions")
 
 
 def _chain_id_of(genesis_encoding: bytes) -> str:

@@ -15,7 +15,7 @@ The one presentation (the module docstring of :mod:`node.eth_rpc` says why):
   :data:`contracts.SYSTEM_ADDRESS` to the registry with nonce 0, gas price 0, value 0
   and ``v = r = s = 0``; its input is the call's calldata (empty for the genesis call)
   and its gas the system call's allowance. It is encoded as such in the transactions
-  trie; its hash is :func:`contracts.engine.system_call_hash` (known from the chain id
+  trie; its hash is :func:`ledger.tx_index.system_call_hash` (known from the chain id
   and height alone), not the keccak256 of that encoding;
 - every transaction's gas used counts, the checkpoint call's included: a receipt's
   ``cumulativeGasUsed`` is the sum over it and the transactions before it, and the
@@ -38,7 +38,8 @@ from eth_bloom.bloom import BloomFilter
 from trie.hexary import HexaryTrie
 
 from contracts import REGISTRY_ADDRESS, SYSTEM_ADDRESS
-from contracts.engine import BLOCK_GAS_LIMIT, SYSTEM_CALL_GAS, BlockExecution, EvmLog, TxOutcome, system_call_hash
+from contracts.engine import BLOCK_GAS_LIMIT, SYSTEM_CALL_GAS, BlockExecution, EvmLog, TxOutcome
+from ledger.tx_index import system_call_hash
 
 #: What ``gasLimit`` shows: the transactions' limit plus the checkpoint call's allowance.
 PRESENTED_GAS_LIMIT = BLOCK_GAS_LIMIT + SYSTEM_CALL_GAS

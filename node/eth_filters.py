@@ -56,7 +56,8 @@ class LogSource(Protocol):
 
     def candidate_heights(self, q: LogQuery, lo: int, hi: int) -> Sequence[int]:
         """The heights from ``lo`` to ``hi`` that may hold a log ``q`` matches, in order
-        (all of them, or fewer where the source knows which blocks have which logs)."""
+        (all of them, or fewer where the source knows which blocks have which logs; a
+        source may stop listing them past one more than a query may read)."""
         ...
 
 
@@ -168,7 +169,7 @@ class LogFilters:
         if len(to_read) > self.max_log_blocks:
             raise LogRangeTooLarge(
                 f"a log query may read at most {self.max_log_blocks} blocks; blocks {lo} to {hi} have "
-                f"{len(to_read)} to read: split the range")
+                f"more to read: split the range")
         return to_read
 
     def matching(self, q: LogQuery, heights: Sequence[int]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ How ledger blocks look to an Ethereum client:
   ``timestamp`` seconds (``timestampMs``, ``logSize`` and ``logRoot`` are extra fields);
 - a block's transactions are its authority transactions, then one pseudo transaction for
   the checkpoint system call (from 0xff..fe, no signature, hash
-  ``contracts.engine.system_call_hash``), so the ``Checkpoint`` events have a
+  ``ledger.tx_index.system_call_hash``), so the ``Checkpoint`` events have a
   transaction like every other log; block 0 has one pseudo transaction, the genesis
   call, whose receipt holds the genesis elections' events. That one presentation holds
   everywhere: transaction lists and counts, receipts, gas (the checkpoint call's gas
@@ -26,12 +26,13 @@ How ledger blocks look to an Ethereum client:
 
 Receipts and logs are not stored: they come from re-executing the block on its parent's
 state (deterministic, and cached), except for ``eth_getLogs`` over blocks without
-transactions, whose only log (the checkpoint's) is built from the header.
+transactions, whose only log (the checkpoint's) is built from the header. Which block
+holds a transaction, and which blocks hold transactions at all, the store's transaction
+index says (:mod:`ledger.tx_index`, written as blocks commit), so no query builds it.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,16 +52,15 @@ from contracts.engine import (
     TxOutcome,
     checkpoint_log,
     decode_transaction,
-    system_call_hash,
 )
 from ledger.block import EMPTY_TXS_HASH, Block, BlockHeader
 from ledger.crypto import address_of
 from ledger.hashing import ZERO_HASH, keccak256
+from ledger.tx_index import system_call_hash
 from node.eth_blocks import PRESENTED_GAS_LIMIT, PresentedBlock, bloom_bytes, genesis_call, tx_encoding, tx_type
 from node.eth_common import FINAL_TAGS, EthRpcError, data_hex, parse_quantity, qty
 from node.eth_filters import LogFilters, LogQuery
 from node.jsonrpc import InvalidParams, Method, hex_param
-from node.rpc_limits import Busy
 
 CLIENT_VERSION = "ballot-ledger/0.1.0/py-evm-0.12.1b1"
 MAX_FEE_HISTORY = 32  # blocks one eth_feeHistory reports (each one is executed, if not cached)
@@ -68,8 +68,6 @@ MAX_SHA3_BYTES = 1 << 20
 CHECKPOINT_TOPIC = registry().events["Checkpoint"].topic
 MAX_PROOF_KEYS = 256  # storage slots one eth_getProof proves (a result's 255 counts and its length)
 MAX_LOG_BLOCKS = 10_000
-MAX_INDEX_BLOCKS = 20_000  # blocks the transaction index grows by in one call
-MAX_SYSTEM_INDEX_BLOCKS = 100_000  # and the checkpoint calls' index (one tagged hash a block)
 EMPTY_UNCLES_HASH = bytes.fromhex("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347")
 T = TypeVar("T")
 
@@ -95,9 +93,14 @@ class BlockSource(Protocol):
         """The height of the committed block with this header hash, if any."""
         ...
 
-    def txs_hash(self, height: int) -> bytes:
-        """Committed block ``height``'s transactions hash (what the transaction index reads
-        of every block: cheaper than its whole header)."""
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(height, position) of the transaction with this hash among those its committed
+        block presents (:func:`ledger.tx_index.presented_hashes`), if any."""
+        ...
+
+    def heights_with_transactions(self, lo: int, hi: int, limit: int) -> list[int]:
+        """The heights from ``lo >= 1`` to ``hi`` of committed blocks that hold authority
+        transactions, in order, at most ``limit`` of them."""
         ...
 
 
@@ -146,11 +149,7 @@ class EthMethods:
         self.chain_id = executor.chain_id
         self._cache_size = cache_blocks
         self._blocks: OrderedDict[int, PresentedBlock] = OrderedDict()
-        self._tx_index: dict[bytes, tuple[int, int]] = {}
-        self._indexed_to = 0
-        self._system_index: dict[bytes, int] = {system_call_hash(self.genesis.chain_id, 0): 0}  # the genesis call
-        self._system_indexed_to = 0
-        self._tx_heights: list[int] = [0]  # heights whose logs are not just the checkpoint's (0: genesis)
+        self._genesis_call = system_call_hash(self.genesis.chain_id, 0)  # no block to index
         self.filters = LogFilters(self, max_log_blocks=max_log_blocks)
 
     def table(self) -> dict[str, Method]:
@@ -420,19 +419,17 @@ class EthMethods:
 
     def candidate_heights(self, q: LogQuery, lo: int, hi: int) -> Sequence[int]:
         """Every height from ``lo`` to ``hi`` if ``q`` may match the checkpoint log every
-        block has; else the blocks with transactions (and genesis), from the transaction
-        index, plus any block whose checkpoint ``q`` names by height."""
+        block has; else the blocks with transactions (and genesis), from the store's
+        transaction index, plus any block whose checkpoint ``q`` names by height. Reads
+        at most one more block with transactions than a query may read, enough to tell
+        a range that has too many."""
         checkpoint_heights = self._checkpoint_heights(q, lo, hi)
         if isinstance(checkpoint_heights, range):
             return checkpoint_heights
         if q.topics and q.topics[0] == frozenset({CHECKPOINT_TOPIC}):
             return checkpoint_heights  # only checkpoint logs match, each at its own height
-        while self._indexed_to < hi:
-            before = self._indexed_to
-            self._index()
-            if self._indexed_to < hi and self._indexed_to - before >= MAX_INDEX_BLOCKS:
-                raise Busy(f"transactions indexed up to block {self._indexed_to} of {hi}; retry", retry_after_ms=200)
-        with_txs = self._tx_heights[bisect.bisect_left(self._tx_heights, lo):bisect.bisect_right(self._tx_heights, hi)]
+        with_txs = [0] if lo == 0 else []  # the genesis call's logs
+        with_txs += self.chain.heights_with_transactions(max(lo, 1), hi, self.max_log_blocks + 1)
         return sorted(set(with_txs) | set(checkpoint_heights)) if checkpoint_heights else with_txs
 
     @staticmethod
@@ -453,42 +450,10 @@ class EthMethods:
                 for log_index, (tx_index, tx_hash, log) in enumerate(self._logs_of(info)) if keep(log)]
 
     # --- transactions and receipts ------------------------------------------------------
-    def _index(self) -> None:
-        """Extend the transaction index towards the tip (transactions are rare: most blocks
-        have none), by at most MAX_INDEX_BLOCKS a call; progress is kept. It reads only
-        each block's transactions hash, and the transactions of the blocks that have some."""
-        head = min(self.chain.height, self._indexed_to + MAX_INDEX_BLOCKS)
-        for h in range(self._indexed_to + 1, head + 1):
-            if self.chain.txs_hash(h) != EMPTY_TXS_HASH:
-                for i, raw in enumerate(self.chain.block(h).transactions):
-                    self._tx_index[keccak256(raw)] = (h, i)
-                self._tx_heights.append(h)
-            self._indexed_to = h
-
-    def _index_system_calls(self) -> None:
-        """Extend the index of the checkpoint calls' hashes (kept apart: only a lookup
-        that is no signed transaction's pays for it), by at most MAX_SYSTEM_INDEX_BLOCKS."""
-        head = min(self.chain.height, self._system_indexed_to + MAX_SYSTEM_INDEX_BLOCKS)
-        chain_id = self.genesis.chain_id
-        for h in range(self._system_indexed_to + 1, head + 1):
-            self._system_index[system_call_hash(chain_id, h)] = h
-        self._system_indexed_to = head
-
     def _locate(self, tx_hash: str) -> tuple[_BlockInfo, int, TxOutcome] | None:
         code = hex_param(tx_hash, "transaction hash", size=32)
-        self._index()
-        where = self._tx_index.get(code)
-        if where is None and self._indexed_to == self.chain.height:
-            self._index_system_calls()
-            height = self._system_index.get(code)
-            if height is not None:  # the checkpoint call comes after the block's transactions
-                i = bisect.bisect_left(self._tx_heights, height)
-                has_txs = height > 0 and i < len(self._tx_heights) and self._tx_heights[i] == height
-                where = (height, len(self.chain.block(height).transactions) if has_txs else 0)
+        where = (0, 0) if code == self._genesis_call else self.chain.transaction_location(code)
         if where is None:
-            if min(self._indexed_to, self._system_indexed_to) < self.chain.height:
-                raise Busy(f"transactions indexed up to block {min(self._indexed_to, self._system_indexed_to)} "
-                           f"of {self.chain.height}; retry", retry_after_ms=200)
             return None
         height, index = where
         return self._info(height), index, self._presented(height).outcomes[index]

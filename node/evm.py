@@ -48,9 +48,9 @@ from contracts.engine import (
     evm_chain_id,
     memory_state_db,
     sign_transaction,
-    system_call_hash,
 )
 from ledger.genesis import Genesis
+from ledger.tx_index import system_call_hash
 
 __all__ = [
     "BLOCK_GAS_LIMIT",

@@ -163,7 +163,7 @@ def rate_limited(method: Method, buckets: ClientBuckets, what: str) -> Method:
 class HeaderSource:
     """The store as ``node.eth_rpc.BlockSource``, reading a header without decoding its
     block's ballots (``eth_getLogs`` reads one per block it scans), with recent
-    headers cached."""
+    headers cached, and the store's transaction index."""
 
     def __init__(self, store: LedgerStore, cache: int = HEADER_CACHE) -> None:
         self._store = store
@@ -182,12 +182,6 @@ class HeaderSource:
         _, h_start, h_end = codec.read_header(raw, start, end)
         return raw[h_start:h_end]
 
-    def txs_hash(self, height: int) -> bytes:
-        header = self._cache.get(height)
-        if header is not None:
-            return header.txs_hash
-        return codec.as_bytes(codec.as_list(codec.decode(self._header_bytes(height)), 11, "header")[9], "txs hash")
-
     def header(self, height: int) -> BlockHeader:
         header = self._cache.get(height)
         if header is not None:
@@ -204,4 +198,10 @@ class HeaderSource:
 
     def height_of(self, block_hash: bytes) -> int | None:
         return self._store.height_of(block_hash)
+
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        return self._store.transaction_location(tx_hash)
+
+    def heights_with_transactions(self, lo: int, hi: int, limit: int) -> list[int]:
+        return self._store.heights_with_transactions(lo, hi, limit)
 

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from ballotledger.election_kit import ElectionKit, make_election
 from ledger.assemble import assemble_block
-from ledger.block import Block, CommitCertificate
+from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash, transactions_hash
 from ledger.genesis import Genesis
+from ledger.merkle import MerkleFrontier
+from ledger.rules import BlockEffects
 from ledger.state import ChainTip
 from ledger.tally import Tally
 from node.config import ConsensusTimeouts
@@ -96,3 +98,26 @@ def one_line_refusal(result: Result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+def unchecked_block(genesis: Genesis, tip: ChainTip, transactions: tuple[bytes, ...]) -> tuple[
+        Block, CommitCertificate, BlockEffects]:
+    """The next block after ``tip`` with these bytes as its transactions, no ballots and
+    no signatures, with the effects the store writes: for tests of the store alone,
+    which knows nothing of the rules."""
+    header = BlockHeader(
+        chain_id=genesis.chain_id, height=tip.height + 1, time_ms=tip.time_ms + 1, parent_hash=tip.block_hash,
+        proposer=genesis.validators.validators[0].public_key, validator_set_hash=genesis.validators.hash(),
+        log_size=0, log_root=MerkleFrontier().root(), state_root=tip.state_root,
+        txs_hash=transactions_hash(transactions), last_commit_hash=last_commit_hash(None))
+    block = Block(header, (), transactions, None)
+    certificate = CommitCertificate(genesis.chain_id, header.height, 0, block.hash(), ())
+    tip = ChainTip(genesis.chain_id, header.height, block.hash(), header.time_ms, tip.state_root, tip.log_frontier)
+    return block, certificate, BlockEffects(tip, (), 0, (), ())
+
+
+def repeating_transactions(height: int) -> tuple[bytes, ...]:
+    """Stand-in transactions for block ``height``: none, one or two of its own, and in
+    every fifth block one that repeats (an index finds it at its latest place)."""
+    own = tuple(b"tx %d.%d" % (height, i) for i in range(height % 3))
+    return own + ((b"repeated",) if height % 5 == 0 else ())

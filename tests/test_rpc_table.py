@@ -85,9 +85,6 @@ def test_headers_read_without_the_ballots_match_the_blocks(chain: Chain) -> None
     source = HeaderSource(chain.store, cache=2)
     for h in (1, 3, 6, 3, 1):
         assert source.header(h) == chain.store.block(h).header
-    fresh = HeaderSource(chain.store, cache=2)  # the transactions hash alone, cached or not
-    for h in (1, 3, 6, 1):
-        assert fresh.txs_hash(h) == source.txs_hash(h) == chain.store.block(h).header.txs_hash
 
 
 def test_pages_stop_at_their_byte_budget_and_results_match_a_replay(chain: Chain) -> None:

@@ -26,6 +26,7 @@ from ledger.block import Block, BlockHeader, last_commit_hash, transactions_hash
 from ledger.crypto import address_of
 from ledger.genesis import ElectionDef
 from ledger.hashing import keccak256
+from ledger.tx_index import presented_hashes
 from node.eth_rpc import EthMethods
 from node.evm import CheckpointInput, EvmExecutor, sign_transaction, system_call_hash
 from node.jsonrpc import handle_body
@@ -62,8 +63,18 @@ class FakeChain:
     def height_of(self, block_hash: bytes) -> int | None:
         return self.by_hash.get(block_hash)
 
-    def txs_hash(self, height: int) -> bytes:
-        return self.blocks[height - 1].header.txs_hash
+    def transaction_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """By a scan of every block (the store keeps an index; tests/test_tx_index.py
+        holds it to this scan)."""
+        found = None
+        for height, block in enumerate(self.blocks, start=1):
+            hashes = presented_hashes(self.genesis.chain_id, height, block.transactions)
+            if tx_hash in hashes:
+                found = (height, len(hashes) - 1 - hashes[::-1].index(tx_hash))
+        return found
+
+    def heights_with_transactions(self, lo: int, hi: int, limit: int) -> list[int]:
+        return [h for h in range(lo, min(hi, self.height) + 1) if self.blocks[h - 1].transactions][:limit]
 
     def add(self, txs: Sequence[bytes] = (), ballots: Sequence[bytes] = ()) -> Block:
         for raw in ballots:
