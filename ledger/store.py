@@ -361,11 +361,16 @@ class LedgerStore:
         return self._read(_P_TRACK + tracking_code) is not None
 
     def ballot_position(self, tracking_code: bytes) -> tuple[int, int] | None:
-        """(log index, block height) of a recorded ballot."""
+        """(log index, block height) of a recorded ballot, once its block is the tip or
+        below. A reader on another thread can see a block's batch in LevelDB an instant
+        before ``commit`` publishes the new tip; until then the ballot is not recorded
+        here, so no receipt is made against a checkpoint whose log does not hold it."""
         raw = self._read(_P_TRACK + tracking_code)
         if raw is None:
             return None
         index, height = _TRACK.unpack(raw)
+        if height > self._tip.height:
+            return None
         return int(index), int(height)
 
     # --- the log's proofs (merkle.HashReader) --------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
@@ -59,6 +60,22 @@ def test_reopen_keeps_everything_and_serves_proofs_for_every_index_and_size(tmp_
         assert store.certificate(6) == store.block(7).last_commit
         assert store.checkpoint().header == store.header(7)
         assert store.height_of(store.block(3).hash()) == 3
+
+
+def test_a_ballot_is_recorded_only_once_its_block_is_the_published_tip(tmp_path: Path) -> None:
+    """A reader on another thread (the RPC's read worker) may see a block's batch in
+    LevelDB before ``commit`` publishes the new tip; a receipt made then would name a
+    checkpoint whose log does not hold the ballot ("leaf index 7 is outside a tree of
+    size 7", seen on a quiet chain). Fails when ``ballot_position`` ignores the tip."""
+    with Chain(tmp_path / "db", K.genesis) as chain:
+        codes = _fill(chain, 2, 3)
+        store = chain.store
+        published = store.tip
+        store._tip = dataclasses.replace(published, height=1)  # the instant before publication
+        assert store.ballot_position(codes[0]) == (0, 1)
+        assert store.ballot_position(codes[3]) is None
+        store._tip = published
+        assert store.ballot_position(codes[3]) == (3, 2)
 
 
 def test_open_refuses_foreign_directories(tmp_path: Path) -> None:
