@@ -163,13 +163,20 @@ class BallotMethods:
         code = hex_param(tracking_code, "tracking_code", size=HASH_SIZE)
         return await self._read(self._receipt, code)
 
+    def _position(self, code: bytes) -> tuple[int, int] | dict[str, Any]:
+        """(log index, height) of a recorded ballot, or the answer for one in no block yet:
+        ``pending`` (in the mempool) or ``unknown``."""
+        position = self.node.chain.store.ballot_position(code)
+        if position is not None:
+            return position
+        return {"status": "pending" if self.node.mempool.is_pending(code) else "unknown", "tracking_code": code.hex()}
+
     def _receipt(self, code: bytes) -> dict[str, Any]:
         store = self.node.chain.store
-        position = store.ballot_position(code)
-        if position is None:
-            status = "pending" if self.node.mempool.is_pending(code) else "unknown"
-            return {"status": status, "tracking_code": code.hex()}
-        index, height = position
+        found = self._position(code)
+        if isinstance(found, dict):
+            return found
+        index, height = found
         checkpoint = store.checkpoint()
         size = checkpoint.header.log_size
         block = store.block(height)
@@ -194,13 +201,11 @@ class BallotMethods:
         return await self._read(self._ballot, code)
 
     def _ballot(self, code: bytes) -> dict[str, Any]:
-        store = self.node.chain.store
-        position = store.ballot_position(code)
-        if position is None:
-            status = "pending" if self.node.mempool.is_pending(code) else "unknown"
-            return {"status": status, "tracking_code": code.hex()}
-        index, height = position
-        raw = _ballot_in(store.block(height), index, code)
+        found = self._position(code)
+        if isinstance(found, dict):
+            return found
+        index, height = found
+        raw = _ballot_in(self.node.chain.store.block(height), index, code)
         return {"status": "final", "tracking_code": code.hex(), "height": height, "log_index": index,
                 "ballot": raw.hex()}
 
