@@ -102,6 +102,7 @@ def node_run(
     from ledger.errors import LedgerError, StoreError
     from ledger.files import load_genesis
     from node.config import ConfigError, NodeConfig, load_node_key
+    from node.logs import close as close_logs
     from node.logs import configure
     from node.validator import run_node
 
@@ -121,6 +122,10 @@ def node_run(
         raise refuse("unusable config", exc) from None
     except StoreError as exc:  # a damaged or foreign data directory, found as it is opened
         raise refuse("unusable data directory", exc) from None
+    finally:
+        # Write the queued log lines now: the interpreter's exit joins worker-pool threads
+        # before atexit handlers run, and a slow join must not cost the node its last lines.
+        close_logs()
     raise typer.Exit(code)
 
 
