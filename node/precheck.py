@@ -192,17 +192,9 @@ class BallotPrechecker:
             for chunk in lane:
                 chunk.answer.cancel()
         self._lanes.clear()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # Workers hold nothing to keep: stop them rather than wait on a chunk in flight
-            # (a wait could outlast the service manager's stop timeout, and then the node's
-            # last log lines and clean close would be lost to its SIGKILL).
-            workers = list((pool._processes or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in workers:
-                worker.terminate()
-            for worker in workers:
-                worker.join(5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 @dataclass(frozen=True)
