@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.crypto import check_public_key
+from ballotledger.roll import parse_public_key
 from ledger.errors import LedgerError
 from ledger.genesis import ChainParams, Genesis, ValidatorInfo, ValidatorSet
 from node.config import ConfigError, NodeConfig, PeerConfig, check_known_keys, load_toml, split_address
@@ -105,11 +105,9 @@ def _validator(entry: Any, i: int) -> PlannedValidator:
 
 def _public_key(value: Any, what: str) -> bytes:
     try:
-        key = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
-        check_public_key(key)
-    except (ValueError, LedgerError):
+        return parse_public_key(value if isinstance(value, str) else "")
+    except LedgerError:
         raise ConfigError(f"{what} must be a compressed secp256k1 public key in hex") from None
-    return key
 
 
 def _check_distinct(validators: tuple[PlannedValidator, ...]) -> None:
