@@ -45,6 +45,16 @@ class RssSampler(threading.Thread):
                     self.peak[i] = max(self.peak[i], p.memory_info().rss)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU the validator processes have used so far."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _height(url: str) -> int:
     with RpcClient(url, timeout=5) as c:
         return int(c.call("ballot_status")["height"])
@@ -130,8 +140,14 @@ def main() -> None:
             sampler = RssSampler([p.pid for p in net.procs.values()])
             sampler.start()
             print(f"phase 1: {fixed_n} ballots at {args.rate}/s ...", file=sys.stderr)
+            pids = [p.pid for p in net.procs.values()]
+            cpu_before = cpu_seconds(pids)
             fixed = asyncio.run(run_load(net.rpc_urls, ballots[:fixed_n], rate=args.rate))
             f1 = fixed.figures()
+            # The validators' whole CPU per ballot (every validator checks every ballot):
+            # the cost that decides how close to the machine's limit a rate runs.
+            f1["validators_cpu_ms_per_ballot"] = round(
+                (cpu_seconds(pids) - cpu_before) * 1000 / max(1, fixed.finalized), 3)
             print(f"  {f1}", file=sys.stderr)
             print(f"phase 2: {max_n} ballots as fast as taken ...", file=sys.stderr)
             fastest = asyncio.run(run_load(net.rpc_urls, ballots[fixed_n : fixed_n + max_n], rate=None))
