@@ -144,7 +144,7 @@ class LedgerStore:
         # Tracking codes and credentials are random keys, so every table the 4 MiB
         # default memtable flushes overlaps all of level 1 and compaction grows with
         # the chain (30% of a validator's CPU by the end of 5 minutes at 2,000 ballots/s);
-        # a 32 MiB memtable flushes an eighth as often (scripts/bench/network.py).
+        # a 64 MiB memtable flushes a sixteenth as often (scripts/bench/network.py).
         self._db = open_checked(
             self.path,
             "the chain store",
@@ -153,7 +153,7 @@ class LedgerStore:
             bloom_filter_bits=10,
             block_size=1024,
             compression=None,
-            write_buffer_size=32 << 20,
+            write_buffer_size=64 << 20,
         )
         try:
             if fresh:

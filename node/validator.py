@@ -29,6 +29,7 @@ from ledger.files import load_genesis
 from ledger.rules import elections_at
 from node.admission import BallotAdmission
 from node.app import LedgerApplication
+from node.background import BackgroundThreads
 from node.backup import ADMIN_SOCKET, AdminServer, BackupSource, RestoreGuard, state_snapshot_of
 from node.blocksync import BlockSync, SyncedBlock
 from node.config import ConfigError, NodeConfig, load_node_key, split_address
@@ -74,6 +75,8 @@ MAX_EARLY_BYTES = 16 * 1024 * 1024
 EXIT_HALTED = 3  # the process's exit code after a persistence failure
 # A node that does not vote (a follower) hears of new blocks only by asking: this often.
 FOLLOW_POLL_S = 0.25
+# How often library threads started since (LevelDB's, on its first flush) are looked for.
+BACKGROUND_LOOK_S = 2.0
 MAX_TIME_EVENT_WAIT_S = 3600.0  # a far window edge is looked at again after this long
 # Allocations between young-generation collections in a node process (the default, 700,
 # runs one every few milliseconds under load).
@@ -222,6 +225,7 @@ class ValidatorNode:
         worker thread (node.rpc_thread, node.read_pool); submissions come back here."""
         rpc_host, rpc_port = split_address(config.rpc_listen)
         limits = config.rpc_limits
+        self.background = BackgroundThreads()
         self.read_pool = ReadPool(max_queued=limits.read_queue, max_per_client=limits.read_queue_per_client,
                                   share=limits.read_share)
         self.consensus_loop = ConsensusLoop()
@@ -275,6 +279,7 @@ class ValidatorNode:
         self._perform(self.core.start())
         self._started = True
         self._loop.call_later(FOLLOW_POLL_S, self._follow)
+        self._lower_background()
         self._arm_time_event()
         for peer in self.transport.peers():
             self._on_peer_up(peer)
@@ -485,6 +490,14 @@ class ValidatorNode:
         if follower:
             self.gate.charge(peer, len(response))
         self.transport.send(peer, FrameType.SYNC_RESPONSE, response)
+
+    def _lower_background(self) -> None:
+        """Library threads (LevelDB's flushes and compactions) below the consensus loop."""
+        if self._closing:
+            return
+        assert self._loop is not None
+        self.background.lower_new()
+        self._loop.call_later(BACKGROUND_LOOK_S, self._lower_background)
 
     def _follow(self) -> None:
         """Not voting at this height: no consensus traffic tells us of new blocks, so ask a
