@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from ballotledger.refusal import refusal
+
 app = typer.Typer(no_args_is_help=True, help="Election lifecycle on the chain's registry contract.")
 console = Console()
 
@@ -191,10 +193,7 @@ def phase(rpc: str = typer.Option(...), election: str = typer.Option(...)) -> No
 
 # --- the trustees' ceremony and the encrypted tally ----------------------------------------
 def _refuse(message: str, code: int) -> typer.Exit:
-    from rich.markup import escape
-
-    console.print(f"[red]{escape(message)}[/]", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
+    return refusal(console, None, message, code)
 
 
 def read_authority_key(key_file: Path) -> SigningKey:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from ballotledger.refusal import refusal
 
 console = Console()
 
 
 def _refuse(title: str, exc: BaseException) -> typer.Exit:
-    console.print(f"[red]{title}[/]: {escape(str(exc))}", soft_wrap=True, highlight=False)
-    return typer.Exit(2)
+    return refusal(console, title, exc)
 
 
 def backup(

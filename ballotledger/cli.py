@@ -11,7 +11,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ballotledger import (
     authority_cli,
@@ -26,6 +25,7 @@ from ballotledger import (
     vote_cli,
     voter_cli,
 )
+from ballotledger.refusal import refusal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 receipt_app = typer.Typer(no_args_is_help=True, help="Voter receipts.")
@@ -51,10 +51,8 @@ console = Console()
 
 
 def refuse(title: str, exc: BaseException, code: int = 2) -> typer.Exit:
-    """Say in one line why the input is refused (no traceback); the caller raises the
-    exit this returns."""
-    console.print(f"[red]{title}[/]: {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(code)
+    """Say in one line, on stdout, why the input is refused; the caller raises the exit."""
+    return refusal(console, title, exc, code)
 
 
 @app.command()

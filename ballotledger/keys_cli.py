@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from ballotledger.refusal import refusal
 from ledger.crypto import SigningKey
 from ledger.errors import LedgerError
 
@@ -27,8 +27,7 @@ _LOG2_N_HELP = "log2 of scrypt's n (18, eth-account's default, takes 256 MiB and
 
 
 def _refuse(message: str) -> typer.Exit:
-    err_console.print(f"[red]refused[/]: {escape(message)}", soft_wrap=True, highlight=False)
-    return typer.Exit(2)
+    return refusal(err_console, "refused", message)
 
 
 def _passphrase(file: Path | None, what: str, *, confirm: bool) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 import tomli_w
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ballotledger.network_plan import NetworkPlan, genesis_of, node_config_of
+from ballotledger.refusal import refusal
 from ledger.errors import LedgerError
 from ledger.files import load_genesis, write_atomic
 
@@ -20,8 +20,7 @@ console = Console()
 
 
 def _refuse(title: str, exc: BaseException) -> typer.Exit:
-    console.print(f"[red]{title}[/]: {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(2)
+    return refusal(console, title, exc)
 
 
 def _load_plan(path: Path) -> NetworkPlan:

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ballotledger.refusal import refusal
+
 voter_app = typer.Typer(no_args_is_help=True, help="The voter's credential key, made on the voter's own device.")
 credentials_app = typer.Typer(no_args_is_help=True,
                               help="The roll holder: register voters' public keys, issue the credential list.")
@@ -27,10 +29,8 @@ PASSPHRASE_HELP = ("A file whose first line is the key file's passphrase (else t
 
 
 def refuse(title: str, exc: BaseException | str, code: int = 2) -> typer.Exit:
-    """Say in one line, on stderr, why the command stops (no traceback); the caller
-    raises the exit this returns."""
-    console.print(f"[red]{title}[/]: {escape(str(exc))}", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
+    """Say in one line, on stderr, why the command stops; the caller raises the exit."""
+    return refusal(console, title, exc, code)
 
 
 def passphrase(file: Path | None, *, confirm: bool = False) -> str:
