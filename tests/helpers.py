@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # block every second, so a test that follows heads sees some without sending work.
 QUICK_TIMEOUTS = ConsensusTimeouts(propose_ms=800, prevote_ms=300, precommit_ms=300, delta_ms=200,
                                    block_interval_ms=100, checkpoint_interval_s=1)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition", *,
+               interval: float = 0.1) -> None:
+    """Poll ``predicate`` until it holds, or fail the test saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from ledger.genesis import Genesis
 from ledger.group import base_mul
 from node.config import ConsensusTimeouts
 from node.gateway.config import GatewayConfig, add_key
+from tests.helpers import wait_until  # noqa: F401 (the gateway tests take it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 # A quiet chain with a checkpoint block every second (the fault suite's assert_finalizing
@@ -120,15 +121,6 @@ class GatewayProc:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-
-
-def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Voters:

@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import plyvel
@@ -25,7 +25,7 @@ from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
 from ledger.block import Block, CommitCertificate
 from node.config import NodeConfig, write_secret
-from tests.helpers import QUICK_TIMEOUTS, run_cli
+from tests.helpers import QUICK_TIMEOUTS, run_cli, wait_until
 from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,8 @@ def _status(net: Localnet, i: int) -> dict:  # type: ignore[type-arg]
         return c.call("ballot_status")  # type: ignore[no-any-return]
 
 
-def _wait(predicate, timeout: float = 60.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
+def _wait(predicate: Callable[[], object], what: str) -> None:
+    wait_until(predicate, 60.0, what, interval=0.2)
 
 def _rewrite_config(path: Path, **changes: object) -> None:
     config = NodeConfig.load(path)

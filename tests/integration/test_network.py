@@ -17,6 +17,7 @@ from ballotledger.localnet import Localnet
 from ledger.block import Block
 from ledger.hashing import keccak256
 from node.config import ConsensusTimeouts
+from tests.helpers import wait_until
 from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
@@ -42,14 +43,6 @@ def _status(net: Localnet, i: int) -> dict:  # type: ignore[type-arg]
     with RpcClient(net.rpc_urls[i], timeout=5) as c:
         return c.call("ballot_status")  # type: ignore[no-any-return]
 
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _submit(net: Localnet, node: int, raws: list[bytes]) -> list[str]:
@@ -78,7 +71,7 @@ def _same_chain(net: Localnet, nodes: list[int], height: int) -> None:
 
 def test_four_validators_finalize_and_agree(net: Localnet, ballots: list[bytes]) -> None:
     codes = _submit(net, 0, ballots[:100]) + _submit(net, 2, ballots[100:150])
-    _wait(lambda: _final(net, 3, codes), what="ballots final on validator 3")
+    wait_until(lambda: _final(net, 3, codes), what="ballots final on validator 3")
     height = min(_status(net, i)["height"] for i in range(4))
     _same_chain(net, [0, 1, 2, 3], height)
     with RpcClient(net.rpc_urls[1]) as c:
@@ -129,11 +122,11 @@ def test_rpc_survives_garbage(net: Localnet) -> None:
 def test_crash_one_chain_goes_on_restart_catches_up(net: Localnet, ballots: list[bytes]) -> None:
     net.kill(3)
     codes = _submit(net, 1, ballots[150:250])
-    _wait(lambda: _final(net, 0, codes), what="ballots final with one validator down")
+    wait_until(lambda: _final(net, 0, codes), what="ballots final with one validator down")
     grown_to = _status(net, 0)["height"]
     net.start(3)
     net.wait_ready(indexes=[3])
-    _wait(lambda: _status(net, 3)["height"] >= grown_to, what="restarted validator catching up")
+    wait_until(lambda: _status(net, 3)["height"] >= grown_to, what="restarted validator catching up")
     _same_chain(net, [0, 1, 2, 3], grown_to)
     assert _final(net, 3, codes)
     # No peer frame ended in a traceback (one racing the restart's start-up is held for after it).
@@ -153,11 +146,11 @@ def test_two_down_halts_without_fork_then_resumes(net: Localnet, ballots: list[b
     assert not _final(net, 0, codes)
     net.start(2)
     net.wait_ready(indexes=[2])
-    _wait(lambda: _final(net, 0, codes), timeout=60, what="progress after one validator returns")
+    wait_until(lambda: _final(net, 0, codes), timeout=60, what="progress after one validator returns")
     net.start(3)
     net.wait_ready(indexes=[3])
     top = _status(net, 0)["height"]
-    _wait(lambda: all(_status(net, i)["height"] >= top for i in range(4)), what="all four at the same height")
+    wait_until(lambda: all(_status(net, i)["height"] >= top for i in range(4)), what="all four at the same height")
     _same_chain(net, [0, 1, 2, 3], top)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from ballotledger.localnet import Localnet
 from ballotledger.netsetup import read_voters, voter_key
 from ledger.ballot import BallotEnvelope
 from node.config import ConsensusTimeouts
+from tests.helpers import wait_until
 from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
@@ -65,12 +65,7 @@ def value(samples: Samples, name: str, /, **labels: str) -> float:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
+    wait_until(check, timeout, what, interval=0.2)
 
 def test_metrics_move_with_the_chain(net: Localnet, ballots: list[bytes]) -> None:
     wait_for("three peers", lambda: value(scrape(net, 0), "ballotledger_peers_connected") == 3)

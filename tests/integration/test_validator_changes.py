@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from ledger.block import Block, Checkpoint, CommitCertificate
 from ledger.genesis import ValidatorInfo, ValidatorSet
 from ledger.validators import VALIDATOR_CHANGE_DELAY
 from node.config import ConsensusTimeouts, read_key
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_until
 from verifier.bundle import block_line
 from verifier.rpc_client import RpcClient, RpcError
 
@@ -67,20 +66,12 @@ def _checkpoint(net: Localnet, i: int, height: int) -> Checkpoint:
     return Checkpoint.decode(bytes.fromhex(answer["checkpoint"]))
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_follower_syncs_checks_and_serves_but_never_votes(net: Localnet, tmp_path: Path) -> None:
     status = _status(net, FOLLOWER)
     assert status["role"] == "follower" and status["validator_index"] is None
     target = _height(net, 0) + 3
-    _wait(lambda: _height(net, FOLLOWER) >= target, what="the follower to follow the chain")
+    wait_until(lambda: _height(net, FOLLOWER) >= target, what="the follower to follow the chain")
     # Its blocks are the validators' blocks.
     h = _height(net, FOLLOWER)
     # Its blocks are the validators' (each node keeps the certificate it saw first).
@@ -154,7 +145,7 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     assert code == 1 and "bad_validator_change" in again, again
     # Indexers see it as an event of the registry, with its effective height (once the
     # follower has the block that carries it: two before the effective height).
-    _wait(lambda: _height(net, FOLLOWER) >= effective - 2, what="the follower to sync the change's block")
+    wait_until(lambda: _height(net, FOLLOWER) >= effective - 2, what="the follower to sync the change's block")
     event = registry().events["ValidatorSetChanged"]
     query = {"fromBlock": "0x0", "toBlock": "latest", "address": "0x" + REGISTRY_ADDRESS.hex(),
              "topics": ["0x" + event.topic.hex()]}
@@ -165,13 +156,13 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
     assert int(logs[0]["blockNumber"], 16) + VALIDATOR_CHANGE_DELAY == effective
 
     _promote(net, FOLLOWER)
-    _wait(lambda: _height(net, 1) >= effective + 1, what="the set change to come into force")
+    wait_until(lambda: _height(net, 1) >= effective + 1, what="the set change to come into force")
     assert _status(net, FOLLOWER)["validator_index"] == VALIDATORS
     # Five validators: a quorum is four. With validator 0 stopped the chain finalizes only
     # if the new validator votes.
     net.stop(0)
     start = _height(net, 1)
-    _wait(lambda: _height(net, 1) >= start + 3, timeout=60, what="blocks without validator 0")
+    wait_until(lambda: _height(net, 1) >= start + 3, timeout=60, what="blocks without validator 0")
     key = bytes.fromhex(follower_key)
     for h in range(start + 1, start + 4):
         assert key in _certificate_signers(net, 1, h)
@@ -183,7 +174,7 @@ def test_follower_becomes_a_validator_then_one_is_removed(net: Localnet, tmp_pat
                                     "--public-key", removed_key.hex())
     assert code == 0, removal
     gone = _in_force_from(removal)
-    _wait(lambda: _height(net, 1) >= gone + 4, timeout=60, what="blocks after the removal")
+    wait_until(lambda: _height(net, 1) >= gone + 4, timeout=60, what="blocks after the removal")
     assert _set_of(_call(net, 1, "ballot_getValidators", gone - 1)).index_of(removed_key) is not None  # type: ignore[arg-type]
     for h in range(gone, gone + 4):
         assert removed_key not in _certificate_signers(net, 1, h)
