@@ -343,7 +343,8 @@ class ValidatorNode:
                 self.reporter.round_changed(out)
 
     def _on_timer(self, timeout: Timeout) -> None:
-        if self.failure is None:
+        # A timeout due while the node closes would build a block from a closed store.
+        if self.failure is None and not self._closing:
             self._perform(self.core.on_timeout(timeout))
 
     def _commit(self, block: bytes, certificate: CommitCertificate) -> None:
@@ -458,7 +459,7 @@ class ValidatorNode:
     # --- quiet chain: a height starts when there is work (node.consensus.core) -----------
     def _work_arrived(self) -> None:
         """Wake a core waiting for work if the mempool, the pool or the clock has some."""
-        if self.failure is None and self._started and self.core.step == Step.WAIT and (
+        if self.failure is None and self._started and not self._closing and self.core.step == Step.WAIT and (
             self.app.has_work(self.core.height)
         ):
             self._perform(self.core.on_work())

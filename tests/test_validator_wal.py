@@ -21,6 +21,7 @@ import pytest
 from ballotledger.netsetup import NetworkLayout, init_network
 from ledger.block import VoteKind
 from node.config import ConsensusTimeouts, NodeConfig, read_key
+from node.consensus.core import Step, Timeout, TimerKind
 from node.consensus.messages import Message, Proposal, Vote, decode_message, encode_message
 from node.frames import FrameType
 from node.validator import EXIT_HALTED, ValidatorNode
@@ -364,3 +365,33 @@ def test_failed_block_commit_halts_before_the_next_height(net: Net, caplog: pyte
     assert all(m.height == 1 for m in events.own_sent(proposer))
     halts = [r for r in caplog.records if "stopping" in r.getMessage()]
     assert len(halts) == 1 and "committing decided block 1" in halts[0].getMessage()
+
+
+def test_timers_and_work_due_after_close_are_dropped(net: Net, caplog: pytest.LogCaptureFixture) -> None:
+    """A consensus timeout or a time event that comes due after the node closed its store
+    (the loop runs on while the process exits) does nothing. Fails without the closing
+    check in ``_on_timer``: round 0 of the height builds a block from the closed store
+    ("Database is closed", seen in a fault-suite validator's log after a stop)."""
+    events = Events()
+    proposer = net.layout.genesis.validators.proposer(1, 0)
+    caplog.set_level(logging.WARNING)
+    built: list[int] = []
+
+    async def scenario() -> None:
+        node = open_node(net, proposer, events)
+        await node.start()
+        await node.close()
+        sent = len(events.own_sent(proposer))
+        def build_block(height: int, round_: int) -> bytes:
+            built.append(height)
+            return b""
+
+        node.app.build_block = build_block  # type: ignore[method-assign]
+        node.core.step = Step.WAIT  # as a quiet chain's validator waits for work
+        node._on_timer(Timeout(node.core.height, 0, TimerKind.CHECKPOINT))
+        node._work_arrived()
+        assert len(events.own_sent(proposer)) == sent
+
+    asyncio.run(scenario())
+    assert built == []
+    assert not [r for r in caplog.records if r.exc_info is not None]
