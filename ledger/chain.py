@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 
 from ledger.block import Block, CommitCertificate
+from ledger.blockfiles import SEGMENT_BYTES
 from ledger.errors import BadHeight
 from ledger.genesis import ElectionDef, Genesis, ValidatorSet
 from ledger.rules import BlockEffects, CheckedBallot, ProofCache, apply_block, elections_at, validators_at
@@ -21,11 +22,13 @@ from ledger.validators import VALIDATOR_CHANGE_DELAY
 
 class Chain:
     def __init__(
-        self, path: str | os.PathLike[str], genesis: Genesis, engine: ContractEngine | None = None
+        self, path: str | os.PathLike[str], genesis: Genesis, engine: ContractEngine | None = None,
+        *, segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.genesis = genesis
         self.engine = engine
-        self.store = LedgerStore(path, genesis, genesis_tip=ChainTip.at_genesis(genesis, engine))
+        self.store = LedgerStore(path, genesis, genesis_tip=ChainTip.at_genesis(genesis, engine),
+                                 segment_bytes=segment_bytes)
         self.proofs = ProofCache()
         # Every election defined up to the tip, by id (with its ceremony's key once set):
         # changed only as blocks commit, so other threads may read it (results, RPC)

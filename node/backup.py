@@ -6,8 +6,9 @@ backup: ``ballotledger node backup`` asks it over a Unix socket in its data dire
 network). On the consensus loop, between two commits, the node takes a LevelDB snapshot
 of the chain and one of the contract state (microseconds: the pause is reported); a
 thread then copies each snapshot through an iterator into a fresh LevelDB under the
-backup directory while consensus goes on, and writes ``manifest.json`` last, so a
-backup without a manifest is incomplete and refused. The contract state is
+backup directory while consensus goes on, copies the chain's block files
+(:mod:`ledger.blockfiles`) as far as the snapshot's blocks fill them, and writes
+``manifest.json`` last, so a backup without a manifest is incomplete and refused. The contract state is
 content-addressed, so its snapshot holds every state the chain's blocks name.
 
 What a backup never holds: the signing log (``wal/``) and the key. A validator's
@@ -137,10 +138,40 @@ def copy_snapshot(snapshot: Any, target: Path, abort: threading.Event) -> int:
     return count
 
 
+def copy_prefixes(files: list[tuple[Path, int]], target: Path, abort: threading.Event) -> int:
+    """The first ``size`` bytes of each file into ``target`` under its own name, synced:
+    the chain's block files as far as the snapshot's blocks fill them (appends made since
+    lie past that and are not copied). The bytes copied."""
+    total = 0
+    for source, size in files:
+        with source.open("rb") as src, (target / source.name).open("xb") as dst:
+            left = size
+            while left > 0:
+                if abort.is_set():
+                    raise BackupError("the node is stopping; backup abandoned")
+                chunk = src.read(min(left, COPY_BATCH_BYTES))
+                if not chunk:
+                    raise BackupError(f"{source} ended {left} bytes short of the blocks it holds")
+                dst.write(chunk)
+                left -= len(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        total += size
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the new files' directory entries
+    finally:
+        os.close(fd)
+    return total
+
+
 def write_backup(out: Path, snapshots: dict[str, Any], manifest: BackupManifest, genesis_json: str,
-                 abort: threading.Event) -> BackupManifest:
-    """The backup directory (see the module): each snapshot a database, genesis, the manifest last."""
+                 abort: threading.Event, files: dict[str, list[tuple[Path, int]]] | None = None) -> BackupManifest:
+    """The backup directory (see the module): each snapshot a database with the files
+    beside it (the chain's block files), genesis, the manifest last."""
     entries = {name: copy_snapshot(snap, out / name, abort) for name, snap in snapshots.items()}
+    for name, extent in (files or {}).items():
+        copy_prefixes(extent, out / name, abort)
     write_atomic(out / GENESIS_FILE, genesis_json.encode())
     done = BackupManifest(**{**asdict(manifest), "entries": entries})
     write_atomic(out / MANIFEST_FILE, done.to_json().encode())
@@ -234,6 +265,7 @@ class AdminServer:
             source = self.source
             store = source.store
             snapshots = {CHAIN_DB: store.snapshot()}
+            files = {CHAIN_DB: store.block_files()}  # at the same instant: between two commits
             state = source.state_snapshot()
             if state is not None:
                 snapshots[STATE_DB] = state
@@ -244,7 +276,7 @@ class AdminServer:
             log.info("backup of height %d to %s started", tip.height, out)
             with LagProbe() as probe:
                 self._copying = asyncio.ensure_future(asyncio.to_thread(
-                    write_backup, out, snapshots, manifest, source.genesis.to_json(), self._abort))
+                    write_backup, out, snapshots, manifest, source.genesis.to_json(), self._abort, files))
                 done = await self._copying
             seconds = time.perf_counter() - started
             log.info("backup of height %d written to %s in %.1f s (loop paused %.2f ms to snapshot)",

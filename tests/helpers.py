@@ -5,14 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import plyvel
+
 from ballotledger.election_kit import ElectionKit, make_election
 from ledger.assemble import assemble_block
 from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash, transactions_hash
+from ledger.blockfiles import BlockLocation, segment_name
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleFrontier
 from ledger.rules import BlockEffects
@@ -133,3 +137,38 @@ def repeating_transactions(height: int) -> tuple[bytes, ...]:
     every fifth block one that repeats (an index finds it at its latest place)."""
     own = tuple(b"tx %d.%d" % (height, i) for i in range(height % 3))
     return own + ((b"repeated",) if height % 5 == 0 else ())
+
+
+def _block_location(db: plyvel.DB, height: int) -> BlockLocation:
+    return BlockLocation.decode(db.get(b"f" + height.to_bytes(8, "big")), f"block {height}")  # ledger.store's layout
+
+
+def stored_block(store_dir: Path, height: int) -> bytes:
+    """Block ``height`` of a closed chain store, read past the store (no checks)."""
+    db = plyvel.DB(str(store_dir))
+    try:
+        location = _block_location(db, height)
+    finally:
+        db.close()
+    with (store_dir / segment_name(location.segment)).open("rb") as f:
+        f.seek(location.offset)
+        return f.read(location.length)
+
+
+def forge_stored_block(store_dir: Path, height: int, change: Callable[[bytes], bytes]) -> None:
+    """Change block ``height`` of a closed chain store as a forger would: in its block
+    file, the same length, with its location's CRC made to match, so that no checksum
+    finds it and only the chain's own checks can."""
+    db = plyvel.DB(str(store_dir))
+    try:
+        location = _block_location(db, height)
+        path = store_dir / segment_name(location.segment)
+        data = bytearray(path.read_bytes())
+        changed = change(bytes(data[location.offset:location.end]))
+        assert len(changed) == location.length, "a forged block keeps its length"
+        data[location.offset:location.end] = changed
+        path.write_bytes(bytes(data))
+        forged = BlockLocation(location.segment, location.offset, location.length, zlib.crc32(changed))
+        db.put(b"f" + height.to_bytes(8, "big"), forged.encode())
+    finally:
+        db.close()

@@ -60,6 +60,9 @@ def test_backup_of_a_running_store_restores_and_checks(tmp_path: Path) -> None:
     answer = asyncio.run(_backup_while_committing(tmp_path / "node", tmp_path / "backup"))
     height = answer["manifest"]["height"]
     assert height in (3, 4, 5) and answer["pause_ms"] < 50
+    with LedgerStore(tmp_path / "node" / "db", K.genesis) as source:  # the backup's blocks and no more
+        held = sum(len(source.raw_block(h)) for h in range(1, height + 1))
+    assert sum(p.stat().st_size for p in (tmp_path / "backup" / "db").glob("blocks-*.dat")) == held > 0
     restored = restore_backup(tmp_path / "backup", tmp_path / "new", K.genesis)
     assert restored.height == height
     with LedgerStore(tmp_path / "new" / "db", K.genesis) as store:

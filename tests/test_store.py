@@ -147,13 +147,13 @@ def _fill_more(chain: Chain, blocks: int) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind=st.sampled_from(["ldb", "log"]), where=st.floats(0, 1, exclude_max=True), mask=st.integers(1, 255))
+@given(kind=st.sampled_from(["ldb", "log", "dat"]), where=st.floats(0, 1, exclude_max=True), mask=st.integers(1, 255))
 def test_a_damaged_store_is_refused_or_unchanged_never_different(
     damaged_source: Source, tmp_path_factory: pytest.TempPathFactory, kind: str, where: float, mask: int
 ) -> None:
-    """One byte changed anywhere in the table or the log: opening refuses the store
-    (StoreCorrupt, saying it is damaged), or the byte was one LevelDB never reads (block
-    padding) and the store holds exactly what it held. Fails when the store is opened
+    """One byte changed anywhere in the table, the log or the block file: opening refuses
+    the store (StoreCorrupt, saying it is damaged), or the byte was one LevelDB never
+    reads (block padding) and the store holds exactly what it held. Fails when the store is opened
     as LevelDB opens by default (tried: without ``paranoid_checks`` a damaged log record
     is dropped and the store opens three blocks short; without the checksummed scan a
     damaged table block opens, to be refused only when a read reaches it)."""
@@ -227,7 +227,10 @@ def test_kill_9_mid_commit_leaves_exactly_the_last_committed_block(tmp_path: Pat
             store.certificate(store.height).check(
                 K.genesis.validators, chain_id=K.genesis.chain_id, height=store.height, block_hash=tip_block.hash()
             )
-            assert store._db.get(b"b" + (store.height + 1).to_bytes(8, "big")) is None
+            assert store._db.get(b"f" + (store.height + 1).to_bytes(8, "big")) is None
+            # bytes a killed append left after the tip's block are cut off at the open
+            assert [(p.name, p.stat().st_size) for p, _ in store.block_files()] == [
+                (p.name, size) for p, size in store.block_files()]
             for h in range(2, store.height + 1):
                 assert store.block(h).header.parent_hash == store.block(h - 1).hash()
 
@@ -284,7 +287,7 @@ def test_a_block_commit_is_one_batch_a_failed_second_write_leaves_nothing_above_
         store = chain.store
         assert store.height in (2, 3)
         landed = store.height == 3
-        assert (store._db.get(b"b" + (3).to_bytes(8, "big")) is not None) == landed
+        assert (store._db.get(b"f" + (3).to_bytes(8, "big")) is not None) == landed
         assert (store.height_of(block.hash()) == 3) == landed
         assert [store.has_ballot(keccak256(b)) for b in ballots] == [landed] * 3
         counted = [store.counted_ballot(election, K.ballot(v, 0).credential) for v in voters]

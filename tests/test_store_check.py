@@ -17,7 +17,7 @@ from ledger.state import ChainTip
 from ledger.store import LedgerStore
 from ledger.store_check import check_stored_chain
 from ledger.validators import ValidatorSchedule
-from tests.helpers import certify, kit, next_block
+from tests.helpers import certify, forge_stored_block, kit, next_block
 
 K = kit(4, 64)
 BLOCKS, PER_BLOCK = 5, 6
@@ -44,6 +44,17 @@ def _check(path: Path) -> ChainTip:
 
 def _height_key(prefix: bytes, height: int) -> bytes:
     return prefix + struct.pack(">Q", height)  # ledger.store's layout
+
+
+def _rewrite(path: Path, key: bytes, change: Callable[[bytes], bytes]) -> None:
+    """Change a stored certificate (in LevelDB) or block (in its block file, its CRC made
+    to match: see ``forge_stored_block``)."""
+    if key[:1] == b"b":
+        forge_stored_block(path, struct.unpack(">Q", key[1:])[0], change)
+        return
+    db = plyvel.DB(str(path))
+    db.put(key, change(db.get(key)))
+    db.close()
 
 
 def _swap_ballots(raw: bytes) -> bytes:
@@ -83,9 +94,7 @@ def test_a_changed_block_or_certificate_is_refused_naming_it(
     ballots: the log root, tracking-index and log-node checks together, each of which
     alone finds it; removed by hand once)."""
     _chain(tmp_path / "db")
-    db = plyvel.DB(str(tmp_path / "db"))
-    db.put(key, change(db.get(key)))
-    db.close()
+    _rewrite(tmp_path / "db", key, change)
     height = struct.unpack(">Q", key[1:])[0]
     with pytest.raises(StoreCorrupt, match=f"block {height}"):
         _check(tmp_path / "db")

@@ -55,6 +55,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def store_mib(db: Path) -> dict[str, float]:
+    """A chain store's size on disk: its LevelDB (index, log nodes) and its block files."""
+    files = [p for p in db.iterdir() if p.is_file()]
+    blocks = sum(p.stat().st_size for p in files if p.name.startswith("blocks-"))
+    rest = sum(p.stat().st_size for p in files if not p.name.startswith("blocks-"))
+    return {"leveldb_mib": round(rest / 2**20, 1), "block_files_mib": round(blocks / 2**20, 1)}
+
+
 def _height(url: str) -> int:
     with RpcClient(url, timeout=5) as c:
         return int(c.call("ballot_status")["height"])
@@ -148,6 +156,7 @@ def main() -> None:
             # the cost that decides how close to the machine's limit a rate runs.
             f1["validators_cpu_ms_per_ballot"] = round(
                 (cpu_seconds(pids) - cpu_before) * 1000 / max(1, fixed.finalized), 3)
+            f1["node0_store"] = store_mib(net.configs[0].parent / "data" / "db")
             print(f"  {f1}", file=sys.stderr)
             print(f"phase 2: {max_n} ballots as fast as taken ...", file=sys.stderr)
             fastest = asyncio.run(run_load(net.rpc_urls, ballots[fixed_n : fixed_n + max_n], rate=None))

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import plyvel
 import pytest
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.localnet import Localnet
 from ledger.block import Block, CommitCertificate
 from node.config import NodeConfig, write_secret
-from tests.helpers import QUICK_TIMEOUTS, run_cli, wait_until
+from tests.helpers import QUICK_TIMEOUTS, forge_stored_block, run_cli, stored_block, wait_until
 from verifier.rpc_client import RpcClient
 
 pytestmark = pytest.mark.integration
@@ -49,10 +47,6 @@ def _rewrite_config(path: Path, **changes: object) -> None:
     import tomli_w
 
     path.write_text(tomli_w.dumps(obj))
-
-
-def _block_key(height: int) -> bytes:
-    return b"b" + struct.pack(">Q", height)  # ledger.store's layout
 
 
 def _signers(net: Localnet, node: int, start: int, count: int) -> set[int]:
@@ -114,15 +108,16 @@ def test_backup_under_load_restore_and_catch_up(net: Localnet, tmp_path: Path) -
         # A tampered copy: one ballot byte of a block changed, the block re-encoded whole.
         tampered = tmp_path / "tampered"
         shutil.copytree(out, tampered)
-        db = plyvel.DB(str(tampered / "db"))
-        target = next(h for h in range(1, height + 1) if Block.decode(db.get(_block_key(h))).ballots)
-        key = _block_key(target)
-        block = Block.decode(db.get(key))
-        forged = bytearray(block.ballots[0])
-        forged[-1] ^= 1
-        db.put(key, Block(block.header, (bytes(forged), *block.ballots[1:]), block.transactions,
-                          block.last_commit).encode())
-        db.close()
+        target = next(h for h in range(1, height + 1) if Block.decode(stored_block(tampered / "db", h)).ballots)
+
+        def forge(raw: bytes) -> bytes:
+            block = Block.decode(raw)
+            forged = bytearray(block.ballots[0])
+            forged[-1] ^= 1
+            return Block(block.header, (bytes(forged), *block.ballots[1:]), block.transactions,
+                         block.last_commit).encode()
+
+        forge_stored_block(tampered / "db", target, forge)
         refused = run_cli("node", "restore", "--from", tampered, "--data-dir", tmp_path / "bad")
         assert refused.returncode == 2 and "Traceback" not in refused.stdout + refused.stderr
         line = (refused.stdout + refused.stderr).strip()
