@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import threading
@@ -53,6 +54,14 @@ def cpu_seconds(pids: list[int]) -> float:
             times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
     return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, over all cores."""
+    t = psutil.cpu_times()
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    total = sum(t)
+    return total - idle, total
 
 
 def store_mib(db: Path) -> dict[str, float]:
@@ -149,9 +158,16 @@ def main() -> None:
             sampler.start()
             print(f"phase 1: {fixed_n} ballots at {args.rate}/s ...", file=sys.stderr)
             pids = [p.pid for p in net.procs.values()]
-            cpu_before = cpu_seconds(pids)
+            cpu_before, own_before, busy_before = cpu_seconds(pids), cpu_seconds([os.getpid()]), machine_busy()
             fixed = asyncio.run(run_load(net.rpc_urls, ballots[:fixed_n], rate=args.rate))
             f1 = fixed.figures()
+            busy_after = machine_busy()
+            # How near the machine ran to its limit: above ~90% busy, any pause (a
+            # compaction, a collection) leaves a backlog the rate cannot work off quickly.
+            f1["machine_cpu_busy_share"] = round(
+                (busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1]), 3)
+            f1["load_generator_cpu_ms_per_ballot"] = round(
+                (cpu_seconds([os.getpid()]) - own_before) * 1000 / max(1, fixed.finalized), 3)
             # The validators' whole CPU per ballot (every validator checks every ballot):
             # the cost that decides how close to the machine's limit a rate runs.
             f1["validators_cpu_ms_per_ballot"] = round(
