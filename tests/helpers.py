@@ -18,6 +18,7 @@ from ledger.assemble import assemble_block
 from ledger.block import Block, BlockHeader, CommitCertificate, last_commit_hash, transactions_hash
 from ledger.blockfiles import BlockLocation, segment_name
 from ledger.genesis import Genesis
+from ledger.hashing import keccak256
 from ledger.merkle import MerkleFrontier
 from ledger.rules import BlockEffects
 from ledger.state import ChainTip
@@ -26,6 +27,8 @@ from node.config import ConsensusTimeouts
 
 if TYPE_CHECKING:
     from typer.testing import Result
+
+    from ledger.chain import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
 # Short consensus timeouts for small localnets on loopback; a quiet chain with a checkpoint
@@ -70,6 +73,22 @@ def next_block(
 ) -> Block:
     return assemble_block(k.genesis, tip, ballots, time_ms=tip.time_ms + dt,
                           proposer=k.validator_keys[0].public_key, last_commit=last)
+
+
+def commit_blocks(k: ElectionKit, chain: Chain, blocks: int, per_block: int, first_voter: int = 0) -> list[bytes]:
+    """Commit ``blocks`` certified blocks of ``per_block`` plaintext ballots each on the
+    chain's tip, voters counted on from ``first_voter``; the ballots' tracking codes."""
+    last = chain.store.certificate(chain.store.height) if chain.store.height else None
+    codes: list[bytes] = []
+    voter = first_voter
+    for _ in range(blocks):
+        ballots = [k.ballot(voter + i, i % 3).encode() for i in range(per_block)]
+        voter += per_block
+        block = next_block(k, chain.store.tip, ballots, last)
+        last = certify(k, block)
+        chain.commit(block, last)
+        codes.extend(keccak256(b) for b in ballots)
+    return codes
 
 
 def value_depth(value: object) -> int:

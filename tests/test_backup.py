@@ -23,31 +23,22 @@ from node.backup import (
     request_backup,
     restore_backup,
 )
-from tests.helpers import certify, kit, next_block
+from tests.helpers import commit_blocks, kit
 
 K = kit(4, 64)
-
-
-def _grow(chain: Chain, blocks: int, first_voter: int) -> None:
-    last = chain.store.certificate(chain.store.height) if chain.store.height else None
-    for b in range(blocks):
-        ballots = [K.ballot(first_voter + b * 4 + i, i % 3).encode() for i in range(4)]
-        block = next_block(K, chain.store.tip, ballots, last)
-        last = certify(K, block)
-        chain.commit(block, last)
 
 
 async def _backup_while_committing(data: Path, out: Path) -> dict:  # type: ignore[type-arg]
     """Serve the admin socket, ask for a backup from a thread, and commit blocks on the
     loop meanwhile; the answer."""
     with Chain(data / "db", K.genesis) as chain:
-        _grow(chain, 3, 0)
+        commit_blocks(K, chain, 3, 4)
         server = AdminServer(data / ADMIN_SOCKET, BackupSource("v0", K.genesis, chain.store, lambda: None))
         await server.start()
         try:
             asked = asyncio.ensure_future(asyncio.to_thread(request_backup, data, out))
             await asyncio.sleep(0)
-            _grow(chain, 2, 12)  # the chain goes on; the backup is of the snapshot's moment
+            commit_blocks(K, chain, 2, 4, first_voter=12)  # the chain goes on; the backup is of the snapshot's moment
             answer = await asked
             assert chain.store.height == 5
         finally:

@@ -18,21 +18,10 @@ from ledger.state import ChainTip
 from ledger.store import LedgerStore
 from ledger.store_check import check_stored_chain
 from ledger.validators import ValidatorSchedule
-from tests.helpers import certify, kit, next_block
+from tests.helpers import certify, commit_blocks, kit, next_block
 
 K = kit(1, 64)
 _U64 = struct.Struct(">Q")
-
-
-def _fill(chain: Chain, blocks: int, per_block: int = 3, first_voter: int = 0) -> None:
-    last = chain.store.certificate(chain.store.height) if chain.store.height else None
-    voter = first_voter
-    for _ in range(blocks):
-        ballots = [K.ballot(voter + i, i % 3).encode() for i in range(per_block)]
-        voter += per_block
-        block = next_block(K, chain.store.tip, ballots, last)
-        last = certify(K, block)
-        chain.commit(block, last)
 
 
 def _blocks(path: Path) -> list[bytes]:
@@ -66,7 +55,7 @@ def test_appends_read_back_across_segments_and_the_extent_is_what_they_fill(
 
 def test_segments_roll_over_and_reopen_whole(tmp_path: Path) -> None:
     with Chain(tmp_path / "db", K.genesis, segment_bytes=2_000) as chain:
-        _fill(chain, 12)
+        commit_blocks(K, chain, 12, 3)
         extent = chain.store.block_files()
     assert len(extent) >= 3 and all(size <= 2_000 for _, size in extent)
     assert [size for _, size in extent] == [path.stat().st_size for path, _ in extent]
@@ -89,7 +78,7 @@ def test_bytes_a_crash_left_after_the_tip_are_cut_off_and_the_chain_goes_on(tmp_
     next block's location would then be past them, and a backup would copy them)."""
     path = tmp_path / "db"
     with Chain(path, K.genesis, segment_bytes=2_000) as chain:
-        _fill(chain, 5)
+        commit_blocks(K, chain, 5, 3)
         extent = chain.store.block_files()
     last_path, last_size = extent[-1]
     with last_path.open("ab") as f:
@@ -99,7 +88,7 @@ def test_bytes_a_crash_left_after_the_tip_are_cut_off_and_the_chain_goes_on(tmp_
     with Chain(path, K.genesis, segment_bytes=2_000) as chain:
         assert chain.store.block_files() == extent
         assert last_path.stat().st_size == last_size and not orphan.exists()
-        _fill(chain, 3, first_voter=30)
+        commit_blocks(K, chain, 3, 3, first_voter=30)
     assert len(_blocks(path)) == 8 and _check(path) == 8
 
 
@@ -108,7 +97,7 @@ def test_a_failed_batch_takes_its_append_back(tmp_path: Path) -> None:
     store stays at its tip, and the block committed next goes where the failed one went."""
     path = tmp_path / "db"
     with Chain(path, K.genesis) as chain:
-        _fill(chain, 2)
+        commit_blocks(K, chain, 2, 3)
         before = chain.store.block_files()
         block = next_block(K, chain.store.tip, [K.ballot(50, 1).encode()], chain.store.certificate(2))
         real = chain.store._db
@@ -133,7 +122,7 @@ def test_a_failed_batch_takes_its_append_back(tmp_path: Path) -> None:
 def test_a_missing_or_shortened_block_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "db"
     with Chain(path, K.genesis, segment_bytes=2_000) as chain:
-        _fill(chain, 8)
+        commit_blocks(K, chain, 8, 3)
         extent = chain.store.block_files()
     first, last = extent[0][0], extent[-1][0]
     whole = last.read_bytes()
@@ -162,12 +151,12 @@ def _to_older_layout(path: Path) -> None:
 def test_a_store_of_the_older_layout_reads_and_goes_on_in_block_files(tmp_path: Path) -> None:
     path = tmp_path / "db"
     with Chain(path, K.genesis) as chain:
-        _fill(chain, 4)
+        commit_blocks(K, chain, 4, 3)
     blocks = _blocks(path)
     _to_older_layout(path)
     assert _blocks(path) == blocks and _check(path) == 4
     with Chain(path, K.genesis) as chain:
-        _fill(chain, 2, first_voter=20)
+        commit_blocks(K, chain, 2, 3, first_voter=20)
         assert chain.store.block_files()[0][1] == len(chain.store.raw_block(5)) + len(chain.store.raw_block(6))
     assert _blocks(path)[:4] == blocks and _check(path) == 6
 

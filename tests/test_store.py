@@ -24,28 +24,14 @@ from ledger.chain import Chain
 from ledger.errors import BadTreeRange, NotAStore, StoreChainMismatch, StoreCorrupt
 from ledger.hashing import keccak256
 from ledger.store import LedgerStore
-from tests.helpers import certify, kit, next_block
+from tests.helpers import certify, commit_blocks, kit, next_block
 
 K = kit(1, 64)
 
 
-def _fill(chain: Chain, blocks: int, per_block: int) -> list[bytes]:
-    codes: list[bytes] = []
-    last = None
-    voter = 0
-    for _ in range(blocks):
-        ballots = [K.ballot(voter + i, i % 3).encode() for i in range(per_block)]
-        voter += per_block
-        block = next_block(K, chain.store.tip, ballots, last)
-        last = certify(K, block)
-        chain.commit(block, last)
-        codes.extend(keccak256(b) for b in ballots)
-    return codes
-
-
 def test_reopen_keeps_everything_and_serves_proofs_for_every_index_and_size(tmp_path: Path) -> None:
     with Chain(tmp_path / "db", K.genesis) as chain:
-        codes = _fill(chain, 7, 5)
+        codes = commit_blocks(K, chain, 7, 5)
     with LedgerStore(tmp_path / "db", K.genesis) as store:
         assert store.height == 7 and store.log_size == 35
         for size in range(1, 36):
@@ -68,7 +54,7 @@ def test_a_ballot_is_recorded_only_once_its_block_is_the_published_tip(tmp_path:
     checkpoint whose log does not hold the ballot ("leaf index 7 is outside a tree of
     size 7", seen on a quiet chain). Fails when ``ballot_position`` ignores the tip."""
     with Chain(tmp_path / "db", K.genesis) as chain:
-        codes = _fill(chain, 2, 3)
+        codes = commit_blocks(K, chain, 2, 3)
         store = chain.store
         published = store.tip
         store._tip = dataclasses.replace(published, height=1)  # the instant before publication
@@ -128,22 +114,13 @@ class Source:
 def damaged_source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     path = tmp_path_factory.mktemp("damaged") / "db"
     with Chain(path, K.genesis) as chain:
-        _fill(chain, 6, 4)
+        commit_blocks(K, chain, 6, 4)
     LedgerStore(path, K.genesis).close()  # opening turns the log into a table
     with Chain(path, K.genesis) as chain:
-        _fill_more(chain, 3)
+        commit_blocks(K, chain, 3, 4, first_voter=40)
     scratch = tmp_path_factory.mktemp("scratch") / "db"
     shutil.copytree(path, scratch)  # reading the store also rewrites its files
     return Source(path, _contents(scratch))
-
-
-def _fill_more(chain: Chain, blocks: int) -> None:
-    last = chain.store.certificate(chain.store.height)
-    for b in range(blocks):
-        ballots = [K.ballot(40 + 4 * b + i, i % 3).encode() for i in range(4)]
-        block = next_block(K, chain.store.tip, ballots, last)
-        last = certify(K, block)
-        chain.commit(block, last)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -189,7 +166,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from ledger.chain import Chain
-    from tests.helpers import certify, kit, next_block
+    from tests.helpers import certify, commit_blocks, kit, next_block
     K = kit(1, 64)
     chain = Chain(sys.argv[1], K.genesis)
     last = chain.store.certificate(chain.store.height) if chain.store.height else None
@@ -276,7 +253,7 @@ def test_a_block_commit_is_one_batch_a_failed_second_write_leaves_nothing_above_
     voters = range(40, 43)
     ballots = [K.ballot(v, v % 3).encode() for v in voters]
     with Chain(db, K.genesis) as chain:
-        _fill(chain, 2, 3)
+        commit_blocks(K, chain, 2, 3)
         block = next_block(K, chain.store.tip, ballots, chain.store.certificate(2))
         spy = _SecondWriteFails(chain.store._db)
         chain.store._db = spy

@@ -12,28 +12,19 @@ import pytest
 from ledger.block import Block, CommitCertificate, CommitSignature
 from ledger.chain import Chain
 from ledger.errors import StoreCorrupt
-from ledger.hashing import keccak256
 from ledger.state import ChainTip
 from ledger.store import LedgerStore
 from ledger.store_check import check_stored_chain
 from ledger.validators import ValidatorSchedule
-from tests.helpers import certify, forge_stored_block, kit, next_block
+from tests.helpers import commit_blocks, forge_stored_block, kit
 
 K = kit(4, 64)
 BLOCKS, PER_BLOCK = 5, 6
 
 
 def _chain(path: Path) -> list[bytes]:
-    codes: list[bytes] = []
     with Chain(path, K.genesis) as chain:
-        last = None
-        for b in range(BLOCKS):
-            ballots = [K.ballot(b * PER_BLOCK + i, i % 3).encode() for i in range(PER_BLOCK)]
-            block = next_block(K, chain.store.tip, ballots, last)
-            last = certify(K, block)
-            chain.commit(block, last)
-            codes += [keccak256(raw) for raw in ballots]
-    return codes
+        return commit_blocks(K, chain, BLOCKS, PER_BLOCK)
 
 
 def _check(path: Path) -> ChainTip:
