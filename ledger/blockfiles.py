@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.errors import StoreCorrupt, StoreError
+from ledger.files import fsync_path
 
 #: A segment is closed once the next block would take it past this size (a block larger
 #: than a segment gets a segment of its own).
@@ -96,7 +97,7 @@ class BlockFiles:
                 os.unlink(self._path(number))
                 removed = True
         if removed:
-            self._sync_directory()
+            fsync_path(self.directory)
         path = self._path(segment)
         if last is not None:
             size = path.stat().st_size if path.exists() else -1
@@ -106,7 +107,7 @@ class BlockFiles:
                     f"({'missing' if size < 0 else f'{size} bytes'}; the chain's blocks need {end})")
             if size > end:
                 os.truncate(path, end)
-                self._fsync_path(path)
+                fsync_path(path)
         self._segment, self._end = segment, end
 
     # --- writing ----------------------------------------------------------------------
@@ -128,7 +129,7 @@ class BlockFiles:
         if self._write_fd is not None:
             os.fdatasync(self._write_fd)
         if self._new_segment:
-            self._sync_directory()
+            fsync_path(self.directory)
             self._new_segment = False
 
     def discard(self, location: BlockLocation) -> None:
@@ -193,14 +194,3 @@ class BlockFiles:
 
     def _path(self, segment: int) -> Path:
         return self.directory / segment_name(segment)
-
-    def _sync_directory(self) -> None:
-        self._fsync_path(self.directory)
-
-    @staticmethod
-    def _fsync_path(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -74,8 +74,13 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = 
                 raise FileExistsError(f"{path} exists; refusing to replace it") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
+    fsync_path(path.parent)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path (a directory: the entries made in it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.fsync(directory)
+        os.fsync(fd)
     finally:
-        os.close(directory)
+        os.close(fd)

@@ -49,7 +49,7 @@ import plyvel
 
 from ledger import jsonbound
 from ledger.errors import LedgerError
-from ledger.files import read_bounded, write_atomic
+from ledger.files import fsync_path, read_bounded, write_atomic
 from ledger.genesis import Genesis
 from ledger.rules import validator_schedule
 from ledger.state import ChainTip
@@ -138,11 +138,10 @@ def copy_snapshot(snapshot: Any, target: Path, abort: threading.Event) -> int:
     return count
 
 
-def copy_prefixes(files: list[tuple[Path, int]], target: Path, abort: threading.Event) -> int:
+def copy_prefixes(files: list[tuple[Path, int]], target: Path, abort: threading.Event) -> None:
     """The first ``size`` bytes of each file into ``target`` under its own name, synced:
     the chain's block files as far as the snapshot's blocks fill them (appends made since
-    lie past that and are not copied). The bytes copied."""
-    total = 0
+    lie past that and are not copied)."""
     for source, size in files:
         with source.open("rb") as src, (target / source.name).open("xb") as dst:
             left = size
@@ -156,13 +155,7 @@ def copy_prefixes(files: list[tuple[Path, int]], target: Path, abort: threading.
                 left -= len(chunk)
             dst.flush()
             os.fsync(dst.fileno())
-        total += size
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the new files' directory entries
-    finally:
-        os.close(fd)
-    return total
+    fsync_path(target)  # the new files' directory entries
 
 
 def write_backup(out: Path, snapshots: dict[str, Any], manifest: BackupManifest, genesis_json: str,

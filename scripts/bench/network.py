@@ -28,6 +28,7 @@ from _common import emit, machine
 
 from ballotledger.loadgen import make_ballots, run_load
 from ballotledger.localnet import Localnet
+from ledger.blockfiles import segment_name, segment_numbers
 from node.config import ConsensusTimeouts
 from verifier.rpc_client import RpcClient
 
@@ -66,9 +67,10 @@ def machine_busy() -> tuple[float, float]:
 
 def store_mib(db: Path) -> dict[str, float]:
     """A chain store's size on disk: its LevelDB (index, log nodes) and its block files."""
-    files = [p for p in db.iterdir() if p.is_file()]
-    blocks = sum(p.stat().st_size for p in files if p.name.startswith("blocks-"))
-    rest = sum(p.stat().st_size for p in files if not p.name.startswith("blocks-"))
+    segments = {segment_name(n) for n in segment_numbers(db)}
+    sizes = {p.name: p.stat().st_size for p in db.iterdir() if p.is_file()}
+    blocks = sum(size for name, size in sizes.items() if name in segments)
+    rest = sum(sizes.values()) - blocks
     return {"leveldb_mib": round(rest / 2**20, 1), "block_files_mib": round(blocks / 2**20, 1)}
 
 
