@@ -29,6 +29,7 @@ from node.precheck import ArrivalOrder, BallotPrechecker, Place, WorkersUnavaila
 
 SLICE_S = 0.002  # the longest the in-order step holds the consensus loop before it yields
 Answer = Admission | LedgerError
+OnPending = Callable[[list[bytes]], None]
 
 
 def worth_a_worker(election: ElectionDef) -> bool:
@@ -52,15 +53,19 @@ class BallotAdmission:
         self._order = ArrivalOrder()
         self.on_answers: Callable[[list[Answer]], None] | None = None  # each batch's answers (metrics, logs)
 
-    async def admit(self, items: Sequence[bytes | LedgerError]) -> list[Answer]:
+    async def admit(self, items: Sequence[bytes | LedgerError], *, on_pending: OnPending | None = None) -> list[Answer]:
         """One answer per item, in order: its admission, or why it was refused (an item
-        that is already an error, such as bad hex, is answered with itself)."""
+        that is already an error, such as bad hex, is answered with itself).
+
+        ``on_pending``: called with the ballots now pending, before each pause, so no
+        block can take a ballot before it is handed on (the RPC's gossip: a proposal
+        names its ballots and the peers must have them)."""
         place = self._order.arrive()
         try:
             forms, to_check = await self._triage(place, [item for item in items if isinstance(item, bytes)])
             verdicts = await self._precheck(to_check, forms)
             await place.wait()
-            answers = await self._in_order(items, forms, verdicts)
+            answers = await self._in_order(items, forms, verdicts, on_pending)
         finally:
             place.finish()
         if self.on_answers is not None:
@@ -103,13 +108,18 @@ class BallotAdmission:
         return dict(zip(raws, verdicts, strict=True))
 
     async def _in_order(
-        self, items: Sequence[bytes | LedgerError], forms: dict[bytes, CheckedBallot], verdicts: dict[bytes, Verdict]
+        self, items: Sequence[bytes | LedgerError], forms: dict[bytes, CheckedBallot], verdicts: dict[bytes, Verdict],
+        on_pending: OnPending | None,
     ) -> list[Answer]:
         out: list[Answer] = []
+        pending: list[bytes] = []
         started = time.perf_counter()
         now = self.clock_ms()
         for item in items:
             if time.perf_counter() - started > SLICE_S:
+                if on_pending is not None and pending:
+                    on_pending(pending)
+                    pending = []
                 await asyncio.sleep(0)  # let consensus run
                 started = time.perf_counter()
                 now = self.clock_ms()
@@ -117,7 +127,13 @@ class BallotAdmission:
                 out.append(item)
                 continue
             try:
-                out.append(self.mempool.admit(item, now, verdicts, forms.get(item)))
+                answer = self.mempool.admit(item, now, verdicts, forms.get(item))
             except LedgerError as exc:
                 out.append(exc)
+                continue
+            out.append(answer)
+            if answer.status == "pending":
+                pending.append(item)
+        if on_pending is not None and pending:
+            on_pending(pending)
         return out

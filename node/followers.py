@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from ledger.errors import LedgerError
-from node.admission import Answer, BallotAdmission
+from node.admission import Answer, BallotAdmission, OnPending
 from node.blocksync import RESPONSE_BYTES
 from node.config import FollowerLimits
 from node.frames import FrameType, TokenBucket
@@ -67,5 +67,5 @@ class FollowerGate:
 class ReadOnlyAdmission(BallotAdmission):
     """A follower's ``admission``: every submission refused with one clear code."""
 
-    async def admit(self, items: Sequence[bytes | LedgerError]) -> list[Answer]:
+    async def admit(self, items: Sequence[bytes | LedgerError], *, on_pending: OnPending | None = None) -> list[Answer]:
         return [FollowerReadOnly("this node is a follower: submit to a validator") for _ in items]

@@ -125,15 +125,8 @@ class BallotMethods:
         ]
 
     async def _admit(self, decoded: list[bytes | LedgerError]) -> list[Admission | LedgerError]:
-        """On the consensus loop: admit, then gossip what is newly pending."""
-        answers = await self.node.admission.admit(decoded)
-        fresh = [
-            raw for raw, a in zip(decoded, answers, strict=True)
-            if isinstance(raw, bytes) and isinstance(a, Admission) and a.status == "pending"
-        ]
-        if fresh:
-            self.node.gossip_ballots(fresh)
-        return answers
+        """On the consensus loop: admit, gossiping what is pending as it goes."""
+        return await self.node.admission.admit(decoded, on_pending=self.node.gossip_ballots)
 
     # --- cheap answers (on the loop) ---------------------------------------------------
     async def status(self) -> dict[str, Any]:

@@ -500,3 +500,36 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_every_ballot_a_block_could_take_was_handed_on_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``on_pending`` (the RPC's gossip) gets each pending ballot before admission yields,
+    so a proposal built between two slices names only ballots already on their way to the
+    peers. Fails when the ballots are handed on once, after the whole batch."""
+    from node import admission as admission_module
+
+    monkeypatch.setattr(admission_module, "SLICE_S", 0.0)  # yield after every ballot
+    k = ekit("first-counts")
+    with Chain(tmp_path / "db", k.genesis) as chain:
+        mempool = Mempool(k.genesis, chain.store)
+        admission = BallotAdmission(mempool, lambda: _now(k))
+        handed: list[bytes] = []
+        unhanded_in_a_block: list[bytes] = []
+        done = False
+
+        async def proposer() -> None:  # whenever the loop is free: what would a block take?
+            while not done:
+                unhanded_in_a_block.extend(r for r in mempool.take(1000, _now(k)) if r not in handed)
+                await asyncio.sleep(0)
+
+        async def scenario() -> list[Admission | LedgerError]:
+            nonlocal done
+            watcher = asyncio.create_task(proposer())
+            answers = await admission.admit(many_ballots()[:20], on_pending=handed.extend)
+            done = True
+            await watcher
+            return answers
+
+        answers = asyncio.run(scenario())
+    assert all(isinstance(a, Admission) for a in answers)
+    assert sorted(handed) == sorted(many_ballots()[:20]) and unhanded_in_a_block == []
