@@ -48,6 +48,8 @@ class FrameType(IntEnum):
     LINK_INIT = 10  # handshake, node.peerlink: dialler -> acceptor
     LINK_RESPONSE = 11  # acceptor -> dialler
     LINK_FINISH = 12  # dialler -> acceptor
+    COMPACT_PROPOSAL = 13  # a proposal naming its ballots by tracking code (node.compact)
+    PROPOSAL_REQUEST = 14  # "send me your whole proposal of (height, round)"
 
 
 # Handled by the transport itself; everything else goes to the application callback.

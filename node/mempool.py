@@ -125,6 +125,11 @@ class Mempool:
     def is_pending(self, code: bytes) -> bool:
         return code in self._pending
 
+    def pending_bytes(self, code: bytes) -> bytes | None:
+        """A pending ballot's bytes by its tracking code (a compact proposal names it so)."""
+        checked = self._pending.get(code)
+        return None if checked is None else checked.envelope.encode()
+
     def take(self, max_ballots: int, time_ms: int) -> list[bytes]:
         """The oldest ballots, in admission order, that a block at ``time_ms`` may carry.
 

@@ -26,12 +26,20 @@ from ledger.crypto import SigningKey
 from ledger.elections import Elections
 from ledger.errors import BadTransaction, LedgerError
 from ledger.files import load_genesis
+from ledger.hashing import keccak256
 from ledger.rules import elections_at
 from node.admission import BallotAdmission
 from node.app import LedgerApplication
 from node.background import BackgroundThreads
 from node.backup import ADMIN_SOCKET, AdminServer, BackupSource, RestoreGuard, state_snapshot_of
 from node.blocksync import BlockSync, SyncedBlock
+from node.compact import (
+    SentProposals,
+    compact_proposal,
+    decode_proposal_request,
+    encode_proposal_request,
+    rebuild_proposal,
+)
 from node.config import ConfigError, NodeConfig, load_node_key, split_address
 from node.consensus.core import (
     Broadcast,
@@ -44,8 +52,9 @@ from node.consensus.core import (
     Step,
     Timeout,
     TimeoutParams,
+    TimerKind,
 )
-from node.consensus.messages import Proposal, decode_message, encode_message
+from node.consensus.messages import Message, Proposal, decode_message, encode_message
 from node.evm import LevelStateDB, open_executor
 from node.followers import OUTSIDER_FRAME_PENALTY, FollowerGate, FollowerReadOnly, ReadOnlyAdmission
 from node.frames import FrameType, decode_batch, encode_batch
@@ -68,6 +77,7 @@ GOSSIP_FLUSH_S = 0.01
 MAX_GOSSIP_BATCH = 2000
 # Gossiped ballots being checked at once; past this a peer's next frames wait for them.
 MAX_GOSSIP_CHECKING = 2 * MAX_GOSSIP_BATCH
+HELD_BEFORE_START = frozenset({FrameType.CONSENSUS, FrameType.COMPACT_PROPOSAL, FrameType.SYNC_RESPONSE})
 BAD_MESSAGE_PENALTY = 20.0
 # Consensus frames held while the core is not started yet (peers may race our start-up).
 MAX_EARLY_FRAMES = 1024
@@ -156,7 +166,10 @@ class ValidatorNode:
         self.admission = (ReadOnlyAdmission if self.follower else BallotAdmission)(
             self.mempool, wall_clock_ms, self.prechecker if config.admission_workers else None
         )
-        self._gossip_checking: dict[asyncio.Task[object], int] = {}
+        # Gossiped ballots still being checked, by task and by tracking code: a compact
+        # proposal may name them before they reach the mempool.
+        self._gossip_checking: dict[asyncio.Task[object], tuple[bytes, ...]] = {}
+        self._arriving: dict[bytes, bytes] = {}
         self.metrics = NodeMetrics()
         self.reporter = NodeReporter(self.metrics, refusal_interval_s=config.log_refusals_every_s,
                                      max_tracked_ballots=config.mempool_max)
@@ -173,7 +186,8 @@ class ValidatorNode:
         self._stop: asyncio.Event | None = None
         self._started = False
         self._closing = False
-        self._early: deque[tuple[bytes, bytes]] = deque()
+        self._early: deque[tuple[bytes, FrameType, bytes]] = deque()
+        self._sent_proposals = SentProposals()
         self._early_bytes = 0
         self._time_event: asyncio.TimerHandle | None = None
         self.failure: BaseException | None = None  # set once: the validator halted on it
@@ -285,8 +299,8 @@ class ValidatorNode:
             self._on_peer_up(peer)
         early, self._early = self._early, deque()
         self._early_bytes = 0
-        for peer, payload in early:
-            await self.on_frame(peer, FrameType.CONSENSUS, payload)
+        for peer, frame_type, payload in early:
+            await self.on_frame(peer, frame_type, payload)
 
     async def close(self) -> None:
         self._closing = True
@@ -333,14 +347,23 @@ class ValidatorNode:
             elif isinstance(out, Broadcast):
                 if isinstance(out.message, Proposal):
                     self.reporter.proposal_seen(out.message.height, out.message.round)
-                self.transport.broadcast(FrameType.CONSENSUS, encode_message(out.message))
+                    self._broadcast_proposal(out.message)
+                else:
+                    self.transport.broadcast(FrameType.CONSENSUS, encode_message(out.message))
             elif isinstance(out, ScheduleTimeout):
                 assert self._loop is not None
-                self._loop.call_later(out.delay_s, self._on_timer, out.timeout)
+                self._loop.call_later(self._timer_delay(out), self._on_timer, out.timeout)
             elif isinstance(out, Decide):
                 self._commit(out.block, out.certificate)
             elif isinstance(out, RoundChange):
                 self.reporter.round_changed(out)
+
+    def _timer_delay(self, out: ScheduleTimeout) -> float:
+        """The pause after a commit (``block_interval_ms``) lets the next block fill; with a
+        full block's worth already pending it would only hold a backlog back longer."""
+        if out.step == TimerKind.NEW_HEIGHT and len(self.mempool) >= self.app.max_block_ballots:
+            return 0.0
+        return out.delay_s
 
     def _on_timer(self, timeout: Timeout) -> None:
         # A timeout due while the node closes would build a block from a closed store.
@@ -384,12 +407,16 @@ class ValidatorNode:
             self._bump("follower_frames_refused")
             self.transport.report_misbehaviour(peer, OUTSIDER_FRAME_PENALTY, f"{frame_type.name} from a follower")
             return
-        if not self._started and frame_type in (FrameType.CONSENSUS, FrameType.SYNC_RESPONSE):
+        if not self._started and frame_type in HELD_BEFORE_START:
             self._hold(peer, frame_type, payload)
             return
         try:
             if frame_type == FrameType.CONSENSUS:
-                self._on_consensus(peer, payload)
+                self._on_consensus(peer, decode_message(payload))
+            elif frame_type == FrameType.COMPACT_PROPOSAL:
+                self._on_compact_proposal(peer, payload)
+            elif frame_type == FrameType.PROPOSAL_REQUEST:
+                self._serve_proposal(peer, payload)
             elif frame_type == FrameType.TXS:
                 await self._admit_gossip(decode_batch(payload, max_items=MAX_GOSSIP_BATCH))
             elif frame_type == FrameType.EVM_TX and self.txpool is not None:
@@ -407,16 +434,15 @@ class ValidatorNode:
     def _hold(self, peer: bytes, frame_type: FrameType, payload: bytes) -> None:
         """A peer raced our start-up: keep its consensus messages (bounded) for after it.
         A sync response cannot be one we asked for yet."""
-        if frame_type != FrameType.CONSENSUS or len(self._early) >= MAX_EARLY_FRAMES or (
+        if frame_type == FrameType.SYNC_RESPONSE or len(self._early) >= MAX_EARLY_FRAMES or (
             self._early_bytes + len(payload) > MAX_EARLY_BYTES
         ):
             self._bump("dropped_before_start")
             return
-        self._early.append((peer, payload))
+        self._early.append((peer, frame_type, payload))
         self._early_bytes += len(payload)
 
-    def _on_consensus(self, peer: bytes, payload: bytes) -> None:
-        message = decode_message(payload)
+    def _on_consensus(self, peer: bytes, message: Message) -> None:
         self.restore_guard.heard(message.height)
         if isinstance(message, Proposal):
             self.reporter.proposal_seen(message.height, message.round)
@@ -425,19 +451,60 @@ class ValidatorNode:
             self._request_sync(peer)
         self._perform(self.core.on_message(message))
 
+    # --- proposals by tracking code (node.compact) ----------------------------------------
+    def _broadcast_proposal(self, proposal: Proposal) -> None:
+        """Peers get the block's ballots named by tracking code: they hold the ballots
+        already, from gossip. The whole proposal stays here for any peer that asks."""
+        self._sent_proposals.keep(proposal.height, proposal.round, encode_message(proposal))
+        self._flush_gossip()  # this node's own new ballots go ahead of the proposal on every link
+        self.transport.broadcast(FrameType.COMPACT_PROPOSAL, compact_proposal(proposal, self._tracking_code))
+
+    def _tracking_code(self, raw: bytes) -> bytes:
+        known = self.mempool.admitted.get(raw)  # a block's ballots come from the mempool
+        return known.tracking_code if known is not None else keccak256(raw)
+
+    def _on_compact_proposal(self, peer: bytes, payload: bytes) -> None:
+        rebuilt = rebuild_proposal(payload, self._ballot_by_code)
+        if rebuilt.proposal is not None:
+            self._bump("proposals_rebuilt")
+            self._on_consensus(peer, rebuilt.proposal)
+        elif rebuilt.height == self.core.height:
+            self._bump("proposals_asked_whole")
+            request = encode_proposal_request(rebuilt.height, rebuilt.round)
+            self.transport.send(peer, FrameType.PROPOSAL_REQUEST, request)
+        elif rebuilt.height > self.core.height:  # this node is behind: block sync, not this proposal
+            self.reporter.peer_ahead(rebuilt.height)
+            self._request_sync(peer)
+
+    def _ballot_by_code(self, code: bytes) -> bytes | None:
+        """A ballot in the mempool, or gossiped and still being checked (the block's
+        validation then checks it in full, as it does any ballot it has not admitted)."""
+        raw = self.mempool.pending_bytes(code)
+        return raw if raw is not None else self._arriving.get(code)
+
+    def _serve_proposal(self, peer: bytes, payload: bytes) -> None:
+        height, round_ = decode_proposal_request(payload)
+        message = self._sent_proposals.answer(peer, height, round_)
+        if message is not None:
+            self._bump("proposals_sent_whole")
+            self.transport.send(peer, FrameType.CONSENSUS, message)
+
     async def _admit_gossip(self, raws: Sequence[bytes]) -> None:
         """A peer's ballots into the mempool (refusals are no fault of the peer: a ballot
         may have gone final or stale on the way). They are checked while this peer's
         next frames, its votes among them, go on; only while more than
         :data:`MAX_GOSSIP_CHECKING` gossiped ballots are being checked do they wait."""
         task: asyncio.Task[object] = asyncio.create_task(self.admission.admit(raws))
-        self._gossip_checking[task] = len(raws)
+        codes = tuple(keccak256(raw) for raw in raws)
+        self._arriving.update(zip(codes, raws, strict=True))
+        self._gossip_checking[task] = codes
         task.add_done_callback(self._gossip_checked)
-        if sum(self._gossip_checking.values()) > MAX_GOSSIP_CHECKING:
+        if sum(map(len, self._gossip_checking.values())) > MAX_GOSSIP_CHECKING:
             await asyncio.wait([task])
 
     def _gossip_checked(self, task: asyncio.Task[object]) -> None:
-        self._gossip_checking.pop(task, None)
+        for code in self._gossip_checking.pop(task, ()):
+            self._arriving.pop(code, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("admitting gossiped ballots failed", exc_info=task.exception())
         self._work_arrived()

@@ -20,6 +20,7 @@ import pytest
 
 from ballotledger.netsetup import NetworkLayout, init_network
 from ledger.block import VoteKind
+from node.compact import rebuild_proposal
 from node.config import ConsensusTimeouts, NodeConfig, read_key
 from node.consensus.core import Step, Timeout, TimerKind
 from node.consensus.messages import Message, Proposal, Vote, decode_message, encode_message
@@ -78,6 +79,8 @@ class SpyDB:
 class RecordingTransport:
     def __init__(self, events: Events) -> None:
         self.events = events
+        self.ballot_by_code: Callable[[bytes], bytes | None] = lambda code: None  # to read compact proposals
+        self.direct: list[tuple[bytes, FrameType, bytes]] = []  # frames sent to one peer
 
     async def start(self) -> None:
         pass
@@ -89,11 +92,16 @@ class RecordingTransport:
         list(addresses)
 
     def broadcast(self, frame_type: FrameType, payload: bytes) -> int:
+        if frame_type == FrameType.COMPACT_PROPOSAL:  # the whole proposal it names
+            rebuilt = rebuild_proposal(payload, self.ballot_by_code)
+            assert rebuilt.proposal is not None, "the proposer's own ballots"
+            payload, frame_type = encode_message(rebuilt.proposal), FrameType.CONSENSUS
         if frame_type == FrameType.CONSENSUS:
             self.events.items.append(("send", payload, False))
         return 3
 
     def send(self, peer: bytes, frame_type: FrameType, payload: bytes) -> bool:
+        self.direct.append((peer, frame_type, payload))
         return True
 
     def report_misbehaviour(self, peer: bytes, penalty: float, reason: str) -> None:
