@@ -120,6 +120,9 @@ class NodeMetrics:
                                ["code"], registry=r)
         self.round_changes = Counter(p + "round_changes", "Rounds left without a decision, by reason",
                                      ["reason"], registry=r)
+        self.proposals = Counter(p + "proposals", "Compact proposals: rebuilt here from held ballots, asked for "
+                                 "whole (a ballot was missing), or sent whole to a peer that asked", ["how"],
+                                 registry=r)
         self.wal_fsync = Histogram(p + "wal_fsync_seconds", "One synced write of the signing log",
                                    buckets=FSYNC_BUCKETS, registry=r)
         self.rpc_requests = Counter(p + "rpc_requests", "JSON-RPC calls answered, by method", ["method"],

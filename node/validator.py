@@ -467,9 +467,11 @@ class ValidatorNode:
         rebuilt = rebuild_proposal(payload, self._ballot_by_code)
         if rebuilt.proposal is not None:
             self._bump("proposals_rebuilt")
+            self.metrics.proposals.labels("rebuilt").inc()
             self._on_consensus(peer, rebuilt.proposal)
         elif rebuilt.height == self.core.height:
             self._bump("proposals_asked_whole")
+            self.metrics.proposals.labels("asked_whole").inc()
             request = encode_proposal_request(rebuilt.height, rebuilt.round)
             self.transport.send(peer, FrameType.PROPOSAL_REQUEST, request)
         elif rebuilt.height > self.core.height:  # this node is behind: block sync, not this proposal
@@ -487,6 +489,7 @@ class ValidatorNode:
         message = self._sent_proposals.answer(peer, height, round_)
         if message is not None:
             self._bump("proposals_sent_whole")
+            self.metrics.proposals.labels("sent_whole").inc()
             self.transport.send(peer, FrameType.CONSENSUS, message)
 
     async def _admit_gossip(self, raws: Sequence[bytes]) -> None:

@@ -96,6 +96,7 @@ def test_a_validator_rebuilds_what_it_holds_and_asks_for_the_rest(net: Net, hold
             assert transport.direct == [(PEER, FrameType.PROPOSAL_REQUEST, encode_proposal_request(1, 0))]
             assert block_hash not in prevotes(events, index)
             assert node.counters.get("proposals_asked_whole") == 1
+            assert node.metrics.registry.get_sample_value("ballotledger_proposals_total", {"how": "asked_whole"}) == 1
             await node.on_frame(PEER, FrameType.CONSENSUS, encode_message(proposal))
         else:
             assert transport.direct == [] and node.counters.get("proposals_rebuilt") == 1
@@ -130,6 +131,7 @@ def test_a_proposer_sends_compact_and_answers_each_peer_once_with_the_whole(net:
         await node.on_frame(b"peer-a", FrameType.PROPOSAL_REQUEST, encode_proposal_request(1, 1))  # never made
         assert transport.direct == [(b"peer-a", FrameType.CONSENSUS, whole[0]),
                                     (b"peer-b", FrameType.CONSENSUS, whole[0])]
+        assert node.metrics.registry.get_sample_value("ballotledger_proposals_total", {"how": "sent_whole"}) == 2
         await node.close()
 
     run(scenario)
