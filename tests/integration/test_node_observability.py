@@ -100,6 +100,10 @@ def test_metrics_move_with_the_chain(net: Localnet, ballots: list[bytes]) -> Non
     wait_for("validator 0 at its peers' height", lambda: (lambda s: value(s, "ballotledger_synced") == 1 and value(
         s, "ballotledger_sync_behind_heights") <= 1)(scrape(net, 0)))  # a peer may be a height ahead a moment
     assert value(after, "ballotledger_mempool_ballots") == 0
+    # Proposals travel compact (node.compact): the three validators that did not propose the
+    # ballots' block rebuilt it from the ballots they held.
+    rebuilt = [value(scrape(net, i), "ballotledger_proposals_total", how="rebuilt") for i in range(4)]
+    assert sum(n > 0 for n in rebuilt) >= 3, rebuilt
     assert value(after, "ballotledger_consensus_step") in (0, 1, 2, 3)
     assert value(after, "process_resident_memory_bytes") > 0
 
