@@ -466,17 +466,19 @@ class ValidatorNode:
     def _on_compact_proposal(self, peer: bytes, payload: bytes) -> None:
         rebuilt = rebuild_proposal(payload, self._ballot_by_code)
         if rebuilt.proposal is not None:
-            self._bump("proposals_rebuilt")
-            self.metrics.proposals.labels("rebuilt").inc()
+            self._count_proposal("rebuilt")
             self._on_consensus(peer, rebuilt.proposal)
         elif rebuilt.height == self.core.height:
-            self._bump("proposals_asked_whole")
-            self.metrics.proposals.labels("asked_whole").inc()
+            self._count_proposal("asked_whole")
             request = encode_proposal_request(rebuilt.height, rebuilt.round)
             self.transport.send(peer, FrameType.PROPOSAL_REQUEST, request)
         elif rebuilt.height > self.core.height:  # this node is behind: block sync, not this proposal
             self.reporter.peer_ahead(rebuilt.height)
             self._request_sync(peer)
+
+    def _count_proposal(self, how: str) -> None:
+        self._bump(f"proposals_{how}")  # the status counters
+        self.metrics.proposals.labels(how).inc()
 
     def _ballot_by_code(self, code: bytes) -> bytes | None:
         """A ballot in the mempool, or gossiped and still being checked (the block's
@@ -488,8 +490,7 @@ class ValidatorNode:
         height, round_ = decode_proposal_request(payload)
         message = self._sent_proposals.answer(peer, height, round_)
         if message is not None:
-            self._bump("proposals_sent_whole")
-            self.metrics.proposals.labels("sent_whole").inc()
+            self._count_proposal("sent_whole")
             self.transport.send(peer, FrameType.CONSENSUS, message)
 
     async def _admit_gossip(self, raws: Sequence[bytes]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from ballotledger.loadgen import make_ballots
 from ballotledger.netsetup import init_network
-from ledger.block import VoteKind
+from ledger.block import Block, VoteKind
 from ledger.hashing import keccak256
 from node.compact import compact_proposal, encode_proposal_request
 from node.consensus.core import ScheduleTimeout, TimerKind
@@ -64,7 +64,7 @@ def test_ballots_gossiped_but_still_being_checked_rebuild_the_proposal(net: Net)
         assert not any(node.mempool.pending_bytes(keccak256(r)) for r in raws)  # still being checked
         await node.on_frame(PEER, FrameType.COMPACT_PROPOSAL, compact_proposal(proposal, keccak256))
         assert transport.direct == [] and node.counters.get("proposals_rebuilt") == 1
-        block_hash = node.app.block_hash(proposal.block)
+        block_hash = Block.decode(proposal.block).hash()
         await until(lambda: block_hash in prevotes(events, index), "a prevote for the block")
         await node.close()
 
@@ -78,18 +78,16 @@ def test_a_validator_rebuilds_what_it_holds_and_asks_for_the_rest(net: Net, hold
     and then prevotes it."""
     raws = make_ballots(net.layout.directory, 3)
     proposal = signed_proposal(net, raws)
-    block_hash = keccak256(b"")  # replaced below by the node's own reading of the block
+    block_hash = Block.decode(proposal.block).hash()
     index = a_voter(net)
     events = Events()
 
     async def scenario() -> None:
-        nonlocal block_hash
         node = open_node(net, index, events)
         transport = node.transport
         assert isinstance(transport, RecordingTransport)
         for raw in raws[:holds]:
             node.mempool.admit(raw, wall_clock_ms())
-        block_hash = node.app.block_hash(proposal.block)
         await node.start()
         await node.on_frame(PEER, FrameType.COMPACT_PROPOSAL, compact_proposal(proposal, keccak256))
         if holds < len(raws):
